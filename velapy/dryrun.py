@@ -1,0 +1,122 @@
+"""Application → the `vela dry-run` text stream (semantics §7.1), byte for byte.
+
+For each top-level `deploy` step of the workflow (explicit or generated), its override policies
+are applied and the components rendered, and the result is printed once per topology policy of
+that step (`<app> with topology <t>`), or once as `<app> only with override policies`; an app
+without deploy steps is printed once as `<app>`. Like `vela dry-run`, placements are not applied
+here (no cluster, app namespace): the per-cluster view is the output folder's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from velapy.application import Application, Component, Policy
+from velapy.definitions import Registry
+from velapy.engine import Evaluator
+from velapy.errors import Diagnostic, InputError
+from velapy.policies import OVERRIDE, TOPOLOGY, apply_overrides
+from velapy.refobjects import HubObjects
+from velapy.render import AUXILIARY_WORKLOAD, ComponentManifest, RenderTask, render
+from velapy.workflow import DEPLOY, find_policy, resolve_workflow
+from velapy.yamlio import dump_yaml
+
+
+@dataclass(frozen=True)
+class Block:
+    """One printed block: a title and the manifests rendered for it."""
+
+    title: str
+    manifests: tuple[ComponentManifest, ...]
+
+
+def dry_run_blocks(app: Application, registry: Registry, evaluator: Evaluator,
+                   hub: HubObjects | None = None) -> tuple[list[str], list[Block]]:
+    """(warnings, blocks) as `vela dry-run` computes them."""
+    wf = resolve_workflow(app)
+    warnings: list[str] = []
+    referenced: set[str] = set()
+    plans: list[tuple[list[str], list[Component]]] = []  # (titles, effective components)
+    problems: list[Diagnostic] = []
+    for step in wf.steps:
+        if step.type != DEPLOY:
+            continue
+        names = step.properties.get("policies") or []
+        topologies: list[Policy] = []
+        overrides: list[Policy] = []
+        for k, name in enumerate(names):
+            p = find_policy(app, str(name))
+            if p is None:
+                problems.append(Diagnostic(f"policy {name} not found", _step_loc(app, step, k), _suggest(app, name)))
+                continue
+            referenced.add(p.name)
+            if p.type == TOPOLOGY:
+                topologies.append(p)
+            elif p.type == OVERRIDE:
+                overrides.append(p)
+        if problems:
+            continue
+        comps = apply_overrides(app, app.components, overrides, registry)
+        titles = [f"{app.name} with topology {t.name}" for t in topologies] or \
+            [f"{app.name} only with override policies"]
+        plans.append((titles, comps))
+    if problems:
+        raise InputError(problems)
+    if not plans:
+        plans.append(([app.name], list(app.components)))
+    if wf.ref == "":
+        for d in app.external_workflows:
+            warnings.append(f"WARNING: workflow {(d.data.get('metadata') or {}).get('name')} not referenced by application")
+    for p in app.external_policies:
+        if p.name not in referenced:
+            warnings.append(f"WARNING: policy {p.name} not referenced by application")
+    # one engine pass for all deploy steps
+    tasks: list[RenderTask] = []
+    spans: list[tuple[int, int]] = []
+    for _titles, comps in plans:
+        start = len(tasks)
+        tasks.extend(RenderTask(app, c, components=tuple(comps)) for c in comps)
+        spans.append((start, len(tasks)))
+    rendered = render(tasks, registry, evaluator, hub)
+    blocks: list[Block] = []
+    for (titles, _comps), (a, b) in zip(plans, spans, strict=True):
+        for title in titles:
+            blocks.append(Block(title, tuple(rendered[a:b])))
+    return warnings, blocks
+
+
+def _step_loc(app: Application, step: object, k: int):  # type: ignore[no-untyped-def]
+    from velapy.workflow import Step
+    assert isinstance(step, Step)
+    if step.path:
+        return app.location([*step.path, "properties", "policies", k])
+    return step.location
+
+
+def _suggest(app: Application, name: object) -> str:
+    import difflib
+    names = [p.name for p in app.policies] + [p.name for p in app.external_policies]
+    close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
+    return f'did you mean "{close[0]}"?' if close else ""
+
+
+def format_blocks(warnings: Sequence[str], blocks: Sequence[Block]) -> str:
+    """The dry-run text: `PrintDryRun`'s layout for each block."""
+    parts: list[str] = []
+    for w in warnings:
+        parts.append(w + "\n\n")
+    for block in blocks:
+        for m in block.manifests:
+            parts.append(f"---\n# Application({block.title}) -- Component({m.component})\n---\n\n")
+            parts.append(dump_yaml(m.workload) if m.workload is not None else "null\n")
+            parts.append("\n---\n")
+            for o in m.outputs:
+                if o.trait == AUXILIARY_WORKLOAD:
+                    parts.append("## From the auxiliary workload\n")
+                elif o.trait:
+                    parts.append(f"## From the trait {o.trait}\n")
+                parts.append(dump_yaml(o.obj))
+                parts.append("\n---\n")
+            parts.append("\n")
+    return "".join(parts)

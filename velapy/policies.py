@@ -1,0 +1,159 @@
+"""Override policies: components + override policy properties → the effective components.
+
+KubeVela's rules (semantics §5.2): each patch entry in order; `name` is an unanchored pattern
+(`*` → `.*`); a different `type` replaces the component; otherwise properties are deep-merged
+(maps merge, lists and scalars replace, null sets null) and traits are merged by type (properties
+merged, `disable: true` removes, new types appended); a name that matches nothing and has a
+lowercase letter adds a component; `selector` keeps the listed components. Several override
+policies compose left to right.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from velapy.application import Application, Component, Policy, Trait
+from velapy.definitions import Registry
+from velapy.errors import Diagnostic, InputError
+
+TOPOLOGY = "topology"
+OVERRIDE = "override"
+
+
+def deep_merge(base: Any, patch: Any) -> Any:
+    """mergo WithOverride: maps merge recursively, everything else (lists included) is replaced."""
+    if isinstance(base, dict) and isinstance(patch, dict):
+        out = dict(base)
+        for k, v in patch.items():
+            out[k] = deep_merge(base[k], v) if k in base else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(patch)
+
+
+def _traits_raw(traits: Sequence[Trait]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for t in traits:
+        d: dict[str, Any] = {"type": t.type}
+        if t.properties is not None:
+            d["properties"] = t.properties
+        out.append(d)
+    return out
+
+
+def _component(name: str, ctype: str, props: Any, traits: list[Trait], base: Component | None) -> Component:
+    raw: dict[str, Any] = dict(base.raw) if base is not None else {}
+    raw.update({"name": name, "type": ctype})
+    if props is not None:
+        raw["properties"] = props
+    else:
+        raw.pop("properties", None)
+    if traits:
+        raw["traits"] = _traits_raw(traits)
+    else:
+        raw.pop("traits", None)
+    renumbered = tuple(Trait(t.type, t.properties, t.index) for t in traits)
+    return Component(name, ctype, props, renumbered, base.depends_on if base else (), raw,
+                     base.index if base else -1)
+
+
+def _merge_component(base: Component, patch: dict[str, Any]) -> Component:
+    props = base.properties
+    if "properties" in patch and patch["properties"] is not None:
+        props = deep_merge(props if props is not None else {}, patch["properties"])
+    # duplicate trait types in the base collapse to the last one, shown at each original position
+    by_type: dict[str, Trait] = {t.type: t for t in base.traits}
+    order: list[str] = [t.type for t in base.traits]
+    removed: set[str] = set()
+    for pt in patch.get("traits") or []:
+        ttype = str(pt.get("type", ""))
+        if ttype in by_type:
+            if pt.get("disable"):
+                removed.add(ttype)
+                continue
+            old = by_type[ttype]
+            tprops = old.properties
+            if pt.get("properties") is not None:
+                tprops = deep_merge(tprops if tprops is not None else {}, pt["properties"])
+            by_type[ttype] = Trait(ttype, tprops, old.index)
+        elif not pt.get("disable"):
+            by_type[ttype] = Trait(ttype, pt.get("properties"), -1)
+            order.append(ttype)
+    traits = [by_type[t] for t in order if t not in removed]
+    return _component(base.name, base.type, props, traits, base)
+
+
+def _new_component(patch: dict[str, Any], name: str) -> Component:
+    traits = [Trait(str(t.get("type", "")), t.get("properties"), -1)
+              for t in patch.get("traits") or [] if not t.get("disable")]
+    return _component(name, str(patch.get("type", "")), patch.get("properties"), traits, None)
+
+
+def apply_override(components: Sequence[Component], policy: Policy) -> list[Component]:
+    """One override policy applied to the components (KubeVela's PatchComponents)."""
+    props = policy.properties or {}
+    comps = list(components)
+    for entry in props.get("components") or []:
+        if not isinstance(entry, dict):
+            continue
+        name = str(entry.get("name") or "")
+        ptype = str(entry.get("type") or "")
+        if not name:
+            comps = [_merge_component(c, entry) if (not ptype or c.type == ptype) else c for c in comps]
+            continue
+        pattern = re.compile(name.replace("*", ".*"))
+        matched = False
+        out: list[Component] = []
+        for c in comps:
+            if pattern.search(c.name):
+                matched = True
+                if ptype and ptype != c.type:
+                    out.append(_new_component(entry, name))
+                else:
+                    out.append(_merge_component(c, entry))
+            else:
+                out.append(c)
+        if not matched and any(ch.islower() for ch in name):
+            out.append(_new_component(entry, name))
+        comps = out
+    selector = props.get("selector")
+    if selector is not None:
+        keep = {str(s) for s in selector}
+        comps = [c for c in comps if c.name in keep]
+    return comps
+
+
+def check_override_types(app: Application, policy: Policy, registry: Registry) -> list[Diagnostic]:
+    """Component and trait types named by an override policy must be known definitions."""
+    out: list[Diagnostic] = []
+    props = policy.properties or {}
+    for i, entry in enumerate(props.get("components") or []):
+        if not isinstance(entry, dict):
+            continue
+        base = ["spec", "policies", policy.index, "properties", "components", i]
+        where = policy.doc.location(base if policy.index >= 0 else ["properties", "components", i])
+        if entry.get("type") and registry.get("component", str(entry["type"])) is None:
+            out.append(Diagnostic(f'override policy {policy.name}: unknown component type "{entry["type"]}"', where,
+                                  registry.suggest("component", str(entry["type"]))))
+        for j, t in enumerate(entry.get("traits") or []):
+            ttype = str((t or {}).get("type", ""))
+            if ttype and registry.get("trait", ttype) is None:
+                out.append(Diagnostic(f'override policy {policy.name}: unknown trait type "{ttype}"', where,
+                                      registry.suggest("trait", ttype)))
+    return out
+
+
+def apply_overrides(app: Application, components: Sequence[Component], policies: Sequence[Policy],
+                    registry: Registry) -> list[Component]:
+    """Override policies applied left to right."""
+    problems: list[Diagnostic] = []
+    for p in policies:
+        problems.extend(check_override_types(app, p, registry))
+    if problems:
+        raise InputError(problems)
+    comps = list(components)
+    for p in policies:
+        comps = apply_override(comps, p)
+    return comps

@@ -1,0 +1,368 @@
+"""Render tasks (component × placement) → component manifests, with the fewest engine calls.
+
+Round 0 evaluates every component template of every task in one engine call. Round k evaluates
+the k-th trait of every task that has one, in one call, with `context.output` / `context.outputs`
+taken from the previous round, so the number of engine calls grows with the trait depth, never
+with the number of components or clusters. Between rounds the trait results are merged in
+Python: trait `outputs` are appended, `patch` is applied with KubeVela's strategies
+(`velapy.patch`), `patchOutputs` merged into the auxiliaries of that name, `errs` reported.
+Finally the OAM label/annotation contract and namespaces are applied (semantics §4.1).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from velapy.application import Application, Component
+from velapy.definitions import Definition, Registry
+from velapy.engine import CueError, Evaluator, Instance, Result
+from velapy.errors import Diagnostic, InputError, Location
+from velapy.patch import PatchError, apply_patch, strategy_unify
+from velapy.refobjects import HubObjects, resolve_ref_objects
+
+AUXILIARY_WORKLOAD = "AuxiliaryWorkload"
+REF_OBJECTS = "ref-objects"
+
+# label keys of the OAM contract
+L_APP = "app.oam.dev/name"
+L_APP_NS = "app.oam.dev/namespace"
+L_COMPONENT = "app.oam.dev/component"
+L_REVISION = "app.oam.dev/appRevision"
+L_RESOURCE_TYPE = "app.oam.dev/resourceType"
+L_WORKLOAD_TYPE = "workload.oam.dev/type"
+L_TRAIT_TYPE = "trait.oam.dev/type"
+L_TRAIT_RESOURCE = "trait.oam.dev/resource"
+A_FILTER_LABELS = "filter.oam.dev/label-keys"
+A_FILTER_ANNOTATIONS = "filter.oam.dev/annotation-keys"
+_DROPPED_ANNOTATIONS = ("app.oam.dev/inplace-upgrade", A_FILTER_LABELS, A_FILTER_ANNOTATIONS,
+                        "kubectl.kubernetes.io/last-applied-configuration")
+
+
+@dataclass(frozen=True)
+class ClusterVersion:
+    major: str = ""
+    minor: int = 0
+    git_version: str = ""
+    platform: str = ""
+
+    @staticmethod
+    def parse(version: str) -> ClusterVersion:
+        """`"1.28"` / `"v1.18+"` → major "1", minor 28 (trailing `.+-/?!` trimmed, as KubeVela)."""
+        v = version.strip().lstrip("v")
+        if not v:
+            return ClusterVersion()
+        parts = v.split(".")
+        major = parts[0]
+        minor_text = parts[1].rstrip(".+-/?!") if len(parts) > 1 else ""
+        digits = ""
+        for ch in minor_text:
+            if not ch.isdigit():
+                break
+            digits += ch
+        return ClusterVersion(major, int(digits) if digits else 0, "v" + v if v[0].isdigit() else v, "")
+
+    def as_context(self) -> dict[str, Any]:
+        return {"major": self.major, "minor": self.minor, "gitVersion": self.git_version, "platform": self.platform}
+
+
+@dataclass(frozen=True)
+class RenderTask:
+    """One component rendered for one placement."""
+
+    app: Application
+    component: Component
+    cluster: str = ""  # context.cluster ("" in dry-run mode)
+    namespace: str = ""  # placement namespace ("" keeps the app namespace)
+    cluster_version: ClusterVersion = ClusterVersion()
+    components: tuple[Component, ...] = ()  # the effective component list (context.components)
+
+    @property
+    def context_namespace(self) -> str:
+        return self.namespace or self.app.namespace
+
+
+@dataclass(frozen=True)
+class Output:
+    """One rendered object and where it came from."""
+
+    obj: dict[str, Any]
+    role: str  # "workload", "auxiliary" (component outputs) or "trait"
+    trait: str  # trait type ("" for workload / auxiliary)
+    resource: str  # the output name ("" for the workload)
+
+
+@dataclass(frozen=True)
+class ComponentManifest:
+    component: str
+    workload: dict[str, Any] | None
+    outputs: tuple[Output, ...]  # component outputs in order, then each trait's outputs in order
+
+    def objects(self) -> list[Output]:
+        head = [Output(self.workload, "workload", "", "")] if self.workload is not None else []
+        return head + list(self.outputs)
+
+
+@dataclass
+class _State:
+    task: RenderTask
+    definition: Definition
+    properties: Any
+    workload: dict[str, Any] | None = None
+    outputs: list[Output] = field(default_factory=list)
+    failed: bool = False
+
+
+def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator,
+           hub: HubObjects | None = None) -> list[ComponentManifest]:
+    """Render every task; all problems of one round are reported together (InputError)."""
+    problems: list[Diagnostic] = []
+    states: list[_State] = []
+    for task in tasks:
+        comp = task.component
+        loc = task.app.component_location(comp, "type")
+        try:
+            d = registry.require("component", comp.type, loc)
+            for t in comp.traits:
+                registry.require("trait", t.type, task.app.component_location(comp, "traits", t.index, "type",
+                                                                              trait=t.type))
+        except InputError as exc:
+            problems.extend(exc.diagnostics)
+            continue
+        props = comp.properties
+        if comp.type == REF_OBJECTS or _is_ref_objects(d):
+            try:
+                props = {"objects": resolve_ref_objects(task, hub)}
+            except InputError as exc:
+                problems.extend(exc.diagnostics)
+                continue
+        if d.template is None:
+            problems.append(Diagnostic(f"component definition {d.name} has no CUE template", d.location()))
+            continue
+        states.append(_State(task, d, props))
+    _raise(problems)
+
+    # round 0: component templates
+    instances = [Instance(s.definition.template, s.properties if s.properties is not None else {},  # type: ignore[arg-type]
+                          _context(s)) for s in states]
+    for s, r in zip(states, evaluator.evaluate(instances), strict=True):
+        if r.errors:
+            problems.extend(_cue_diagnostics(s, r.errors, None))
+            s.failed = True
+            continue
+        _take_component(s, r, problems)
+    _raise(problems)
+
+    depth = max((len(s.task.component.traits) for s in states), default=0)
+    for k in range(depth):
+        active = [s for s in states if k < len(s.task.component.traits)]
+        insts = []
+        for s in active:
+            trait = s.task.component.traits[k]
+            tdef = registry.get("trait", trait.type)
+            assert tdef is not None
+            if tdef.template is None:
+                problems.append(Diagnostic(f"trait definition {tdef.name} has no CUE template", tdef.location()))
+                continue
+            ctx = _context(s)
+            ctx["output"] = s.workload if s.workload is not None else {}
+            ctx["outputs"] = {o.resource: o.obj for o in s.outputs}
+            ctx["componentType"] = s.task.component.type
+            insts.append(Instance(tdef.template, trait.properties, ctx))
+        _raise(problems)
+        for s, r in zip(active, evaluator.evaluate(insts), strict=True):
+            trait = s.task.component.traits[k]
+            if r.errors:
+                problems.extend(_cue_diagnostics(s, r.errors, trait.index))
+                continue
+            _take_trait(s, trait.index, trait.type, r, problems)
+        _raise(problems)
+    return [_assemble(s) for s in states]
+
+
+def _raise(problems: list[Diagnostic]) -> None:
+    if problems:
+        raise InputError(list(dict.fromkeys(problems)))
+
+
+def _is_ref_objects(d: Definition) -> bool:
+    return d.name == REF_OBJECTS
+
+
+def _context(s: _State) -> dict[str, Any]:
+    t = s.task
+    app = t.app
+    comps = t.components or app.components
+    return {
+        "name": t.component.name,
+        "namespace": t.context_namespace,
+        "appName": app.name,
+        "appRevision": "",
+        "appRevisionNum": 0,
+        "revision": "",
+        "publishVersion": app.annotations.get("app.oam.dev/publishVersion", ""),
+        "workflowName": app.annotations.get("app.oam.dev/workflowName", ""),
+        "appLabels": dict(app.labels),
+        "appAnnotations": dict(app.annotations),
+        "components": [c.raw for c in comps],
+        "replicaKey": "",
+        "cluster": t.cluster,
+        "clusterVersion": t.cluster_version.as_context(),
+        "parameter": s.properties if s.properties is not None else {},
+    }
+
+
+def _take_component(s: _State, r: Result, problems: list[Diagnostic]) -> None:
+    v = r.value
+    loc = s.task.app.component_location(s.task.component)
+    if _user_errors(v, loc, problems):
+        s.failed = True
+        return
+    out = v.get("output")
+    if out is not None:
+        if not isinstance(out, dict) or not out.get("kind") or not out.get("apiVersion"):
+            problems.append(Diagnostic(
+                f"the {s.definition.name} template's output is not a Kubernetes object (needs apiVersion and kind)",
+                loc))
+            s.failed = True
+            return
+        s.workload = out
+    for name, obj in (v.get("outputs") or {}).items():
+        if isinstance(obj, dict):
+            s.outputs.append(Output(obj, "auxiliary", AUXILIARY_WORKLOAD, name))
+
+
+def _take_trait(s: _State, index: int, ttype: str, r: Result, problems: list[Diagnostic]) -> None:
+    v = r.value
+    loc = s.task.app.component_location(s.task.component, "traits", index, trait=ttype)
+    if _user_errors(v, loc, problems):
+        return
+    for name, obj in (v.get("outputs") or {}).items():
+        if isinstance(obj, dict):
+            s.outputs.append(Output(obj, "trait", ttype, name))
+    if "patch" in v:
+        if s.workload is None:
+            problems.append(Diagnostic(f"patch trait {ttype} into an invalid workload", loc))
+            return
+        tags = _sub_tags(r, ("patch",))
+        try:
+            s.workload = apply_patch(s.workload, v["patch"], tags)
+        except PatchError as exc:
+            problems.append(Diagnostic(f"invalid patch trait {ttype} into workload: {exc.path}: {exc.message}", loc))
+            return
+    for name, patch in (v.get("patchOutputs") or {}).items():
+        tags = _sub_tags(r, ("patchOutputs", name))
+        for i, o in enumerate(s.outputs):
+            if o.resource == name:
+                try:
+                    s.outputs[i] = Output(strategy_unify(o.obj, patch, tags), o.role, o.trait, o.resource)
+                except PatchError as exc:
+                    problems.append(Diagnostic(
+                        f"invalid patchOutputs of trait {ttype} into {name}: {exc.path}: {exc.message}", loc))
+
+
+def _sub_tags(r: Result, prefix: tuple[str, ...]) -> dict[tuple[str | int, ...], dict[str, str]]:
+    n = len(prefix)
+    return {p[n:]: t for p, t in r.tags.items() if p[:n] == prefix}
+
+
+def _user_errors(v: dict[str, Any], loc: Location, problems: list[Diagnostic]) -> bool:
+    errs = v.get("errs")
+    if isinstance(errs, list) and errs:
+        problems.append(Diagnostic("User Errors:\n" + "\n".join(f"  {e}" for e in errs), loc))
+        return True
+    return False
+
+
+def _cue_diagnostics(s: _State, errors: list[CueError], trait_index: int | None) -> list[Diagnostic]:
+    """Blame the right author: parameter problems at the app's properties, others at the .cue file."""
+    app = s.task.app
+    comp = s.task.component
+    out: list[Diagnostic] = []
+    if trait_index is None:
+        what, tname, props_path = f"component type {comp.type}", "", ["properties"]
+        d = s.definition
+    else:
+        trait = comp.traits[trait_index]
+        what, tname, props_path = f"trait {trait.type}", trait.type, ["traits", trait_index, "properties"]
+        d = None
+    for e in errors:
+        if e.in_parameter:
+            sub = [p for p in e.path.split(".")[1:] if p] if e.path else []
+            steps: list[str | int] = [int(p) if p.isdigit() else p for p in sub]
+            loc = app.component_location(comp, *props_path, *steps, trait=tname) if comp.index >= 0 else \
+                Location(file=app.file, component=comp.name, trait=tname)
+            if comp.index >= 0:
+                loc = _nearest_existing(app, comp, props_path, steps, tname)
+            out.append(Diagnostic(f"invalid properties for {what}: {e.path or 'parameter'}: {e.message}", loc))
+        else:
+            file, line, col = e.positions[0] if e.positions else ((d.file if d else ""), 0, 0)
+            loc = Location(file=file, line=line, column=col, component=comp.name, trait=tname)
+            label = e.path + ": " if e.path else ""
+            out.append(Diagnostic(f"{what} failed to render: {label}{e.message}", loc))
+    return out
+
+
+def _nearest_existing(app: Application, comp: Component, props_path: list[str | int], steps: list[str | int],
+                      trait: str) -> Location:
+    loc = app.component_location(comp, *props_path, *steps, trait=trait)
+    from velapy.yamlio import format_path
+    return Location(loc.file, loc.line, loc.column,
+                    format_path(["spec", "components", comp.index, *props_path, *steps]), comp.name, trait)
+
+
+# ----------------------------------------------------------------------------------------------
+# assemble: the label / annotation contract (semantics §4.1)
+
+
+def _assemble(s: _State) -> ComponentManifest:
+    t = s.task
+    workload = None
+    if s.workload is not None:
+        workload = _contract(copy.deepcopy(s.workload), t, {
+            L_RESOURCE_TYPE: "WORKLOAD", L_WORKLOAD_TYPE: t.component.type}, "")
+    outs = []
+    for o in s.outputs:
+        extra = {L_RESOURCE_TYPE: "TRAIT", L_TRAIT_TYPE: o.trait, L_TRAIT_RESOURCE: o.resource}
+        outs.append(Output(_contract(copy.deepcopy(o.obj), t, extra, o.trait or AUXILIARY_WORKLOAD),
+                           o.role, o.trait, o.resource))
+    return ComponentManifest(t.component.name, workload, tuple(outs))
+
+
+def _contract(obj: dict[str, Any], t: RenderTask, extra: dict[str, str], trait_type: str) -> dict[str, Any]:
+    app = t.app
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
+        obj["metadata"] = meta
+    labels = dict(meta.get("labels") or {})
+    filtered = {k.strip() for k in app.annotations.get(A_FILTER_LABELS, "").split(",") if k.strip()}
+    for k, v in app.labels.items():
+        if k not in filtered:
+            labels[k] = v
+    labels.update({L_APP: app.name, L_APP_NS: app.namespace, L_COMPONENT: t.component.name, L_REVISION: ""})
+    labels.update(extra)
+    meta["labels"] = labels
+    annotations = dict(meta.get("annotations") or {})
+    annotations.update(app.annotations)
+    drop = set(_DROPPED_ANNOTATIONS) | {
+        k.strip() for k in app.annotations.get(A_FILTER_ANNOTATIONS, "").split(",") if k.strip()}
+    meta["annotations"] = {k: v for k, v in annotations.items() if k not in drop}
+    if not meta.get("name"):
+        meta["name"] = t.component.name if not trait_type else _generated_name(t.component.name, trait_type, obj)
+    is_namespace = obj.get("kind") == "Namespace" and obj.get("apiVersion") == "v1"
+    if t.namespace and not is_namespace:
+        meta["namespace"] = t.namespace
+    elif not meta.get("namespace") and not is_namespace:
+        meta["namespace"] = app.namespace
+    return obj
+
+
+def _generated_name(component: str, trait_type: str, obj: dict[str, Any]) -> str:
+    """`<component>-<trait type>-<hash>` for unnamed trait objects (hash of the object, stable)."""
+    import json
+    digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{component}-{trait_type.lower()}-{digest}"
