@@ -1,0 +1,75 @@
+"""engine: batched evaluation, errors mapped to instance and template file:line, runner selection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from velapy.engine import Evaluator, Instance, Template, select_runner
+from velapy.errors import EngineError
+
+BODY = """
+	parameter: {image: string, replicas: *1 | int}
+	output: {
+		apiVersion: "apps/v1"
+		kind: "Deployment"
+		metadata: name: strings.ToLower(context.name)
+		spec: replicas: parameter.replicas
+		spec: template: spec: containers: [{name: context.name, image: parameter.image}]
+	}
+	// +patchStrategy=jsonMergePatch
+	patch: {
+		metadata: labels: x: "y"
+	}
+"""
+TEMPLATE = Template("demo", BODY, ('"strings"',), "/defs/demo.cue", 20, 11)
+
+
+def test_many_instances_cost_one_engine_call(evaluator: Evaluator) -> None:
+    before = evaluator.calls
+    insts = [Instance(TEMPLATE, {"image": f"nginx:{i}"}, {"name": f"Web{i}"}) for i in range(40)]
+    results = evaluator.evaluate(insts)
+    assert evaluator.calls == before + 1
+    assert [r.value["output"]["metadata"]["name"] for r in results] == [f"web{i}" for i in range(40)]
+    assert results[7].value["output"]["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:7"
+    assert results[0].tags[("patch",)] == {"patchStrategy": "jsonMergePatch"}
+
+
+def test_identical_instances_are_evaluated_once_and_context_is_not_exported(evaluator: Evaluator) -> None:
+    inst = Instance(TEMPLATE, {"image": "a"}, {"name": "x", "big": list(range(50))})
+    a, b = evaluator.evaluate([inst, inst])
+    assert a is b
+    assert "context" not in a.value
+
+
+def test_errors_are_mapped_to_their_instance_and_template_line(evaluator: Evaluator) -> None:
+    good = Instance(TEMPLATE, {"image": "ok"}, {"name": "ok"})
+    wrong_type = Instance(TEMPLATE, {"image": 3}, {"name": "a"})
+    conflict = Instance(Template("c", "\toutput: a: 1\n\toutput: a: 2\n", (), "/defs/c.cue", 5, 11), None, {})
+    r_good, r_wrong, r_conflict = evaluator.evaluate([good, wrong_type, conflict])
+    assert not r_good.errors and r_good.value["output"]["metadata"]["name"] == "ok"
+    assert r_wrong.errors and r_wrong.errors[0].in_parameter
+    assert r_wrong.errors[0].path == "parameter.image"
+    err = r_conflict.errors[0]
+    assert err.path == "output.a" and "conflicting values" in err.message
+    assert {(f, line) for f, line, _c in err.positions} == {("/defs/c.cue", 5), ("/defs/c.cue", 6)}
+
+
+def test_missing_required_parameter_is_reported(evaluator: Evaluator) -> None:
+    (r,) = evaluator.evaluate([Instance(TEMPLATE, {}, {"name": "x"})])
+    assert any("incomplete" in e.message for e in r.errors)
+
+
+def test_vela_definitions_that_declare_context_still_work(evaluator: Evaluator) -> None:
+    t = Template("ctx", "\tcontext: name: string\n\toutput: {kind: \"X\", n: context.name}\n", (), "/d.cue", 1, 1,
+                 declares_context=True)
+    (r,) = evaluator.evaluate([Instance(t, None, {"name": "n1"})])
+    assert r.value["output"] == {"kind": "X", "n": "n1"}
+
+
+def test_runner_selection_errors_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match="not an executable"):
+        select_runner({"VELAPY_CUE": str(tmp_path / "nope"), "PATH": ""})
+    with pytest.raises(EngineError, match="make setup"):
+        select_runner({"PATH": "", "VELAPY_ENGINE_DIR": str(tmp_path)})

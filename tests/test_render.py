@@ -1,0 +1,216 @@
+"""render + dryrun, end to end through the engine: trait patch tags, outputs, errs, labels, the stream format."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from velapy.definitions import load_registry
+from velapy.dryrun import dry_run_blocks, format_blocks
+from velapy.engine import Evaluator
+from velapy.errors import InputError
+from velapy.pipeline import Inputs, load
+
+BASE = '''
+base: {type: "component", description: "test base"}
+template: {
+	output: {
+		apiVersion: "apps/v1"
+		kind: "Deployment"
+		metadata: {name: context.name, labels: fromTemplate: "t"}
+		spec: {
+			selector: matchLabels: "app.oam.dev/component": context.name
+			template: spec: containers: [{name: context.name, image: "nginx", env: [{name: "A", value: "1"}]}]
+		}
+	}
+	outputs: cm: {apiVersion: "v1", kind: "ConfigMap", metadata: name: context.name + "-cm", data: a: "1"}
+	parameter: {}
+}
+'''
+
+TRAITS = {
+    "append-by-key": '''
+	patch: {
+		// +patchKey=name
+		spec: template: spec: containers: [{name: "log", image: "fluentd"}]
+	}''',
+    "merge-inherited": '''
+	patch: spec: template: spec: {
+		// +patchKey=name
+		containers: [{name: context.name, env: [{name: "B", value: "2"}]}]
+	}''',
+    "conflict": '''
+	patch: spec: template: spec: {
+		// +patchKey=name
+		containers: [{name: context.name, env: [{name: "A", value: "9"}]}]
+	}''',
+    "retain-list": '''
+	patch: spec: template: spec: {
+		// +patchKey=name
+		containers: [{
+			name: context.name
+			// +patchStrategy=retainKeys
+			env: [{name: "A", value: "9"}]
+		}]
+	}''',
+    "replace-list": '''
+	patch: spec: template: spec: {
+		// +patchKey=name
+		containers: [{
+			name: context.name
+			// +patchStrategy=replace
+			env: [{name: "C", value: "3"}]
+		}]
+	}''',
+    "merge-patch": '''
+	// +patchStrategy=jsonMergePatch
+	patch: {
+		metadata: labels: {fromTemplate: null, team: parameter.team}
+	}
+	parameter: team: string''',
+    "json-ops": '''
+	// +patchStrategy=jsonPatch
+	patch: {
+		operations: [{op: "replace", path: "/spec/selector", value: {matchLabels: x: "y"}}]
+	}''',
+    "reads-output": '''
+	outputs: svc: {
+		apiVersion: "v1"
+		kind: "Service"
+		metadata: name: context.output.metadata.name + "-svc"
+		spec: selector: context.output.spec.selector.matchLabels
+	}''',
+    "patch-outputs": '''
+	patchOutputs: cm: data: b: "2"''',
+    "user-error": '''
+	errs: ["replicas must be even"]''',
+}
+
+
+@pytest.fixture(scope="module")
+def defs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("defs")
+    (d / "base.cue").write_text(BASE)
+    for name, body in TRAITS.items():
+        (d / f"{name}.cue").write_text(f'"{name}": {{type: "trait"}}\ntemplate: {{{body}\n}}\n')
+    return d
+
+
+def app_file(tmp_path: Path, traits: list[dict[str, Any]], extra: str = "") -> str:
+    import yaml
+    doc = {"apiVersion": "core.oam.dev/v1beta1", "kind": "Application",
+           "metadata": {"name": "demo", "namespace": "ns1", "labels": {"team": "x"},
+                        "annotations": {"note": "note-1", "kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+           "spec": {"components": [{"name": "web", "type": "base", "traits": traits}]}}
+    p = tmp_path / "app.yaml"
+    p.write_text(yaml.safe_dump(doc) + extra)
+    return str(p)
+
+
+def render_one(tmp_path: Path, defs: Path, evaluator: Evaluator, traits: list[dict[str, Any]]) -> list[Any]:
+    loaded = load(Inputs(app_file(tmp_path, traits), definition_dirs=(str(defs),)))
+    _w, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, loaded.hub)
+    return blocks[0].manifests[0].objects()
+
+
+def containers(objs: list[Any]) -> Any:
+    return objs[0].obj["spec"]["template"]["spec"]["containers"]
+
+
+def test_append_by_key(tmp_path: Path, defs: Path, evaluator: Evaluator) -> None:
+    objs = render_one(tmp_path, defs, evaluator, [{"type": "append-by-key"}])
+    assert [c["name"] for c in containers(objs)] == ["web", "log"]
+
+
+def test_merge_by_inherited_key(tmp_path: Path, defs: Path, evaluator: Evaluator) -> None:
+    objs = render_one(tmp_path, defs, evaluator, [{"type": "merge-inherited"}])
+    assert containers(objs)[0]["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+
+
+def test_conflict_is_a_located_error(tmp_path: Path, defs: Path, evaluator: Evaluator) -> None:
+    with pytest.raises(InputError) as info:
+        render_one(tmp_path, defs, evaluator, [{"type": "conflict"}])
+    text = info.value.render()
+    assert "invalid patch trait conflict into workload" in text
+    assert "conflicting values" in text and "(component web, trait conflict)" in text
+
+
+def test_retain_keys_and_replace(tmp_path: Path, defs: Path, evaluator: Evaluator) -> None:
+    objs = render_one(tmp_path, defs, evaluator, [{"type": "retain-list"}])
+    assert containers(objs)[0]["env"] == [{"name": "A", "value": "9"}]
+    objs = render_one(tmp_path, defs, evaluator, [{"type": "replace-list"}])
+    assert containers(objs)[0]["env"] == [{"name": "C", "value": "3"}]
+
+
+def test_json_strategies(tmp_path: Path, defs: Path, evaluator: Evaluator) -> None:
+    objs = render_one(tmp_path, defs, evaluator, [{"type": "merge-patch", "properties": {"team": "a"}},
+                                                   {"type": "json-ops"}])
+    labels = objs[0].obj["metadata"]["labels"]
+    assert "fromTemplate" not in labels and labels["team"] == "x"  # app label wins over the template's
+    assert objs[0].obj["spec"]["selector"] == {"matchLabels": {"x": "y"}}
+
+
+def test_trait_reads_patched_output_and_patches_outputs(tmp_path: Path, defs: Path, evaluator: Evaluator) -> None:
+    objs = render_one(tmp_path, defs, evaluator, [{"type": "json-ops"}, {"type": "reads-output"},
+                                                   {"type": "patch-outputs"}])
+    assert [(o.role, o.trait, o.resource) for o in objs] == [
+        ("workload", "", ""), ("auxiliary", "AuxiliaryWorkload", "cm"), ("trait", "reads-output", "svc")]
+    assert objs[2].obj["spec"]["selector"] == {"x": "y"}
+    assert objs[1].obj["data"] == {"a": "1", "b": "2"}
+
+
+def test_oam_contract(tmp_path: Path, defs: Path, evaluator: Evaluator) -> None:
+    objs = render_one(tmp_path, defs, evaluator, [])
+    w, cm = objs[0].obj, objs[1].obj
+    assert w["metadata"]["labels"] == {
+        "fromTemplate": "t", "team": "x", "app.oam.dev/name": "demo", "app.oam.dev/namespace": "ns1",
+        "app.oam.dev/component": "web", "app.oam.dev/appRevision": "", "app.oam.dev/resourceType": "WORKLOAD",
+        "workload.oam.dev/type": "base"}
+    assert w["metadata"]["annotations"] == {"note": "note-1"}
+    assert w["metadata"]["name"] == "web" and w["metadata"]["namespace"] == "ns1"
+    assert cm["metadata"]["labels"]["trait.oam.dev/type"] == "AuxiliaryWorkload"
+    assert cm["metadata"]["labels"]["trait.oam.dev/resource"] == "cm"
+    assert cm["metadata"]["labels"]["app.oam.dev/resourceType"] == "TRAIT"
+
+
+def test_errs_and_unknown_trait(tmp_path: Path, defs: Path, evaluator: Evaluator) -> None:
+    with pytest.raises(InputError, match="replicas must be even"):
+        render_one(tmp_path, defs, evaluator, [{"type": "user-error"}])
+    with pytest.raises(InputError) as info:
+        render_one(tmp_path, defs, evaluator, [{"type": "append-by-kye"}])
+    assert 'did you mean "append-by-key"?' in info.value.render()
+    assert "app.yaml:" in info.value.render()
+
+
+def test_engine_calls_grow_with_trait_depth_not_components(tmp_path: Path, defs: Path,
+                                                           evaluator: Evaluator) -> None:
+    import yaml
+    comps = [{"name": f"c{i}", "type": "base", "traits": [{"type": "append-by-key"}, {"type": "reads-output"}]}
+             for i in range(30)]
+    doc = {"apiVersion": "core.oam.dev/v1beta1", "kind": "Application", "metadata": {"name": "many"},
+           "spec": {"components": comps}}
+    (tmp_path / "many.yaml").write_text(yaml.safe_dump(doc))
+    loaded = load(Inputs(str(tmp_path / "many.yaml"), definition_dirs=(str(defs),)))
+    before = evaluator.calls
+    _w, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, loaded.hub)
+    assert len(blocks[0].manifests) == 30
+    assert evaluator.calls - before <= 3  # component round + two trait rounds
+
+
+def test_dry_run_stream_layout(tmp_path: Path, defs: Path, evaluator: Evaluator) -> None:
+    loaded = load(Inputs(app_file(tmp_path, [{"type": "reads-output"}]), definition_dirs=(str(defs),)))
+    text = format_blocks(*dry_run_blocks(loaded.app, loaded.registry, evaluator, loaded.hub))
+    assert text.startswith("---\n# Application(demo) -- Component(web)\n---\n\napiVersion: apps/v1\nkind: Deployment\n")
+    assert "\n---\n## From the auxiliary workload\napiVersion: v1\ndata:\n  a: \"1\"\nkind: ConfigMap\n" in text
+    assert "\n---\n## From the trait reads-output\napiVersion: v1\nkind: Service\n" in text
+    assert text.endswith("\n---\n\n")
+    assert text == format_blocks(*dry_run_blocks(loaded.app, loaded.registry, evaluator, loaded.hub))
+
+
+def test_builtins_load(registry: Any) -> None:
+    assert {"webservice", "worker", "task", "k8s-objects", "ref-objects"} <= set(registry.names("component"))
+    assert textwrap.dedent("x") == "x"
+    assert load_registry() is not None
