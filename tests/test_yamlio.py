@@ -608,7 +608,7 @@ def test_pure_python_parser_gives_the_same_result(monkeypatch: pytest.MonkeyPatc
     from velapy import yamlio
 
     fast, fast_error = load_documents(APP, "app.yaml"), str(error_of("a: [1\n"))
-    monkeypatch.setattr(yamlio, "_COMPOSERS", [yamlio._PureComposer])
+    monkeypatch.setattr(yamlio, "_COMPOSERS", (yamlio._PureComposer,))
     pure, pure_error = load_documents(APP, "app.yaml"), str(error_of("a: [1\n"))
     assert [d.data for d in pure] == [d.data for d in fast]
     path = ["spec", "components", 1, "properties", "ports", 0, "port"]

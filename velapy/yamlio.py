@@ -141,7 +141,11 @@ def _parse_go_int(text: str) -> int | None:
 
 
 def _is_timestamp(text: str) -> bool:
-    """Whether Go's `time.Parse` accepts `text` in one of go-yaml v2's four timestamp layouts."""
+    """Whether Go's `time.Parse` accepts `text` in one of go-yaml v2's four timestamp layouts.
+
+    As current Go parses them (KubeVela is built with Go 1.2x): one- or two-digit fields, any
+    number of fraction digits after `.` or `,`, zone offsets up to 24:60, real calendar days.
+    """
     match = _TIMESTAMP.fullmatch(text)
     if match is None:
         return False
@@ -327,6 +331,11 @@ def _go_key_less(left: str, right: str) -> bool:
 
 
 def _go_sorted(keys: Iterable[str]) -> list[str]:
+    """`keys` in go-yaml's order.
+
+    That order is not transitive for some key sets (`x1y < x2y < x10y < x1y`); go-yaml then
+    prints whatever its sort makes of Go's random map order, and we print one fixed order.
+    """
     ordered = sorted(keys)
     # Code point order agrees with go-yaml's for most keys; check the neighbours before paying
     # for a comparison sort.
@@ -346,7 +355,6 @@ def _compare_keys(left: str, right: str) -> int:
 # --------------------------------------------------------------------------------------------
 
 _BREAKS = "\r\n\x85\u2028\u2029"
-_BLANK_OR_BREAK = " \t" + _BREAKS + "\x00"
 # libyaml's "printable" as go-yaml v2 tests it on UTF-8: no C1 controls (so no NEL), no
 # characters outside the Basic Multilingual Plane, no BOM.
 _NOT_PRINTABLE = re.compile(r"[^\n\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd]")
@@ -694,13 +702,13 @@ class _PureComposer(_PlainMarkingResolver, yaml.BaseLoader):
     """Pure-Python parser; its error messages are the ones we show."""
 
 
-_COMPOSERS: list[type[Any]] = [_PureComposer]
+_COMPOSERS: tuple[type[Any], ...] = (_PureComposer,)
 if yaml.__with_libyaml__:
 
     class _FastComposer(_PlainMarkingResolver, yaml.CBaseLoader):
         """libyaml's parser, used first for speed."""
 
-    _COMPOSERS.insert(0, _FastComposer)
+    _COMPOSERS = (_FastComposer, _PureComposer)
 
 
 def _compose_with(composer: type[Any], text: str) -> list[Node]:
