@@ -69,7 +69,7 @@ def main() -> int:
             differ += 1
             print(f"DIFF {case.name}")
             a, b = results
-            if a and a[0] == "error" or b and b[0] == "error":
+            if (a and a[0] == "error") or (b and b[0] == "error"):
                 print("  velapy:   ", str(a)[:600])
                 print("  kubevela: ", str(b)[:600])
                 continue
@@ -77,7 +77,8 @@ def main() -> int:
                 if x != y:
                     print(f"  component {x[1]}:")
                     if len(x[2]) != len(y[2]):
-                        print(f"    objects: velapy {[(t, r) for t, r, _ in x[2]]} kubevela {[(t, r) for t, r, _ in y[2]]}")
+                        ours_ids = [(t, r) for t, r, _ in x[2]]
+                        print(f"    objects: velapy {ours_ids} kubevela {[(t, r) for t, r, _ in y[2]]}")
                     for (t1, r1, o1), (_t2, _r2, o2) in zip(x[2], y[2], strict=False):
                         for d in diff_paths(o1, o2)[:12]:
                             print(f"    {t1 or 'workload'}/{r1}: {d}")

@@ -85,6 +85,10 @@ TRAITS = {
 	}''',
     "patch-outputs": '''
 	patchOutputs: cm: data: b: "2"''',
+    "each-container": '''
+	patch: spec: template: spec: containers: [...{securityContext: runAsNonRoot: true}]''',
+    "untagged-conflict": '''
+	patch: spec: selector: matchLabels: "app.oam.dev/component": "other"''',
     "user-error": '''
 	errs: ["replicas must be even"]''',
 }
@@ -143,6 +147,16 @@ def test_retain_keys_and_replace(tmp_path: Path, defs: Path, evaluator: Evaluato
     assert containers(objs)[0]["env"] == [{"name": "A", "value": "9"}]
     objs = render_one(tmp_path, defs, evaluator, [{"type": "replace-list"}])
     assert containers(objs)[0]["env"] == [{"name": "C", "value": "3"}]
+
+
+def test_untagged_patch_is_unified_by_cue_with_element_constraints(tmp_path: Path, defs: Path,
+                                                                    evaluator: Evaluator) -> None:
+    objs = render_one(tmp_path, defs, evaluator, [{"type": "append-by-key"}, {"type": "each-container"}])
+    assert [c["securityContext"] for c in containers(objs)] == [{"runAsNonRoot": True}] * 2
+    with pytest.raises(InputError) as info:
+        render_one(tmp_path, defs, evaluator, [{"type": "untagged-conflict"}])
+    text = info.value.render()
+    assert "invalid patch trait untagged-conflict into workload" in text and "conflicting values" in text
 
 
 def test_json_strategies(tmp_path: Path, defs: Path, evaluator: Evaluator) -> None:

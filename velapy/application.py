@@ -118,7 +118,7 @@ def _application(doc: Document, namespace: str, problems: list[Diagnostic]) -> A
     if data.get("apiVersion") != APP_API:
         problems.append(Diagnostic(f"apiVersion must be {APP_API}, found {data.get('apiVersion')!r}",
                                    where(["apiVersion"])))
-    meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    meta: dict[str, Any] = data["metadata"] if isinstance(data.get("metadata"), dict) else {}
     name = meta.get("name") if isinstance(meta, dict) else None
     if not isinstance(name, str) or not name:
         problems.append(Diagnostic("metadata.name is required", where(["metadata"])))
@@ -140,7 +140,7 @@ def _application(doc: Document, namespace: str, problems: list[Diagnostic]) -> A
         raw_components = []
     seen: dict[str, int] = {}
     for i, c in enumerate(raw_components):
-        base = ["spec", "components", i]
+        base: list[str | int] = ["spec", "components", i]
         if not isinstance(c, dict):
             problems.append(Diagnostic("a component must be a mapping", where(base)))
             continue
@@ -226,7 +226,7 @@ def _application(doc: Document, namespace: str, problems: list[Diagnostic]) -> A
 
 def _standalone_policy(doc: Document, problems: list[Diagnostic]) -> Policy:
     data = doc.data
-    meta = data.get("metadata") or {}
+    meta: dict[str, Any] = data.get("metadata") or {}
     name = str(meta.get("name") or "")
     ptype = data.get("type")
     if data.get("apiVersion") != STANDALONE_API:

@@ -337,7 +337,7 @@ class _DataParser:
             return
         tags = _tags(comments)
         if tags:
-            self.tags.setdefault(path + (name,), {}).update(tags)
+            self.tags.setdefault((*path, name), {}).update(tags)
         last = chain[-1]
         if last in target and isinstance(target[last], dict) and isinstance(value, dict):
             _merge(target[last], value)
@@ -361,7 +361,7 @@ class _DataParser:
                 if p.kind == "punct" and p.text == "...":
                     self.i += 1
                     continue
-                items.append(self.value(path + (len(items),)))
+                items.append(self.value((*path, len(items))))
         if t.kind == "string":
             if t.text.lstrip("#").startswith("'"):
                 raise self.error("byte strings are not supported in data", t)

@@ -150,7 +150,8 @@ def parse_cue_definition(src: str, file: str, builtin: bool = False) -> Definiti
             line = meta[1].label_line
         raise InputError([Diagnostic(msg, Location(file=file, line=line))])
     if len(templates) > 1:
-        raise InputError([Diagnostic("more than one `template` field", Location(file=file, line=templates[1].label_line))])
+        raise InputError([Diagnostic("more than one `template` field",
+                                     Location(file=file, line=templates[1].label_line))])
     head = meta[0]
     try:
         md = parse_value(src[head.value_start:head.value_end], origin_line=head.value_line)

@@ -67,7 +67,8 @@ def dry_run_blocks(app: Application, registry: Registry, evaluator: Evaluator,
         plans.append(([app.name], list(app.components)))
     if wf.ref == "":
         for d in app.external_workflows:
-            warnings.append(f"WARNING: workflow {(d.data.get('metadata') or {}).get('name')} not referenced by application")
+            wname = (d.data.get("metadata") or {}).get("name")
+            warnings.append(f"WARNING: workflow {wname} not referenced by application")
     for p in app.external_policies:
         if p.name not in referenced:
             warnings.append(f"WARNING: policy {p.name} not referenced by application")

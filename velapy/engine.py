@@ -187,6 +187,7 @@ class Instance:
     template: Template
     parameter: Any
     context: dict[str, Any]
+    extra: tuple[str, ...] = ()  # CUE lines added inside the instance (may use SELF_ALIAS)
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,7 @@ class _Segment:
 
 _ERR_POS = re.compile(r"^\s+(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)\s*$")
 _MAX_RERUNS = 8
+SELF_ALIAS = "VELAPY_SELF"  # alias of each instance's struct, for `extra` lines
 _KEY_RE = re.compile(r"^velapy_(\d+)(?:\.(.*))?$")
 
 
@@ -250,7 +252,7 @@ class Evaluator:
         index: list[int] = []
         for inst in instances:
             key = json.dumps([inst.template.file, inst.template.name, inst.template.body, inst.parameter,
-                              inst.context], sort_keys=True)
+                              inst.context, inst.extra], sort_keys=True)
             if key not in texts:
                 texts[key] = len(unique)
                 unique.append(inst)
@@ -320,7 +322,7 @@ def _batch_source(instances: list[Instance]) -> tuple[str, list[_Segment]]:
         lines.append(")")
     segments: list[_Segment] = []
     for n, inst in enumerate(instances):
-        lines.append(f"velapy_{n}: {{")
+        lines.append(f"velapy_{n}: {SELF_ALIAS}={{" if inst.extra else f"velapy_{n}: {{")
         first = len(lines) + 1
         body_lines = inst.template.body.split("\n")
         # keep the body's first line at its original column so positions map back exactly
@@ -338,6 +340,10 @@ def _batch_source(instances: list[Instance]) -> tuple[str, list[_Segment]]:
             lines.append("let context = " + ctx)
             lines.append("_velapy_context: context")
         segments.append(_Segment(n, len(lines) - 1, len(lines), "context"))
+        if inst.extra:
+            first = len(lines) + 1
+            lines.extend(inst.extra)
+            segments.append(_Segment(n, first, len(lines), "extra"))
         lines.append("}")
     return "\n".join(lines) + "\n", segments
 
@@ -365,17 +371,17 @@ def _parse_errors(text: str, batch_path: str, segments: list[_Segment]) -> list[
                 message = m.group(2)
         positions: list[tuple[str, int, int]] = []
         in_parameter = path == "parameter" or path.startswith("parameter.")
-        for file, line, col in raw_positions:
+        for file, lno, col in raw_positions:
             if os.path.abspath(file) != os.path.abspath(batch_path):
-                positions.append((file, line, col))
+                positions.append((file, lno, col))
                 continue
-            seg = next((s for s in segments if s.first_line <= line <= s.last_line), None)
+            seg = next((s for s in segments if s.first_line <= lno <= s.last_line), None)
             if seg is None:
                 continue
             if inst_no < 0:
                 inst_no = seg.instance
             if seg.kind == "body" and seg.template is not None:
-                positions.append((seg.template.file, seg.template.line + line - seg.first_line, col))
+                positions.append((seg.template.file, seg.template.line + lno - seg.first_line, col))
             elif seg.kind == "parameter":
                 in_parameter = True
         if inst_no < 0 and not raw_positions:
@@ -391,3 +397,12 @@ def template_declares_context(body: str) -> bool:
         return any(f.label == "context" for f in outline(body).fields)
     except CueSyntaxError:
         return False
+
+
+def to_cue_open(value: Any) -> str:
+    """JSON data as CUE text with every list opened (`[a, b, ...]`), as KubeVela opens a patch base."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {to_cue_open(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + "".join(f"{to_cue_open(v)}, " for v in value) + "...]"
+    return json.dumps(value, ensure_ascii=False)

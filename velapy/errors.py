@@ -67,7 +67,7 @@ class Diagnostic:
             head.append(where)
         if self.location.path:
             head.append(self.location.path)
-        text = ": ".join(head + [self.message]) if head else self.message
+        text = ": ".join([*head, self.message]) if head else self.message
         subject = self.location.subject()
         if subject:
             text += f" ({subject})"

@@ -132,12 +132,12 @@ def check_override_types(app: Application, policy: Policy, registry: Registry) -
     for i, entry in enumerate(props.get("components") or []):
         if not isinstance(entry, dict):
             continue
-        base = ["spec", "policies", policy.index, "properties", "components", i]
+        base: list[str | int] = ["spec", "policies", policy.index, "properties", "components", i]
         where = policy.doc.location(base if policy.index >= 0 else ["properties", "components", i])
         if entry.get("type") and registry.get("component", str(entry["type"])) is None:
             out.append(Diagnostic(f'override policy {policy.name}: unknown component type "{entry["type"]}"', where,
                                   registry.suggest("component", str(entry["type"]))))
-        for j, t in enumerate(entry.get("traits") or []):
+        for t in entry.get("traits") or []:
             ttype = str((t or {}).get("type", ""))
             if ttype and registry.get("trait", ttype) is None:
                 out.append(Diagnostic(f'override policy {policy.name}: unknown trait type "{ttype}"', where,

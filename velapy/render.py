@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from velapy.application import Application, Component
 from velapy.definitions import Definition, Registry
-from velapy.engine import CueError, Evaluator, Instance, Result
+from velapy.engine import SELF_ALIAS, CueError, Evaluator, Instance, Result, to_cue_open
 from velapy.errors import Diagnostic, InputError, Location
 from velapy.patch import PatchError, apply_patch, strategy_unify
 from velapy.refobjects import HubObjects, resolve_ref_objects
 
 AUXILIARY_WORKLOAD = "AuxiliaryWorkload"
+UNIFIED = "velapy_patched"  # the field holding a patch unified with the workload by CUE
 REF_OBJECTS = "ref-objects"
 
 # label keys of the OAM contract
@@ -77,7 +79,7 @@ class RenderTask:
     component: Component
     cluster: str = ""  # context.cluster ("" in dry-run mode)
     namespace: str = ""  # placement namespace ("" keeps the app namespace)
-    cluster_version: ClusterVersion = ClusterVersion()
+    cluster_version: ClusterVersion = field(default_factory=ClusterVersion)
     components: tuple[Component, ...] = ()  # the effective component list (context.components)
 
     @property
@@ -171,7 +173,7 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
             ctx["output"] = s.workload if s.workload is not None else {}
             ctx["outputs"] = {o.resource: o.obj for o in s.outputs}
             ctx["componentType"] = s.task.component.type
-            insts.append(Instance(tdef.template, trait.properties, ctx))
+            insts.append(Instance(tdef.template, trait.properties, ctx, _unify_in_cue(tdef, s.workload)))
         _raise(problems)
         for s, r in zip(active, evaluator.evaluate(insts), strict=True):
             trait = s.task.component.traits[k]
@@ -243,7 +245,11 @@ def _take_trait(s: _State, index: int, ttype: str, r: Result, problems: list[Dia
     for name, obj in (v.get("outputs") or {}).items():
         if isinstance(obj, dict):
             s.outputs.append(Output(obj, "trait", ttype, name))
-    if "patch" in v:
+    if UNIFIED in v:
+        # an untagged patch was unified with the opened base by CUE itself (exact KubeVela semantics,
+        # including element constraints such as `containers: [...{...}]` that exported data cannot carry)
+        s.workload = v[UNIFIED]
+    elif "patch" in v:
         if s.workload is None:
             problems.append(Diagnostic(f"patch trait {ttype} into an invalid workload", loc))
             return
@@ -264,6 +270,19 @@ def _take_trait(s: _State, index: int, ttype: str, r: Result, problems: list[Dia
                         f"invalid patchOutputs of trait {ttype} into {name}: {exc.path}: {exc.message}", loc))
 
 
+def _unify_in_cue(tdef: Definition, workload: dict[str, Any] | None) -> tuple[str, ...]:
+    """CUE lines that unify the trait's patch with the opened workload, when no strategy tag can apply."""
+    assert tdef.template is not None
+    if workload is None or "+patch" in tdef.template.body or not re.search(r"\bpatch\s*:", tdef.template.body):
+        return ()
+    return (
+        f"_velapy_base: {to_cue_open(workload)}",
+        f"if {SELF_ALIAS}.patch != _|_ {{",
+        f"\t{UNIFIED}: _velapy_base & {SELF_ALIAS}.patch",
+        "}",
+    )
+
+
 def _sub_tags(r: Result, prefix: tuple[str, ...]) -> dict[tuple[str | int, ...], dict[str, str]]:
     n = len(prefix)
     return {p[n:]: t for p, t in r.tags.items() if p[:n] == prefix}
@@ -281,37 +300,28 @@ def _cue_diagnostics(s: _State, errors: list[CueError], trait_index: int | None)
     """Blame the right author: parameter problems at the app's properties, others at the .cue file."""
     app = s.task.app
     comp = s.task.component
-    out: list[Diagnostic] = []
+    props_path: list[str | int]
     if trait_index is None:
-        what, tname, props_path = f"component type {comp.type}", "", ["properties"]
-        d = s.definition
+        what, tname, props_path, d = f"component type {comp.type}", "", ["properties"], s.definition.file
     else:
         trait = comp.traits[trait_index]
-        what, tname, props_path = f"trait {trait.type}", trait.type, ["traits", trait_index, "properties"]
-        d = None
+        what, tname, props_path, d = f"trait {trait.type}", trait.type, ["traits", trait_index, "properties"], ""
+    out: list[Diagnostic] = []
     for e in errors:
         if e.in_parameter:
-            sub = [p for p in e.path.split(".")[1:] if p] if e.path else []
-            steps: list[str | int] = [int(p) if p.isdigit() else p for p in sub]
-            loc = app.component_location(comp, *props_path, *steps, trait=tname) if comp.index >= 0 else \
-                Location(file=app.file, component=comp.name, trait=tname)
-            if comp.index >= 0:
-                loc = _nearest_existing(app, comp, props_path, steps, tname)
+            steps: list[str | int] = [int(p) if p.isdigit() else p for p in e.path.split(".")[1:] if p]
+            loc = app.component_location(comp, *props_path, *steps, trait=tname)
             out.append(Diagnostic(f"invalid properties for {what}: {e.path or 'parameter'}: {e.message}", loc))
+        elif e.path == UNIFIED or e.path.startswith(UNIFIED + "."):
+            loc = app.component_location(comp, "traits", trait_index or 0, trait=tname)
+            out.append(Diagnostic(f"invalid patch trait {tname} into workload: {e.path[len(UNIFIED) + 1:]}: "
+                                  f"{e.message}", loc))
         else:
-            file, line, col = e.positions[0] if e.positions else ((d.file if d else ""), 0, 0)
-            loc = Location(file=file, line=line, column=col, component=comp.name, trait=tname)
+            file, line, col = e.positions[0] if e.positions else (d, 0, 0)
             label = e.path + ": " if e.path else ""
-            out.append(Diagnostic(f"{what} failed to render: {label}{e.message}", loc))
+            out.append(Diagnostic(f"{what} failed to render: {label}{e.message}",
+                                  Location(file=file, line=line, column=col, component=comp.name, trait=tname)))
     return out
-
-
-def _nearest_existing(app: Application, comp: Component, props_path: list[str | int], steps: list[str | int],
-                      trait: str) -> Location:
-    loc = app.component_location(comp, *props_path, *steps, trait=trait)
-    from velapy.yamlio import format_path
-    return Location(loc.file, loc.line, loc.column,
-                    format_path(["spec", "components", comp.index, *props_path, *steps]), comp.name, trait)
 
 
 # ----------------------------------------------------------------------------------------------
