@@ -73,3 +73,21 @@ def test_runner_selection_errors_are_clear(tmp_path: Path) -> None:
         select_runner({"VELAPY_CUE": str(tmp_path / "nope"), "PATH": ""})
     with pytest.raises(EngineError, match="make setup"):
         select_runner({"PATH": "", "VELAPY_ENGINE_DIR": str(tmp_path)})
+
+
+def test_only_the_context_keys_a_template_reads_are_sent() -> None:
+    from velapy.engine import context_keys_used
+
+    assert context_keys_used('a: context.name + context["ns"]\nb: context . output.spec') == {"name", "ns", "output"}
+    assert context_keys_used("x: context") is None  # used whole: everything is sent
+    assert context_keys_used("contexts: 1") == frozenset()
+
+
+def test_instances_differing_only_in_unread_context_are_one_evaluation(evaluator: Evaluator) -> None:
+    before = evaluator.calls
+    big = [{"name": f"c{i}", "properties": {"x": "y" * 50}} for i in range(40)]
+    insts = [Instance(TEMPLATE, {"image": "same"}, {"name": "web", "components": big, "cluster": f"c{i}"})
+             for i in range(10)]
+    results = evaluator.evaluate(insts)
+    assert evaluator.calls == before + 1
+    assert all(r is results[0] for r in results)

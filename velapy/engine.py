@@ -179,6 +179,10 @@ class Template:
     column: int = 1
     declares_context: bool = False
 
+    @property
+    def context_keys(self) -> frozenset[str] | None:
+        return context_keys_used(self.body)
+
 
 @dataclass(frozen=True)
 class Instance:
@@ -220,6 +224,7 @@ class _Segment:
 
 _ERR_POS = re.compile(r"^\s+(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)\s*$")
 _MAX_RERUNS = 8
+_SHARE_MIN = 256  # bytes of JSON from which a context value shared by instances is written once
 SELF_ALIAS = "VELAPY_SELF"  # alias of each instance's struct, for `extra` lines
 _KEY_RE = re.compile(r"^velapy_(\d+)(?:\.(.*))?$")
 
@@ -251,6 +256,7 @@ class Evaluator:
         unique: list[Instance] = []
         index: list[int] = []
         for inst in instances:
+            inst = _only_used_context(inst)
             key = json.dumps([inst.template.file, inst.template.name, inst.template.body, inst.parameter,
                               inst.context, inst.extra], sort_keys=True)
             if key not in texts:
@@ -321,6 +327,19 @@ def _batch_source(instances: list[Instance]) -> tuple[str, list[_Segment]]:
         lines.extend(f"\t{spec}" for spec in imports)
         lines.append(")")
     segments: list[_Segment] = []
+    # Large context values that several instances share (context.components, ...) are written
+    # once as hidden top-level fields and referenced, so the batch grows linearly.
+    counts: dict[str, int] = {}
+    for inst in instances:
+        for v in inst.context.values():
+            text = json.dumps(v, ensure_ascii=False, sort_keys=True)
+            if len(text) >= _SHARE_MIN:
+                counts[text] = counts.get(text, 0) + 1
+    shared: dict[str, str] = {}
+    for text, count in counts.items():
+        if count > 1:
+            shared[text] = f"_velapy_shared{len(shared)}"
+            lines.append(f"{shared[text]}: {text}")
     for n, inst in enumerate(instances):
         lines.append(f"velapy_{n}: {SELF_ALIAS}={{" if inst.extra else f"velapy_{n}: {{")
         first = len(lines) + 1
@@ -332,7 +351,7 @@ def _batch_source(instances: list[Instance]) -> tuple[str, list[_Segment]]:
         if inst.parameter is not None:
             lines.append("parameter: " + json.dumps(inst.parameter, ensure_ascii=False))
             segments.append(_Segment(n, len(lines), len(lines), "parameter"))
-        ctx = json.dumps(inst.context, ensure_ascii=False, sort_keys=True)
+        ctx = _context_text(inst.context, shared)
         if inst.template.declares_context:
             lines.append("context: " + ctx)
         else:
@@ -346,6 +365,36 @@ def _batch_source(instances: list[Instance]) -> tuple[str, list[_Segment]]:
             segments.append(_Segment(n, first, len(lines), "extra"))
         lines.append("}")
     return "\n".join(lines) + "\n", segments
+
+
+_CONTEXT_REF = re.compile(r"\bcontext\b(\s*\.\s*([A-Za-z_$][\w$]*)|\s*\[\s*\"([^\"]+)\"\s*\])?")
+
+
+def context_keys_used(body: str) -> frozenset[str] | None:
+    """The `context` keys a template reads, or None when it uses `context` as a whole."""
+    keys: set[str] = set()
+    for m in _CONTEXT_REF.finditer(body):
+        if m.group(1) is None:
+            return None
+        keys.add(m.group(2) or m.group(3))
+    return frozenset(keys)
+
+
+def _only_used_context(inst: Instance) -> Instance:
+    """The instance with only the context keys its template reads (smaller batches, more reuse)."""
+    used = inst.template.context_keys
+    if used is None or inst.template.declares_context:
+        return inst
+    ctx = {k: v for k, v in inst.context.items() if k in used}
+    return Instance(inst.template, inst.parameter, ctx, inst.extra)
+
+
+def _context_text(context: dict[str, Any], shared: dict[str, str]) -> str:
+    fields = []
+    for k in sorted(context):
+        text = json.dumps(context[k], ensure_ascii=False, sort_keys=True)
+        fields.append(f"{json.dumps(k)}: {shared.get(text, text)}")
+    return "{" + ", ".join(fields) + "}"
 
 
 def _parse_errors(text: str, batch_path: str, segments: list[_Segment]) -> list[tuple[int, CueError]]:
