@@ -306,12 +306,22 @@ class Evaluator:
         errors = _parse_errors(reply.stderr or reply.stdout, path, segments)
         if not errors:
             raise EngineError(f"the CUE engine failed without a readable error: {reply.stderr.strip()[:2000]}")
+        located = {n for n, _e in errors if n >= 0}
         failed: set[int] = set()
         for inst_no, err in errors:
-            targets = range(len(instances)) if inst_no < 0 else [inst_no]
+            if inst_no >= 0:
+                targets: list[int] = [inst_no]
+            elif located:
+                # an error outside every instance (e.g. "found EOF" after a broken template) follows
+                # from the located ones; it is noise beside them
+                continue
+            else:
+                targets = list(range(len(instances)))
             for t in targets:
                 results[t].errors.append(err)
                 failed.add(t)
+        for r in results:
+            r.errors = _merge_disjunction_errors(r.errors)
         return failed
 
 
@@ -387,6 +397,28 @@ def _only_used_context(inst: Instance) -> Instance:
         return inst
     ctx = {k: v for k, v in inst.context.items() if k in used}
     return Instance(inst.template, inst.parameter, ctx, inst.extra)
+
+
+_DISJUNCTION = re.compile(r"^\d+ errors in empty disjunction:?$")
+
+
+def _merge_disjunction_errors(errors: list[CueError]) -> list[CueError]:
+    """CUE reports a failed disjunction as a summary plus one error per branch: make that one error."""
+    if len(errors) < 2:
+        return errors
+    out: list[CueError] = []
+    by_path: dict[str, list[CueError]] = {}
+    for e in errors:
+        by_path.setdefault(e.path, []).append(e)
+    for path, group in by_path.items():
+        branches = [e for e in group if not _DISJUNCTION.match(e.message)]
+        if len(group) > 1 and len(branches) < len(group) and branches:
+            message = "no allowed value matches: " + "; or ".join(dict.fromkeys(e.message for e in branches))
+            positions = tuple(dict.fromkeys(p for e in branches for p in e.positions))
+            out.append(CueError(path, message, positions, any(e.in_parameter for e in group)))
+        else:
+            out.extend(group)
+    return out
 
 
 def _context_text(context: dict[str, Any], shared: dict[str, str]) -> str:

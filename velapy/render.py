@@ -20,7 +20,7 @@ from typing import Any
 
 from velapy.application import Application, Component
 from velapy.definitions import Definition, Registry
-from velapy.engine import SELF_ALIAS, CueError, Evaluator, Instance, Result, to_cue_open
+from velapy.engine import SELF_ALIAS, CueError, Evaluator, Instance, Result, Template, to_cue_open
 from velapy.errors import Diagnostic, InputError, Location
 from velapy.patch import PatchError, apply_patch, strategy_unify
 from velapy.refobjects import HubObjects, resolve_ref_objects
@@ -112,6 +112,7 @@ class ComponentManifest:
 class _State:
     task: RenderTask
     definition: Definition
+    template: Template
     properties: Any
     workload: dict[str, Any] | None = None
     outputs: list[Output] = field(default_factory=list)
@@ -144,12 +145,13 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
         if d.template is None:
             problems.append(Diagnostic(f"component definition {d.name} has no CUE template", d.location()))
             continue
-        states.append(_State(task, d, props))
-    _raise(problems)
+        states.append(_State(task, d, d.template, props))
+    # no raise here: the components that could be set up are still evaluated, so that one run
+    # reports every problem of this round together
 
     # round 0: component templates
-    instances = [Instance(s.definition.template, s.properties if s.properties is not None else {},  # type: ignore[arg-type]
-                          _context(s)) for s in states]
+    instances = [Instance(s.template, s.properties if s.properties is not None else {}, _context(s))
+                 for s in states]
     for s, r in zip(states, evaluator.evaluate(instances), strict=True):
         if r.errors:
             problems.extend(_cue_diagnostics(s, r.errors, None))
@@ -307,6 +309,9 @@ def _cue_diagnostics(s: _State, errors: list[CueError], trait_index: int | None)
         trait = comp.traits[trait_index]
         what, tname, props_path, d = f"trait {trait.type}", trait.type, ["traits", trait_index, "properties"], ""
     out: list[Diagnostic] = []
+    if any(e.path == "parameter" or e.path.startswith("parameter.") for e in errors):
+        # the values given are wrong: report them, not what they broke further down the template
+        errors = [e for e in errors if not e.in_parameter or e.path == "parameter" or e.path.startswith("parameter.")]
     for e in errors:
         if e.in_parameter:
             steps: list[str | int] = [int(p) if p.isdigit() else p for p in e.path.split(".")[1:] if p]
