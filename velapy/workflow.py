@@ -5,19 +5,35 @@ generates when there is none (semantics §6.1): one `deploy-<topology>` step per
 (overrides first), else one `deploy` step when there are override policies or ref-objects
 components, else one `apply-component` step per component. Empty step names are filled
 (`step-<i>`, `step-<i>-<j>`) as KubeVela's webhook does.
+
+`check_workflow` then does what KubeVela's admission webhook and workflow engine would refuse:
+duplicate step names, unknown step types, `dependsOn` naming a missing step or forming a cycle,
+timeouts and suspend durations that are not Go durations, bad modes, and malformed properties of
+the built-in steps (`deploy`, `suspend`, `apply-component`, `step-group`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import difflib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from velapy.application import Application, Policy
 from velapy.errors import Diagnostic, InputError, Location
 
+if TYPE_CHECKING:
+    from velapy.definitions import Registry
+
 DEPLOY = "deploy"
+SUSPEND = "suspend"
+STEP_GROUP = "step-group"
+APPLY_COMPONENT = "apply-component"
+BUILTIN_STEP_TYPES = (DEPLOY, SUSPEND, STEP_GROUP, APPLY_COMPONENT, "builtin-apply-component")
 STEP_BY_STEP = "StepByStep"
 DAG = "DAG"
+MODES = (STEP_BY_STEP, DAG)
 
 
 @dataclass(frozen=True)
@@ -30,9 +46,16 @@ class Step:
     timeout: str = ""
     mode: str = ""  # sub-step mode of a step-group
     sub_steps: tuple[Step, ...] = ()
-    location: Location = Location()
+    location: Location = field(default_factory=Location)
     path: tuple[str | int, ...] = ()  # JSON path of the step in its document
     raw: Any = None
+    locate: Callable[[Sequence[str | int]], Location] | None = field(default=None, compare=False, repr=False)
+
+    def at(self, *rest: str | int) -> Location:
+        """Where a part of this step is written (the step itself for generated steps)."""
+        if self.locate is None or not self.path:
+            return self.location
+        return self.locate([*self.path, *rest])
 
 
 @dataclass(frozen=True)
@@ -44,8 +67,8 @@ class Workflow:
     ref: str = ""
 
 
-def _parse_steps(raw_steps: Any, doc_loc: Any, base: list[str | int], problems: list[Diagnostic],
-                 prefix: str = "step") -> tuple[Step, ...]:
+def _parse_steps(raw_steps: Any, doc_loc: Callable[[Sequence[str | int]], Location], base: list[str | int],
+                 problems: list[Diagnostic], prefix: str = "step") -> tuple[Step, ...]:
     out: list[Step] = []
     if not isinstance(raw_steps, list):
         problems.append(Diagnostic("steps must be a list", doc_loc(base)))
@@ -78,6 +101,7 @@ def _parse_steps(raw_steps: Any, doc_loc: Any, base: list[str | int], problems: 
             location=loc,
             path=tuple(path),
             raw=s,
+            locate=doc_loc,
         ))
     return tuple(out)
 
@@ -136,3 +160,147 @@ def find_policy(app: Application, name: str) -> Policy | None:
 def _raise(problems: list[Diagnostic]) -> None:
     if problems:
         raise InputError(problems)
+
+
+# ----------------------------------------------------------------------------------------------
+# checks (KubeVela's validating webhook + what its workflow engine would trip over)
+
+# Go's time.ParseDuration: an optional sign, then decimal numbers each with a unit; "0" alone.
+_GO_DURATION = re.compile(r"[-+]?(0|((\d+(\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+)")
+_DURATION_HINT = "a Go duration such as 30s, 5m, 1h30m or 500ms"
+
+
+def is_go_duration(text: str) -> bool:
+    """True when Go's `time.ParseDuration` accepts `text`."""
+    return bool(_GO_DURATION.fullmatch(text))
+
+
+def check_workflow(wf: Workflow, registry: Registry | None = None) -> None:
+    """All problems of the workflow at once (InputError), each at its file:line:col."""
+    problems: list[Diagnostic] = []
+    first_at: dict[str, Step] = {}
+    for step in _all_steps(wf.steps):
+        if step.name in first_at:
+            prev = first_at[step.name]
+            problems.append(Diagnostic(
+                f"duplicated step name {step.name} (first at line {prev.location.line})",
+                step.at("name"), "step and sub-step names must be unique across the whole workflow"))
+        else:
+            first_at[step.name] = step
+    for mode in (wf.mode_steps, wf.mode_sub_steps):
+        if mode not in MODES:
+            where = wf.steps[0].location if wf.steps else Location()
+            problems.append(Diagnostic(f"unknown workflow mode {mode}", where, "use StepByStep or DAG"))
+    problems.extend(_check_level(wf.steps, None, registry))
+    for step in wf.steps:
+        if step.type == STEP_GROUP:
+            problems.extend(_check_level(step.sub_steps, step, registry))
+    _raise(list(dict.fromkeys(problems)))
+
+
+def _all_steps(steps: Sequence[Step]) -> list[Step]:
+    out: list[Step] = []
+    for s in steps:
+        out.append(s)
+        out.extend(s.sub_steps)
+    return out
+
+
+def _check_level(steps: Sequence[Step], group: Step | None, registry: Registry | None) -> list[Diagnostic]:
+    """Checks of the steps of one level (the top level, or the sub-steps of one group)."""
+    problems: list[Diagnostic] = []
+    names = [s.name for s in steps]
+    level = f"a sub-step of group {group.name}" if group else "a step of this workflow"
+    for step in steps:
+        problems.extend(_check_step(step, group, registry))
+        for k, dep in enumerate(step.depends_on):
+            if dep not in names:
+                close = difflib.get_close_matches(dep, names, n=1, cutoff=0.6)
+                problems.append(Diagnostic(
+                    f"step {step.name} depends on {dep}, which is not {level}", step.at("dependsOn", k),
+                    f'did you mean "{close[0]}"?' if close else "known steps here: " + ", ".join(names)))
+    problems.extend(_cycles(steps))
+    return problems
+
+
+def _check_step(step: Step, group: Step | None, registry: Registry | None) -> list[Diagnostic]:
+    problems: list[Diagnostic] = []
+    known = list(BUILTIN_STEP_TYPES) + (registry.names("workflow-step") if registry is not None else [])
+    if group is not None and step.type == STEP_GROUP:
+        problems.append(Diagnostic("a step-group cannot be nested in another step-group", step.at("type")))
+    elif registry is not None and step.type not in known:
+        close = difflib.get_close_matches(step.type, known, n=1, cutoff=0.6)
+        problems.append(Diagnostic(
+            f'unknown workflow step type "{step.type}"', step.at("type"),
+            f'did you mean "{close[0]}"?' if close else "pass its WorkflowStepDefinition with -d"))
+    if step.timeout and not is_go_duration(step.timeout):
+        problems.append(Diagnostic(f'invalid timeout "{step.timeout}"', step.at("timeout"), _DURATION_HINT))
+    if step.mode and step.mode not in MODES:
+        problems.append(Diagnostic(f"unknown mode {step.mode}", step.at("mode"), "use StepByStep or DAG"))
+    raw = step.raw if isinstance(step.raw, dict) else {}
+    if "properties" in raw and raw["properties"] is not None and not isinstance(raw["properties"], dict):
+        problems.append(Diagnostic("step properties must be a mapping", step.at("properties")))
+        return problems
+    props = step.properties
+    if step.type == DEPLOY:
+        pols = props.get("policies", [])
+        if not isinstance(pols, list) or not all(isinstance(p, str) and p for p in pols):
+            problems.append(Diagnostic("deploy policies must be a list of policy names", step.at("properties",
+                                                                                                   "policies")))
+        if "auto" in props and not isinstance(props["auto"], bool):
+            problems.append(Diagnostic("deploy auto must be true or false", step.at("properties", "auto")))
+        par = props.get("parallelism", 5)
+        if isinstance(par, bool) or not isinstance(par, int) or par < 1:
+            problems.append(Diagnostic("deploy parallelism must be an integer of at least 1",
+                                       step.at("properties", "parallelism")))
+    elif step.type == SUSPEND:
+        dur = props.get("duration")
+        if dur is not None and (not isinstance(dur, str) or not is_go_duration(dur)):
+            problems.append(Diagnostic(f'invalid suspend duration "{dur}"', step.at("properties", "duration"),
+                                       _DURATION_HINT))
+    elif step.type == APPLY_COMPONENT:
+        if not isinstance(props.get("component"), str) or not props.get("component"):
+            problems.append(Diagnostic("apply-component needs properties.component (a component name)",
+                                       step.at("properties")))
+    elif step.type == STEP_GROUP and not step.sub_steps:
+        problems.append(Diagnostic(f"step-group {step.name} has no subSteps", step.at()))
+    return problems
+
+
+def _cycles(steps: Sequence[Step]) -> list[Diagnostic]:
+    """Each dependsOn cycle once, reported at the first step (in workflow order) that is on it."""
+    by_name = {s.name: s for s in steps}
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    found: list[list[str]] = []
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        trail.append(name)
+        for dep in by_name[name].depends_on:
+            if dep not in by_name:
+                continue
+            if state.get(dep) == 1:
+                found.append(trail[trail.index(dep):] + [dep])
+            elif state.get(dep) is None:
+                visit(dep, trail)
+        trail.pop()
+        state[name] = 2
+
+    for s in steps:
+        if s.name not in state:
+            visit(s.name, [])
+    problems: list[Diagnostic] = []
+    order = {s.name: i for i, s in enumerate(steps)}
+    for cycle in found:
+        ring = cycle[:-1]
+        start = min(ring, key=lambda n: order[n])
+        k = ring.index(start)
+        ring = ring[k:] + ring[:k]
+        # trail order follows dependsOn edges (a depends on b); show it as written
+        text = " → ".join([*ring, ring[0]])
+        step = by_name[start]
+        nxt = ring[1] if len(ring) > 1 else ring[0]
+        idx = step.depends_on.index(nxt) if nxt in step.depends_on else 0
+        problems.append(Diagnostic(f"dependsOn cycle: {text} (each step waits for the next)",
+                                   step.at("dependsOn", idx), "remove one of these dependsOn entries"))
+    return problems
