@@ -2,8 +2,10 @@
 
 A case folder holds `app.yaml` and, optionally: `case.yaml` (`files: [...]` standalone Policy /
 Workflow files, `namespace: ...`), `resources/` (hub objects for ref-objects), `definitions/` (extra
-`-d` folder). The expected output is `expected/dry-run.yaml` (the `velapy render` stream) for a case
-that renders, or `expected/errors.txt` for one that must fail (the message and exit code).
+`-d` folder), `clusters.yaml` (the cluster inventory). The expected output is `expected/dry-run.yaml`
+(the `velapy render` stream) for a case that renders, or `expected/errors.txt` for one that must
+fail (the message and exit code). A case with `clusters.yaml` also compiles the multi-cluster
+output folder (`velapy render --clusters clusters.yaml -o OUT`) into `expected/out/`.
 
 Refresh every case with one command: `make golden` (this file run with `--update`); it rewrites
 `expected/` whole. The tests (tests/test_golden.py) fail when a refresh would change anything.
@@ -25,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from velapy.engine import Evaluator  # noqa: E402
 from velapy.errors import VelapyError  # noqa: E402
-from velapy.pipeline import Inputs, dry_run  # noqa: E402
+from velapy.pipeline import Inputs, compile_app, dry_run, output_files  # noqa: E402
 
 REFRESH = "make golden"
 
@@ -42,7 +44,8 @@ class Case:
         files = tuple(str(self.path / str(f)) for f in (cfg.get("files") or []))  # type: ignore[attr-defined]
         defs = (str(self.path / "definitions"),) if (self.path / "definitions").is_dir() else ()
         res = str(self.path / "resources") if (self.path / "resources").is_dir() else ""
-        return Inputs(str(self.path / "app.yaml"), files, defs, res, str(cfg.get("namespace") or ""))
+        clusters = str(self.path / "clusters.yaml") if (self.path / "clusters.yaml").is_file() else ""
+        return Inputs(str(self.path / "app.yaml"), files, defs, res, str(cfg.get("namespace") or ""), clusters)
 
 
 def cases() -> list[Case]:
@@ -51,12 +54,17 @@ def cases() -> list[Case]:
 
 def produce(case: Case, evaluator: Evaluator) -> dict[str, str]:
     """The files `expected/` should hold for this case (relative path → text)."""
+    inputs = case.inputs()
+    files: dict[str, str] = {}
     try:
-        out = dry_run(case.inputs(), evaluator)
+        if inputs.clusters:
+            plan = compile_app(inputs, evaluator)
+            files.update({f"out/{rel}": text for rel, text in output_files(plan).items()})
+        files["dry-run.yaml"] = dry_run(inputs, evaluator)
     except VelapyError as exc:
         text = exc.render().replace(str(ROOT) + "/", "")
         return {"errors.txt": f"exit code {exc.exit_code}\n{text}\n"}
-    return {"dry-run.yaml": out}
+    return files
 
 
 def read_expected(case: Case) -> dict[str, str]:

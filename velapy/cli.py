@@ -14,7 +14,7 @@ import click
 
 from velapy import __version__
 from velapy.errors import EXIT_INTERNAL, VelapyError
-from velapy.pipeline import Inputs, dry_run, open_evaluator
+from velapy.pipeline import Inputs, compile_app, dry_run, open_evaluator, plan_text, write_output
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,14 +58,48 @@ def main() -> None:
 @main.command("render")
 @click.argument("app", type=click.Path())
 @app_inputs
+@click.option("--clusters", "clusters", default="", type=click.Path(),
+              help="Cluster inventory (YAML `clusters:` list); without it only the hub `local` exists.")
+@click.option("-o", "--output", "out", default="", type=click.Path(),
+              help="Write the plan and one folder of objects per cluster here (instead of the dry-run stream).")
 def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
-               namespace: str) -> None:
-    """Render APP as `vela dry-run` prints it."""
-    inputs = Inputs(app, files, definition_dirs, resources, namespace)
+               namespace: str, clusters: str, out: str) -> None:
+    """Render APP as `vela dry-run` prints it, or (-o) as a plan and per-cluster folders."""
+    inputs = Inputs(app, files, definition_dirs, resources, namespace, clusters)
 
     def go() -> int:
         with open_evaluator() as ev:
-            sys.stdout.write(dry_run(inputs, ev))
+            if not out:
+                sys.stdout.write(dry_run(inputs, ev))
+                return 0
+            plan = compile_app(inputs, ev)
+        written = write_output(plan, out)
+        for w in plan.warnings:
+            click.echo("warning: " + w.render(), err=True)
+        counts = ", ".join(f"{name} {len(objs)}" for name, objs in plan.bundles().items())
+        click.echo(f"wrote {out}: plan.yaml and {len(written) - 1} files (objects per cluster: {counts or 'none'})",
+                   err=True)
+        return 0
+
+    _run(go)
+
+
+@main.command("plan")
+@click.argument("app", type=click.Path())
+@app_inputs
+@click.option("--clusters", "clusters", default="", type=click.Path(),
+              help="Cluster inventory (YAML `clusters:` list); without it only the hub `local` exists.")
+@click.option("--format", "fmt", type=click.Choice(["tree", "yaml", "json", "mermaid"]), default="tree",
+              show_default=True, help="tree for people, yaml/json as in plan.yaml, mermaid for a pull request.")
+def plan_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
+             namespace: str, clusters: str, fmt: str) -> None:
+    """Show the execution plan of APP: steps, their clusters and the objects each receives."""
+    inputs = Inputs(app, files, definition_dirs, resources, namespace, clusters)
+
+    def go() -> int:
+        with open_evaluator() as ev:
+            plan = compile_app(inputs, ev)
+        sys.stdout.write(plan_text(plan, fmt))
         return 0
 
     _run(go)
