@@ -9,8 +9,8 @@ import pytest
 
 from velapy.diff import (
     ABSENT,
-    ByName,
     FieldChange,
+    Match,
     compare_folders,
     diff_values,
     format_json,
@@ -95,15 +95,26 @@ def test_list_items_matched_by_name() -> None:
     new = {"containers": [{"name": "z", "image": "w"}, {"name": "a", "image": "x2"}, {"name": "b", "image": "y"}]}
     changes = diff_values(old, new)
     assert changes == [
-        FieldChange(("containers", ByName("a"), "image"), "x", "x2", "changed"),
-        FieldChange(("containers", ByName("z")), ABSENT, {"name": "z", "image": "w"}, "added"),
+        FieldChange(("containers", Match.by(name="a"), "image"), "x", "x2", "changed"),
+        FieldChange(("containers", Match.by(name="z")), ABSENT, {"name": "z", "image": "w"}, "added"),
     ]
     assert changes[0].path_text == "containers[name=a].image"
 
 
 def test_reordered_named_items_are_reported() -> None:
     changes = diff_values({"l": [{"name": "a"}, {"name": "b"}]}, {"l": [{"name": "b"}, {"name": "a"}]})
-    assert changes == [FieldChange(("l",), ["a", "b"], ["b", "a"], "reordered")]
+    assert changes == [FieldChange(("l",), ["[name=a]", "[name=b]"], ["[name=b]", "[name=a]"], "reordered")]
+
+
+def test_object_references_and_placements_matched_by_identity() -> None:
+    web = [{"kind": "Deployment", "name": "web", "namespace": "d", "digest": "1"},
+           {"kind": "Service", "name": "web", "namespace": "d", "digest": "2"}]
+    old = {"placements": [{"cluster": "a", "objects": web}, {"cluster": "b", "objects": []}]}
+    new = {"placements": [{"cluster": "b", "objects": []},
+                          {"cluster": "a", "objects": [web[1], {**web[0], "digest": "3"}]}]}
+    texts = [(c.path_text, c.op) for c in diff_values(old, new)]
+    assert texts == [("placements[cluster=a].objects[Deployment d/web].digest", "changed"),
+                     ("placements[cluster=a].objects", "reordered"), ("placements", "reordered")]
 
 
 def test_lists_without_names_by_index_and_scalars_whole() -> None:
@@ -240,3 +251,14 @@ def test_read_folder(tmp_path: Any) -> None:
     assert read_folder(tmp_path) == {"clusters/c/a.yaml": "x: 1\n", "plan.yaml": "steps: []\n"}
     with pytest.raises(InputError):
         read_folder(tmp_path / "missing")
+
+
+def test_plan_digests_follow_objects_and_are_not_repeated() -> None:
+    def plan(digest: str) -> dict[str, Any]:
+        return {"steps": [{"name": "deploy", "placements": [{"cluster": "c", "objects": [
+            {"kind": "Deployment", "namespace": "demo", "name": "web", "digest": digest}]}]}]}
+    cmp = compare_folders(folder({"c": [deployment(replicas=1)]}, plan("sha256:1")),
+                          folder({"c": [deployment(replicas=2)]}, plan("sha256:2")))
+    assert not cmp.plan
+    assert format_text(cmp) == ("clusters/c  Deployment demo/web  spec.replicas: 1 → 2\n"
+                                "1 cluster: 0 added, 0 removed, 1 changed object\n")

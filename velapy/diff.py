@@ -35,11 +35,11 @@ from velapy.yamlio import dump_yaml, load_documents
 __all__ = [
     "ABSENT",
     "PLAN_FILE",
-    "ByName",
     "ClusterChanges",
     "Comparison",
     "FieldChange",
     "FileChange",
+    "Match",
     "ObjectChange",
     "ObjectKey",
     "Snapshot",
@@ -265,13 +265,25 @@ def mask_secret(key: ObjectKey, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class ByName:
-    """A path step into a list whose items are matched by their `name`."""
+class Match:
+    """A path step into a list whose items are matched by who they are, not by position:
+    `[name=web]`, `[cluster=prod-1]`, or `[Deployment demo/web]` for object references."""
 
-    name: str
+    fields: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def by(cls, **fields: str) -> Match:
+        return cls(tuple(fields.items()))
+
+    def text(self) -> str:
+        d = dict(self.fields)
+        if "kind" in d:
+            ns = d.get("namespace", "")
+            return f"[{d['kind']} {ns + '/' if ns else ''}{d['name']}]"
+        return "[" + ",".join(f"{k}={v}" for k, v in self.fields) + "]"
 
 
-PathStep = str | int | ByName
+PathStep = str | int | Match
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
@@ -279,8 +291,8 @@ def format_path(path: Sequence[PathStep]) -> str:
     """`spec.template.spec.containers[name=web].image`; odd keys as `metadata.labels["app.oam.dev/name"]`."""
     out: list[str] = []
     for step in path:
-        if isinstance(step, ByName):
-            out.append(f"[name={step.name}]")
+        if isinstance(step, Match):
+            out.append(step.text())
         elif isinstance(step, int):
             out.append(f"[{step}]")
         elif _PLAIN_KEY.fullmatch(step):
@@ -314,14 +326,34 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _names(items: list[Any]) -> list[str] | None:
-    """The item names when every item is a mapping with a distinct string `name`, else None."""
-    names: list[str] = []
+# Ways to tell list items apart, tried in order: the first that gives every item of both lists
+# a distinct identity is used. Object references (plan entries) first, since their `name`
+# alone repeats (a Deployment and a Service both named web).
+_IDENTITIES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("kind", "name"), ("namespace",)),
+    (("name",), ()),
+    (("cluster",), ("namespace",)),
+)
+
+
+def _identities(items: list[Any], required: tuple[str, ...], optional: tuple[str, ...]) -> list[Match] | None:
+    keys: list[Match] = []
     for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        if not isinstance(item, dict) or not all(isinstance(item.get(k), str) for k in required):
             return None
-        names.append(item["name"])
-    return names if len(set(names)) == len(names) else None
+        fields = [(k, str(item[k])) for k in required]
+        fields += [(k, str(item[k])) for k in optional if isinstance(item.get(k), str) and item[k]]
+        keys.append(Match(tuple(sorted(fields, key=lambda kv: (kv[0] != "kind", kv[0])))))
+    return keys if len(set(keys)) == len(keys) else None
+
+
+def _match_keys(old: list[Any], new: list[Any]) -> tuple[list[Match], list[Match]] | None:
+    """Identities for the items of both lists, or None when they must be compared by index."""
+    for required, optional in _IDENTITIES:
+        a, b = _identities(old, required, optional), _identities(new, required, optional)
+        if a is not None and b is not None:
+            return a, b
+    return None
 
 
 def diff_values(old: Any, new: Any, path: tuple[PathStep, ...] = ()) -> list[FieldChange]:
@@ -350,20 +382,21 @@ def _diff(old: Any, new: Any, path: tuple[PathStep, ...], out: list[FieldChange]
 
 
 def _diff_lists(old: list[Any], new: list[Any], path: tuple[PathStep, ...], out: list[FieldChange]) -> None:
-    old_names, new_names = _names(old), _names(new)
-    if old_names is not None and new_names is not None and (old or new):
-        before = dict(zip(old_names, old, strict=True))
-        after = dict(zip(new_names, new, strict=True))
-        for name in old_names:
-            if name not in after:
-                out.append(FieldChange((*path, ByName(name)), before[name], ABSENT, "removed"))
+    keys = _match_keys(old, new) if old or new else None
+    if keys is not None:
+        old_keys, new_keys = keys
+        before = dict(zip(old_keys, old, strict=True))
+        after = dict(zip(new_keys, new, strict=True))
+        for k in old_keys:
+            if k not in after:
+                out.append(FieldChange((*path, k), before[k], ABSENT, "removed"))
             else:
-                _diff(before[name], after[name], (*path, ByName(name)), out)
-        for name in new_names:
-            if name not in before:
-                out.append(FieldChange((*path, ByName(name)), ABSENT, after[name], "added"))
-        kept_old = [n for n in old_names if n in after]
-        kept_new = [n for n in new_names if n in before]
+                _diff(before[k], after[k], (*path, k), out)
+        for k in new_keys:
+            if k not in before:
+                out.append(FieldChange((*path, k), ABSENT, after[k], "added"))
+        kept_old = [k.text() for k in old_keys if k in after]
+        kept_new = [k.text() for k in new_keys if k in before]
         if kept_old != kept_new:
             out.append(FieldChange(path, kept_old, kept_new, "reordered"))
         return
@@ -478,7 +511,9 @@ def compare(old: Snapshot, new: Snapshot, *, show_secrets: bool = False) -> Comp
         objs = sorted(per_cluster[name], key=_object_order)
         status = ADDED if name not in old.clusters else REMOVED if name not in new.clusters else CHANGED
         clusters.append(ClusterChanges(name, tuple(objs), status))
-    plan = tuple(diff_values(old.plan, new.plan)) if not _same(old.plan, new.plan) else ()
+    # An object's digest in the plan follows its content, which the cluster sections show in
+    # full: listing digests again would only repeat every object change as a hash change.
+    plan = tuple(fc for fc in diff_values(old.plan, new.plan) if not (fc.path and fc.path[-1] == "digest"))
     files = []
     for rel in sorted(old.files.keys() | new.files.keys()):
         if rel not in new.files:
@@ -638,7 +673,7 @@ def _unified(old: Any, new: Any, name: str, context: int) -> str:
 
 
 def _segments(path: Iterable[PathStep]) -> list[Any]:
-    return [{"name": s.name} if isinstance(s, ByName) else s for s in path]
+    return [dict(s.fields) if isinstance(s, Match) else s for s in path]
 
 
 def _field_json(fc: FieldChange) -> dict[str, Any]:
