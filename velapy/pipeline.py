@@ -6,6 +6,7 @@ validate → resolve (workflow, policies) → render (CUE engine, batched) → p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from velapy import emit
@@ -14,8 +15,10 @@ from velapy.clusters import Inventory, hub_only, load_inventory
 from velapy.definitions import Registry, load_registry
 from velapy.dryrun import dry_run_blocks, format_blocks
 from velapy.engine import Evaluator, select_runner
-from velapy.plan import Plan, build_plan, dry_run_clusters
+from velapy.errors import Diagnostic, InputError
+from velapy.plan import Plan, PlanDraft, build_plan, dry_run_clusters, finish_plan, prepare_plan
 from velapy.refobjects import HubObjects, load_hub
+from velapy.render import render
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,48 @@ def compile_app(inputs: Inputs, evaluator: Evaluator, registry: Registry | None 
     loaded = load(inputs, registry)
     inventory = load_clusters(inputs)
     return build_plan(loaded.app, loaded.registry, evaluator, inventory, loaded.hub)
+
+
+def compile_apps(inputs: Sequence[Inputs], evaluator: Evaluator) -> list[Plan]:
+    """`compile_app` for several applications (a repository's goldens, both sides of a diff).
+
+    Definitions and hub objects are loaded once per distinct folder list, and all apps that share
+    them render in ONE `render` call, so engine calls grow with trait depth, not with the number
+    of apps. Problems of every app are reported together (InputError)."""
+    registries: dict[tuple[str, ...], Registry] = {}
+    drafts: list[PlanDraft] = []
+    problems: list[Diagnostic] = []
+    for inp in inputs:
+        try:
+            reg = registries.get(inp.definition_dirs)
+            if reg is None:
+                reg = registries[inp.definition_dirs] = load_registry(inp.definition_dirs)
+            loaded = load(inp, reg)
+            drafts.append(prepare_plan(loaded.app, reg, load_clusters(inp), loaded.hub))
+        except InputError as exc:
+            problems.extend(exc.diagnostics)
+    if problems:
+        raise InputError(list(dict.fromkeys(problems)))
+    # apps sharing definitions and hub objects → one render call; manifests come back in task order
+    groups: dict[tuple[tuple[str, ...], str], list[int]] = {}
+    for n, inp in enumerate(inputs):
+        groups.setdefault((inp.definition_dirs, inp.resources), []).append(n)
+    plans: dict[int, Plan] = {}
+    for members in groups.values():
+        first = inputs[members[0]]
+        tasks = [t for n in members for t in drafts[n].tasks]
+        manifests = render(tasks, registries[first.definition_dirs], evaluator, drafts[members[0]].hub)
+        start = 0
+        for n in members:
+            count = len(drafts[n].tasks)
+            try:
+                plans[n] = finish_plan(drafts[n], manifests[start:start + count])
+            except InputError as exc:
+                problems.extend(exc.diagnostics)
+            start += count
+    if problems:
+        raise InputError(list(dict.fromkeys(problems)))
+    return [plans[n] for n in range(len(drafts))]
 
 
 def output_files(plan: Plan) -> dict[str, str]:

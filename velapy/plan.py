@@ -53,7 +53,7 @@ from velapy.errors import Diagnostic, InputError, Location
 from velapy.placement import Placement, deploy_placements, policy_location, topology_placements
 from velapy.policies import OVERRIDE, TOPOLOGY, apply_overrides
 from velapy.refobjects import HubObjects
-from velapy.render import RenderTask, render
+from velapy.render import ComponentManifest, RenderTask, render
 from velapy.workflow import (
     APPLY_COMPONENT,
     DEPLOY,
@@ -265,6 +265,31 @@ class _Resolved:
 def build_plan(app: Application, registry: Registry, evaluator: Evaluator, inventory: Inventory,
                hub: HubObjects | None = None) -> Plan:
     """Compile the application for the clusters of `inventory` (InputError on any problem)."""
+    draft = prepare_plan(app, registry, inventory, hub)
+    return finish_plan(draft, render(draft.tasks, registry, evaluator, hub))
+
+
+@dataclass
+class PlanDraft:
+    """An application resolved up to its render tasks. Drafts of several apps that share a
+    registry and hub objects render in one `render` call (`pipeline.compile_apps`); `finish_plan`
+    then takes this draft's slice of the manifests, in task order."""
+
+    app: Application
+    inventory: Inventory
+    hub: HubObjects | None
+    wf: Workflow
+    resolved: list[_Resolved]
+    units: list[_Unit]
+    rules_by_type: dict[str, Any]
+    warnings: list[Diagnostic]
+    used_policies: set[str]
+    tasks: list[RenderTask]
+
+
+def prepare_plan(app: Application, registry: Registry, inventory: Inventory,
+                 hub: HubObjects | None = None) -> PlanDraft:
+    """Resolve the workflow, placements and overrides into render tasks (InputError on any problem)."""
     wf = resolve_workflow(app)
     check_workflow(wf, registry)
     warnings: list[Diagnostic] = []
@@ -283,8 +308,15 @@ def build_plan(app: Application, registry: Registry, evaluator: Evaluator, inven
         comps = tuple(u.components)
         tasks.extend(RenderTask(app, c, cluster=u.placement.cluster, namespace=u.placement.namespace,
                                 cluster_version=version, components=comps) for c in comps)
-    manifests = render(tasks, registry, evaluator, hub)
+    return PlanDraft(app, inventory, hub, wf, resolved, units, rules_by_type, warnings, used_policies, tasks)
 
+
+def finish_plan(draft: PlanDraft, manifests: Sequence[ComponentManifest]) -> Plan:
+    """Assemble the rendered manifests (one per task of the draft) into the plan, with its checks."""
+    app, inventory, hub, wf = draft.app, draft.inventory, draft.hub, draft.wf
+    resolved, units, rules_by_type = draft.resolved, draft.units, draft.rules_by_type
+    warnings, used_policies = draft.warnings, draft.used_policies
+    problems: list[Diagnostic] = []
     placed: dict[int, tuple[PlannedObject, ...]] = {}
     for n, u in enumerate(units):
         objs: list[PlannedObject] = []
