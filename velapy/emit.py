@@ -158,6 +158,8 @@ def _step_data(s: PlannedStep, paths: Mapping[ObjectKey, str]) -> dict[str, Any]
     if s.type == "deploy":
         out["policies"] = list(s.policies)
         out["parallelism"] = s.parallelism
+        if s.component_depends_on:
+            out["componentDependsOn"] = {k: list(v) for k, v in s.component_depends_on.items()}
     if s.component:
         out["component"] = s.component
     if s.properties:

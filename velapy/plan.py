@@ -200,6 +200,8 @@ class PlannedStep:
     sub_steps: tuple[PlannedStep, ...] = ()
     properties: Mapping[str, Any] = field(default_factory=dict)  # other step types, as written
     location: Location = field(default_factory=Location)
+    # deploy: component → the components it waits for (healthy, in the same cluster/namespace)
+    component_depends_on: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def objects(self) -> Iterator[PlannedObject]:
         for p in self.placements:
@@ -475,6 +477,11 @@ def _planned(r: _Resolved, placed: Mapping[int, tuple[PlannedObject, ...]], inde
         extra = dict(props)
     placements = tuple(PlannedPlacement(u.placement.cluster, u.placement.namespace, placed[index[id(u)]])
                        for u in r.units)
+    waits: dict[str, tuple[str, ...]] = {}
+    if s.type == DEPLOY and r.units:
+        names = {c.name for c in r.units[0].components}
+        waits = {c.name: tuple(d for d in c.depends_on if d in names) for c in r.units[0].components
+                 if any(d in names for d in c.depends_on)}
     return PlannedStep(
         name=s.name,
         type=s.type,
@@ -490,6 +497,7 @@ def _planned(r: _Resolved, placed: Mapping[int, tuple[PlannedObject, ...]], inde
         sub_steps=tuple(_planned(x, placed, index, wf) for x in r.subs),
         properties=extra,
         location=s.location,
+        component_depends_on=waits,
     )
 
 
@@ -789,9 +797,16 @@ def dry_run_clusters(app: Application, inventory: Inventory) -> dict[str, list[s
             add(f"{app.name} with topology {t.name}", [p.key() for p in topology_placements(t, inventory)])
         if not topologies:
             add(f"{app.name} only with override policies", [HUB])
-    if not deploys:
-        keys = [Placement(str(s.properties.get("cluster") or HUB), str(s.properties.get("namespace") or "")).key()
-                for s in wf.steps if s.type == APPLY_COMPONENT]
+    if not deploys:  # dry-run renders once; name every cluster the steps (also inside groups) reach
+        keys: list[str] = []
+        for s in (x for top in wf.steps for x in (top, *top.sub_steps)):
+            if s.type == APPLY_COMPONENT:
+                keys.append(Placement(str(s.properties.get("cluster") or HUB),
+                                      str(s.properties.get("namespace") or "")).key())
+            elif s.type == DEPLOY:
+                policies = [find_policy(app, str(n)) for n in s.properties.get("policies") or []]
+                topologies = [p for p in policies if p is not None and p.type == TOPOLOGY]
+                keys.extend(p.key() for p in deploy_placements(topologies, inventory))
         add(app.name, keys or [HUB])
     return out
 
