@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from velapy.application import load_application
 from velapy.definitions import load_registry
 from velapy.dryrun import dry_run_blocks, format_blocks
 from velapy.engine import Evaluator
@@ -240,9 +241,10 @@ def test_all_problems_of_a_round_are_reported_together(tmp_path: Path, evaluator
                {"name": "w4", "type": "webservice", "properties": {"image": "x"},
                 "traits": [{"type": "scaler", "properties": {"replicas": "two"}}]}]}}
     (tmp_path / "app.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    loaded = load(Inputs(str(tmp_path / "app.yaml")))
+    # the render stage's own reporting: past validation, which would stop these earlier
+    registry = load_registry()
     with pytest.raises(InputError) as info:
-        dry_run_blocks(loaded.app, loaded.registry, evaluator, loaded.hub)
+        dry_run_blocks(load_application(str(tmp_path / "app.yaml")), registry, evaluator)
     by_path = {d.location.path: d for d in info.value.diagnostics}
     assert set(by_path) == {"spec.components[2].type", "spec.components[0].properties.image",
                             "spec.components[0].properties.ports[0].port", "spec.components[1].properties.cpu"}
@@ -251,9 +253,8 @@ def test_all_problems_of_a_round_are_reported_together(tmp_path: Path, evaluator
     # the trait round is not reached while components fail; once they are fixed, the trait error shows
     doc["spec"]["components"] = doc["spec"]["components"][3:]  # type: ignore[index]
     (tmp_path / "app.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    loaded = load(Inputs(str(tmp_path / "app.yaml")))
     with pytest.raises(InputError) as info:
-        dry_run_blocks(loaded.app, loaded.registry, evaluator, loaded.hub)
+        dry_run_blocks(load_application(str(tmp_path / "app.yaml")), registry, evaluator)
     (diag,) = info.value.diagnostics
     assert diag.location.path == "spec.components[0].traits[0].properties.replicas"
     assert diag.location.trait == "scaler" and "no allowed value matches" in diag.message

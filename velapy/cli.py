@@ -6,6 +6,7 @@ exit codes of `velapy.errors`: 0 ok, 1 differences, 2 invalid input, 3 cluster f
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -13,8 +14,23 @@ from typing import Any, TypeVar
 import click
 
 from velapy import __version__
+from velapy.deflib import format_table
 from velapy.errors import EXIT_INTERNAL, VelapyError
-from velapy.pipeline import Inputs, compile_app, dry_run, open_evaluator, plan_text, write_output
+from velapy.pipeline import (
+    Inputs,
+    compile_app,
+    definition_object,
+    dry_run,
+    list_definitions,
+    open_evaluator,
+    parameter_table,
+    plan_text,
+    regenerate_schemas,
+    validate,
+    vet_files,
+    write_output,
+)
+from velapy.yamlio import dump_yaml
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,6 +65,12 @@ def app_inputs(fn: F) -> F:
     return fn
 
 
+def unknown_parameters_option(fn: F) -> F:
+    """`--allow-unknown-parameters`: accept properties a definition does not declare (KubeVela does)."""
+    return click.option("--allow-unknown-parameters", "allow_unknown", is_flag=True, default=False,
+                        help="Accept properties that a definition does not declare (an error by default).")(fn)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="velapy")
 def main() -> None:
@@ -62,10 +84,11 @@ def main() -> None:
               help="Cluster inventory (YAML `clusters:` list); without it only the hub `local` exists.")
 @click.option("-o", "--output", "out", default="", type=click.Path(),
               help="Write the plan and one folder of objects per cluster here (instead of the dry-run stream).")
+@unknown_parameters_option
 def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
-               namespace: str, clusters: str, out: str) -> None:
+               namespace: str, clusters: str, out: str, allow_unknown: bool) -> None:
     """Render APP as `vela dry-run` prints it, or (-o) as a plan and per-cluster folders."""
-    inputs = Inputs(app, files, definition_dirs, resources, namespace, clusters)
+    inputs = Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown)
 
     def go() -> int:
         with open_evaluator() as ev:
@@ -91,15 +114,142 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
               help="Cluster inventory (YAML `clusters:` list); without it only the hub `local` exists.")
 @click.option("--format", "fmt", type=click.Choice(["tree", "yaml", "json", "mermaid"]), default="tree",
               show_default=True, help="tree for people, yaml/json as in plan.yaml, mermaid for a pull request.")
+@unknown_parameters_option
 def plan_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
-             namespace: str, clusters: str, fmt: str) -> None:
+             namespace: str, clusters: str, fmt: str, allow_unknown: bool) -> None:
     """Show the execution plan of APP: steps, their clusters and the objects each receives."""
-    inputs = Inputs(app, files, definition_dirs, resources, namespace, clusters)
+    inputs = Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown)
 
     def go() -> int:
         with open_evaluator() as ev:
             plan = compile_app(inputs, ev)
         sys.stdout.write(plan_text(plan, fmt))
+        return 0
+
+    _run(go)
+
+
+@main.command("validate")
+@click.argument("app", type=click.Path())
+@app_inputs
+@unknown_parameters_option
+def validate_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
+                 namespace: str, allow_unknown: bool) -> None:
+    """Check APP (and its -f files) against the schemas and definitions, without rendering.
+
+    Every problem is listed with file:line:col, its path, what was expected and what was found.
+    Exit code 0 when valid, 2 otherwise.
+    """
+    inputs = Inputs(app, files, definition_dirs, resources, namespace, "", allow_unknown)
+
+    def go() -> int:
+        with open_evaluator() as ev:  # the engine starts only for the schemas of -d definitions
+            summary = validate(inputs, ev)
+        click.echo(f"{app} is valid ({summary.text()} checked)")
+        return 0
+
+    _run(go)
+
+
+@main.group("def")
+def def_group() -> None:
+    """List, inspect and check X-Definitions (built-ins and -d folders)."""
+
+
+_KINDS = click.Choice(["component", "trait", "policy", "workflowstep"])
+
+
+@def_group.command("list")
+@click.option("--kind", "kind", type=_KINDS, default=None, help="Only definitions of this kind.")
+@click.option("-d", "--definitions", "definition_dirs", multiple=True, type=click.Path(),
+              help="Definition file or folder (recursive) to list as well. Repeatable.")
+def def_list_cmd(kind: str | None, definition_dirs: tuple[str, ...]) -> None:
+    """NAME, KIND and DESCRIPTION of every definition."""
+
+    def go() -> int:
+        rows = [[d.name, "workflowstep" if d.kind == "workflow-step" else d.kind,
+                 d.description + ("" if d.builtin else f" [{d.file}]")]
+                for d in list_definitions(definition_dirs, kind or "")]
+        click.echo(format_table(["NAME", "KIND", "DESCRIPTION"], rows, max_last=90), nl=False)
+        return 0
+
+    _run(go)
+
+
+@def_group.command("show")
+@click.argument("name")
+@click.option("--kind", "kind", type=_KINDS, default=None, help="The kind, when NAME is ambiguous.")
+@click.option("-d", "--definitions", "definition_dirs", multiple=True, type=click.Path(),
+              help="Definition file or folder (recursive); wins over built-ins. Repeatable.")
+def def_show_cmd(name: str, kind: str | None, definition_dirs: tuple[str, ...]) -> None:
+    """The parameters of definition NAME: path, type, default, required, description."""
+
+    def go() -> int:
+        with open_evaluator() as ev:
+            table = parameter_table(name, kind or "", definition_dirs, ev)
+        d = table.definition
+        kind_text = "workflowstep" if d.kind == "workflow-step" else d.kind
+        click.echo(f"{d.name} ({kind_text}){': ' + d.description if d.description else ''}")
+        click.echo(f"defined in {d.file}\n")
+        rows = [[r.path, r.type, r.default, "yes" if r.required else "", r.description] for r in table.rows]
+        if rows:
+            click.echo(format_table(["PARAMETER", "TYPE", "DEFAULT", "REQUIRED", "DESCRIPTION"], rows, max_last=70),
+                       nl=False)
+        else:
+            click.echo("no parameters")
+        for note in table.notes:
+            click.echo(f"note: {note}")
+        return 0
+
+    _run(go)
+
+
+@def_group.command("vet")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+def def_vet_cmd(files: tuple[str, ...]) -> None:
+    """Parse and compile-check definition FILES (.cue or YAML objects); every problem located."""
+
+    def go() -> int:
+        with open_evaluator() as ev:
+            result = vet_files(files, ev)
+        for f in result.passed:
+            click.echo(f"Validation {f} succeed.")
+        for note in result.notes:
+            click.echo(f"note: {note}", err=True)
+        return 0
+
+    _run(go)
+
+
+@def_group.command("render")
+@click.argument("file", type=click.Path())
+def def_render_cmd(file: str) -> None:
+    """FILE (a .cue definition) as the Kubernetes object `vela def render` prints."""
+
+    def go() -> int:
+        obj = definition_object(file)
+        click.echo(f"--- {os.path.basename(file)} ---\n{dump_yaml(obj)}", nl=False)
+        return 0
+
+    _run(go)
+
+
+@def_group.command("schema")
+@click.option("--check", is_flag=True, default=False,
+              help="Do not write: exit 1 when a checked-in schema differs from its definition.")
+def def_schema_cmd(check: bool) -> None:
+    """Regenerate schemas/definitions/ (the parameter schemas of the built-ins) with the CUE engine."""
+
+    def go() -> int:
+        with open_evaluator() as ev:
+            changed = regenerate_schemas(ev, check=check)
+        for path in changed:
+            click.echo(("stale   " if check else "updated ") + path)
+        if check and changed:
+            click.echo("refresh with `velapy def schema` (or `make schemas`)", err=True)
+            return 1
+        if not changed:
+            click.echo("schemas/definitions is up to date")
         return 0
 
     _run(go)

@@ -13,12 +13,21 @@ from velapy import emit
 from velapy.application import Application, load_application
 from velapy.clusters import Inventory, hub_only, load_inventory
 from velapy.definitions import Registry, load_registry
+
+# the `velapy def` library, re-exported for the CLI
+from velapy.deflib import definition_object as definition_object
+from velapy.deflib import list_definitions as list_definitions
+from velapy.deflib import parameter_table as parameter_table
+from velapy.deflib import regenerate_schemas as regenerate_schemas
+from velapy.deflib import vet_files as vet_files
 from velapy.dryrun import dry_run_blocks, format_blocks
 from velapy.engine import Evaluator, select_runner
 from velapy.errors import Diagnostic, InputError
 from velapy.plan import Plan, PlanDraft, build_plan, dry_run_clusters, finish_plan, prepare_plan
 from velapy.refobjects import HubObjects, load_hub
 from velapy.render import render
+from velapy.validate import Options as ValidationOptions
+from velapy.validate import Summary, validate_files
 
 
 @dataclass(frozen=True)
@@ -47,17 +56,31 @@ def open_evaluator() -> Evaluator:
     return Evaluator(select_runner())
 
 
-def load(inputs: Inputs, registry: Registry | None = None) -> Loaded:
-    """Read the application, its definitions and the hub objects."""
+def load(inputs: Inputs, registry: Registry | None = None, evaluator: Evaluator | None = None) -> Loaded:
+    """Read the application, its definitions and the hub objects; validate before anything renders.
+
+    With an evaluator, the properties of `-d` definitions are checked too (their parameter schemas
+    are computed by the engine); without one they are left to CUE at render time.
+    """
     reg = registry if registry is not None else load_registry(inputs.definition_dirs)
+    validate_files(inputs.app, inputs.files, reg, evaluator, ValidationOptions(inputs.allow_unknown_parameters))
     app = load_application(inputs.app, inputs.files, inputs.namespace)
     hub = load_hub(inputs.resources) if inputs.resources else None
     return Loaded(app, reg, hub, inputs)
 
 
+def validate(inputs: Inputs, evaluator: Evaluator | None = None, registry: Registry | None = None) -> Summary:
+    """Check the application and its files without rendering; raises InputError listing every problem."""
+    reg = registry if registry is not None else load_registry(inputs.definition_dirs)
+    summary = validate_files(inputs.app, inputs.files, reg, evaluator,
+                             ValidationOptions(inputs.allow_unknown_parameters))
+    load_application(inputs.app, inputs.files, inputs.namespace)  # the model's own checks
+    return summary
+
+
 def dry_run(inputs: Inputs, evaluator: Evaluator, registry: Registry | None = None) -> str:
     """The `vela dry-run` stream for the application."""
-    loaded = load(inputs, registry)
+    loaded = load(inputs, registry, evaluator)
     warnings, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, loaded.hub)
     text = format_blocks(warnings, blocks)
     if inputs.clusters:  # name each block's clusters; without --clusters the bytes stay vela's
@@ -73,7 +96,7 @@ def load_clusters(inputs: Inputs) -> Inventory:
 def compile_app(inputs: Inputs, evaluator: Evaluator, registry: Registry | None = None) -> Plan:
     """The compile pipeline: load → resolve workflow/placements/overrides → render (one engine pass
     per trait depth for all clusters) → assemble member-cluster objects → plan with rules and checks."""
-    loaded = load(inputs, registry)
+    loaded = load(inputs, registry, evaluator)
     inventory = load_clusters(inputs)
     return build_plan(loaded.app, loaded.registry, evaluator, inventory, loaded.hub)
 
@@ -92,7 +115,7 @@ def compile_apps(inputs: Sequence[Inputs], evaluator: Evaluator) -> list[Plan]:
             reg = registries.get(inp.definition_dirs)
             if reg is None:
                 reg = registries[inp.definition_dirs] = load_registry(inp.definition_dirs)
-            loaded = load(inp, reg)
+            loaded = load(inp, reg, evaluator)
             drafts.append(prepare_plan(loaded.app, reg, load_clusters(inp), loaded.hub))
         except InputError as exc:
             problems.extend(exc.diagnostics)

@@ -1,0 +1,967 @@
+"""Definitions → JSON Schemas (draft 2020-12) of their `parameter`, computed by the CUE engine.
+
+velapy does not read a template's `parameter` itself: the engine does. One generated file holds
+every definition's template as a hidden field `_t<n>` (with `context: _` so templates compile
+without a context), and one schema request per definition:
+
+    #p3: close({v: [_t3.parameter][0]})
+
+`cue def --out openapi` then runs CUE's own OpenAPI encoder over the file, once for all
+definitions. (`[x][0]` makes the encoder expand the value instead of emitting a `$ref` to a path
+that is not a schema; `close` lets a non-struct value through the encoder's top-level rule.)
+
+Three things the encoder of CUE v0.4 cannot do are worked around here, with the engine still
+doing every evaluation:
+
+- a parameter that is a disjunction of structs (`*#Edit | close({containers: [...#Edit]})`): the
+  top-level alternatives are split on the source text and requested one by one (`#p3a0`,
+  `#p3a1`); the schema is their `anyOf`;
+- references to the template's own definitions and hidden fields (`livenessProbe?: #Probe`) come
+  out as `$ref`s to template paths: those paths are requested too (`#r3_0`), found beforehand by
+  following the identifiers of the parameter's text, and any still missing in a second call;
+- whether a struct is open cannot be seen in OpenAPI, so the source text is scanned for structs
+  holding `...` or a comprehension (`if type == "pvc" {...}`, whose fields depend on values);
+  those stay open, every other struct with declared fields is closed (`additionalProperties:
+  false`), which is how velapy reports unknown parameters.
+
+The OpenAPI 3.0 answer is then turned into JSON Schema 2020-12: `$ref`s into `$defs`, `nullable`
+into a `null` type, `oneOf` into `anyOf` (a CUE disjunction accepts a value matching several
+alternatives), fields with a default dropped from `required` (CUE fills them in), `+usage=`
+comments as descriptions. A definition whose parameter the encoder cannot express at all (a
+nested struct disjunction) gets an open schema and a note in `x-velapy-notes`; a template that
+does not compile is reported as a definition bug at its `.cue` file:line:col.
+
+The built-ins' schemas are checked in under `schemas/definitions/<kind>/<name>.schema.json`
+(`velapy def schema` writes them); each records a digest of its definition, so a stale file is
+never used and a test fails when the two drift apart.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from velapy.cuesyntax import CueSyntaxError, Token, outline, parse_value, tokenize
+from velapy.definitions import Definition
+from velapy.engine import Evaluator
+from velapy.errors import Diagnostic, EngineError, Location
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_ROOT = Path(__file__).resolve().parent.parent / "schemas"
+DEFINITION_SCHEMA_DIR = SCHEMA_ROOT / "definitions"
+# folder names under schemas/definitions/, the same as under definitions/
+KIND_DIRS = {"component": "component", "trait": "trait", "policy": "policy", "workflow-step": "workflowstep",
+             "workload": "workload"}
+
+_MAX_ROUNDS = 12
+_REF_PREFIX = "#/components/schemas/"
+_ERR_POS = re.compile(r"^\s+(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)\s*$")
+_ENTRY_HEAD = re.compile(r"^#?(?P<key>[pr]\d+(?:a\d+|_\d+)?)(?:[.:\s]|$)")
+_TEMPLATE_HEAD = re.compile(r"^_t(?P<n>\d+)(?:[.:\s]|$)")
+_TAG_LINE = re.compile(r"^\+([A-Za-z][\w-]*)(?:=(.*))?$")
+
+Key = tuple[str, str]  # (kind, name)
+
+
+def key_of(d: Definition) -> Key:
+    return (d.kind, d.name)
+
+
+def digest(d: Definition) -> str:
+    """What a schema is generated from: the template text, its imports and the description."""
+    t = d.template
+    payload = json.dumps([d.kind, d.name, d.description, list(t.imports) if t else [], t.body if t else ""])
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def schema_file(d: Definition | Key, root: Path = DEFINITION_SCHEMA_DIR) -> Path:
+    kind, name = d if isinstance(d, tuple) else key_of(d)
+    return root / KIND_DIRS.get(kind, kind) / f"{name}.schema.json"
+
+
+@dataclass
+class Generated:
+    """Schemas by definition, and the definitions whose templates do not compile."""
+
+    schemas: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    problems: dict[Key, list[Diagnostic]] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# the generated file
+
+
+@dataclass
+class _Request:
+    key: str  # top-level definition of the batch: p3, p3a0, r3_1
+    owner: int  # definition index
+    expr: str  # CUE expression (in the scope of the file) whose schema is wanted
+    refname: str = ""  # for template paths: the name the encoder uses in its `$ref`s
+    line: int = 0
+
+
+@dataclass
+class _Plan:
+    """What is asked of one definition: its parameter (or alternatives) and template paths."""
+
+    index: int
+    definition: Definition
+    alternatives: list[str]  # source text of the top-level alternatives ([] = the whole parameter)
+    default_alt: int  # index of the `*` alternative, or -1
+    refs: list[tuple[str, str]]  # (refname, CUE path) of template paths, requested as r<index>_<j>
+    fields: dict[str, str]  # top-level template label → value text (for the open-struct scan)
+    param_text: str
+    notes: list[str] = field(default_factory=list)
+    failed_requests: set[str] = field(default_factory=set)
+    want_parameter: bool = True  # False in a later round that only asks for missing paths
+    pending_refs: set[int] = field(default_factory=set)  # indexes of `refs` asked this round
+
+
+@dataclass
+class _Segment:
+    owner: int
+    first: int  # first line of the template body in the batch file
+    last: int
+
+
+def _plan(index: int, d: Definition) -> _Plan:
+    assert d.template is not None
+    body = d.template.body
+    fields: dict[str, str] = {}
+    params: list[str] = []
+    try:
+        for f in outline(body).fields:
+            text = body[f.value_start:f.value_end]
+            if f.label == "parameter":
+                params.append(text)
+            elif f.label not in fields:
+                fields[f.label] = text
+    except CueSyntaxError:
+        pass  # the engine will say where
+    param_text = params[0] if len(params) == 1 else ""
+    alternatives: list[str] = []
+    default_alt = -1
+    if param_text:
+        alts = _split_disjunction(param_text)
+        if len(alts) > 1:
+            for k, alt in enumerate(alts):
+                if alt.startswith("*"):
+                    default_alt = k
+                    alt = alt[1:].lstrip()
+                alternatives.append(alt)
+    # template paths the parameter refers to, followed transitively through their own text
+    refs: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    todo = [param_text] if param_text else [body]
+    while todo:
+        for name in _referenced_labels(todo.pop(), fields):
+            if name in seen:
+                continue
+            seen.add(name)
+            refs.append((f"_t{index}.{name.lstrip('#')}", f"_t{index}.{name}"))
+            todo.append(fields[name])
+    return _Plan(index, d, alternatives, default_alt, refs, fields, param_text,
+                 pending_refs=set(range(len(refs))))
+
+
+def _split_disjunction(text: str) -> list[str]:
+    """Top-level `|` alternatives of an expression's text (one item when it is not a disjunction)."""
+    try:
+        toks = tokenize(text)
+    except CueSyntaxError:
+        return [text]
+    depth = 0
+    cuts: list[int] = []
+    for t in toks:
+        if t.kind == "punct" and t.text in ("{", "[", "("):
+            depth += 1
+        elif t.kind == "punct" and t.text in ("}", "]", ")"):
+            depth -= 1
+        elif t.kind == "punct" and t.text == "|" and depth == 0:
+            cuts.append(t.start)
+        elif t.kind == "punct" and t.text == ":" and depth == 0:
+            return [text.strip()]  # `[string]: a | b` is a struct written without braces
+    if not cuts:
+        return [text.strip()]
+    parts: list[str] = []
+    start = 0
+    for c in cuts:
+        parts.append(text[start:c].strip())
+        start = c + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+def _referenced_labels(text: str, fields: dict[str, str]) -> list[str]:
+    """Template-level definitions and hidden fields (`#X`, `_x`) named in `text`, in order."""
+    try:
+        toks = tokenize(text)
+    except CueSyntaxError:
+        return []
+    out: list[str] = []
+    for i, t in enumerate(toks):
+        if t.kind != "ident" or t.text == "_" or not t.text.startswith(("#", "_")):
+            continue
+        if i > 0 and toks[i - 1].kind == "punct" and toks[i - 1].text == ".":
+            continue  # a selector (x.#Y), not a reference to a template label
+        if t.text in fields and t.text not in out:
+            out.append(t.text)
+    return out
+
+
+def _batch(plans: Sequence[_Plan]) -> tuple[str, list[_Request], list[_Segment], dict[int, list[int]]]:
+    """The generated file; its requests; template line ranges; import line → definitions using it."""
+    imports: list[str] = []
+    users: dict[str, list[int]] = {}
+    for p in plans:
+        assert p.definition.template is not None
+        for spec in p.definition.template.imports:
+            if spec not in imports:
+                imports.append(spec)
+            users.setdefault(spec, []).append(p.index)
+    lines: list[str] = []
+    import_lines: dict[int, list[int]] = {}
+    if imports:
+        lines.append("import (")
+        for spec in imports:
+            lines.append(f"\t{spec}")
+            import_lines[len(lines)] = users[spec]
+        lines.append(")")
+    requests: list[_Request] = []
+    segments: list[_Segment] = []
+    for p in plans:
+        t = p.definition.template
+        assert t is not None
+        n = p.index
+        lines.append(f"_t{n}: {{")
+        if not t.declares_context:
+            lines.append("context: _")
+        first = len(lines) + 1
+        body = t.body.split("\n")
+        body[0] = " " * (t.column - 1) + body[0]  # keep columns as in the .cue file
+        lines.extend(body)
+        segments.append(_Segment(n, first, len(lines)))
+        for k, alt in enumerate(p.alternatives):
+            lines.append(f"_velapy_alt{k}: {alt}")
+        lines.append("}")
+        wanted: list[_Request] = []
+        if p.want_parameter and p.alternatives:
+            wanted.extend(_Request(f"p{n}a{k}", n, f"_t{n}._velapy_alt{k}") for k in range(len(p.alternatives)))
+        elif p.want_parameter:
+            wanted.append(_Request(f"p{n}", n, f"_t{n}.parameter"))
+        wanted.extend(_Request(f"r{n}_{j}", n, path, refname) for j, (refname, path) in enumerate(p.refs)
+                      if j in p.pending_refs)
+        requests.extend(r for r in wanted if r.key not in p.failed_requests)
+    for r in requests:
+        lines.append(f"#{r.key}: close({{v: [{r.expr}][0]}})")
+        r.line = len(lines)
+    return "\n".join(lines) + "\n", requests, segments, import_lines
+
+
+# --------------------------------------------------------------------------------------------
+# running the encoder
+
+
+def generate(definitions: Sequence[Definition], evaluator: Evaluator) -> Generated:
+    """Parameter schemas of `definitions` (those with a template), in as few engine calls as possible."""
+    out = Generated()
+    plans = [_plan(i, d) for i, d in enumerate(definitions) if d.template is not None]
+    active = {p.index: p for p in plans}
+    answers: dict[str, Any] = {}
+    for _round in range(_MAX_ROUNDS):
+        if not active:
+            break
+        todo = [active[i] for i in sorted(active)]
+        source, requests, segments, import_lines = _batch(todo)
+        ok, payload = _run(evaluator, source)
+        if not ok:
+            if not _handle_errors(str(payload["stderr"]), str(payload["path"]), requests, segments, import_lines,
+                                  active, out):
+                raise EngineError("the CUE engine could not produce schemas: " + str(payload["stderr"])[:2000])
+            continue
+        schemas = payload.get("components", {}).get("schemas", {})
+        answers.update(schemas)
+        active = {}
+        # `$ref`s to template paths that were not foreseen: asked for in one more call
+        for p in todo:
+            known = {name for name, _ in p.refs}
+            missing = [r for r in _refs_in(schemas[k] for k in schemas if _owner_of_key(k) == p.index)
+                       if r.startswith(f"_t{p.index}.") and r not in known and r not in answers]
+            if missing:
+                first = len(p.refs)
+                p.refs.extend((r, _cue_path(r, p)) for r in dict.fromkeys(missing))
+                p.want_parameter = False
+                p.pending_refs = set(range(first, len(p.refs)))
+                active[p.index] = p
+    for p in plans:
+        k = key_of(p.definition)
+        if k in out.problems or k in out.schemas:
+            continue
+        out.schemas[k] = _assemble(p, answers)
+    return out
+
+
+def _run(evaluator: Evaluator, source: str) -> tuple[bool, dict[str, Any]]:
+    fd, path = tempfile.mkstemp(prefix="velapy-schema-", suffix=".cue")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(source)
+        evaluator.calls += 1
+        reply = evaluator.runner.run(["def", path, "--out", "openapi"])
+    finally:
+        os.unlink(path)
+    if reply.code == 0:
+        try:
+            return True, json.loads(reply.stdout)
+        except json.JSONDecodeError:
+            raise EngineError(f"the CUE engine's OpenAPI output is not JSON: {reply.stdout[:500]}") from None
+    return False, {"stderr": reply.stderr or reply.stdout, "path": path}
+
+
+def _error_blocks(text: str) -> list[tuple[str, list[tuple[str, int, int]]]]:
+    blocks: list[tuple[str, list[tuple[str, int, int]]]] = []
+    for line in text.splitlines():
+        m = _ERR_POS.match(line)
+        if m and blocks:
+            blocks[-1][1].append((m.group("file"), int(m.group("line")), int(m.group("col"))))
+        elif line.strip():
+            blocks.append((line.rstrip().rstrip(":"), []))
+    return blocks
+
+
+def _handle_errors(stderr: str, batch_path: str, requests: list[_Request], segments: list[_Segment],
+                   import_lines: dict[int, list[int]], active: dict[int, _Plan], out: Generated) -> bool:
+    """Drop what failed from the next round; True when something was dropped."""
+    by_key = {r.key: r for r in requests}
+    by_line = {r.line: r for r in requests}
+    progressed = False
+    for head, positions in _error_blocks(stderr):
+        local = [(ln, col) for f, ln, col in positions if os.path.abspath(f) == os.path.abspath(batch_path)]
+        message = head.replace(batch_path, "<generated>")
+        m = _ENTRY_HEAD.match(head)
+        req = by_key.get(m.group("key")) if m else None
+        if req is None:
+            req = next((by_line[ln] for ln, _ in local if ln in by_line), None)
+        if req is not None and req.owner in active:
+            plan = active[req.owner]
+            if req.key not in plan.failed_requests:
+                plan.failed_requests.add(req.key)
+                plan.notes.append(_encoder_note(req, message))
+                progressed = True
+            continue
+        owners = _owners(head, local, segments, import_lines)
+        for owner in owners:
+            if owner not in active:
+                continue
+            plan = active.pop(owner)
+            progressed = True
+            d = plan.definition
+            if any(ln in import_lines for ln, _ in local):
+                # a package the engine cannot provide (vela/op, ...): no schema, not a bug here
+                plan.notes.append(f"not evaluated offline: {_strip_prefix(message)}")
+                out.schemas[key_of(d)] = _open_schema(plan)
+                continue
+            out.problems.setdefault(key_of(d), []).append(_definition_problem(d, message, local, segments, owner))
+    return progressed
+
+
+def _owners(head: str, local: list[tuple[int, int]], segments: list[_Segment],
+            import_lines: dict[int, list[int]]) -> list[int]:
+    m = _TEMPLATE_HEAD.match(head)
+    if m:
+        return [int(m.group("n"))]
+    found: list[int] = []
+    for ln, _col in local:
+        if ln in import_lines:
+            found.extend(import_lines[ln])
+            continue
+        # the template whose `_t<n>: {` opens last before the line (a syntax error may be
+        # reported after the body, at the first token that no longer fits)
+        before = [s.owner for s in segments if s.first - 2 <= ln]
+        if before:
+            found.append(before[-1])
+    return list(dict.fromkeys(found))
+
+
+def _definition_problem(d: Definition, message: str, local: list[tuple[int, int]], segments: list[_Segment],
+                        owner: int) -> Diagnostic:
+    assert d.template is not None
+    seg = next(s for s in segments if s.owner == owner)
+    loc = Location(file=d.file, line=d.line)
+    for ln, col in local:
+        if seg.first <= ln <= seg.last:
+            loc = Location(file=d.template.file, line=d.template.line + ln - seg.first, column=col)
+            break
+    return Diagnostic(f"definition {d.name} ({d.kind}) does not compile: {_strip_prefix(message)}", loc)
+
+
+def _strip_prefix(message: str) -> str:
+    """`_t3.output.spec: msg` → `output.spec: msg` (the batch's own names mean nothing to a user)."""
+    return re.sub(r"_t\d+\.", "", re.sub(r"^_t\d+:\s*", "", message))
+
+
+def _encoder_note(req: _Request, message: str) -> str:
+    text = re.sub(r"^#?[pr]\d+(?:a\d+|_\d+)?(?:\.v)?:\s*", "", message)
+    text = re.sub(r"^openapi:\s*#?[pr]\d+(?:a\d+|_\d+)?(?:\.v)?:\s*", "", text)
+    text = _strip_prefix(text).replace("\n", " ")
+    what = req.refname.split(".", 1)[1] if req.refname else "parameter"
+    return f"{what}: CUE's OpenAPI encoder cannot express it ({text}); accepted without checking"
+
+
+def _owner_of_key(key: str) -> int:
+    m = re.match(r"^[pr](\d+)", key)
+    return int(m.group(1)) if m else -1
+
+
+def _refs_in(nodes: Iterable[Any]) -> list[str]:
+    out: list[str] = []
+    stack = list(nodes)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, dict):
+            ref = n.get("$ref")
+            if isinstance(ref, str) and ref.startswith(_REF_PREFIX):
+                out.append(ref[len(_REF_PREFIX):])
+            stack.extend(n.values())
+        elif isinstance(n, list):
+            stack.extend(n)
+    return out
+
+
+def _cue_path(refname: str, plan: _Plan) -> str:
+    """`_t3.parameter.Rule` → `_t3.parameter.#Rule`: a segment is a definition when the text says so."""
+    assert plan.definition.template is not None
+    body = plan.definition.template.body
+    parts = refname.split(".")
+    out = [parts[0]]
+    for seg in parts[1:]:
+        if not seg.startswith("_") and re.search(r"(?<![\w#])#" + re.escape(seg) + r"\b", body):
+            out.append("#" + seg)
+        else:
+            out.append(seg)
+    return ".".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# OpenAPI 3.0 → JSON Schema 2020-12
+
+
+class _Converter:
+    """Converts one definition's answers, collecting the `$defs` its `$ref`s need."""
+
+    def __init__(self, plan: _Plan, answers: dict[str, Any]) -> None:
+        self.plan = plan
+        self.answers = answers
+        self.by_refname = {refname: f"r{plan.index}_{j}" for j, (refname, _p) in enumerate(plan.refs)}
+        self.defs: dict[str, Any] = {}
+        self.names: dict[str, str] = {}  # encoder name → $defs name
+        self.facts: dict[str, _Facts] = {}
+
+    def root(self) -> dict[str, Any]:
+        p = self.plan
+        n = p.index
+        self.facts[""] = self._facts_of(p.param_text)
+        if p.alternatives:
+            alts = []
+            for k, alt in enumerate(p.alternatives):
+                ans = self._answer(f"p{n}a{k}")
+                if ans is None:
+                    return {}
+                self.facts[f"alt{k}"] = self._facts_of(alt)
+                alts.append(self.convert(ans, f"alt{k}", ()))
+            return {"anyOf": alts}
+        ans = self._answer(f"p{n}")
+        return self.convert(ans, "", ()) if ans is not None else {}
+
+    def _facts_of(self, text: str) -> _Facts:
+        """Facts of an expression's text, or of the template field it names (`#Params`)."""
+        name = text.strip()
+        while name in self.plan.fields:
+            name = self.plan.fields[name].strip()
+            text = name
+        return _text_facts(text)
+
+    def _answer(self, key: str) -> Any:
+        if key in self.plan.failed_requests:
+            return None
+        wrapper = self.answers.get(key)
+        if not isinstance(wrapper, dict):
+            return None
+        return (wrapper.get("properties") or {}).get("v")
+
+    def ref(self, name: str) -> dict[str, Any]:
+        if name in self.names:
+            return {"$ref": f"#/$defs/{self.names[name]}"}
+        key = self.by_refname.get(name)
+        raw: Any = None
+        text = ""
+        if key is not None:
+            raw = self._answer(key)
+            label = name.split(".", 1)[1]
+            text = self.plan.fields.get(label, self.plan.fields.get("#" + label, ""))
+        elif name in self.answers:
+            raw = self.answers[name]
+        if raw is None:
+            return {}  # not expressible: anything goes
+        pretty = self._pretty(name)
+        self.names[name] = pretty
+        self.facts[pretty] = _text_facts(text)
+        self.defs[pretty] = {}  # placeholder against recursion
+        self.defs[pretty] = self.convert(raw, pretty, ())
+        return {"$ref": f"#/$defs/{pretty}"}
+
+    def _pretty(self, name: str) -> str:
+        base = re.sub(r"^(?:_t\d+|[pr]\d+(?:a\d+|_\d+)?)\.(?:v\.)?", "", name) or name
+        pretty = base
+        k = 2
+        while pretty in self.defs:
+            pretty = f"{base}{k}"
+            k += 1
+        return pretty
+
+    def convert(self, node: Any, root: str, path: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(node, dict):
+            return {}
+        out: dict[str, Any] = {}
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_REF_PREFIX):
+            target = self.ref(ref[len(_REF_PREFIX):])
+            if len(node) == 1 or not target:
+                return target
+            out["allOf"] = [target]
+        desc = _description(node.get("description"))
+        if desc:
+            out["description"] = desc
+        types: list[str] = []
+        t = node.get("type")
+        if isinstance(t, str):
+            types.append(t)
+        if node.get("nullable") and types:
+            types.append("null")
+        if types:
+            out["type"] = types[0] if len(types) == 1 else types
+        for k in ("enum", "const", "default", "pattern", "minimum", "maximum", "minLength", "maxLength",
+                  "minItems", "maxItems", "uniqueItems", "minProperties", "maxProperties", "multipleOf"):
+            if k in node:
+                out[k] = copy.deepcopy(node[k])
+        if "enum" in out and node.get("nullable") and None not in out["enum"]:
+            out["enum"].append(None)
+        for k, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+            if node.get(k) is True and bound in out:
+                out[k] = out.pop(bound)
+        for k in ("oneOf", "anyOf", "allOf"):
+            if isinstance(node.get(k), list):
+                subs = [self.convert(s, root, path) for s in node[k]]
+                if node.get("nullable") and k != "allOf" and not types:
+                    subs.append({"type": "null"})
+                out.setdefault("anyOf" if k != "allOf" else "allOf", []).extend(subs)
+        if "not" in node:
+            out["not"] = self.convert(node["not"], root, path)
+        facts = self.facts.get(root) or _Facts()
+        props = node.get("properties")
+        if isinstance(props, dict):
+            out["properties"] = {k: self.convert(v, root, (*path, k)) for k, v in props.items()}
+            for k, sub in out["properties"].items():
+                # the encoder drops some defaults (`*[] | [...string]`); the text still has them
+                if "default" not in sub and (*path, k) in facts.defaults:
+                    literal = _literal(facts.defaults[(*path, k)])
+                    if literal is not _NO_LITERAL:
+                        sub["default"] = literal
+            req = [r for r in node.get("required") or [] if r in props and "default" not in out["properties"][r]
+                   and (*path, r) not in facts.defaults]
+            if req:
+                out["required"] = req
+        elif node.get("required"):
+            out["required"] = list(node["required"])
+        addl = node.get("additionalProperties")
+        if isinstance(addl, dict):
+            out["additionalProperties"] = self.convert(addl, root, (*path, "*"))
+        elif isinstance(props, dict) and props and addl is None and path not in facts.open:
+            out["additionalProperties"] = False
+        if isinstance(node.get("items"), dict):
+            out["items"] = self.convert(node["items"], root, (*path, "[]"))
+        if "type" not in out and "anyOf" not in out and "allOf" not in out and (props or addl is not None):
+            out["type"] = "object"
+        return out
+
+
+def _description(raw: Any) -> str:
+    """`+usage=` text of a comment; other `+tag` lines dropped; plain lines kept."""
+    if not isinstance(raw, str):
+        return ""
+    usage: list[str] = []
+    plain: list[str] = []
+    for line in raw.splitlines():
+        s = line.strip()
+        m = _TAG_LINE.match(s)
+        if m:
+            if m.group(1) == "usage" and m.group(2):
+                usage.append(m.group(2).strip())
+        elif s:
+            plain.append(s)
+    return " ".join(usage) if usage else " ".join(plain)
+
+
+def _open_schema(plan: _Plan) -> dict[str, Any]:
+    return _finish(plan, {}, {})
+
+
+def _assemble(plan: _Plan, answers: dict[str, Any]) -> dict[str, Any]:
+    conv = _Converter(plan, answers)
+    root = conv.root()
+    if plan.alternatives and "anyOf" in root and plan.default_alt >= 0:
+        root["x-velapy-default-alternative"] = plan.default_alt
+    return _finish(plan, root, conv.defs)
+
+
+def _finish(plan: _Plan, root: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    d = plan.definition
+    out: dict[str, Any] = {
+        "$schema": DIALECT,
+        "title": f"{d.name} ({d.kind}) parameter",
+    }
+    if d.description:
+        out["description"] = d.description
+    out.update(root)
+    if defs:
+        out["$defs"] = dict(sorted(defs.items()))
+    out["x-velapy-definition"] = {"kind": d.kind, "name": d.name, "digest": digest(d)}
+    if plan.notes:
+        out["x-velapy-notes"] = list(dict.fromkeys(plan.notes))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# what OpenAPI does not show: open structs and dropped defaults (source text scan)
+
+
+@dataclass
+class _Facts:
+    open: set[tuple[str, ...]] = field(default_factory=set)  # structs with `...` or a comprehension
+    defaults: dict[tuple[str, ...], str] = field(default_factory=dict)  # field → text of its `*` default
+
+
+_NO_LITERAL = object()
+
+
+def _literal(text: str) -> Any:
+    """The value of a literal default (`[]`, `"TCP"`, `5`), or _NO_LITERAL for anything else."""
+    try:
+        return parse_value(text)
+    except CueSyntaxError:
+        return _NO_LITERAL
+
+
+@dataclass
+class _Frame:
+    kind: str  # "{", "[", "("
+    path: tuple[str, ...]
+    label: str = ""  # label of the field whose value is being read ("" at an element start)
+    start: bool = True  # at the start of an element
+
+
+def _text_facts(text: str) -> _Facts:
+    """Paths (labels, `[]` for list items, `*` for pattern values) of open structs and of defaults."""
+    facts = _Facts()
+    if not text:
+        return facts
+    try:
+        toks = [t for t in tokenize(text) if t.kind != "comment"]
+    except CueSyntaxError:
+        return facts
+    out = facts.open
+    stack: list[_Frame] = [_Frame("(", ())]  # the expression itself: a value position
+    stack[0].start = False
+    i = 0
+    while i < len(toks):
+        t = toks[i]
+        top = stack[-1]
+        if t.kind == "eof":
+            break
+        if t.kind == "newline" or (t.kind == "punct" and t.text == ","):
+            if top.kind == "{":
+                top.start, top.label = True, ""
+            i += 1
+            continue
+        if top.kind == "{" and top.start:
+            top.start = False
+            nxt = toks[i + 1] if i + 1 < len(toks) else t
+            if t.kind in ("ident", "string") and t.text not in ("if", "for", "let") and \
+                    nxt.kind == "punct" and nxt.text in (":", "?", "!"):
+                label = t.text if t.kind == "ident" else _unquote_simple(t)
+                i += 1
+                while toks[i].kind == "punct" and toks[i].text in ("?", "!"):
+                    i += 1
+                i += 1  # the colon
+                top.label = label
+                # a chain `a: b: {`: further labels extend the path
+                while toks[i].kind in ("ident", "string") and toks[i + 1].kind == "punct" and \
+                        toks[i + 1].text in (":", "?", "!") and toks[i].text not in ("true", "false", "null"):
+                    sub = toks[i].text if toks[i].kind == "ident" else _unquote_simple(toks[i])
+                    top.label = top.label + "\x00" + sub
+                    i += 1
+                    while toks[i].kind == "punct" and toks[i].text in ("?", "!"):
+                        i += 1
+                    i += 1
+                if toks[i].kind == "punct" and toks[i].text == "*":
+                    facts.defaults[_value_path(top)] = _default_text(text, toks, i + 1)
+                continue
+            if t.kind == "punct" and t.text == "[":
+                # a pattern constraint `[string]: T`
+                depth = 0
+                while i < len(toks):
+                    if toks[i].kind == "punct" and toks[i].text == "[":
+                        depth += 1
+                    elif toks[i].kind == "punct" and toks[i].text == "]":
+                        depth -= 1
+                        if depth == 0:
+                            break
+                    i += 1
+                i += 1
+                if i < len(toks) and toks[i].text == ":":
+                    top.label = "*"
+                    i += 1
+                continue
+            if t.kind == "punct" and t.text == "...":
+                out.add(top.path)
+                i += 1
+                continue
+            if t.kind == "ident" and t.text in ("if", "for"):
+                out.add(top.path)
+                # the clause's struct adds fields to this same struct
+                while i < len(toks) and not (toks[i].kind == "punct" and toks[i].text == "{"):
+                    i += 1
+                stack.append(_Frame("{", top.path))
+                i += 1
+                continue
+            if t.kind == "punct" and t.text == "(":
+                out.add(top.path)  # a dynamic label
+                continue
+            # an embedded value: its structs add fields to this struct
+            top.label = "\x01"
+            continue
+        if t.kind == "punct" and t.text in ("{", "[", "("):
+            stack.append(_Frame(t.text, _value_path(top), start=t.text == "{"))
+            if t.text != "{":
+                stack[-1].start = False
+            i += 1
+            continue
+        if t.kind == "punct" and t.text in ("}", "]", ")"):
+            if len(stack) > 1:
+                stack.pop()
+            i += 1
+            continue
+        i += 1
+    return facts
+
+
+def _default_text(text: str, toks: list[Token], i: int) -> str:
+    """Source text of a default: from toks[i] to the `|`, newline or `,` ending it."""
+    depth = 0
+    j = i
+    while j < len(toks):
+        t = toks[j]
+        if t.kind == "eof":
+            break
+        if t.kind == "punct" and t.text in ("{", "[", "("):
+            depth += 1
+        elif t.kind == "punct" and t.text in ("}", "]", ")"):
+            if depth == 0:
+                break
+            depth -= 1
+        elif depth == 0 and (t.kind == "newline" or (t.kind == "punct" and t.text in ("|", ","))):
+            break
+        j += 1
+    end = toks[j].start if j < len(toks) else len(text)
+    return text[toks[i].start:end].strip() if i < len(toks) else ""
+
+
+def _value_path(frame: _Frame) -> tuple[str, ...]:
+    """Path of a value opened inside `frame` (a field's value, a list's items, a parenthesis)."""
+    if frame.kind == "[":
+        return (*frame.path, "[]")
+    if frame.kind == "(":
+        return frame.path
+    if frame.label == "\x01" or not frame.label:
+        return frame.path
+    return (*frame.path, *frame.label.split("\x00"))
+
+
+def _unquote_simple(tok: Token) -> str:
+    text = tok.text
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        try:
+            return str(json.loads(text))
+        except json.JSONDecodeError:
+            return text[1:-1]
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# checked-in schemas
+
+
+def read_checked_in(d: Definition, root: Path = DEFINITION_SCHEMA_DIR) -> dict[str, Any] | None:
+    """The checked-in schema of `d` when it was generated from this very definition, else None."""
+    path = schema_file(d, root)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    meta = data.get("x-velapy-definition") if isinstance(data, dict) else None
+    if not isinstance(meta, dict) or meta.get("digest") != digest(d):
+        return None
+    return dict(data)
+
+
+def dump_schema(schema: dict[str, Any]) -> str:
+    """The checked-in text of a schema (stable: 2-space JSON, a final newline)."""
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_schemas(generated: Generated, definitions: Sequence[Definition], root: Path = DEFINITION_SCHEMA_DIR,
+                  prune: bool = True) -> list[Path]:
+    """Write every generated schema; drop files of definitions that no longer exist. Changed files."""
+    changed: list[Path] = []
+    wanted: set[Path] = set()
+    for d in definitions:
+        schema = generated.schemas.get(key_of(d))
+        if schema is None:
+            continue
+        path = schema_file(d, root)
+        wanted.add(path)
+        text = dump_schema(schema)
+        try:
+            if path.read_text(encoding="utf-8") == text:
+                continue
+        except OSError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        changed.append(path)
+    if prune and root.is_dir():
+        for path in sorted(root.rglob("*.schema.json")):
+            if path not in wanted:
+                path.unlink()
+                changed.append(path)
+    return changed
+
+
+# --------------------------------------------------------------------------------------------
+# reading a schema as a table (velapy def show)
+
+
+@dataclass(frozen=True)
+class ParameterRow:
+    path: str
+    type: str
+    default: str
+    required: bool
+    description: str
+
+
+def parameter_rows(schema: dict[str, Any]) -> list[ParameterRow]:
+    """One row per parameter, nested ones as `ports[].port`; alternatives one after the other."""
+    rows: list[ParameterRow] = []
+    defs = schema.get("$defs") or {}
+    _rows(schema, "", defs, rows, set(), True)
+    return rows
+
+
+def _resolve(node: Any, defs: dict[str, Any], seen: set[str]) -> tuple[Any, set[str]]:
+    while isinstance(node, dict) and isinstance(node.get("$ref"), str):
+        name = node["$ref"].rsplit("/", 1)[-1]
+        if name in seen:
+            return {}, seen
+        seen = seen | {name}
+        merged = dict(defs.get(name) or {})
+        if node.get("description") and not merged.get("description"):
+            merged["description"] = node["description"]
+        node = merged
+    if isinstance(node, dict) and isinstance(node.get("allOf"), list) and len(node["allOf"]) == 1:
+        inner, seen = _resolve(node["allOf"][0], defs, seen)
+        merged = {**inner, **{k: v for k, v in node.items() if k != "allOf"}}
+        return merged, seen
+    return node, seen
+
+
+def type_text(node: Any, defs: dict[str, Any]) -> str:
+    node, _ = _resolve(node, defs, set())
+    if not isinstance(node, dict):
+        return ""
+    if "enum" in node:
+        return " | ".join(json.dumps(v) for v in node["enum"])
+    if "const" in node:
+        return json.dumps(node["const"])
+    if isinstance(node.get("anyOf"), list):
+        return " | ".join(type_text(s, defs) or "any" for s in node["anyOf"])
+    t = node.get("type")
+    names = [t] if isinstance(t, str) else list(t) if isinstance(t, list) else []
+    shown: list[str] = []
+    for n in names:
+        if n == "array":
+            item = type_text(node.get("items"), defs) or "any"
+            shown.append(f"[]{item}" if " " not in item else f"[]({item})")
+        elif n == "object":
+            addl = node.get("additionalProperties")
+            if isinstance(addl, dict) and not node.get("properties"):
+                shown.append(f"map[string]{type_text(addl, defs) or 'any'}")
+            else:
+                shown.append("object")
+        else:
+            shown.append(n)
+    text = " | ".join(shown)
+    if "pattern" in node:
+        text += f" =~{node['pattern']}"
+    for k, sym in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
+        if k in node:
+            text += f" {sym}{node[k]}"
+    return text
+
+
+def _rows(node: Any, prefix: str, defs: dict[str, Any], rows: list[ParameterRow], seen: set[str],
+          required: bool) -> None:
+    node, seen = _resolve(node, defs, seen)
+    if not isinstance(node, dict):
+        return
+    if isinstance(node.get("anyOf"), list) and not node.get("properties"):
+        structured = [s for s in node["anyOf"] if isinstance(_resolve(s, defs, seen)[0], dict)
+                      and _resolve(s, defs, seen)[0].get("properties")]
+        if structured:
+            for s in node["anyOf"]:
+                _rows(s, prefix, defs, rows, seen, required)
+            return
+    props = node.get("properties")
+    if isinstance(props, dict):
+        req = set(node.get("required") or [])
+        for name, sub in props.items():
+            path = f"{prefix}.{name}" if prefix else name
+            sub_r, sub_seen = _resolve(sub, defs, seen)
+            if not isinstance(sub_r, dict):
+                continue
+            default = json.dumps(sub_r["default"]) if "default" in sub_r else ""
+            rows.append(ParameterRow(path, type_text(sub_r, defs), default, name in req,
+                                     str(sub_r.get("description", ""))))
+            if sub_r.get("properties") or isinstance(sub_r.get("anyOf"), list):
+                _rows(sub_r, path, defs, rows, sub_seen, name in req)
+            items = sub_r.get("items")
+            if isinstance(items, dict):
+                item_r, item_seen = _resolve(items, defs, sub_seen)
+                if isinstance(item_r, dict) and (item_r.get("properties") or isinstance(item_r.get("anyOf"), list)):
+                    _rows(item_r, f"{path}[]", defs, rows, item_seen, False)
+            addl = sub_r.get("additionalProperties")
+            if isinstance(addl, dict):
+                addl_r, addl_seen = _resolve(addl, defs, sub_seen)
+                if isinstance(addl_r, dict) and addl_r.get("properties"):
+                    _rows(addl_r, f"{path}.<key>", defs, rows, addl_seen, False)
+    elif isinstance(node.get("additionalProperties"), dict) and not prefix:
+        rows.append(ParameterRow("<key>", type_text(node["additionalProperties"], defs), "", False,
+                                 "any key"))
