@@ -21,6 +21,7 @@ from velapy.pipeline import (
     compile_app,
     definition_object,
     dry_run,
+    dump_definition_object,
     list_definitions,
     open_evaluator,
     parameter_table,
@@ -30,7 +31,6 @@ from velapy.pipeline import (
     vet_files,
     write_output,
 )
-from velapy.yamlio import dump_yaml
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -228,7 +228,7 @@ def def_render_cmd(file: str) -> None:
 
     def go() -> int:
         obj = definition_object(file)
-        click.echo(f"--- {os.path.basename(file)} ---\n{dump_yaml(obj)}", nl=False)
+        click.echo(f"--- {os.path.basename(file)} ---\n{dump_definition_object(obj)}", nl=False)
         return 0
 
     _run(go)

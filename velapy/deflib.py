@@ -21,6 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+import yaml.emitter
+import yaml.nodes
+import yaml.representer
+import yaml.resolver
+import yaml.serializer
+
 from velapy import schemagen
 from velapy.definitions import (
     OBJECT_KIND,
@@ -223,6 +230,40 @@ def definition_object(path: str) -> dict[str, Any]:
     spec = dict(d.attributes)
     spec["schematic"] = {"cue": {"template": template_text(d)}}
     return {"apiVersion": DEFINITION_API, "kind": OBJECT_KIND[d.kind], "metadata": metadata, "spec": spec}
+
+
+class _DefinitionEmitter(yaml.emitter.Emitter):
+    """PyYAML's emitter, with multi-line strings as `|` blocks even when they hold tabs (CUE does)."""
+
+    def analyze_scalar(self, scalar: str) -> yaml.emitter.ScalarAnalysis:
+        analysis = super().analyze_scalar(scalar)
+        if "\n" in scalar and "\t" in scalar and not any(line.endswith((" ", "\t")) for line in scalar.split("\n")):
+            analysis.allow_block = True
+        return analysis
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)  # lists indented under their key, as `vela def render`
+
+
+class _DefinitionDumper(_DefinitionEmitter, yaml.serializer.Serializer, yaml.representer.SafeRepresenter,
+                        yaml.resolver.Resolver):
+    def __init__(self, stream: Any, **kwargs: Any) -> None:
+        _DefinitionEmitter.__init__(self, stream, width=kwargs.get("width"), allow_unicode=True)
+        yaml.serializer.Serializer.__init__(self)
+        yaml.representer.SafeRepresenter.__init__(self, sort_keys=True)
+        yaml.resolver.Resolver.__init__(self)
+
+
+def _represent_str(dumper: yaml.representer.SafeRepresenter, value: str) -> yaml.nodes.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_DefinitionDumper.add_representer(str, _represent_str)
+
+
+def dump_definition_object(obj: dict[str, Any]) -> str:
+    """YAML of a definition object: sorted keys, long lines kept, the template as a `|` block."""
+    return str(yaml.dump(obj, Dumper=_DefinitionDumper, width=1 << 30))
 
 
 def template_text(d: Definition) -> str:

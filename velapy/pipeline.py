@@ -16,6 +16,7 @@ from velapy.definitions import Registry, load_registry
 
 # the `velapy def` library, re-exported for the CLI
 from velapy.deflib import definition_object as definition_object
+from velapy.deflib import dump_definition_object as dump_definition_object
 from velapy.deflib import list_definitions as list_definitions
 from velapy.deflib import parameter_table as parameter_table
 from velapy.deflib import regenerate_schemas as regenerate_schemas

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from velapy.application import Application, Component
+from velapy.application import Application, Component, Trait
 from velapy.definitions import Definition, Registry
 from velapy.engine import SELF_ALIAS, CueError, Evaluator, Instance, Result, Template, to_cue_open
 from velapy.errors import Diagnostic, InputError, Location
@@ -154,7 +154,7 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
                  for s in states]
     for s, r in zip(states, evaluator.evaluate(instances), strict=True):
         if r.errors:
-            problems.extend(_cue_diagnostics(s, r.errors, None))
+            problems.extend(_cue_diagnostics(s, r.errors, None, s.definition))
             s.failed = True
             continue
         _take_component(s, r, problems)
@@ -180,7 +180,7 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
         for s, r in zip(active, evaluator.evaluate(insts), strict=True):
             trait = s.task.component.traits[k]
             if r.errors:
-                problems.extend(_cue_diagnostics(s, r.errors, trait.index))
+                problems.extend(_cue_diagnostics(s, r.errors, trait, registry.get("trait", trait.type)))
                 continue
             _take_trait(s, trait.index, trait.type, r, problems)
         _raise(problems)
@@ -298,16 +298,19 @@ def _user_errors(v: dict[str, Any], loc: Location, problems: list[Diagnostic]) -
     return False
 
 
-def _cue_diagnostics(s: _State, errors: list[CueError], trait_index: int | None) -> list[Diagnostic]:
-    """Blame the right author: parameter problems at the app's properties, others at the .cue file."""
+def _cue_diagnostics(s: _State, errors: list[CueError], trait: Trait | None,
+                     definition: Definition | None) -> list[Diagnostic]:
+    """Blame the right author: a failure under `parameter.*` is the app's, at the component's
+    `properties` (file:line:col of that property); any other is a bug of the definition, at its
+    `.cue` file:line:col, named."""
     app = s.task.app
     comp = s.task.component
     props_path: list[str | int]
-    if trait_index is None:
-        what, tname, props_path, d = f"component type {comp.type}", "", ["properties"], s.definition.file
+    trait_index = trait.index if trait is not None else 0
+    if trait is None:
+        what, tname, props_path = f"component type {comp.type}", "", ["properties"]
     else:
-        trait = comp.traits[trait_index]
-        what, tname, props_path, d = f"trait {trait.type}", trait.type, ["traits", trait_index, "properties"], ""
+        what, tname, props_path = f"trait {trait.type}", trait.type, ["traits", trait.index, "properties"]
     out: list[Diagnostic] = []
     if any(e.path == "parameter" or e.path.startswith("parameter.") for e in errors):
         # the values given are wrong: report them, not what they broke further down the template
@@ -322,10 +325,13 @@ def _cue_diagnostics(s: _State, errors: list[CueError], trait_index: int | None)
             out.append(Diagnostic(f"invalid patch trait {tname} into workload: {e.path[len(UNIFIED) + 1:]}: "
                                   f"{e.message}", loc))
         else:
-            file, line, col = e.positions[0] if e.positions else (d, 0, 0)
+            fallback = (definition.file, definition.line, 0) if definition is not None else ("", 0, 0)
+            file, line, col = e.positions[0] if e.positions else fallback
             label = e.path + ": " if e.path else ""
-            out.append(Diagnostic(f"{what} failed to render: {label}{e.message}",
-                                  Location(file=file, line=line, column=col, component=comp.name, trait=tname)))
+            who = f"definition {definition.name} ({definition.kind})" if definition is not None else what
+            out.append(Diagnostic(f"{who} failed to render: {label}{e.message}",
+                                  Location(file=file, line=line, column=col, component=comp.name, trait=tname),
+                                  "a bug in the definition's template, not in the application"))
     return out
 
 

@@ -343,6 +343,9 @@ def _handle_errors(stderr: str, batch_path: str, requests: list[_Request], segme
     by_key = {r.key: r for r in requests}
     by_line = {r.line: r for r in requests}
     progressed = False
+    definitions = {i: p.definition for i, p in active.items()}
+    dropped: set[int] = set()
+    imported: set[int] = set()
     for head, positions in _error_blocks(stderr):
         local = [(ln, col) for f, ln, col in positions if os.path.abspath(f) == os.path.abspath(batch_path)]
         message = head.replace(batch_path, "<generated>")
@@ -357,19 +360,25 @@ def _handle_errors(stderr: str, batch_path: str, requests: list[_Request], segme
                 plan.notes.append(_encoder_note(req, message))
                 progressed = True
             continue
-        owners = _owners(head, local, segments, import_lines)
-        for owner in owners:
-            if owner not in active:
-                continue
-            plan = active.pop(owner)
-            progressed = True
-            d = plan.definition
-            if any(ln in import_lines for ln, _ in local):
-                # a package the engine cannot provide (vela/op, ...): no schema, not a bug here
-                plan.notes.append(f"not evaluated offline: {_strip_prefix(message)}")
-                out.schemas[key_of(d)] = _open_schema(plan)
-                continue
-            out.problems.setdefault(key_of(d), []).append(_definition_problem(d, message, local, segments, owner))
+        for owner in _owners(head, local, segments, import_lines):
+            if owner in active:
+                plan = active.pop(owner)
+                dropped.add(owner)
+                progressed = True
+                if any(ln in import_lines for ln, _ in local):
+                    # a package the engine cannot provide (vela/op, ...): no schema, not a bug here
+                    plan.notes.append(f"not evaluated offline: {_strip_prefix(message)}")
+                    out.schemas[key_of(plan.definition)] = _open_schema(plan)
+                    imported.add(owner)
+                    continue
+            if owner in dropped and owner not in imported:
+                # every block of a failing definition: a disjunction's summary line has no
+                # position, the lines after it say where each alternative failed
+                d = definitions[owner]
+                out.problems.setdefault(key_of(d), []).append(_definition_problem(d, message, local, segments, owner))
+    for k, diags in out.problems.items():
+        located = [x for x in diags if x.location.column]
+        out.problems[k] = list(dict.fromkeys(located or diags))
     return progressed
 
 
@@ -400,7 +409,8 @@ def _definition_problem(d: Definition, message: str, local: list[tuple[int, int]
         if seg.first <= ln <= seg.last:
             loc = Location(file=d.template.file, line=d.template.line + ln - seg.first, column=col)
             break
-    return Diagnostic(f"definition {d.name} ({d.kind}) does not compile: {_strip_prefix(message)}", loc)
+    return Diagnostic(f"definition {d.name} ({d.kind}): {_strip_prefix(message)}", loc,
+                      "a problem in the definition's template, not in the application")
 
 
 def _strip_prefix(message: str) -> str:
@@ -936,7 +946,10 @@ def _rows(node: Any, prefix: str, defs: dict[str, Any], rows: list[ParameterRow]
         structured = [s for s in node["anyOf"] if isinstance(_resolve(s, defs, seen)[0], dict)
                       and _resolve(s, defs, seen)[0].get("properties")]
         if structured:
-            for s in node["anyOf"]:
+            for k, s in enumerate(node["anyOf"]):
+                if k:
+                    rows.append(ParameterRow(f"{prefix + ' ' if prefix else ''}(or, instead of the above)", "", "",
+                                             False, "an alternative set of parameters"))
                 _rows(s, prefix, defs, rows, seen, required)
             return
     props = node.get("properties")
