@@ -1,11 +1,12 @@
 """Golden cases: `golden/<case>/` inputs → `golden/<case>/expected/` outputs.
 
 A case folder holds `app.yaml` and, optionally: `case.yaml` (`files: [...]` standalone Policy /
-Workflow files, `namespace: ...`), `resources/` (hub objects for ref-objects), `definitions/` (extra
-`-d` folder), `clusters.yaml` (the cluster inventory). The expected output is `expected/dry-run.yaml`
-(the `velapy render` stream) for a case that renders, or `expected/errors.txt` for one that must
-fail (the message and exit code). A case with `clusters.yaml` also compiles the multi-cluster
-output folder (`velapy render --clusters clusters.yaml -o OUT`) into `expected/out/`.
+Workflow files, `namespace: ...`, `allow_unknown_parameters: true`), `resources/` (hub objects for
+ref-objects), `definitions/` (extra `-d` folder), `clusters.yaml` (the cluster inventory). The
+expected output is `expected/dry-run.yaml` (the `velapy render` stream) for a case that renders, or
+`expected/errors.txt` for one that must fail (the message and exit code). A case with
+`clusters.yaml` also compiles the multi-cluster output folder (`velapy render --clusters
+clusters.yaml -o OUT`) into `expected/out/`.
 
 Refresh every case with one command: `make golden` (this file run with `--update`); it rewrites
 `expected/` whole. The tests (tests/test_golden.py) fail when a refresh would change anything.
@@ -45,7 +46,8 @@ class Case:
         defs = (str(self.path / "definitions"),) if (self.path / "definitions").is_dir() else ()
         res = str(self.path / "resources") if (self.path / "resources").is_dir() else ""
         clusters = str(self.path / "clusters.yaml") if (self.path / "clusters.yaml").is_file() else ""
-        return Inputs(str(self.path / "app.yaml"), files, defs, res, str(cfg.get("namespace") or ""), clusters)
+        return Inputs(str(self.path / "app.yaml"), files, defs, res, str(cfg.get("namespace") or ""), clusters,
+                      bool(cfg.get("allow_unknown_parameters")))
 
 
 def cases() -> list[Case]:

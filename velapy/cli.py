@@ -7,15 +7,18 @@ exit codes of `velapy.errors`: 0 ok, 1 differences, 2 invalid input, 3 cluster f
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
-from velapy import __version__
+from velapy import __version__, golden
 from velapy.deflib import format_table
-from velapy.errors import EXIT_INTERNAL, VelapyError
+from velapy.diff import Comparison, format_json, format_markdown, format_text, format_unified
+from velapy.errors import EXIT_DIFFERENT, EXIT_INTERNAL, EXIT_OK, VelapyError
+from velapy.golden import find_config, format_report, load_project
 from velapy.pipeline import (
     Inputs,
     compile_app,
@@ -31,6 +34,8 @@ from velapy.pipeline import (
     vet_files,
     write_output,
 )
+from velapy.review import check_output
+from velapy.review import diff as review_diff
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,14 +89,22 @@ def main() -> None:
               help="Cluster inventory (YAML `clusters:` list); without it only the hub `local` exists.")
 @click.option("-o", "--output", "out", default="", type=click.Path(),
               help="Write the plan and one folder of objects per cluster here (instead of the dry-run stream).")
+@click.option("--check", is_flag=True, default=False,
+              help="With -o: render in memory and compare with the folder, writing nothing; "
+                   "exit 0 when identical, 1 when a refresh would change it.")
 @unknown_parameters_option
 def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
-               namespace: str, clusters: str, out: str, allow_unknown: bool) -> None:
+               namespace: str, clusters: str, out: str, check: bool, allow_unknown: bool) -> None:
     """Render APP as `vela dry-run` prints it, or (-o) as a plan and per-cluster folders."""
     inputs = Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown)
+    if check and not out:
+        raise click.UsageError("--check compares with an output folder: add -o DIR")
 
     def go() -> int:
         with open_evaluator() as ev:
+            if check:
+                cmp, exists = check_output(inputs, out, ev)
+                return _report_check(cmp, exists, out, _render_command(inputs, out))
             if not out:
                 sys.stdout.write(dry_run(inputs, ev))
                 return 0
@@ -251,6 +264,159 @@ def def_schema_cmd(check: bool) -> None:
         if not changed:
             click.echo("schemas/definitions is up to date")
         return 0
+
+    _run(go)
+
+
+def _render_command(inputs: Inputs, out: str) -> str:
+    """The `velapy render ... -o OUT` command line that writes what `--check` compared with."""
+    words = ["velapy", "render", inputs.app]
+    words += [w for f in inputs.files for w in ("-f", f)]
+    words += [w for d in inputs.definition_dirs for w in ("-d", d)]
+    for flag, value in (("--resources", inputs.resources), ("-n", inputs.namespace), ("--clusters", inputs.clusters)):
+        if value:
+            words += [flag, value]
+    if inputs.allow_unknown_parameters:
+        words.append("--allow-unknown-parameters")
+    return " ".join(shlex.quote(w) for w in [*words, "-o", out])
+
+
+def _report_check(cmp: Comparison, exists: bool, out: str, refresh: str) -> int:
+    if exists and cmp.identical:
+        click.echo(f"{out} is up to date")
+        return EXIT_OK
+    if not exists:
+        click.echo(f"{out} does not exist: nothing to compare with")
+    else:
+        click.echo(f"{out} is stale; a refresh would change:")
+        click.echo(format_text(cmp, with_files=True), nl=False)
+    click.echo(f"refresh with: {refresh}", err=True)
+    return EXIT_DIFFERENT
+
+
+_DIFF_FORMATS = click.Choice(["text", "json", "markdown"])
+
+
+@main.command("diff")
+@click.argument("old", type=click.Path())
+@click.argument("new", type=click.Path(), required=False, default="")
+@app_inputs
+@click.option("--clusters", "clusters", default="", type=click.Path(),
+              help="Cluster inventory used to render app sides.")
+@click.option("--git-base", "git_base", default="", metavar="REV",
+              help="Compare the one path given with itself as it was at git revision REV.")
+@click.option("--unified", is_flag=True, default=False, help="A text diff of each changed object's YAML.")
+@click.option("--output", "fmt", type=_DIFF_FORMATS, default="text", show_default=True,
+              help="text for people, json for bots, markdown for a pull-request comment.")
+@click.option("--show-secrets", is_flag=True, default=False, help="Show Secret values instead of masking them.")
+@unknown_parameters_option
+def diff_cmd(old: str, new: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
+             namespace: str, clusters: str, git_base: str, unified: bool, fmt: str, show_secrets: bool,
+             allow_unknown: bool) -> None:
+    """What changes for every cluster between OLD and NEW.
+
+    Each side is an Application file (rendered in memory with the same --clusters, -f, -d,
+    --resources and -n) or a folder written by `velapy render -o`. With --git-base REV give one
+    path: it is compared with itself at REV (e.g. `velapy diff app.yaml --git-base origin/main`).
+    Secret values are masked unless --show-secrets. Exit code 0 when equal, 1 when different,
+    2 on bad input.
+    """
+    if git_base and new:
+        raise click.UsageError("with --git-base give one path: it is compared with itself at REV")
+    if not git_base and not new:
+        raise click.UsageError("give two sides, OLD and NEW (or one path and --git-base REV)")
+    if unified and fmt != "text":
+        raise click.UsageError("--unified is a text format: leave out --output")
+    options = Inputs("", files, definition_dirs, resources, namespace, clusters, allow_unknown)
+    old_path, new_path = ("", old) if git_base else (old, new)
+
+    def go() -> int:
+        with open_evaluator() as ev:
+            result = review_diff(old_path, new_path, options, ev, git_base=git_base, show_secrets=show_secrets)
+        for note in result.notes:
+            click.echo(f"note: {note}", err=True)
+        cmp = result.comparison
+        if unified:
+            click.echo(format_unified(cmp), nl=False)
+        elif fmt == "json":
+            click.echo(format_json(cmp), nl=False)
+        elif fmt == "markdown":
+            click.echo(format_markdown([(f"{result.old_label} → {result.new_label}", cmp)]), nl=False)
+        else:
+            click.echo(format_text(cmp), nl=False)
+        return EXIT_OK if cmp.equal else EXIT_DIFFERENT
+
+    _run(go)
+
+
+@main.group("golden")
+def golden_group() -> None:
+    """The golden folders of every app listed in velapy.yaml: check, refresh, review."""
+
+
+def _config_option(fn: F) -> F:
+    return click.option("--config", "config", default="", type=click.Path(),
+                        help="The project file (default: velapy.yaml here or in the nearest folder above).")(fn)
+
+
+@golden_group.command("check")
+@click.argument("apps", nargs=-1)
+@_config_option
+def golden_check_cmd(apps: tuple[str, ...], config: str) -> None:
+    """Render every app (or the APPS named) and compare with its golden folder, writing nothing.
+
+    Exit code 0 when every golden folder is fresh, 1 listing every stale app and its clusters.
+    """
+
+    def go() -> int:
+        project = load_project(config or find_config())
+        with open_evaluator() as ev:
+            results = golden.check(project.select(apps), ev)
+        click.echo(format_report(results), nl=False)
+        return EXIT_DIFFERENT if any(r.stale for r in results) else EXIT_OK
+
+    _run(go)
+
+
+@golden_group.command("update")
+@click.argument("apps", nargs=-1)
+@_config_option
+def golden_update_cmd(apps: tuple[str, ...], config: str) -> None:
+    """Re-render every app (or the APPS named) into its golden folder; fresh folders stay untouched."""
+
+    def go() -> int:
+        project = load_project(config or find_config())
+        with open_evaluator() as ev:
+            results = golden.update(project.select(apps), ev)
+        click.echo(format_report(results, updated=True), nl=False)
+        return EXIT_OK
+
+    _run(go)
+
+
+@golden_group.command("diff")
+@click.argument("apps", nargs=-1)
+@_config_option
+@click.option("--git-base", "git_base", default="", metavar="REV",
+              help="Compare with the golden folders as they were at git revision REV (default: as on disk).")
+@click.option("--output", "fmt", type=_DIFF_FORMATS, default="text", show_default=True,
+              help="text for people, json for bots, markdown for a pull-request comment.")
+@click.option("--show-secrets", is_flag=True, default=False, help="Show Secret values instead of masking them.")
+def golden_diff_cmd(apps: tuple[str, ...], config: str, git_base: str, fmt: str, show_secrets: bool) -> None:
+    """What the current inputs change, per app and cluster, against the golden folders (on disk,
+    or at --git-base REV: what a pull request changes). Exit code 0 when equal, 1 when different."""
+
+    def go() -> int:
+        project = load_project(config or find_config())
+        with open_evaluator() as ev:
+            sections = golden.diff(project.select(apps), ev, git_base=git_base, show_secrets=show_secrets)
+        if fmt == "json":
+            click.echo(golden.format_diff_json(sections), nl=False)
+        elif fmt == "markdown":
+            click.echo(format_markdown([(a.name, cmp) for a, cmp in sections]), nl=False)
+        else:
+            click.echo(golden.format_diff_text(sections), nl=False)
+        return EXIT_DIFFERENT if any(not cmp.equal for _a, cmp in sections) else EXIT_OK
 
     _run(go)
 
