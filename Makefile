@@ -30,6 +30,8 @@ test: setup
 
 golden: setup
 	$(BIN)/python tests/goldens.py --update
+	$(BIN)/python tests/diff_goldens.py --update
+	$(BIN)/velapy golden update --config examples/gitops/velapy.yaml
 
 bench: setup
 	$(BIN)/python benchmarks/run.py

@@ -511,9 +511,9 @@ def compare(old: Snapshot, new: Snapshot, *, show_secrets: bool = False) -> Comp
         objs = sorted(per_cluster[name], key=_object_order)
         status = ADDED if name not in old.clusters else REMOVED if name not in new.clusters else CHANGED
         clusters.append(ClusterChanges(name, tuple(objs), status))
-    # An object's digest in the plan follows its content, which the cluster sections show in
-    # full: listing digests again would only repeat every object change as a hash change.
-    plan = tuple(fc for fc in diff_values(old.plan, new.plan) if not (fc.path and fc.path[-1] == "digest"))
+    come_and_go = {o.key for c in clusters for o in c.objects if o.status != CHANGED}
+    counted = {c.cluster for c in clusters if c.count(ADDED) or c.count(REMOVED)}
+    plan = tuple(fc for fc in diff_values(old.plan, new.plan) if not _repeats_objects(fc, come_and_go, counted))
     files = []
     for rel in sorted(old.files.keys() | new.files.keys()):
         if rel not in new.files:
@@ -523,6 +523,26 @@ def compare(old: Snapshot, new: Snapshot, *, show_secrets: bool = False) -> Comp
         elif old.files[rel] != new.files[rel]:
             files.append(FileChange(rel, CHANGED))
     return Comparison(tuple(clusters), plan, old.plan, new.plan, tuple(files))
+
+
+def _repeats_objects(fc: FieldChange, come_and_go: set[ObjectKey], counted: set[str]) -> bool:
+    """Whether a plan change only repeats what the cluster sections show: an object's digest
+    (it follows the object's content), the entry of an object added to or removed from that
+    cluster, or a cluster's object count when objects came or went there."""
+    path = fc.path
+    if path and path[-1] == "digest":
+        return True
+    if len(path) == 3 and path[0] == "clusters" and path[2] == "objects" and isinstance(path[1], Match):
+        return dict(path[1].fields).get("name", "") in counted
+    entry = fc.new if fc.op == ADDED else fc.old if fc.op == REMOVED else None
+    if not (isinstance(entry, dict) and path and isinstance(path[-1], Match) and "kind" in dict(path[-1].fields)):
+        return False
+    placement = next((dict(s.fields) for s in reversed(path) if isinstance(s, Match) and "cluster" in dict(s.fields)),
+                     {})
+    cluster = str(entry.get("cluster") or placement.get("cluster", ""))
+    key = ObjectKey(cluster, group_of(str(entry.get("apiVersion", ""))), str(entry.get("kind", "")),
+                    str(entry.get("namespace", "")), str(entry.get("name", "")))
+    return key in come_and_go
 
 
 def compare_folders(old: Mapping[str, str], new: Mapping[str, str], *, old_origin: str = "",
@@ -552,6 +572,10 @@ def show_value(value: Any, limit: int = 60) -> str:
     """A value on one line: `3`, `nginx:1.25`, `"two words?"`, `{"a":1}`, `(none)`; cut at `limit`."""
     if value is ABSENT:
         return "(none)"
+    if isinstance(value, dict) and isinstance(value.get("kind"), str) and isinstance(value.get("name"), str) \
+            and "metadata" not in value:  # an object reference (a plan entry): its identity says enough
+        ns = value.get("namespace")
+        return f"{value['kind']} {ns + '/' if isinstance(ns, str) and ns else ''}{value['name']}"
     if isinstance(value, str) and _BARE.fullmatch(value) and value.lower() not in _WORDS \
             and not _looks_numeric(value):
         text = value
@@ -636,8 +660,8 @@ def format_text(cmp: Comparison, *, with_files: bool = False) -> str:
 
 def _content_explains(cmp: Comparison, f: FileChange) -> bool:
     """Whether a file whose bytes differ belongs to a content change already listed."""
-    if f.path == PLAN_FILE:
-        return bool(cmp.plan)
+    if f.path == PLAN_FILE:  # object digests in the plan change with any object
+        return bool(cmp.plan or cmp.clusters)
     parts = f.path.split("/")
     return len(parts) >= 3 and parts[0] == CLUSTERS_DIR and any(c.cluster == parts[1] for c in cmp.clusters)
 
@@ -738,11 +762,11 @@ def format_markdown(sections: Sequence[tuple[str, Comparison]], *, budget: int =
         out.append("")
         out.append("Every cluster receives exactly the same objects, and the plan is unchanged.")
         return "\n".join(out) + "\n"
-    out.append(f"### velapy: {_plural(len(changed), 'application')} change" if len(sections) > 1
-               else "### velapy: what changes per cluster")
+    out.append(f"### velapy: changes in {len(changed)} of {_plural(len(sections), 'application')}"
+               if len(sections) > 1 else "### velapy: what changes per cluster")
     size = len(out[0]) + len(out[1])
     cut = False
-    for title, cmp in sections:
+    for title, cmp in changed:
         head = _markdown_summary(title, cmp)
         out.extend(head)
         size += sum(len(x) + 1 for x in head)
@@ -753,6 +777,10 @@ def format_markdown(sections: Sequence[tuple[str, Comparison]], *, budget: int =
                 continue
             out.extend(block)
             size += block_size
+    same = [title for title, cmp in sections if cmp.equal]
+    if same:
+        out.append("")
+        out.append("Unchanged: " + ", ".join(_code(t) for t in same) + ".")
     if cut:
         out.append("")
         out.append("_Some details were left out to keep this comment short; run `velapy diff` for all of them._")
@@ -764,9 +792,6 @@ def _markdown_summary(title: str, cmp: Comparison) -> list[str]:
     if title:
         out.append(f"#### {title}")
         out.append("")
-    if cmp.equal:
-        out.append("No changes.")
-        return out
     out.append(f"{summary_line(cmp)}.")
     if cmp.clusters:
         out.append("")
