@@ -391,15 +391,18 @@ def _mermaid(plan: Plan) -> str:
     edges: list[str] = []
 
     def node(s: PlannedStep, nid: str, indent: str) -> None:
-        lines = [f"{s.name} ({s.type})"]
+        lines = [f"{s.name} ({s.type}{', ' + s.mode if s.type == 'step-group' else ''})"]
         for p in s.placements:
-            lines.append(f"{p.cluster}{'/' + p.namespace if p.namespace else ''}: {len(p.objects)} objects")
+            n = len(p.objects)
+            lines.append(f"{p.cluster}{'/' + p.namespace if p.namespace else ''}: {n} object{'' if n == 1 else 's'}")
         if s.if_:
             lines.append(f"if {s.if_}")
+        if s.timeout:
+            lines.append(f"timeout {s.timeout}")
         if s.gate is not None:
             lines.insert(0, "⏸ " + ("approval" if s.gate.type == "approval" else
                                     f"suspend {s.gate.duration}".strip()))
-        label = _mermaid_text("<br/>".join(lines))
+        label = "<br/>".join(_mermaid_text(line) for line in lines)
         if s.type == "step-group":
             out.append(f'{indent}subgraph {nid}["{label}"]')
             out.append(f"{indent}  direction TB")
