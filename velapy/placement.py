@@ -2,8 +2,10 @@
 
 KubeVela's rules (semantics §5.1): a topology with a `clusters` key (even `[]`) places on exactly
 those clusters, each of which must exist; else a `clusterLabelSelector` places on every member
-cluster whose labels hold all the given key/values (none matching is an error unless
-`allowEmpty: true`); else the hub `local`. `namespace` moves the objects into that namespace.
+cluster whose labels hold all the given key/values, in name order as an API server lists them
+(none matching is an error unless `allowEmpty: true`; an empty selector matches every member; the
+hub is never selected by labels, since KubeVela keeps none for it); else the hub `local`.
+`namespace` moves the objects into that namespace.
 The deprecated `clusterSelector` is ignored by current KubeVela (a feature gate, off by default),
 so velapy ignores it too but warns. A deploy step unions the placements of its topology policies
 in the listed order, without repeating a `cluster/namespace`; a step without a topology policy

@@ -317,7 +317,7 @@ def finish_plan(draft: PlanDraft, manifests: Sequence[ComponentManifest]) -> Pla
     """Assemble the rendered manifests (one per task of the draft) into the plan, with its checks."""
     app, inventory, hub, wf = draft.app, draft.inventory, draft.hub, draft.wf
     resolved, units, rules_by_type = draft.resolved, draft.units, draft.rules_by_type
-    warnings, used_policies = draft.warnings, draft.used_policies
+    warnings, used_policies = list(draft.warnings), draft.used_policies
     problems: list[Diagnostic] = []
     placed: dict[int, tuple[PlannedObject, ...]] = {}
     for n, u in enumerate(units):
