@@ -315,11 +315,19 @@ def _cue_diagnostics(s: _State, errors: list[CueError], trait: Trait | None,
     if any(e.path == "parameter" or e.path.startswith("parameter.") for e in errors):
         # the values given are wrong: report them, not what they broke further down the template
         errors = [e for e in errors if not e.in_parameter or e.path == "parameter" or e.path.startswith("parameter.")]
+    # one message per parameter path: "invalid interpolation: X" repeats "X" found at the same place
+    messages: dict[str, list[str]] = {}
     for e in errors:
         if e.in_parameter:
+            messages.setdefault(e.path, []).append(e.message)
+    for e in errors:
+        if e.in_parameter:
+            if any(m != e.message and e.message.endswith(": " + m) for m in messages.get(e.path, [])):
+                continue
             steps: list[str | int] = [int(p) if p.isdigit() else p for p in e.path.split(".")[1:] if p]
             loc = app.component_location(comp, *props_path, *steps, trait=tname)
-            out.append(Diagnostic(f"invalid properties for {what}: {e.path or 'parameter'}: {e.message}", loc))
+            out.append(Diagnostic(f"invalid properties for {what}: {e.message}" if steps and loc.line else
+                                  f"invalid properties for {what}: {e.path or 'parameter'}: {e.message}", loc))
         elif e.path == UNIFIED or e.path.startswith(UNIFIED + "."):
             loc = app.component_location(comp, "traits", trait_index or 0, trait=tname)
             out.append(Diagnostic(f"invalid patch trait {tname} into workload: {e.path[len(UNIFIED) + 1:]}: "

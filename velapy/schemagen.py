@@ -250,7 +250,7 @@ def _batch(plans: Sequence[_Plan]) -> tuple[str, list[_Request], list[_Segment],
         lines.extend(body)
         segments.append(_Segment(n, first, len(lines)))
         for k, alt in enumerate(p.alternatives):
-            lines.append(f"_velapy_alt{k}: {alt}")
+            lines.extend(f"_velapy_alt{k}: {alt}".split("\n"))  # one list item per line: numbers stay right
         lines.append("}")
         wanted: list[_Request] = []
         if p.want_parameter and p.alternatives:
@@ -377,8 +377,10 @@ def _handle_errors(stderr: str, batch_path: str, requests: list[_Request], segme
                 d = definitions[owner]
                 out.problems.setdefault(key_of(d), []).append(_definition_problem(d, message, local, segments, owner))
     for k, diags in out.problems.items():
-        located = [x for x in diags if x.location.column]
-        out.problems[k] = list(dict.fromkeys(located or diags))
+        # one message per place (the alternatives of a failed disjunction fail at the same spot)
+        located = [x for x in diags if x.location.column] or diags
+        out.problems[k] = list({(x.location.file, x.location.line, x.location.column): x
+                                for x in reversed(located)}.values())[::-1]
     return progressed
 
 

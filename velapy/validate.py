@@ -230,7 +230,8 @@ class _Checker:
             self._order.setdefault(app_file, 0)
             return
         app = apps[0]
-        self._order.setdefault(app.file, 0)
+        for d in [app, *extra_docs]:  # problems are listed file by file, in the order given
+            self._order.setdefault(d.file, len(self._order))
         policies: list[Document] = []
         workflows: list[Document] = []
         for d in others:
@@ -490,11 +491,11 @@ class _Checker:
 
     def check_properties(self, doc: Document, base: JsonPath, kind: str, name: str, owner: dict[str, Any],
                          component: str = "", trait: str = "") -> None:
-        field_name = {"component": "components", "trait": "traits", "policy": "policies"}.get(kind, "steps")
-        self.summary = dataclasses.replace(self.summary, **{field_name: getattr(self.summary, field_name) + 1})
         validator = self.book.validator(kind, name)
         if validator is None:
             return
+        field_name = {"component": "components", "trait": "traits", "policy": "policies"}.get(kind, "steps")
+        self.summary = dataclasses.replace(self.summary, **{field_name: getattr(self.summary, field_name) + 1})
         props = owner.get("properties")
         if props is None:
             props = {}
@@ -648,7 +649,7 @@ def _short_type(node: Any, schema: dict[str, Any]) -> str:
     if not isinstance(node, dict):
         return ""
     text = schemagen.type_text(node, schema.get("$defs") or {})
-    return text if len(text) <= 60 else ""
+    return text if len(text) <= 60 and "any" not in text and "$ref" not in node else ""
 
 
 def _did_you_mean(name: Any, choices: Sequence[str]) -> str:
