@@ -191,10 +191,23 @@ def check_workflow(wf: Workflow, registry: Registry | None = None) -> None:
         if mode not in MODES:
             where = wf.steps[0].location if wf.steps else Location()
             problems.append(Diagnostic(f"unknown workflow mode {mode}", where, "use StepByStep or DAG"))
-    problems.extend(_check_level(wf.steps, None, registry))
-    for step in wf.steps:
-        if step.type == STEP_GROUP:
-            problems.extend(_check_level(step.sub_steps, step, registry))
+    steps = _all_steps(wf.steps)
+    names = [x.name for x in steps]
+    for top in wf.steps:
+        problems.extend(_check_step(top, None, registry))
+        for sub in top.sub_steps:
+            problems.extend(_check_step(sub, top, registry))
+    # KubeVela's engine keeps one status map for steps and sub-steps, so dependsOn may name a step
+    # of any level; it only has to exist
+    for step in steps:
+        for k, dep in enumerate(step.depends_on):
+            if dep not in names:
+                close = difflib.get_close_matches(dep, names, n=1, cutoff=0.6)
+                problems.append(Diagnostic(
+                    f"step {step.name} depends on {dep}, which is not a step of this workflow",
+                    step.at("dependsOn", k),
+                    f'did you mean "{close[0]}"?' if close else "steps: " + ", ".join(names)))
+    problems.extend(_cycles(wf.steps))
     _raise(list(dict.fromkeys(problems)))
 
 
@@ -204,23 +217,6 @@ def _all_steps(steps: Sequence[Step]) -> list[Step]:
         out.append(s)
         out.extend(s.sub_steps)
     return out
-
-
-def _check_level(steps: Sequence[Step], group: Step | None, registry: Registry | None) -> list[Diagnostic]:
-    """Checks of the steps of one level (the top level, or the sub-steps of one group)."""
-    problems: list[Diagnostic] = []
-    names = [s.name for s in steps]
-    level = f"a sub-step of group {group.name}" if group else "a step of this workflow"
-    for step in steps:
-        problems.extend(_check_step(step, group, registry))
-        for k, dep in enumerate(step.depends_on):
-            if dep not in names:
-                close = difflib.get_close_matches(dep, names, n=1, cutoff=0.6)
-                problems.append(Diagnostic(
-                    f"step {step.name} depends on {dep}, which is not {level}", step.at("dependsOn", k),
-                    f'did you mean "{close[0]}"?' if close else "known steps here: " + ", ".join(names)))
-    problems.extend(_cycles(steps))
-    return problems
 
 
 def _check_step(step: Step, group: Step | None, registry: Registry | None) -> list[Diagnostic]:
@@ -267,22 +263,28 @@ def _check_step(step: Step, group: Step | None, registry: Registry | None) -> li
     return problems
 
 
-def _cycles(steps: Sequence[Step]) -> list[Diagnostic]:
-    """Each dependsOn cycle once, reported at the first step (in workflow order) that is on it."""
+def _cycles(top: Sequence[Step]) -> list[Diagnostic]:
+    """Each wait cycle once, reported at its first step (in workflow order) that names the next one.
+
+    A step waits for its dependsOn steps, and a step-group for its sub-steps, so a sub-step that
+    depends on its own group closes a cycle too.
+    """
+    steps = _all_steps(top)
     by_name = {s.name: s for s in steps}
+    waits: dict[str, list[str]] = {s.name: [d for d in s.depends_on if d in by_name] for s in steps}
+    for g in top:
+        waits[g.name].extend(x.name for x in g.sub_steps)
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
     found: list[list[str]] = []
 
     def visit(name: str, trail: list[str]) -> None:
         state[name] = 1
         trail.append(name)
-        for dep in by_name[name].depends_on:
-            if dep not in by_name:
-                continue
-            if state.get(dep) == 1:
-                found.append(trail[trail.index(dep):] + [dep])
-            elif state.get(dep) is None:
-                visit(dep, trail)
+        for nxt in waits[name]:
+            if state.get(nxt) == 1:
+                found.append(trail[trail.index(nxt):])
+            elif state.get(nxt) is None:
+                visit(nxt, trail)
         trail.pop()
         state[name] = 2
 
@@ -291,16 +293,14 @@ def _cycles(steps: Sequence[Step]) -> list[Diagnostic]:
             visit(s.name, [])
     problems: list[Diagnostic] = []
     order = {s.name: i for i, s in enumerate(steps)}
-    for cycle in found:
-        ring = cycle[:-1]
-        start = min(ring, key=lambda n: order[n])
+    for ring in found:
+        start = min((n for i, n in enumerate(ring) if ring[(i + 1) % len(ring)] in by_name[n].depends_on),
+                    key=lambda n: order[n], default=min(ring, key=lambda n: order[n]))
         k = ring.index(start)
         ring = ring[k:] + ring[:k]
-        # trail order follows dependsOn edges (a depends on b); show it as written
-        text = " → ".join([*ring, ring[0]])
         step = by_name[start]
         nxt = ring[1] if len(ring) > 1 else ring[0]
         idx = step.depends_on.index(nxt) if nxt in step.depends_on else 0
-        problems.append(Diagnostic(f"dependsOn cycle: {text} (each step waits for the next)",
+        problems.append(Diagnostic(f"dependsOn cycle: {' → '.join([*ring, ring[0]])} (each step waits for the next)",
                                    step.at("dependsOn", idx), "remove one of these dependsOn entries"))
     return problems
