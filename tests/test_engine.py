@@ -91,3 +91,13 @@ def test_instances_differing_only_in_unread_context_are_one_evaluation(evaluator
     results = evaluator.evaluate(insts)
     assert evaluator.calls == before + 1
     assert all(r is results[0] for r in results)
+
+
+def test_dynamic_labels_in_comprehensions_work_on_the_embedded_engine(evaluator: Evaluator) -> None:
+    from velapy.engine import rewrite_dynamic_labels
+
+    body = '\t_del: {for k in parameter.unset {(k): ""}}\n\toutput: {kind: "X", keys: [for k, _ in _del {k}]}\n'
+    assert rewrite_dynamic_labels('x: {(a.b + "-"): 1}\nif (c) {}\ns: "(k): v"') == \
+        'x: {"\\(a.b + "-")": 1}\nif (c) {}\ns: "(k): v"'
+    (r,) = evaluator.evaluate([Instance(Template("dyn", body, (), "/d.cue", 1), {"unset": ["a", "b"]}, {})])
+    assert not r.errors and r.value["output"]["keys"] == ["a", "b"]

@@ -282,7 +282,7 @@ class Evaluator:
 
     def _run_batch(self, instances: list[Instance], results: list[Result]) -> set[int] | None:
         """Export one batch into `results`; None on success, else the positions that failed."""
-        source, segments = _batch_source(instances)
+        source, segments = _batch_source(instances, isinstance(self.runner, WasmCue))
         self._n += 1
         path = os.path.join(self._tmp, f"batch{self._n}.cue")
         with open(path, "w", encoding="utf-8") as fh:
@@ -325,7 +325,80 @@ class Evaluator:
         return failed
 
 
-def _batch_source(instances: list[Instance]) -> tuple[str, list[_Segment]]:
+def rewrite_dynamic_labels(body: str) -> str:
+    """`(expr): v` → `"\\(expr)": v` in field labels (same meaning for string labels).
+
+    The embedded cue v0.4.0-beta.1 rejects a parenthesized label computed in a comprehension
+    (`{for k in list {(k): ""}}` fails with "invalid non-ground value"), which KubeVela's own env,
+    command and container-ports traits use; an interpolated label evaluates the same on every CUE.
+    Line numbers are unchanged, so error positions still map back.
+    """
+    out: list[str] = []
+    i, n = 0, len(body)
+    while i < n:
+        ch = body[i]
+        if ch == '"':  # copy string literals whole
+            j = i + 1
+            while j < n and body[j] != '"':
+                j += 2 if body[j] == "\\" else 1
+            out.append(body[i:j + 1])
+            i = j + 1
+            continue
+        if ch == "/" and body.startswith("//", i):
+            j = body.find("\n", i)
+            j = n if j < 0 else j
+            out.append(body[i:j])
+            i = j
+            continue
+        if ch == "(" and _label_position(body, i):
+            j = _matching_paren(body, i)
+            if j > 0:
+                k = j + 1
+                while k < n and body[k] in " \t":
+                    k += 1
+                if k < n and (body[k] == ":" or body.startswith("?:", k)):
+                    out.append('"\\(' + body[i + 1:j] + ')"')
+                    i = j + 1
+                    continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _label_position(body: str, i: int) -> bool:
+    k = i - 1
+    while k >= 0 and body[k] in " \t":
+        k -= 1
+    return k < 0 or body[k] in "{,\n"
+
+
+def _matching_paren(body: str, i: int) -> int:
+    depth = 0
+    k = i
+    in_str = False
+    while k < len(body):
+        c = body[k]
+        if in_str:
+            if c == "\\":
+                k += 2
+                continue
+            if c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return k
+        elif c == "\n":
+            return -1
+        k += 1
+    return -1
+
+
+def _batch_source(instances: list[Instance], fix_v04: bool = False) -> tuple[str, list[_Segment]]:
     imports: list[str] = []
     for inst in instances:
         for spec in inst.template.imports:
@@ -353,7 +426,8 @@ def _batch_source(instances: list[Instance]) -> tuple[str, list[_Segment]]:
     for n, inst in enumerate(instances):
         lines.append(f"velapy_{n}: {SELF_ALIAS}={{" if inst.extra else f"velapy_{n}: {{")
         first = len(lines) + 1
-        body_lines = inst.template.body.split("\n")
+        body = rewrite_dynamic_labels(inst.template.body) if fix_v04 else inst.template.body
+        body_lines = body.split("\n")
         # keep the body's first line at its original column so positions map back exactly
         body_lines[0] = " " * (inst.template.column - 1) + body_lines[0]
         lines.extend(body_lines)
