@@ -160,6 +160,10 @@ def test_golden_diff_markdown_for_a_pull_request(repo: Path) -> None:
     assert res.stdout.startswith("<!-- velapy-diff -->\n### velapy: changes in 1 of 3 applications\n")
     assert "| Deployment `shop/web` | `spec.replicas` | `3` | `4` |" in res.stdout
     assert "Unchanged: `orders`, `reports`." in res.stdout
+    doc = json.loads(run("golden", "diff", "--output", "json").stdout)  # against the folders on disk
+    assert doc["equal"] is False and [a["name"] for a in doc["apps"]] == ["storefront", "orders", "reports"]
+    assert [c["cluster"] for c in doc["apps"][0]["clusters"]] == ["prod-1", "prod-2"]
+    assert all(a["equal"] for a in doc["apps"][1:])
 
 
 def test_render_check(repo: Path) -> None:
@@ -202,6 +206,15 @@ def test_diff_two_folders_and_app_against_folder(repo: Path) -> None:
     assert res.exit_code == 1 and "clusters/test-1 (new cluster)" in res.stdout
     for secret in SECRET_VALUES:
         assert secret not in res.stdout
+
+
+def test_git_base_with_a_rendered_folder(repo: Path) -> None:
+    edit(repo / STOREFRONT, "storefront:1.4.2", "storefront:1.4.3")
+    assert run("golden", "update", "storefront").exit_code == 0
+    res = run("diff", "rendered/storefront", "--git-base", "main")
+    assert res.exit_code == 1
+    assert res.stdout.count("spec.template.spec.containers[name=web].image: ghcr.io/example/storefront:1.4.2 → "
+                            "ghcr.io/example/storefront:1.4.3") == 3
 
 
 def test_git_base_app_new_at_head(repo: Path) -> None:
