@@ -101,3 +101,16 @@ def test_dynamic_labels_in_comprehensions_work_on_the_embedded_engine(evaluator:
         'x: {"\\(a.b + "-")": 1}\nif (c) {}\ns: "(k): v"'
     (r,) = evaluator.evaluate([Instance(Template("dyn", body, (), "/d.cue", 1), {"unset": ["a", "b"]}, {})])
     assert not r.errors and r.value["output"]["keys"] == ["a", "b"]
+
+
+def test_iterating_an_absent_optional_field_yields_nothing(evaluator: Evaluator) -> None:
+    from velapy.engine import guard_optional_iteration
+
+    assert guard_optional_iteration('x: [for v in p.a.b {v}]\ns: "for v in p.a {"') == \
+        'x: [if p.a.b != _|_ for v in p.a.b {v}]\ns: "for v in p.a {"'
+    body = ('\tparameter: {mounts?: {pvc?: [...string]}}\n'
+            '\t_names: *[for v in parameter.mounts.pvc {v}] | []\n'
+            '\toutput: {kind: "X", n: list.Concat([_names, ["z"]])}\n')
+    t = Template("opt", body, ('"list"',), "/d.cue", 1)
+    none, some = evaluator.evaluate([Instance(t, {}, {}), Instance(t, {"mounts": {"pvc": ["a"]}}, {})])
+    assert none.value["output"]["n"] == ["z"] and some.value["output"]["n"] == ["a", "z"]

@@ -365,6 +365,34 @@ def rewrite_dynamic_labels(body: str) -> str:
     return "".join(out)
 
 
+_STRING_OR_COMMENT = re.compile(r'"""[\s\S]*?"""|"(?:\\.|[^"\\\n])*"|//[^\n]*')
+_FOR_OVER_REFERENCE = re.compile(
+    r"\bfor\s+([A-Za-z_$][\w$]*(?:\s*,\s*[A-Za-z_$][\w$]*)?)\s+in\s+"
+    r"([A-Za-z_$#][\w$#]*(?:\.[A-Za-z_$#][\w$#]*|\[\d+\])*)(?=\s*[{\[]|\s+if\b|\s+for\b)")
+
+
+def guard_optional_iteration(body: str) -> str:
+    """`for v in a.b {` → `if a.b != _|_ for v in a.b {` in template code (not strings/comments).
+
+    On cue v0.4 iterating a reference to an absent optional field fails ("cannot reference
+    optional field") even inside a default disjunction; current CUE, which KubeVela runs, iterates
+    nothing. KubeVela's own storage trait and cron-task component rely on that.
+    """
+    out: list[str] = []
+    pos = 0
+    for m in _STRING_OR_COMMENT.finditer(body):
+        out.append(_FOR_OVER_REFERENCE.sub(r"if \2 != _|_ for \1 in \2", body[pos:m.start()]))
+        out.append(m.group(0))
+        pos = m.end()
+    out.append(_FOR_OVER_REFERENCE.sub(r"if \2 != _|_ for \1 in \2", body[pos:]))
+    return "".join(out)
+
+
+def compat_v04(body: str) -> str:
+    """The source rewrites the embedded cue v0.4 engine needs to evaluate templates as current CUE."""
+    return guard_optional_iteration(rewrite_dynamic_labels(body))
+
+
 def _label_position(body: str, i: int) -> bool:
     k = i - 1
     while k >= 0 and body[k] in " \t":
@@ -426,7 +454,7 @@ def _batch_source(instances: list[Instance], fix_v04: bool = False) -> tuple[str
     for n, inst in enumerate(instances):
         lines.append(f"velapy_{n}: {SELF_ALIAS}={{" if inst.extra else f"velapy_{n}: {{")
         first = len(lines) + 1
-        body = rewrite_dynamic_labels(inst.template.body) if fix_v04 else inst.template.body
+        body = compat_v04(inst.template.body) if fix_v04 else inst.template.body
         body_lines = body.split("\n")
         # keep the body's first line at its original column so positions map back exactly
         body_lines[0] = " " * (inst.template.column - 1) + body_lines[0]
