@@ -43,7 +43,7 @@ def diff_paths(a: Any, b: Any, path: str = "") -> list[str]:
 
 def main() -> int:
     kv_dir = sys.argv[1]
-    only = set(sys.argv[2:])
+    only = {a for a in sys.argv[2:] if a != "-v"}
     ours = load_registry()
     theirs = load_registry([kv_dir])
     agree = differ = skipped = 0
@@ -62,6 +62,8 @@ def main() -> int:
                     results.append(["error", exc.render()])
             if results[0] and results[0][0] == "error" and results[1] and results[1][0] == "error":
                 skipped += 1
+                if "-v" in sys.argv:
+                    print(f"BOTH-FAIL {case.name}")
                 continue
             if results[0] == results[1]:
                 agree += 1
