@@ -52,7 +52,7 @@ def _run(fn: Callable[[], int]) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: say it is a bug, no traceback
+    except Exception as exc:  # the last line of defence: say it is a bug, never a traceback
         click.echo(f"internal error: {type(exc).__name__}: {exc} (please report this as a velapy bug)", err=True)
         sys.exit(EXIT_INTERNAL)
     sys.exit(code)
