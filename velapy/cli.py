@@ -17,7 +17,7 @@ import click
 from velapy import __version__, golden
 from velapy.deflib import format_table
 from velapy.diff import Comparison, format_json, format_markdown, format_text, format_unified
-from velapy.errors import EXIT_DIFFERENT, EXIT_INTERNAL, EXIT_OK, VelapyError
+from velapy.errors import EXIT_DIFFERENT, EXIT_INTERNAL, EXIT_OK, InputError, VelapyError
 from velapy.golden import find_config, format_report, load_project
 from velapy.pipeline import (
     Inputs,
@@ -229,6 +229,8 @@ def def_vet_cmd(files: tuple[str, ...]) -> None:
             click.echo(f"Validation {f} succeed.")
         for note in result.notes:
             click.echo(f"note: {note}", err=True)
+        if result.problems:
+            raise InputError(list(result.problems))
         return 0
 
     _run(go)

@@ -140,10 +140,11 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], max_last
 class VetResult:
     passed: tuple[str, ...]  # files without problems
     notes: tuple[str, ...]  # things that could not be checked offline
+    problems: tuple[Diagnostic, ...] = ()  # every problem of the other files
 
 
 def vet_files(files: Sequence[str], evaluator: Evaluator) -> VetResult:
-    """Parse and compile-check definition files; raises one InputError with every problem found."""
+    """Parse and compile-check definition files (all in one engine call); every problem collected."""
     problems: list[Diagnostic] = []
     parsed: list[tuple[str, list[Definition]]] = []
     for f in files:
@@ -153,7 +154,7 @@ def vet_files(files: Sequence[str], evaluator: Evaluator) -> VetResult:
             problems.extend(_check_metadata(d))
         parsed.append((f, defs) if len(problems) == before else (f, []))
     all_defs = [d for _f, defs in parsed for d in defs]
-    generated = schemagen.generate(all_defs, evaluator) if all_defs else schemagen.Generated()
+    generated = schemagen.generate(all_defs, evaluator, compile_check=True) if all_defs else schemagen.Generated()
     notes: list[str] = []
     failed = {p.location.file for p in problems}
     for d in all_defs:
@@ -164,9 +165,7 @@ def vet_files(files: Sequence[str], evaluator: Evaluator) -> VetResult:
         for n in (generated.schemas.get(k) or {}).get("x-velapy-notes") or []:
             if str(n).startswith("not evaluated offline"):
                 notes.append(f"{d.file}: {d.name}: {n}")
-    if problems:
-        raise InputError(problems)
-    return VetResult(tuple(f for f in files if f not in failed), tuple(notes))
+    return VetResult(tuple(f for f in files if f not in failed), tuple(notes), tuple(problems))
 
 
 def _parse_file(path: str, problems: list[Diagnostic]) -> list[Definition]:

@@ -321,7 +321,8 @@ def _cue_diagnostics(s: _State, errors: list[CueError], trait: Trait | None,
         if e.in_parameter:
             messages.setdefault(e.path, []).append(e.message)
     for e in errors:
-        if e.in_parameter:
+        under_parameter = e.path == "parameter" or e.path.startswith("parameter.") or (e.in_parameter and not e.path)
+        if under_parameter:
             if any(m != e.message and e.message.endswith(": " + m) for m in messages.get(e.path, [])):
                 continue
             steps: list[str | int] = [int(p) if p.isdigit() else p for p in e.path.split(".")[1:] if p]
@@ -339,7 +340,8 @@ def _cue_diagnostics(s: _State, errors: list[CueError], trait: Trait | None,
             who = f"definition {definition.name} ({definition.kind})" if definition is not None else what
             out.append(Diagnostic(f"{who} failed to render: {label}{e.message}",
                                   Location(file=file, line=line, column=col, component=comp.name, trait=tname),
-                                  "a bug in the definition's template, not in the application"))
+                                  "the definition's template failed, not its parameter declaration: "
+                                  "fix the definition (or tell its author)"))
     return out
 
 

@@ -66,6 +66,7 @@ _REF_PREFIX = "#/components/schemas/"
 _ERR_POS = re.compile(r"^\s+(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)\s*$")
 _ENTRY_HEAD = re.compile(r"^#?(?P<key>[pr]\d+(?:a\d+|_\d+)?)(?:[.:\s]|$)")
 _TEMPLATE_HEAD = re.compile(r"^_t(?P<n>\d+)(?:[.:\s]|$)")
+_PATH_HEAD = re.compile(r"^_t\d+\.\S*:")  # `_t3.output.x: ...`: an evaluation error at a path
 _TAG_LINE = re.compile(r"^\+([A-Za-z][\w-]*)(?:=(.*))?$")
 
 Key = tuple[str, str]  # (kind, name)
@@ -123,6 +124,10 @@ class _Plan:
     failed_requests: set[str] = field(default_factory=set)
     want_parameter: bool = True  # False in a later round that only asks for missing paths
     pending_refs: set[int] = field(default_factory=set)  # indexes of `refs` asked this round
+    has_parameter: bool = True
+    source: str = ""  # the template body as evaluated (unneeded fields blanked to `_`)
+    imports: tuple[str, ...] = ()
+    whole: bool = False  # the whole template is evaluated (a compile check): every error counts
 
 
 @dataclass
@@ -132,18 +137,28 @@ class _Segment:
     last: int
 
 
-def _plan(index: int, d: Definition) -> _Plan:
+def _plan(index: int, d: Definition, whole: bool = False) -> _Plan:
+    """What to ask for `d`. Unless `whole`, only the parameter and what it refers to is evaluated:
+    the other top-level fields (`output`, `patch`, ...) become `_`, so that a template part that
+    only evaluates with real values (or a newer CUE) does not stand in the way of its schema."""
     assert d.template is not None
     body = d.template.body
     fields: dict[str, str] = {}
+    spans: list[tuple[str, int, int]] = []
     params: list[str] = []
+    outlined = False
+    other: tuple[tuple[int, int], ...] = ()
     try:
-        for f in outline(body).fields:
+        shape = outline(body)
+        other = shape.other
+        for f in shape.fields:
             text = body[f.value_start:f.value_end]
+            spans.append((f.label, f.value_start, f.value_end))
             if f.label == "parameter":
                 params.append(text)
             elif f.label not in fields:
                 fields[f.label] = text
+        outlined = True
     except CueSyntaxError:
         pass  # the engine will say where
     param_text = params[0] if len(params) == 1 else ""
@@ -157,19 +172,63 @@ def _plan(index: int, d: Definition) -> _Plan:
                     default_alt = k
                     alt = alt[1:].lstrip()
                 alternatives.append(alt)
-    # template paths the parameter refers to, followed transitively through their own text
+    # template fields the parameter refers to, followed transitively through their own text;
+    # definitions and hidden fields among them are asked for too (the encoder `$ref`s them)
     refs: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    todo = [param_text] if param_text else [body]
+    kept = {"parameter", "context"}
+    todo = list(params)
     while todo:
         for name in _referenced_labels(todo.pop(), fields):
-            if name in seen:
+            if name in kept:
                 continue
-            seen.add(name)
-            refs.append((f"_t{index}.{name.lstrip('#')}", f"_t{index}.{name}"))
+            kept.add(name)
             todo.append(fields[name])
+            if name.startswith(("#", "_")):
+                refs.append((f"_t{index}.{name.lstrip('#')}", f"_t{index}.{name}"))
+    source = body
+    if not whole and outlined:
+        chars = list(body)
+        for label, start, end in spans:
+            if label not in kept:
+                chars[start:end] = ["_"] + [c if c == "\n" else " " for c in body[start + 1:end]]
+        # a top-level `let` only the blanked fields used would now be an error (unreferenced)
+        line_starts = [0] + [i + 1 for i, c in enumerate(body) if c == "\n"]
+        lets: dict[str, tuple[int, int]] = {}
+        used = [*params, *(fields[k] for k in kept if k in fields)]
+        for first, last in other:
+            start = line_starts[first - 1]
+            end = line_starts[last] if last < len(line_starts) else len(body)
+            words = body[start:end].split()
+            if len(words) > 1 and words[0] == "let":
+                lets[words[1]] = (start, end)
+            else:
+                used.append(body[start:end])  # comprehensions and embeddings stay
+        unused = dict(lets)
+        grew = True
+        while grew:  # lets used by what stays, and lets those use
+            grew = False
+            for name, (start, end) in list(unused.items()):
+                if any(_referenced_labels(text, {name: ""}) for text in used):
+                    used.append(body[start:end])
+                    del unused[name]
+                    grew = True
+        for start, end in unused.values():
+            chars[start:end] = [c if c == "\n" else " " for c in body[start:end]]
+        source = "".join(chars)
+    imports = d.template.imports if whole else tuple(i for i in d.template.imports if _uses_import(source, i))
     return _Plan(index, d, alternatives, default_alt, refs, fields, param_text,
-                 pending_refs=set(range(len(refs))))
+                 pending_refs=set(range(len(refs))), has_parameter=bool(params) or not outlined,
+                 source=source, imports=imports, whole=whole)
+
+
+def _uses_import(text: str, spec: str) -> bool:
+    """Whether `text` names the package of an import spec (`"strings"`, `l "list"`)."""
+    parts = spec.split()
+    name = parts[0] if len(parts) > 1 else spec.strip('"').rsplit("/", 1)[-1]
+    try:
+        return any(t.kind == "ident" and t.text == name for t in tokenize(text))
+    except CueSyntaxError:
+        return True
 
 
 def _split_disjunction(text: str) -> list[str]:
@@ -201,19 +260,37 @@ def _split_disjunction(text: str) -> list[str]:
 
 
 def _referenced_labels(text: str, fields: dict[str, str]) -> list[str]:
-    """Template-level definitions and hidden fields (`#X`, `_x`) named in `text`, in order."""
+    """Top-level template labels that `text` refers to (not where it uses them as labels)."""
     try:
-        toks = tokenize(text)
+        toks = [t for t in tokenize(text) if t.kind not in ("comment", "newline")]
     except CueSyntaxError:
         return []
     out: list[str] = []
+    for t in toks:
+        if t.kind == "string" and "(" in t.text:
+            for inner in _interpolations(t.text):  # "\(name)" refers to name too
+                out.extend(n for n in _referenced_labels(inner, fields) if n not in out)
     for i, t in enumerate(toks):
-        if t.kind != "ident" or t.text == "_" or not t.text.startswith(("#", "_")):
+        if t.kind != "ident" or t.text == "_" or t.text not in fields or t.text in out:
             continue
         if i > 0 and toks[i - 1].kind == "punct" and toks[i - 1].text == ".":
-            continue  # a selector (x.#Y), not a reference to a template label
-        if t.text in fields and t.text not in out:
-            out.append(t.text)
+            continue  # a selector (x.y), not a reference to a template label
+        nxt = toks[i + 1] if i + 1 < len(toks) else t
+        if nxt.kind == "punct" and nxt.text in (":", "?", "!"):
+            continue  # a field of the same name being declared
+        out.append(t.text)
+    return out
+
+
+def _interpolations(literal: str) -> list[str]:
+    """The expressions inside `\\(...)` (or `\\#(...)` in `#"..."#`) of a string literal's text."""
+    out: list[str] = []
+    for m in re.finditer(r"\\#*\(", literal):
+        depth, i = 1, m.end()
+        while i < len(literal) and depth:
+            depth += {"(": 1, ")": -1}.get(literal[i], 0)
+            i += 1
+        out.append(literal[m.end():i - 1])
     return out
 
 
@@ -222,8 +299,7 @@ def _batch(plans: Sequence[_Plan]) -> tuple[str, list[_Request], list[_Segment],
     imports: list[str] = []
     users: dict[str, list[int]] = {}
     for p in plans:
-        assert p.definition.template is not None
-        for spec in p.definition.template.imports:
+        for spec in p.imports:
             if spec not in imports:
                 imports.append(spec)
             users.setdefault(spec, []).append(p.index)
@@ -245,7 +321,7 @@ def _batch(plans: Sequence[_Plan]) -> tuple[str, list[_Request], list[_Segment],
         if not t.declares_context:
             lines.append("context: _")
         first = len(lines) + 1
-        body = t.body.split("\n")
+        body = p.source.split("\n")
         body[0] = " " * (t.column - 1) + body[0]  # keep columns as in the .cue file
         lines.extend(body)
         segments.append(_Segment(n, first, len(lines)))
@@ -253,7 +329,9 @@ def _batch(plans: Sequence[_Plan]) -> tuple[str, list[_Request], list[_Segment],
             lines.extend(f"_velapy_alt{k}: {alt}".split("\n"))  # one list item per line: numbers stay right
         lines.append("}")
         wanted: list[_Request] = []
-        if p.want_parameter and p.alternatives:
+        if not p.has_parameter:
+            pass  # nothing to ask: the template takes no parameters
+        elif p.want_parameter and p.alternatives:
             wanted.extend(_Request(f"p{n}a{k}", n, f"_t{n}._velapy_alt{k}") for k in range(len(p.alternatives)))
         elif p.want_parameter:
             wanted.append(_Request(f"p{n}", n, f"_t{n}.parameter"))
@@ -270,10 +348,15 @@ def _batch(plans: Sequence[_Plan]) -> tuple[str, list[_Request], list[_Segment],
 # running the encoder
 
 
-def generate(definitions: Sequence[Definition], evaluator: Evaluator) -> Generated:
-    """Parameter schemas of `definitions` (those with a template), in as few engine calls as possible."""
+def generate(definitions: Sequence[Definition], evaluator: Evaluator, compile_check: bool = False) -> Generated:
+    """Parameter schemas of `definitions` (those with a template), in as few engine calls as possible.
+
+    Problems are templates that do not parse. With `compile_check`, the whole template is
+    evaluated and any error it has is a problem (`velapy def vet`); otherwise an error while
+    evaluating the parameter leaves that definition with an open schema and a note.
+    """
     out = Generated()
-    plans = [_plan(i, d) for i, d in enumerate(definitions) if d.template is not None]
+    plans = [_plan(i, d, compile_check) for i, d in enumerate(definitions) if d.template is not None]
     active = {p.index: p for p in plans}
     answers: dict[str, Any] = {}
     for _round in range(_MAX_ROUNDS):
@@ -343,10 +426,15 @@ def _handle_errors(stderr: str, batch_path: str, requests: list[_Request], segme
     by_key = {r.key: r for r in requests}
     by_line = {r.line: r for r in requests}
     progressed = False
-    definitions = {i: p.definition for i, p in active.items()}
+    definitions = {i: (p.definition, p.whole) for i, p in active.items()}
     dropped: set[int] = set()
     imported: set[int] = set()
-    for head, positions in _error_blocks(stderr):
+    blocks = _error_blocks(stderr)
+    syntax = [b for b in blocks if not _TEMPLATE_HEAD.match(b[0]) and not _ENTRY_HEAD.match(b[0])]
+    if syntax:
+        # a parse error: only the first is sure, the scanner may stumble over what follows
+        blocks = syntax[:1]
+    for head, positions in blocks:
         local = [(ln, col) for f, ln, col in positions if os.path.abspath(f) == os.path.abspath(batch_path)]
         message = head.replace(batch_path, "<generated>")
         m = _ENTRY_HEAD.match(head)
@@ -371,10 +459,19 @@ def _handle_errors(stderr: str, batch_path: str, requests: list[_Request], segme
                     out.schemas[key_of(plan.definition)] = _open_schema(plan)
                     imported.add(owner)
                     continue
+            if owner in dropped and owner not in imported and not definitions[owner][1] \
+                    and _TEMPLATE_HEAD.match(head) and _PATH_HEAD.match(head):
+                # an evaluation error of the parameter part (not a syntax error): CUE at render
+                # time knows better, with real values; no schema, so no false alarm here
+                if key_of(definitions[owner][0]) not in out.schemas:
+                    lost = _Plan(owner, definitions[owner][0], [], -1, [], {}, "")
+                    lost.notes.append(f"parameter not evaluated: {_strip_prefix(message)}")
+                    out.schemas[key_of(definitions[owner][0])] = _open_schema(lost)
+                continue
             if owner in dropped and owner not in imported:
                 # every block of a failing definition: a disjunction's summary line has no
                 # position, the lines after it say where each alternative failed
-                d = definitions[owner]
+                d = definitions[owner][0]
                 out.problems.setdefault(key_of(d), []).append(_definition_problem(d, message, local, segments, owner))
     for k, diags in out.problems.items():
         # one message per place (the alternatives of a failed disjunction fail at the same spot)
@@ -490,6 +587,8 @@ class _Converter:
                 self.facts[f"alt{k}"] = self._facts_of(alt)
                 alts.append(self.convert(ans, f"alt{k}", ()))
             return {"anyOf": alts}
+        if not p.has_parameter:
+            return {"type": "object"}  # no `parameter`: KubeVela gives the template `{}`
         ans = self._answer(f"p{n}")
         return self.convert(ans, "", ()) if ans is not None else {}
 
