@@ -9,6 +9,10 @@ without a context), and one schema request per definition:
 `cue def --out openapi` then runs CUE's own OpenAPI encoder over the file, once for all
 definitions. (`[x][0]` makes the encoder expand the value instead of emitting a `$ref` to a path
 that is not a schema; `close` lets a non-struct value through the encoder's top-level rule.)
+Only the parameter and the template fields it refers to are evaluated: the other top-level
+fields (`output`, `outputs`, `patch`, ...) are blanked to `_` in place (line numbers kept), and
+lets and imports nobody uses any more are dropped, because those parts may only evaluate with real
+values (or only on a newer CUE); `compile_check=True` (`velapy def vet`) evaluates everything.
 
 Three things the encoder of CUE v0.4 cannot do are worked around here, with the engine still
 doing every evaluation:
@@ -28,8 +32,10 @@ The OpenAPI 3.0 answer is then turned into JSON Schema 2020-12: `$ref`s into `$d
 into a `null` type, `oneOf` into `anyOf` (a CUE disjunction accepts a value matching several
 alternatives), fields with a default dropped from `required` (CUE fills them in), `+usage=`
 comments as descriptions. A definition whose parameter the encoder cannot express at all (a
-nested struct disjunction) gets an open schema and a note in `x-velapy-notes`; a template that
-does not compile is reported as a definition bug at its `.cue` file:line:col.
+nested struct disjunction) or that fails to evaluate gets an open schema and a note in
+`x-velapy-notes` (CUE still checks it at render time, with the real values); a template that does
+not parse is reported as a definition bug at its `.cue` file:line:col. After a parse error, the
+file is sent again without that template, so one broken definition costs one more call.
 
 The built-ins' schemas are checked in under `schemas/definitions/<kind>/<name>.schema.json`
 (`velapy def schema` writes them); each records a digest of its definition, so a stale file is
