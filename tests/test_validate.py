@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from jsonschema import Draft202012Validator
 
 from velapy.definitions import Registry, load_registry
@@ -286,3 +287,70 @@ def test_malformed_yaml_stops_with_its_location(tmp_path: Path) -> None:
         validate_files(str(tmp_path / "app.yaml"), [], load_registry())
     (d,) = info.value.diagnostics
     assert d.location.line == 8 and d.message.startswith("invalid YAML")
+
+
+# --------------------------------------------------------------------------------------------
+# the command line
+
+
+class _Shared:
+    """The session's evaluator, lent to the CLI (which would otherwise start its own engine)."""
+
+    def __init__(self, evaluator: Evaluator) -> None:
+        self.evaluator = evaluator
+
+    def __enter__(self) -> Evaluator:
+        return self.evaluator
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@pytest.fixture()
+def cli(evaluator: Evaluator, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    import velapy.cli
+    monkeypatch.setattr(velapy.cli, "open_evaluator", lambda: _Shared(evaluator))
+    return CliRunner()
+
+
+def test_cli_validate(cli: CliRunner, tmp_path: Path) -> None:
+    from velapy.cli import main
+    (tmp_path / "app.yaml").write_text(HEAD + "  components:\n    - {name: web, type: webservice, "
+                                              "properties: {image: x, replica: 2}}\n")
+    bad = cli.invoke(main, ["validate", str(tmp_path / "app.yaml")])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    assert 'unknown parameter "replica" of component type webservice' in bad.output
+    good = cli.invoke(main, ["validate", str(tmp_path / "app.yaml"), "--allow-unknown-parameters"])
+    assert good.exit_code == 0, good.output
+    assert good.output.endswith("is valid (1 component, 0 traits, 0 policies, 0 workflow steps checked)\n")
+
+
+def test_cli_def_list_and_show(cli: CliRunner) -> None:
+    from velapy.cli import main
+    listed = cli.invoke(main, ["def", "list", "--kind", "trait"])
+    assert listed.exit_code == 0
+    lines = listed.output.splitlines()
+    assert lines[0].split() == ["NAME", "KIND", "DESCRIPTION"]
+    assert any(line.split()[:2] == ["scaler", "trait"] for line in lines)
+    assert not any(line.split()[1:2] == ["component"] for line in lines[1:] if line.strip())
+    shown = cli.invoke(main, ["def", "show", "scaler"])
+    assert shown.exit_code == 0
+    assert shown.output.splitlines()[3].split() == ["PARAMETER", "TYPE", "DEFAULT", "REQUIRED", "DESCRIPTION"]
+    assert shown.output.splitlines()[4].split()[:3] == ["replicas", "integer", "1"]
+    missing = cli.invoke(main, ["def", "show", "scalr"])
+    assert missing.exit_code == 2 and 'did you mean "scaler"?' in missing.output
+
+
+def test_cli_def_vet_and_render(cli: CliRunner, tmp_path: Path) -> None:
+    from velapy.cli import main
+    good = Path(__file__).resolve().parent.parent / "definitions" / "trait" / "scaler.cue"
+    bad = tmp_path / "bad.cue"
+    bad.write_text('bad: {\n    type: "trait"\n}\ntemplate: {\n    parameter: {replicas: int int}\n}\n')
+    vetted = cli.invoke(main, ["def", "vet", str(good), str(bad)])
+    assert vetted.exit_code == 2
+    assert f"Validation {good} succeed." in vetted.output
+    assert f"{bad}:5:31: definition bad (trait): " in vetted.output
+    rendered = cli.invoke(main, ["def", "render", str(good)])
+    assert rendered.exit_code == 0
+    assert rendered.output.startswith("--- scaler.cue ---\napiVersion: core.oam.dev/v1beta1\nkind: TraitDefinition\n")
+    assert "      template: |\n        parameter: {\n" in rendered.output
