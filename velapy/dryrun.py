@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from velapy.application import Application, Component, Policy
+from velapy.application import Application, Component
 from velapy.definitions import Registry
 from velapy.engine import Evaluator
 from velapy.errors import Diagnostic, InputError
-from velapy.policies import OVERRIDE, TOPOLOGY, apply_overrides
+from velapy.policies import apply_overrides
 from velapy.refobjects import HubObjects
 from velapy.render import AUXILIARY_WORKLOAD, ComponentManifest, RenderTask, render
-from velapy.workflow import DEPLOY, find_policy, resolve_workflow
+from velapy.workflow import DEPLOY, deploy_policies, resolve_workflow
 from velapy.yamlio import dump_yaml
 
 
@@ -42,23 +42,13 @@ def dry_run_blocks(app: Application, registry: Registry, evaluator: Evaluator,
     for step in wf.steps:
         if step.type != DEPLOY:
             continue
-        names = step.properties.get("policies") or []
-        topologies: list[Policy] = []
-        overrides: list[Policy] = []
-        for k, name in enumerate(names):
-            p = find_policy(app, str(name))
-            if p is None:
-                problems.append(Diagnostic(f"policy {name} not found", _step_loc(app, step, k), _suggest(app, name)))
-                continue
-            referenced.add(p.name)
-            if p.type == TOPOLOGY:
-                topologies.append(p)
-            elif p.type == OVERRIDE:
-                overrides.append(p)
+        named = deploy_policies(app, step)
+        problems.extend(named.missing)
+        referenced.update(p.name for p in (*named.topologies, *named.overrides, *(p for _k, p in named.others)))
         if problems:
             continue
-        comps = apply_overrides(app, app.components, overrides, registry)
-        titles = [f"{app.name} with topology {t.name}" for t in topologies] or \
+        comps = apply_overrides(app, app.components, named.overrides, registry)
+        titles = [f"{app.name} with topology {t.name}" for t in named.topologies] or \
             [f"{app.name} only with override policies"]
         plans.append((titles, comps))
     if problems:
@@ -85,21 +75,6 @@ def dry_run_blocks(app: Application, registry: Registry, evaluator: Evaluator,
         for title in titles:
             blocks.append(Block(title, tuple(rendered[a:b])))
     return warnings, blocks
-
-
-def _step_loc(app: Application, step: object, k: int):  # type: ignore[no-untyped-def]
-    from velapy.workflow import Step
-    assert isinstance(step, Step)
-    if step.path:
-        return app.location([*step.path, "properties", "policies", k])
-    return step.location
-
-
-def _suggest(app: Application, name: object) -> str:
-    import difflib
-    names = [p.name for p in app.policies] + [p.name for p in app.external_policies]
-    close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
-    return f'did you mean "{close[0]}"?' if close else ""
 
 
 def format_blocks(warnings: Sequence[str], blocks: Sequence[Block]) -> str:

@@ -62,7 +62,7 @@ from velapy.workflow import (
     Step,
     Workflow,
     check_workflow,
-    find_policy,
+    deploy_policies,
     resolve_workflow,
 )
 
@@ -400,35 +400,26 @@ def _resolve_step(app: Application, step: Step, registry: Registry, inventory: I
                                    "declare the policies in spec.policies and name them in policies"))
         return _Resolved(step)
     names = [str(n) for n in props.get("policies") or []]
-    topologies: list[Policy] = []
-    overrides: list[Policy] = []
-    bad = False
-    for k, name in enumerate(names):
-        p = find_policy(app, name)
+    named = deploy_policies(app, step)
+    problems.extend(named.missing)
+    bad = bool(named.missing)
+    used.update(p.name for p in (*named.topologies, *named.overrides, *(p for _k, p in named.others)))
+    for k, p in named.others:
         where = step.at("properties", "policies", k)
-        if p is None:
-            problems.append(Diagnostic(f"policy {name} not found", where, _policy_hint(app, name)))
-            bad = True
-            continue
-        used.add(p.name)
-        if p.type == TOPOLOGY:
-            topologies.append(p)
-        elif p.type == OVERRIDE:
-            overrides.append(p)
-        elif p.type == REPLICATION:
-            problems.append(Diagnostic(f"replication policy {name}: replication is not supported by velapy yet",
+        if p.type == REPLICATION:
+            problems.append(Diagnostic(f"replication policy {p.name}: replication is not supported by velapy yet",
                                        where))
             bad = True
         else:
             warnings.append(Diagnostic(
-                f"deploy step {step.name} names policy {name} of type {p.type}, which deploy ignores", where,
+                f"deploy step {step.name} names policy {p.name} of type {p.type}, which deploy ignores", where,
                 "deploy uses topology and override policies; resource policies apply to the whole application "
                 "from spec.policies"))
     if bad:
         return _Resolved(step)
     try:
-        placements = deploy_placements(topologies, inventory, warnings)
-        comps = apply_overrides(app, app.components, overrides, registry)
+        placements = deploy_placements(list(named.topologies), inventory, warnings)
+        comps = apply_overrides(app, app.components, named.overrides, registry)
     except InputError as exc:
         problems.extend(exc.diagnostics)
         return _Resolved(step)
@@ -452,15 +443,6 @@ def _resolve_apply_component(app: Application, step: Step, inventory: Inventory,
                                    step.at("properties", "cluster"), inventory.suggest(cluster)))
         return _Resolved(step)
     return _Resolved(step, units=[_Unit(step, Placement(cluster, str(props.get("namespace") or "")), [comp])])
-
-
-def _policy_hint(app: Application, name: str) -> str:
-    import difflib
-    names = [p.name for p in app.policies] + [p.name for p in app.external_policies]
-    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-    if close:
-        return f'did you mean "{close[0]}"?'
-    return "declare it in spec.policies or pass a standalone Policy with -f"
 
 
 def _planned(r: _Resolved, placed: Mapping[int, tuple[PlannedObject, ...]], index: Mapping[int, int],
@@ -791,8 +773,7 @@ def dry_run_clusters(app: Application, inventory: Inventory) -> dict[str, list[s
 
     deploys = [s for s in wf.steps if s.type == DEPLOY]
     for step in deploys:
-        policies = [find_policy(app, str(n)) for n in step.properties.get("policies") or []]
-        topologies = [p for p in policies if p is not None and p.type == TOPOLOGY]
+        topologies = deploy_policies(app, step).topologies
         for t in topologies:
             add(f"{app.name} with topology {t.name}", [p.key() for p in topology_placements(t, inventory)])
         if not topologies:
@@ -804,9 +785,7 @@ def dry_run_clusters(app: Application, inventory: Inventory) -> dict[str, list[s
                 keys.append(Placement(str(s.properties.get("cluster") or HUB),
                                       str(s.properties.get("namespace") or "")).key())
             elif s.type == DEPLOY:
-                policies = [find_policy(app, str(n)) for n in s.properties.get("policies") or []]
-                topologies = [p for p in policies if p is not None and p.type == TOPOLOGY]
-                keys.extend(p.key() for p in deploy_placements(topologies, inventory))
+                keys.extend(p.key() for p in deploy_placements(list(deploy_policies(app, s).topologies), inventory))
         add(app.name, keys or [HUB])
     return out
 

@@ -157,6 +157,46 @@ def find_policy(app: Application, name: str) -> Policy | None:
     return None
 
 
+def policy_hint(app: Application, name: str) -> str:
+    """`did you mean "x"?` for an unknown policy name, or where policies come from."""
+    names = [p.name for p in app.policies] + [p.name for p in app.external_policies]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    if close:
+        return f'did you mean "{close[0]}"?'
+    return "declare it in spec.policies or pass a standalone Policy with -f"
+
+
+@dataclass(frozen=True)
+class DeployPolicies:
+    """The policies a deploy step names, by what deploy does with them."""
+
+    topologies: tuple[Policy, ...]
+    overrides: tuple[Policy, ...]
+    others: tuple[tuple[int, Policy], ...]  # (position in the step's list, policy)
+    missing: tuple[Diagnostic, ...]  # one `policy X not found` per unknown name
+
+
+def deploy_policies(app: Application, step: Step) -> DeployPolicies:
+    """Split the step's `policies` into topology, override and the rest, in the listed order."""
+    topologies: list[Policy] = []
+    overrides: list[Policy] = []
+    others: list[tuple[int, Policy]] = []
+    missing: list[Diagnostic] = []
+    for k, raw in enumerate(step.properties.get("policies") or []):
+        name = str(raw)
+        p = find_policy(app, name)
+        if p is None:
+            missing.append(Diagnostic(f"policy {name} not found", step.at("properties", "policies", k),
+                                      policy_hint(app, name)))
+        elif p.type == "topology":
+            topologies.append(p)
+        elif p.type == "override":
+            overrides.append(p)
+        else:
+            others.append((k, p))
+    return DeployPolicies(tuple(topologies), tuple(overrides), tuple(others), tuple(missing))
+
+
 def _raise(problems: list[Diagnostic]) -> None:
     if problems:
         raise InputError(problems)
