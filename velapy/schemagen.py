@@ -57,7 +57,7 @@ from typing import Any
 
 from velapy.cuesyntax import CueSyntaxError, Token, outline, parse_value, tokenize
 from velapy.definitions import Definition
-from velapy.engine import Evaluator
+from velapy.engine import Evaluator, WasmCue, compat_v04
 from velapy.errors import Diagnostic, EngineError, Location
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -300,7 +300,8 @@ def _interpolations(literal: str) -> list[str]:
     return out
 
 
-def _batch(plans: Sequence[_Plan]) -> tuple[str, list[_Request], list[_Segment], dict[int, list[int]]]:
+def _batch(plans: Sequence[_Plan], fix_v04: bool = False
+           ) -> tuple[str, list[_Request], list[_Segment], dict[int, list[int]]]:
     """The generated file; its requests; template line ranges; import line → definitions using it."""
     imports: list[str] = []
     users: dict[str, list[int]] = {}
@@ -327,7 +328,8 @@ def _batch(plans: Sequence[_Plan]) -> tuple[str, list[_Request], list[_Segment],
         if not t.declares_context:
             lines.append("context: _")
         first = len(lines) + 1
-        body = p.source.split("\n")
+        # the embedded v0.4 engine gets the same source rewrites as when rendering (velapy.engine)
+        body = (compat_v04(p.source) if fix_v04 else p.source).split("\n")
         body[0] = " " * (t.column - 1) + body[0]  # keep columns as in the .cue file
         lines.extend(body)
         segments.append(_Segment(n, first, len(lines)))
@@ -369,7 +371,7 @@ def generate(definitions: Sequence[Definition], evaluator: Evaluator, compile_ch
         if not active:
             break
         todo = [active[i] for i in sorted(active)]
-        source, requests, segments, import_lines = _batch(todo)
+        source, requests, segments, import_lines = _batch(todo, isinstance(evaluator.runner, WasmCue))
         ok, payload = _run(evaluator, source)
         if not ok:
             if not _handle_errors(str(payload["stderr"]), str(payload["path"]), requests, segments, import_lines,
