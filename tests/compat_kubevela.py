@@ -1,9 +1,10 @@
 """Compatibility check: render golden apps with velapy's built-ins and with KubeVela's own definitions.
 
-Usage: `.venv/bin/python tests/compat_kubevela.py KUBEVELA_DEFS_DIR [CASE...]` where KUBEVELA_DEFS_DIR is
-`vela-templates/definitions/internal` of a KubeVela checkout (never committed here). For every golden
-case that renders, both renders must give the same objects; differences are printed as field paths.
-Exit 0 when all agree. This is a development check (CI has no KubeVela checkout).
+Usage: `.venv/bin/python tests/compat_kubevela.py KUBEVELA_DEFS_DIR [-v] [--apps DIR] [CASE...]` where
+KUBEVELA_DEFS_DIR is `vela-templates/definitions/internal` of a KubeVela checkout (never committed here).
+For every golden case (or, with `--apps DIR`, every `DIR/*/app.yaml`) that renders, both renders must
+give the same objects; differences are printed as field paths. Exit 0 when all agree. This is a
+development check (CI has no KubeVela checkout).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from goldens import cases  # noqa: E402
+from goldens import Case, cases  # noqa: E402
 
 from velapy.definitions import load_registry  # noqa: E402
 from velapy.dryrun import dry_run_blocks  # noqa: E402
@@ -43,12 +44,19 @@ def diff_paths(a: Any, b: Any, path: str = "") -> list[str]:
 
 def main() -> int:
     kv_dir = sys.argv[1]
-    only = {a for a in sys.argv[2:] if a != "-v"}
+    args = sys.argv[2:]
+    apps_dir = ""
+    if "--apps" in args:
+        k = args.index("--apps")
+        apps_dir = args[k + 1]
+        del args[k:k + 2]
+    only = {a for a in args if a != "-v"}
     ours = load_registry()
     theirs = load_registry([kv_dir])
     agree = differ = skipped = 0
     with open_evaluator() as ev:
-        for case in cases():
+        for case in (cases() if not apps_dir else
+                     [Case(p.name, p) for p in sorted(Path(apps_dir).iterdir()) if (p / "app.yaml").is_file()]):
             if only and case.name not in only:
                 continue
             results = []

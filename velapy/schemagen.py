@@ -695,7 +695,7 @@ class _Converter:
                     if literal is not _NO_LITERAL:
                         sub["default"] = literal
             req = [r for r in node.get("required") or [] if r in props and "default" not in out["properties"][r]
-                   and (*path, r) not in facts.defaults]
+                   and (*path, r) not in facts.defaults and not _concrete_when_absent(out["properties"][r])]
             if req:
                 out["required"] = req
         elif node.get("required"):
@@ -710,6 +710,17 @@ class _Converter:
         if "type" not in out and "anyOf" not in out and "allOf" not in out and (props or addl is not None):
             out["type"] = "object"
         return out
+
+
+def _concrete_when_absent(schema: dict[str, Any]) -> bool:
+    """A field CUE makes concrete by itself: an open list (`[...T]` is `[]`) or a struct none of
+    whose fields must be given (`{[string]: string}` is `{}`, a struct of defaults is filled in)."""
+    types = schema.get("type")
+    if types == "array":
+        return not schema.get("minItems") and "prefixItems" not in schema
+    if types == "object":
+        return not schema.get("required") and "anyOf" not in schema and "allOf" not in schema
+    return False
 
 
 def _description(raw: Any) -> str:

@@ -596,10 +596,13 @@ def _explain_alternatives(err: ValidationError, noun: str, path: JsonPath) -> li
     schema = err.schema if isinstance(err.schema, dict) else {}
     preferred = schema.get("x-velapy-default-alternative", 0)
 
-    def score(i: int) -> tuple[int, int, int]:
+    def score(i: int) -> tuple[int, int, int, int]:
         subs = branches.get(i, [])
-        wrong_shape = sum(1 for s in subs if str(s.validator) == "type" and tuple(s.absolute_path) == path)
-        return (wrong_shape, len(subs), 0 if i == preferred else 1)
+        here = [s for s in subs if tuple(s.absolute_path) == path]
+        wrong_shape = sum(1 for s in here if str(s.validator) == "type")
+        # an alternative that does not even know the given keys is the wrong one to explain
+        unknown = sum(1 for s in here if str(s.validator) == "additionalProperties")
+        return (wrong_shape, unknown, len(subs), 0 if i == preferred else 1)
 
     best = min(branches, key=score)
     out: list[tuple[JsonPath, str, str]] = []
