@@ -114,3 +114,11 @@ def test_iterating_an_absent_optional_field_yields_nothing(evaluator: Evaluator)
     t = Template("opt", body, ('"list"',), "/d.cue", 1)
     none, some = evaluator.evaluate([Instance(t, {}, {}), Instance(t, {"mounts": {"pvc": ["a"]}}, {})])
     assert none.value["output"]["n"] == ["z"] and some.value["output"]["n"] == ["a", "z"]
+
+
+def test_positions_map_back_whatever_the_current_directory(evaluator: Evaluator, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    conflict = Instance(Template("c2", "\toutput: b: 1\n\toutput: b: 2\n", (), "/defs/c2.cue", 7, 11), None, {})
+    (r,) = evaluator.evaluate([conflict])
+    assert {(f, line) for f, line, _c in r.errors[0].positions} == {("/defs/c2.cue", 7), ("/defs/c2.cue", 8)}

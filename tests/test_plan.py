@@ -553,3 +553,18 @@ def test_inventory_is_optional(tmp_path: Path, evaluator: Evaluator) -> None:
     plan = compile_app(Inputs(app_yaml(tmp_path, WEB)), evaluator)
     assert [c.name for c in plan.clusters] == ["local"]
     assert isinstance(Inventory().hub.name, str)
+
+
+def test_secret_values_never_enter_a_digest_plainly() -> None:
+    import hashlib
+    import json as _json
+
+    from velapy.plan import digest_of
+
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "shop"},
+              "stringData": {"password": "hunter2"}}
+    plain = "sha256:" + hashlib.sha256(_json.dumps(secret, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    assert digest_of(secret) != plain
+    changed = {**secret, "stringData": {"password": "hunter3"}}
+    assert digest_of(changed) != digest_of(secret)  # a changed value still changes the digest
+    assert digest_of(secret) == digest_of(_json.loads(_json.dumps(secret)))  # and it is deterministic

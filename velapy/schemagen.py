@@ -57,7 +57,7 @@ from typing import Any
 
 from velapy.cuesyntax import CueSyntaxError, Token, outline, parse_value, tokenize
 from velapy.definitions import Definition
-from velapy.engine import Evaluator, WasmCue, compat_v04
+from velapy.engine import Evaluator, WasmCue, compat_v04, error_blocks
 from velapy.errors import Diagnostic, EngineError, Location
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -69,7 +69,6 @@ KIND_DIRS = {"component": "component", "trait": "trait", "policy": "policy", "wo
 
 _MAX_ROUNDS = 12
 _REF_PREFIX = "#/components/schemas/"
-_ERR_POS = re.compile(r"^\s+(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)\s*$")
 _ENTRY_HEAD = re.compile(r"^#?(?P<key>[pr]\d+(?:a\d+|_\d+)?)(?:[.:\s]|$)")
 _TEMPLATE_HEAD = re.compile(r"^_t(?P<n>\d+)(?:[.:\s]|$)")
 _PATH_HEAD = re.compile(r"^_t\d+\.\S*:")  # `_t3.output.x: ...`: an evaluation error at a path
@@ -417,17 +416,6 @@ def _run(evaluator: Evaluator, source: str) -> tuple[bool, dict[str, Any]]:
     return False, {"stderr": reply.stderr or reply.stdout, "path": path}
 
 
-def _error_blocks(text: str) -> list[tuple[str, list[tuple[str, int, int]]]]:
-    blocks: list[tuple[str, list[tuple[str, int, int]]]] = []
-    for line in text.splitlines():
-        m = _ERR_POS.match(line)
-        if m and blocks:
-            blocks[-1][1].append((m.group("file"), int(m.group("line")), int(m.group("col"))))
-        elif line.strip():
-            blocks.append((line.rstrip().rstrip(":"), []))
-    return blocks
-
-
 def _handle_errors(stderr: str, batch_path: str, requests: list[_Request], segments: list[_Segment],
                    import_lines: dict[int, list[int]], active: dict[int, _Plan], out: Generated) -> bool:
     """Drop what failed from the next round; True when something was dropped."""
@@ -437,13 +425,13 @@ def _handle_errors(stderr: str, batch_path: str, requests: list[_Request], segme
     definitions = {i: (p.definition, p.whole) for i, p in active.items()}
     dropped: set[int] = set()
     imported: set[int] = set()
-    blocks = _error_blocks(stderr)
+    blocks = error_blocks(stderr)
     syntax = [b for b in blocks if not _TEMPLATE_HEAD.match(b[0]) and not _ENTRY_HEAD.match(b[0])]
     if syntax:
         # a parse error: only the first is sure, the scanner may stumble over what follows
         blocks = syntax[:1]
     for head, positions in blocks:
-        local = [(ln, col) for f, ln, col in positions if os.path.abspath(f) == os.path.abspath(batch_path)]
+        local = [(ln, col) for f, ln, col in positions if f == os.path.normpath(batch_path)]
         message = head.replace(batch_path, "<generated>")
         m = _ENTRY_HEAD.match(head)
         req = by_key.get(m.group("key")) if m else None
