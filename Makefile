@@ -21,7 +21,7 @@ $(ENGINE): engine/package.json engine/package-lock.json
 	touch $(ENGINE)
 
 demo: setup
-	$(BIN)/velapy render examples/demo/app.yaml
+	$(BIN)/velapy render examples/demo/app.yaml --clusters examples/demo/clusters.yaml
 
 test: setup
 	$(BIN)/python -m pytest
