@@ -21,8 +21,9 @@ from goldens import Case, cases  # noqa: E402
 
 from velapy.definitions import load_registry  # noqa: E402
 from velapy.dryrun import dry_run_blocks  # noqa: E402
+from velapy.emit import render_folder  # noqa: E402
 from velapy.errors import VelapyError  # noqa: E402
-from velapy.pipeline import load, open_evaluator  # noqa: E402
+from velapy.pipeline import compile_app, load, open_evaluator  # noqa: E402
 
 
 def diff_paths(a: Any, b: Any, path: str = "") -> list[str]:
@@ -62,10 +63,16 @@ def main() -> int:
             results = []
             for reg in (ours, theirs):
                 try:
-                    loaded = load(case.inputs(), reg)
+                    inputs = case.inputs()
+                    loaded = load(inputs, reg, ev)
                     _w, blocks = dry_run_blocks(loaded.app, loaded.registry, ev, loaded.hub)
-                    results.append([(b.title, m.component, [(o.trait, o.resource, o.obj) for o in m.objects()])
-                                    for b in blocks for m in b.manifests])
+                    got: list[Any] = [(b.title, m.component, [(o.trait, o.resource, o.obj) for o in m.objects()])
+                                      for b in blocks for m in b.manifests]
+                    if inputs.clusters:  # the per-cluster bundles too
+                        folder = render_folder(compile_app(inputs, ev, reg))
+                        got.append(("folder", "", [(path, "", text) for path, text in sorted(folder.items())
+                                                   if path.startswith("clusters/")]))
+                    results.append(got)
                 except VelapyError as exc:
                     results.append(["error", exc.render()])
             if results[0] and results[0][0] == "error" and results[1] and results[1][0] == "error":
