@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -116,7 +117,6 @@ class _State:
     properties: Any
     workload: dict[str, Any] | None = None
     outputs: list[Output] = field(default_factory=list)
-    failed: bool = False
 
 
 def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator,
@@ -136,7 +136,7 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
             problems.extend(exc.diagnostics)
             continue
         props = comp.properties
-        if comp.type == REF_OBJECTS or _is_ref_objects(d):
+        if comp.type == REF_OBJECTS:
             try:
                 props = {"objects": resolve_ref_objects(task, hub)}
             except InputError as exc:
@@ -155,7 +155,6 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
     for s, r in zip(states, evaluator.evaluate(instances), strict=True):
         if r.errors:
             problems.extend(_cue_diagnostics(s, r.errors, None, s.definition))
-            s.failed = True
             continue
         _take_component(s, r, problems)
     _raise(problems)
@@ -192,10 +191,6 @@ def _raise(problems: list[Diagnostic]) -> None:
         raise InputError(list(dict.fromkeys(problems)))
 
 
-def _is_ref_objects(d: Definition) -> bool:
-    return d.name == REF_OBJECTS
-
-
 def _context(s: _State) -> dict[str, Any]:
     t = s.task
     app = t.app
@@ -223,7 +218,6 @@ def _take_component(s: _State, r: Result, problems: list[Diagnostic]) -> None:
     v = r.value
     loc = s.task.app.component_location(s.task.component)
     if _user_errors(v, loc, problems):
-        s.failed = True
         return
     out = v.get("output")
     if out is not None:
@@ -231,7 +225,6 @@ def _take_component(s: _State, r: Result, problems: list[Diagnostic]) -> None:
             problems.append(Diagnostic(
                 f"the {s.definition.name} template's output is not a Kubernetes object (needs apiVersion and kind)",
                 loc))
-            s.failed = True
             return
         s.workload = out
     for name, obj in (v.get("outputs") or {}).items():
@@ -394,6 +387,5 @@ def _contract(obj: dict[str, Any], t: RenderTask, extra: dict[str, str], trait_t
 
 def _generated_name(component: str, trait_type: str, obj: dict[str, Any]) -> str:
     """`<component>-<trait type>-<hash>` for unnamed trait objects (hash of the object, stable)."""
-    import json
     digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:8]
     return f"{component}-{trait_type.lower()}-{digest}"
