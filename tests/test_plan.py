@@ -332,6 +332,38 @@ def test_unused_topology_and_override_policies_warn(tmp_path: Path, evaluator: E
     assert plan.warnings[0].location.path == "spec.policies[1]"
 
 
+def test_steps_velapy_does_not_execute_are_planned_as_written(tmp_path: Path, evaluator: Evaluator) -> None:
+    # KubeVela's provider-backed steps (built-in parameter-only definitions here) are recorded with
+    # their properties and no placements; export-service / export-data use the topology they name
+    plan = compile_(tmp_path, WEB + D("""\
+        policies:
+          - {name: bj, type: topology, properties: {clusters: [bj]}}
+          - {name: hz, type: topology, properties: {clusters: [hz]}}
+        workflow:
+          steps:
+            - name: pvc
+              type: apply-object
+              properties: {value: {apiVersion: v1, kind: PersistentVolumeClaim, metadata: {name: data}}}
+            - {name: one, type: deploy, properties: {policies: [bj]}}
+            - name: checks
+              type: step-group
+              subSteps:
+                - {name: wait-db, type: depends-on-app, properties: {name: db, namespace: ns}}
+                - name: share
+                  type: export-service
+                  properties: {ip: 10.0.0.1, port: 80, targetPort: 80, topology: hz}
+        """), evaluator)
+    pvc, one, checks = plan.steps
+    assert (pvc.type, pvc.placements) == ("apply-object", ())
+    assert pvc.properties == {"value": {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                                        "metadata": {"name": "data"}}}
+    wait_db, share = checks.sub_steps
+    assert (wait_db.type, dict(wait_db.properties)) == ("depends-on-app", {"name": "db", "namespace": "ns"})
+    assert (share.type, share.properties["topology"], share.placements) == ("export-service", "hz", ())
+    assert [p.cluster for p in one.placements] == ["bj"]
+    assert plan.warnings == ()  # hz is used by export-service
+
+
 def test_identical_objects_in_two_steps_are_fine(tmp_path: Path, evaluator: Evaluator) -> None:
     plan = compile_(tmp_path, WEB + D("""\
         policies:

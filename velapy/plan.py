@@ -83,6 +83,8 @@ READ_ONLY = "read-only"
 RESOURCE_UPDATE = "resource-update"
 RESOURCE_POLICIES = (APPLY_ONCE, GARBAGE_COLLECT, SHARED_RESOURCE, TAKE_OVER, READ_ONLY, RESOURCE_UPDATE)
 # the key each resource policy's matched rule has in a planned object's `rules`
+# steps that place their own objects with the topology policy named in `properties.topology`
+TOPOLOGY_STEPS = ("export-service", "export-data")
 RULE_KEYS = {APPLY_ONCE: "applyOnce", GARBAGE_COLLECT: "garbageCollect", SHARED_RESOURCE: "sharedResource",
              TAKE_OVER: "takeOver", READ_ONLY: "readOnly", RESOURCE_UPDATE: "resourceUpdate"}
 _SELECTOR_KEYS = ("componentNames", "componentTypes", "oamTypes", "traitTypes", "resourceTypes", "resourceNames")
@@ -411,6 +413,9 @@ def _resolve_step(app: Application, step: Step, registry: Registry, inventory: I
     if step.type == APPLY_COMPONENT:
         return _resolve_apply_component(app, step, inventory, problems)
     if step.type != DEPLOY:
+        topology = step.properties.get("topology")
+        if step.type in TOPOLOGY_STEPS and isinstance(topology, str):
+            used.add(topology)  # executed by KubeVela, not planned: only the policy counts as used
         return _Resolved(step)
     props = step.properties
     if props.get("inlinePolicies"):
