@@ -82,9 +82,9 @@ TAKE_OVER = "take-over"
 READ_ONLY = "read-only"
 RESOURCE_UPDATE = "resource-update"
 RESOURCE_POLICIES = (APPLY_ONCE, GARBAGE_COLLECT, SHARED_RESOURCE, TAKE_OVER, READ_ONLY, RESOURCE_UPDATE)
-# the key each resource policy's matched rule has in a planned object's `rules`
 # steps that place their own objects with the topology policy named in `properties.topology`
 TOPOLOGY_STEPS = ("export-service", "export-data")
+# the key each resource policy's matched rule has in a planned object's `rules`
 RULE_KEYS = {APPLY_ONCE: "applyOnce", GARBAGE_COLLECT: "garbageCollect", SHARED_RESOURCE: "sharedResource",
              TAKE_OVER: "takeOver", READ_ONLY: "readOnly", RESOURCE_UPDATE: "resourceUpdate"}
 _SELECTOR_KEYS = ("componentNames", "componentTypes", "oamTypes", "traitTypes", "resourceTypes", "resourceNames")
