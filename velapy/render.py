@@ -145,6 +145,11 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
         if d.template is None:
             problems.append(Diagnostic(f"component definition {d.name} has no CUE template", d.location()))
             continue
+        needs = [provider_import(d)] + [provider_import(registry.get("trait", t.type)) for t in comp.traits]
+        missing = [n for n in needs if n]
+        if missing:
+            problems.extend(Diagnostic(m, task.app.component_location(comp, "type")) for m in dict.fromkeys(missing))
+            continue
         states.append(_State(task, d, d.template, props))
     # no raise here: the components that could be set up are still evaluated, so that one run
     # reports every problem of this round together
@@ -184,6 +189,18 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
             _take_trait(s, trait.index, trait.type, r, problems)
         _raise(problems)
     return [_assemble(s) for s in states]
+
+
+def provider_import(d: Definition | None) -> str:
+    """Why a definition cannot render offline: it imports a KubeVela provider package (`vela/...`)."""
+    if d is None or d.template is None:
+        return ""
+    for spec in d.template.imports:
+        path = spec.split()[-1].strip('"')
+        if path.startswith("vela/"):
+            return (f"{d.kind} definition {d.name} imports {path}, a KubeVela provider that runs inside the "
+                    f"KubeVela controller; velapy cannot render it offline ({d.file})")
+    return ""
 
 
 def _raise(problems: list[Diagnostic]) -> None:

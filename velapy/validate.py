@@ -43,7 +43,7 @@ STANDALONE_API = "core.oam.dev/v1alpha1"
 SCHEMA_ROOT = schemagen.SCHEMA_ROOT
 
 # built-in types KubeVela knows without a definition object (nothing to check their properties with)
-POLICY_TYPES_WITHOUT_DEFINITION = ("debug", "env-binding", "replication")
+POLICY_TYPES_WITHOUT_DEFINITION = ("debug", "env-binding")
 STEP_TYPES_WITHOUT_DEFINITION = ("builtin-apply-component",)
 DEPLOY = "deploy"
 APPLY_COMPONENT = "apply-component"
