@@ -1,3 +1,3 @@
-"""velapy: compile KubeVela Applications into per-cluster manifests and apply them."""
+"""velapy: compile KubeVela Applications into per-cluster manifests and execution plans."""
 
 __version__ = "0.1.0"

@@ -79,7 +79,7 @@ def unknown_parameters_option(fn: F) -> F:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="velapy")
 def main() -> None:
-    """velapy: render KubeVela Applications for many clusters, review them as files, apply them."""
+    """velapy: render KubeVela Applications for many clusters and review the result as files."""
 
 
 @main.command("render")
