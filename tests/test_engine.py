@@ -122,3 +122,14 @@ def test_positions_map_back_whatever_the_current_directory(evaluator: Evaluator,
     conflict = Instance(Template("c2", "\toutput: b: 1\n\toutput: b: 2\n", (), "/defs/c2.cue", 7, 11), None, {})
     (r,) = evaluator.evaluate([conflict])
     assert {(f, line) for f, line, _c in r.errors[0].positions} == {("/defs/c2.cue", 7), ("/defs/c2.cue", 8)}
+
+
+def test_a_large_round_is_split_over_two_engine_processes_in_order() -> None:
+    with Evaluator(select_runner(), parallel=2) as ev:
+        insts = [Instance(TEMPLATE, {"image": f"img:{i}"}, {"name": f"N{i}"}) for i in range(30)]
+        bad = Instance(TEMPLATE, {"image": 7}, {"name": "bad"})
+        results = ev.evaluate([*insts[:20], bad, *insts[20:]])
+        assert ev.calls == 1 and len(ev._runners) == 2
+        names = [r.value["output"]["metadata"]["name"] for k, r in enumerate(results) if k != 20]
+        assert names == [f"n{i}" for i in range(30)]
+        assert results[20].errors and results[20].errors[0].path == "parameter.image"

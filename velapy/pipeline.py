@@ -6,6 +6,7 @@ validate → resolve (workflow, policies) → render (CUE engine, batched) → p
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -52,9 +53,12 @@ class Loaded:
     inputs: Inputs = field(default_factory=lambda: Inputs(""))
 
 
+ENGINE_PROCESSES = 2  # large rounds are split over this many engine processes (at most one per core)
+
+
 def open_evaluator() -> Evaluator:
     """An evaluator on the configured engine (VELAPY_CUE, cue on PATH, or the embedded one)."""
-    return Evaluator(select_runner())
+    return Evaluator(select_runner(), parallel=min(ENGINE_PROCESSES, os.cpu_count() or 1))
 
 
 def load(inputs: Inputs, registry: Registry | None = None, evaluator: Evaluator | None = None) -> Loaded:
