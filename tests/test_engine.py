@@ -133,3 +133,19 @@ def test_a_large_round_is_split_over_two_engine_processes_in_order() -> None:
         names = [r.value["output"]["metadata"]["name"] for k, r in enumerate(results) if k != 20]
         assert names == [f"n{i}" for i in range(30)]
         assert results[20].errors and results[20].errors[0].path == "parameter.image"
+
+
+def test_a_non_concrete_helper_field_does_not_fail_the_instance(evaluator: Evaluator) -> None:
+    """KubeVela checks only the result fields: a template's own open helper (`language: string`) is fine."""
+    from velapy.engine import root_tags
+
+    body = ('\tlanguage: "go" | "java"\n'
+            '\t// +patchStrategy=jsonMergePatch\n'
+            '\tpatch: {\n\t\tmetadata: labels: lang: parameter.lang\n\t}\n'
+            '\tparameter: lang: string\n')
+    t = Template("helper", body, (), "/d.cue", 1)
+    good, bad = evaluator.evaluate([Instance(t, {"lang": "x"}, {}), Instance(t, {"lang": 1}, {})])
+    assert not good.errors and good.value == {"patch": {"metadata": {"labels": {"lang": "x"}}}}
+    assert good.tags[("patch",)] == {"patchStrategy": "jsonMergePatch"}
+    assert bad.errors and bad.errors[0].in_parameter
+    assert root_tags("x: 1\n// +a=b\n\n// +c=d\npatch: {\n\t// +e=f\n\tq: 1\n}\n", "patch") == {"c": "d"}

