@@ -278,3 +278,35 @@ def test_parameter_rows(registry: Registry) -> None:
     assert rows["ports[].port"].required and rows["ports[].protocol"].default == '"TCP"'
     assert not rows["exposeType"].required
     assert json.loads(rows["exposeType"].default) == "ClusterIP"
+
+
+def _editor_validator() -> Draft202012Validator:
+    from referencing import Registry as RefRegistry
+    from referencing import Resource
+
+    editor = json.loads(schemagen.EDITOR_SCHEMA.read_text(encoding="utf-8"))
+    base = editor["$id"].rsplit("/", 1)[0]
+    resources = [(f"{base}/{p.relative_to(schemagen.SCHEMA_ROOT).as_posix()}",
+                  Resource.from_contents(json.loads(p.read_text(encoding="utf-8")),
+                                         default_specification=schemagen_draft()))
+                 for p in schemagen.DEFINITION_SCHEMA_DIR.rglob("*.schema.json")]
+    return Draft202012Validator(editor, registry=RefRegistry().with_resources(resources))
+
+
+def schemagen_draft() -> Any:
+    from referencing.jsonschema import DRAFT202012
+    return DRAFT202012
+
+
+def test_editor_schema_is_current_and_checks_properties_by_type(registry: Registry) -> None:
+    want = schemagen.dump_schema(schemagen.editor_schema([d for d in registry.all() if d.builtin]))
+    assert schemagen.EDITOR_SCHEMA.read_text(encoding="utf-8") == want, f"stale; refresh with `{REFRESH}`"
+    validator = _editor_validator()
+    app = {"apiVersion": "core.oam.dev/v1beta1", "kind": "Application", "metadata": {"name": "a"},
+           "spec": {"components": [{"name": "web", "type": "webservice", "properties": {"image": "nginx"},
+                                    "traits": [{"type": "scaler", "properties": {"replicas": 2}}]}]}}
+    assert not list(validator.iter_errors(app))
+    app["spec"]["components"][0]["traits"][0]["properties"]["replicas"] = "two"  # type: ignore[index]
+    errors = list(validator.iter_errors(app))
+    assert errors and any("replicas" in list(e.absolute_path) or "replicas" in str(e.message)
+                          for e in errors for e in ([e, *(e.context or [])]))

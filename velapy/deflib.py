@@ -289,9 +289,17 @@ def regenerate_schemas(evaluator: Evaluator, check: bool = False,
     problems = [p for diags in generated.problems.values() for p in diags]
     if problems:
         raise InputError(problems)
+    editor = schemagen.dump_schema(schemagen.editor_schema(builtins))
+    editor_path = schemagen.EDITOR_SCHEMA
     if not check:
-        return [os.path.relpath(p) for p in schemagen.write_schemas(generated, builtins, root)]
+        written = [os.path.relpath(p) for p in schemagen.write_schemas(generated, builtins, root)]
+        if not editor_path.is_file() or editor_path.read_text(encoding="utf-8") != editor:
+            editor_path.write_text(editor, encoding="utf-8")
+            written.append(os.path.relpath(editor_path))
+        return written
     stale: list[str] = []
+    if not editor_path.is_file() or editor_path.read_text(encoding="utf-8") != editor:
+        stale.append(os.path.relpath(editor_path))
     wanted = set()
     for d in builtins:
         schema = generated.schemas.get(schemagen.key_of(d))

@@ -945,6 +945,33 @@ def dump_schema(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
+EDITOR_SCHEMA = SCHEMA_ROOT / "application-editor.schema.json"
+_EDITOR_SLOTS = {"component": ("component",), "trait": ("trait",), "policy": ("policy",),
+                 "workflow-step": ("step", "subStep")}
+
+
+def editor_schema(definitions: Sequence[Definition], root: Path = SCHEMA_ROOT) -> dict[str, Any]:
+    """The Application schema with each `properties` tied to its definition's parameter schema.
+
+    For editors (yaml-language-server): `type: webservice` makes `properties` complete and check as
+    webservice's parameters. velapy's own validation keeps using application.schema.json and the
+    per-definition schemas, for its located messages.
+    """
+    app = json.loads((root / "application.schema.json").read_text(encoding="utf-8"))
+    app["$id"] = str(app.get("$id", "")).replace("application.schema.json", EDITOR_SCHEMA.name)
+    app["title"] = str(app.get("title", "")) + ", with each definition's parameters"
+    for kind, slots in _EDITOR_SLOTS.items():
+        rules = []
+        for d in sorted((d for d in definitions if d.kind == kind and d.template is not None), key=lambda d: d.name):
+            ref = schema_file(d, root / "definitions").relative_to(root).as_posix()
+            rules.append({"if": {"properties": {"type": {"const": d.name}}, "required": ["type"]},
+                          "then": {"properties": {"properties": {"$ref": ref}}}})
+        for slot in slots:
+            if slot in app.get("$defs", {}) and rules:
+                app["$defs"][slot]["allOf"] = rules
+    return app
+
+
 def write_schemas(generated: Generated, definitions: Sequence[Definition], root: Path = DEFINITION_SCHEMA_DIR,
                   prune: bool = True) -> list[Path]:
     """Write every generated schema; drop files of definitions that no longer exist. Changed files."""
