@@ -957,7 +957,7 @@ def editor_schema(definitions: Sequence[Definition], root: Path = SCHEMA_ROOT) -
     webservice's parameters. velapy's own validation keeps using application.schema.json and the
     per-definition schemas, for its located messages.
     """
-    app = json.loads((root / "application.schema.json").read_text(encoding="utf-8"))
+    app: dict[str, Any] = json.loads((root / "application.schema.json").read_text(encoding="utf-8"))
     app["$id"] = str(app.get("$id", "")).replace("application.schema.json", EDITOR_SCHEMA.name)
     app["title"] = str(app.get("title", "")) + ", with each definition's parameters"
     for kind, slots in _EDITOR_SLOTS.items():
