@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from velapy.errors import Diagnostic, InputError, Location
-from velapy.yamlio import dump_yaml, load_documents
+from velapy.yamlio import dump_yaml, format_step, load_documents
 
 __all__ = [
     "ABSENT",
@@ -284,21 +284,13 @@ class Match:
 
 
 PathStep = str | int | Match
-_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
 def format_path(path: Sequence[PathStep]) -> str:
     """`spec.template.spec.containers[name=web].image`; odd keys as `metadata.labels["app.oam.dev/name"]`."""
     out: list[str] = []
     for step in path:
-        if isinstance(step, Match):
-            out.append(step.text())
-        elif isinstance(step, int):
-            out.append(f"[{step}]")
-        elif _PLAIN_KEY.fullmatch(step):
-            out.append(f".{step}" if out else step)
-        else:
-            out.append(f"[{json.dumps(step, ensure_ascii=False)}]")
+        out.append(step.text() if isinstance(step, Match) else format_step(step, not out))
     return "".join(out) or "(whole document)"
 
 

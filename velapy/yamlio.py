@@ -948,15 +948,16 @@ _PLAIN_PATH_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 def format_path(path: Sequence[str | int]) -> str:
     """`spec.components[1].properties.ports[0].port`; keys that are not identifiers as `["a.b"]`."""
-    parts: list[str] = []
-    for step in path:
-        if isinstance(step, int):
-            parts.append(f"[{step}]")
-        elif _PLAIN_PATH_KEY.fullmatch(step):
-            parts.append(f".{step}" if parts else step)
-        else:
-            parts.append(f"[{json.dumps(step, ensure_ascii=False)}]")
-    return "".join(parts)
+    return "".join(format_step(step, k == 0) for k, step in enumerate(path))
+
+
+def format_step(step: str | int, first: bool) -> str:
+    """One step of a dotted path: `[3]`, `.name` (`name` first), or `["odd.key"]`."""
+    if isinstance(step, int):
+        return f"[{step}]"
+    if _PLAIN_PATH_KEY.fullmatch(step):
+        return step if first else f".{step}"
+    return f"[{json.dumps(step, ensure_ascii=False)}]"
 
 
 @dataclass(frozen=True)
