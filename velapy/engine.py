@@ -15,6 +15,7 @@ back to the instance and the template's own file:line.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -273,13 +274,12 @@ class Evaluator:
         """Evaluate all `instances` (identical ones once); results in the same order."""
         if not instances:
             return []
-        texts: dict[str, int] = {}
+        texts: dict[tuple[Template, str], int] = {}
         unique: list[Instance] = []
         index: list[int] = []
         for inst in instances:
             inst = _only_used_context(inst)
-            key = json.dumps([inst.template.file, inst.template.name, inst.template.body, inst.parameter,
-                              inst.context, inst.extra], sort_keys=True)
+            key = (inst.template, json.dumps([inst.parameter, inst.context, inst.extra], sort_keys=True))
             if key not in texts:
                 texts[key] = len(unique)
                 unique.append(inst)
@@ -437,6 +437,7 @@ def guard_optional_iteration(body: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=256)
 def compat_v04(body: str) -> str:
     """The source rewrites the embedded cue v0.4 engine needs to evaluate templates as current CUE."""
     return guard_optional_iteration(rewrite_dynamic_labels(body))
@@ -568,6 +569,7 @@ def root_tags(body: str, label: str) -> dict[str, str]:
 _CONTEXT_REF = re.compile(r"\bcontext\b(\s*\.\s*([A-Za-z_$][\w$]*)|\s*\[\s*\"([^\"]+)\"\s*\])?")
 
 
+@functools.lru_cache(maxsize=256)
 def context_keys_used(body: str) -> frozenset[str] | None:
     """The `context` keys a template reads, or None when it uses `context` as a whole."""
     keys: set[str] = set()
