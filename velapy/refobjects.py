@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from velapy.apiresources import ResourceTable
 from velapy.errors import Diagnostic, InputError, Location
 from velapy.yamlio import Document, load_file
 
@@ -26,40 +27,6 @@ if TYPE_CHECKING:
 
 HUB = "local"
 
-# (group, resource) → (kind, version, namespaced); the RESTMapper of a stock cluster, for the
-# resources ref-objects is used with. CRDs found in the folder extend it.
-_BUILTIN_RESOURCES: dict[tuple[str, str], tuple[str, str, bool]] = {
-    ("", "configmaps"): ("ConfigMap", "v1", True),
-    ("", "secrets"): ("Secret", "v1", True),
-    ("", "services"): ("Service", "v1", True),
-    ("", "serviceaccounts"): ("ServiceAccount", "v1", True),
-    ("", "persistentvolumeclaims"): ("PersistentVolumeClaim", "v1", True),
-    ("", "persistentvolumes"): ("PersistentVolume", "v1", False),
-    ("", "pods"): ("Pod", "v1", True),
-    ("", "namespaces"): ("Namespace", "v1", False),
-    ("", "endpoints"): ("Endpoints", "v1", True),
-    ("", "limitranges"): ("LimitRange", "v1", True),
-    ("", "resourcequotas"): ("ResourceQuota", "v1", True),
-    ("apps", "deployments"): ("Deployment", "v1", True),
-    ("apps", "statefulsets"): ("StatefulSet", "v1", True),
-    ("apps", "daemonsets"): ("DaemonSet", "v1", True),
-    ("apps", "replicasets"): ("ReplicaSet", "v1", True),
-    ("batch", "jobs"): ("Job", "v1", True),
-    ("batch", "cronjobs"): ("CronJob", "v1", True),
-    ("networking.k8s.io", "ingresses"): ("Ingress", "v1", True),
-    ("networking.k8s.io", "ingressclasses"): ("IngressClass", "v1", False),
-    ("networking.k8s.io", "networkpolicies"): ("NetworkPolicy", "v1", True),
-    ("autoscaling", "horizontalpodautoscalers"): ("HorizontalPodAutoscaler", "v2", True),
-    ("policy", "poddisruptionbudgets"): ("PodDisruptionBudget", "v1", True),
-    ("rbac.authorization.k8s.io", "roles"): ("Role", "v1", True),
-    ("rbac.authorization.k8s.io", "rolebindings"): ("RoleBinding", "v1", True),
-    ("rbac.authorization.k8s.io", "clusterroles"): ("ClusterRole", "v1", False),
-    ("rbac.authorization.k8s.io", "clusterrolebindings"): ("ClusterRoleBinding", "v1", False),
-    ("storage.k8s.io", "storageclasses"): ("StorageClass", "v1", False),
-    ("apiextensions.k8s.io", "customresourcedefinitions"): ("CustomResourceDefinition", "v1", False),
-    ("multicluster.x-k8s.io", "serviceexports"): ("ServiceExport", "v1alpha1", True),
-    ("multicluster.x-k8s.io", "serviceimports"): ("ServiceImport", "v1alpha1", True),
-}
 _STRIPPED_METADATA = ("resourceVersion", "generation", "ownerReferences", "deletionTimestamp", "managedFields",
                       "uid", "creationTimestamp")
 
@@ -73,28 +40,17 @@ class HubObjects:
     """Objects by cluster, and the resource ↔ kind mapping they imply."""
 
     objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # cluster → objects
-    resources: dict[tuple[str, str], tuple[str, str, bool]] = field(default_factory=lambda: dict(_BUILTIN_RESOURCES))
+    resources: ResourceTable = field(default_factory=ResourceTable)
     root: str = ""
 
     def add(self, cluster: str, obj: dict[str, Any]) -> None:
         self.objects.setdefault(cluster, []).append(obj)
         if obj.get("kind") == "CustomResourceDefinition":
-            spec = obj.get("spec") or {}
-            names = spec.get("names") or {}
-            versions = spec.get("versions") or [{}]
-            if names.get("plural") and names.get("kind"):
-                self.resources[(str(spec.get("group", "")), str(names["plural"]))] = (
-                    str(names["kind"]), str(versions[0].get("name", "v1")), spec.get("scope") != "Cluster")
-
-    def kind_for(self, group: str, resource: str) -> tuple[str, bool] | None:
-        hit = self.resources.get((group, resource.lower()))
-        return (hit[0], hit[2]) if hit else None
+            self.resources.add_crd(obj)
 
     def namespaced(self, group: str, kind: str) -> bool:
-        for (g, _r), (k, _v, ns) in self.resources.items():
-            if g == group and k == kind:
-                return ns
-        return True
+        found = self.resources.by_kind(group, kind)
+        return True if found is None else found.namespaced
 
 
 def load_hub(root: str | os.PathLike[str]) -> HubObjects:
@@ -197,26 +153,24 @@ def _select(sel: dict[str, Any], task: RenderTask, hub: HubObjects | None, loc: 
     if labels and name:
         raise InputError([Diagnostic("invalid object selector for ref-objects, name and labelSelector cannot be "
                                      "both set", loc)])
-    if hub is None:
-        raise InputError([Diagnostic(
-            "ref-objects needs the hub's objects: pass --resources DIR (a folder of the manifests on the hub)", loc)])
-    mapper = hub
+    table = hub.resources if hub is not None else ResourceTable()
     group = str(sel.get("group") or "")
     version = ""
     if sel.get("resource"):
-        found = mapper.kind_for(group, str(sel["resource"]))
-        if found is None:
-            raise InputError([Diagnostic(
-                f"no kind found for resource {sel['resource']!r}" + (f" in group {group!r}" if group else ""), loc)])
-        kind, namespaced = found
+        found = table.resolve(str(sel["resource"]), group, loc)
+        kind, namespaced, group = found.kind, found.namespaced, found.group
     elif sel.get("apiVersion") and sel.get("kind"):
         api_version = str(sel["apiVersion"])
         group = _group_of(api_version)
         version = api_version.split("/")[-1]
         kind = str(sel["kind"])
-        namespaced = mapper.namespaced(group, kind)
+        known = table.by_kind(group, kind)
+        namespaced = True if known is None else known.namespaced
     else:
         raise InputError([Diagnostic("neither resource nor apiVersion/kind is set for the referred objects", loc)])
+    if hub is None:
+        raise InputError([Diagnostic(
+            "ref-objects needs the hub's objects: pass --resources DIR (a folder of the manifests on the hub)", loc)])
     cluster = str(sel.get("cluster") or HUB)
     ns = str(sel.get("namespace") or task.app.namespace)
     pool = hub.objects.get(cluster, [])
