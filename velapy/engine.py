@@ -215,6 +215,7 @@ class CueError:
     message: str
     positions: tuple[tuple[str, int, int], ...]  # (file, line, col) in the user's files
     in_parameter: bool  # the error is about the parameter values given by the user
+    crashed: bool = False  # the engine itself crashed (a Go panic) on this instance: not the input's fault
 
 
 @dataclass
@@ -352,6 +353,9 @@ class Evaluator:
                 if m:
                     results[int(m.group(1))].tags[tpath[1:]] = tag
             return None
+        panic = engine_panic(reply.stderr or reply.stdout)
+        if panic:
+            return self._isolate_crash(runner, instances, results, selected, panic)
         errors = _parse_errors(reply.stderr or reply.stdout, path, segments)
         if not errors:
             raise EngineError(f"the CUE engine failed without a readable error: {reply.stderr.strip()[:2000]}")
@@ -372,6 +376,34 @@ class Evaluator:
         for r in results:
             r.errors = _merge_disjunction_errors(r.errors)
         return failed
+
+
+    def _isolate_crash(self, runner: CueRunner, instances: list[Instance], results: list[Result],
+                       selected: set[int], panic: str) -> set[int]:
+        """The engine crashed on this batch: find the instances it crashes on by halving the batch.
+
+        Every other instance gets its value or its own errors; a crashing one gets one `crashed`
+        error carrying the engine's panic message (the rest of its output is a Go stack trace).
+        """
+        if len(instances) == 1:
+            results[0].errors = [CueError("", panic, (), False, crashed=True)]
+            return {0}
+        failed: set[int] = set()
+        half = len(instances) // 2
+        for lo, hi in ((0, half), (half, len(instances))):
+            part = self._run_batch(runner, instances[lo:hi], results[lo:hi],
+                                   {k - lo for k in selected if lo <= k < hi})
+            failed |= {lo + k for k in part or ()}
+        return failed
+
+
+_PANIC = re.compile(r"^panic: (.*?)(?: \[recovered\])?$", re.M)
+
+
+def engine_panic(text: str) -> str:
+    """The panic message when the engine's output is a Go panic (a crash of the engine), else ""."""
+    m = _PANIC.search(text)
+    return m.group(1).strip() if m and "goroutine " in text else ""
 
 
 def rewrite_dynamic_labels(body: str) -> str:

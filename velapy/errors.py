@@ -51,6 +51,12 @@ class Location:
         return ", ".join(parts)
 
 
+# Diagnostic.reason values: what a problem needs, beyond fixing the input
+REASON_ENGINE_CRASH = "engine-crash"  # the CUE engine crashed: not the input's fault (exit 4)
+REASON_UNKNOWN_DEFINITION = "unknown-definition"  # a type no loaded definition provides (custom / addon)
+REASON_PROVIDER = "provider"  # needs a KubeVela controller provider (vela/kube, ...), not renderable offline
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     """One problem found in the input."""
@@ -58,6 +64,7 @@ class Diagnostic:
     message: str
     location: Location = field(default_factory=Location)
     hint: str = ""
+    reason: str = ""  # a machine-readable cause (REASON_*), for tools that sort problems; "" = plain input error
 
     def render(self) -> str:
         """One readable block: `file:line:col: path: message (component x)` plus a hint line."""

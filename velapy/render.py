@@ -22,7 +22,7 @@ from typing import Any
 from velapy.application import Application, Component, Trait
 from velapy.definitions import Definition, Registry
 from velapy.engine import SELF_ALIAS, CueError, Evaluator, Instance, Result, Template, to_cue_open
-from velapy.errors import Diagnostic, InputError, Location
+from velapy.errors import REASON_ENGINE_CRASH, Diagnostic, EngineError, InputError, Location
 from velapy.patch import PatchError, apply_patch, strategy_unify
 from velapy.refobjects import HubObjects, resolve_ref_objects
 
@@ -204,8 +204,29 @@ def provider_import(d: Definition | None) -> str:
 
 
 def _raise(problems: list[Diagnostic]) -> None:
+    if any(p.reason == REASON_ENGINE_CRASH for p in problems):
+        raise EngineError(list(dict.fromkeys(problems)))
     if problems:
         raise InputError(list(dict.fromkeys(problems)))
+
+
+def _crash_diagnostic(s: _State, trait: Trait | None, definition: Definition | None, panic: str) -> Diagnostic:
+    """The engine crashed (a Go panic) on this instance: say so once, and blame neither the app nor the author."""
+    comp = s.task.component
+    who = f"definition {definition.name} ({definition.kind})" if definition is not None else "a definition"
+    what = f"component {comp.name}" + (f", trait {trait.type} (traits[{trait.index}])" if trait is not None else "")
+    if s.task.cluster:
+        what += f", cluster {s.task.cluster}"
+    steps: list[str | int] = ["traits", trait.index, "type"] if trait is not None else ["type"]
+    loc = s.task.app.component_location(comp, *steps, trait=trait.type if trait is not None else "")
+    where = f" ({definition.file})" if definition is not None and definition.file else ""
+    return Diagnostic(
+        f"the CUE engine crashed while evaluating {who} for {what}; this is not a mistake in your application",
+        loc,
+        f"the engine panicked with \"{panic}\". Please report it to the velapy maintainers with the definition"
+        f"{where}, the smallest application that shows it and the output of `velapy engine`; a native `cue` "
+        "binary (VELAPY_CUE=/path/to/cue) may evaluate it meanwhile",
+        reason=REASON_ENGINE_CRASH)
 
 
 def _context(s: _State) -> dict[str, Any]:
@@ -315,6 +336,9 @@ def _cue_diagnostics(s: _State, errors: list[CueError], trait: Trait | None,
     `.cue` file:line:col, named."""
     app = s.task.app
     comp = s.task.component
+    crashed = [e for e in errors if e.crashed]
+    if crashed:
+        return [_crash_diagnostic(s, trait, definition, crashed[0].message)]
     props_path: list[str | int]
     trait_index = trait.index if trait is not None else 0
     if trait is None:
