@@ -502,7 +502,10 @@ class _Checker:
         elif not isinstance(props, dict):
             return  # the document schema already said it must be a mapping
         label = "workflow step" if kind == "workflow-step" else kind
-        for path, message, hint in explain_all(validator, props, "parameter"):
+        # a parameter an input's parameterKey names is filled at run time: not required now
+        filled = frozenset(tuple(key.split(".")) for i in _items(owner.get("inputs"))
+                           if isinstance(key := i.get("parameterKey"), str) and key)
+        for path, message, hint in explain_all(validator, props, "parameter", filled):
             if message.startswith("unknown parameter"):
                 message += f" of {label} type {name}"
                 hint = f"{hint} (or pass {UNKNOWN_SWITCH} to accept it)" if hint else \
@@ -514,15 +517,26 @@ class _Checker:
 # JSON Schema errors → messages
 
 
-def explain_all(validator: Draft202012Validator, instance: Any, noun: str) -> list[tuple[JsonPath, str, str]]:
-    """(path, message, hint) for every error of `instance`; `noun` is "field" or "parameter"."""
+def explain_all(validator: Draft202012Validator, instance: Any, noun: str,
+                filled: frozenset[tuple[str, ...]] = frozenset()) -> list[tuple[JsonPath, str, str]]:
+    """(path, message, hint) for every error of `instance`; `noun` is "field" or "parameter".
+
+    `filled` are paths given a value later (step / component `inputs[].parameterKey`): a missing
+    required field on the way to one of them is not an error.
+    """
     out: list[tuple[JsonPath, str, str]] = []
     for err in validator.iter_errors(instance):
-        out.extend(_explain(err, noun))
+        out.extend(_explain(err, noun, filled))
     return list(dict.fromkeys(out))
 
 
-def _explain(err: ValidationError, noun: str) -> list[tuple[JsonPath, str, str]]:
+def _filled_later(path: JsonPath, name: str, filled: frozenset[tuple[str, ...]]) -> bool:
+    want = (*(str(p) for p in path), name)
+    return any(f[:len(want)] == want for f in filled)
+
+
+def _explain(err: ValidationError, noun: str,
+             filled: frozenset[tuple[str, ...]] = frozenset()) -> list[tuple[JsonPath, str, str]]:
     path: JsonPath = tuple(err.absolute_path)
     kind = str(err.validator)
     value: Any = err.validator_value
@@ -534,7 +548,7 @@ def _explain(err: ValidationError, noun: str) -> list[tuple[JsonPath, str, str]]
         out = []
         props = schema.get("properties") or {}
         for name in value:
-            if name not in inst:
+            if name not in inst and not _filled_later(path, name, filled):
                 t = _short_type(props.get(name), schema)
                 out.append((path, f'missing required {noun} "{name}"' + (f" ({t})" if t else ""), ""))
         return out
@@ -568,11 +582,12 @@ def _explain(err: ValidationError, noun: str) -> list[tuple[JsonPath, str, str]]
         word = "at least" if kind == "minLength" else "at most"
         return [(path, f"expected a string of {word} {value} characters, found {_describe(inst)}", "")]
     if kind in ("anyOf", "oneOf"):
-        return _explain_alternatives(err, noun, path)
+        return _explain_alternatives(err, noun, path, filled)
     return [(path, err.message, "")]
 
 
-def _explain_alternatives(err: ValidationError, noun: str, path: JsonPath) -> list[tuple[JsonPath, str, str]]:
+def _explain_alternatives(err: ValidationError, noun: str, path: JsonPath,
+                          filled: frozenset[tuple[str, ...]]) -> list[tuple[JsonPath, str, str]]:
     """A value matching none of the alternatives: the errors of the alternative it came closest to."""
     branches: dict[int, list[ValidationError]] = {}
     for sub in err.context or []:
@@ -607,7 +622,7 @@ def _explain_alternatives(err: ValidationError, noun: str, path: JsonPath) -> li
     best = min(branches, key=score)
     out: list[tuple[JsonPath, str, str]] = []
     for sub in branches[best]:
-        out.extend(_explain(sub, noun))
+        out.extend(_explain(sub, noun, filled))
     return out
 
 
