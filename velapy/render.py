@@ -349,6 +349,10 @@ def _cue_diagnostics(s: _State, errors: list[CueError], trait: Trait | None,
     if any(e.path == "parameter" or e.path.startswith("parameter.") for e in errors):
         # the values given are wrong: report them, not what they broke further down the template
         errors = [e for e in errors if not e.in_parameter or e.path == "parameter" or e.path.startswith("parameter.")]
+        if any(e.message.startswith("incomplete value") and e.path.startswith("parameter.") for e in errors):
+            # a parameter left out (e.g. of an `if` branch the values take): what it leaves incomplete
+            # further down the template follows from it
+            errors = [e for e in errors if e.path.startswith("parameter.") or not e.message.startswith("incomplete")]
     # one message per parameter path: "invalid interpolation: X" repeats "X" found at the same place
     messages: dict[str, list[str]] = {}
     for e in errors:
@@ -361,6 +365,11 @@ def _cue_diagnostics(s: _State, errors: list[CueError], trait: Trait | None,
                 continue
             steps: list[str | int] = [int(p) if p.isdigit() else p for p in e.path.split(".")[1:] if p]
             loc = app.component_location(comp, *props_path, *steps, trait=tname)
+            missing = re.fullmatch(r"incomplete value (\w+)", e.message)
+            if missing and steps and isinstance(steps[-1], str):
+                out.append(Diagnostic(f'missing required parameter "{steps[-1]}" ({missing.group(1)}) of {what}',
+                                      app.component_location(comp, *props_path, *steps[:-1], trait=tname)))
+                continue
             out.append(Diagnostic(f"invalid properties for {what}: {e.message}" if steps and loc.line else
                                   f"invalid properties for {what}: {e.path or 'parameter'}: {e.message}", loc))
         elif e.path == UNIFIED or e.path.startswith(UNIFIED + "."):

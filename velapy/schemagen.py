@@ -683,7 +683,8 @@ class _Converter:
                     if literal is not _NO_LITERAL:
                         sub["default"] = literal
             req = [r for r in node.get("required") or [] if r in props and "default" not in out["properties"][r]
-                   and (*path, r) not in facts.defaults and not _concrete_when_absent(out["properties"][r])]
+                   and (*path, r) not in facts.defaults and (*path, r) not in facts.conditional
+                   and not _concrete_when_absent(out["properties"][r])]
             if req:
                 out["required"] = req
         elif node.get("required"):
@@ -765,6 +766,8 @@ def _finish(plan: _Plan, root: dict[str, Any], defs: dict[str, Any]) -> dict[str
 class _Facts:
     open: set[tuple[str, ...]] = field(default_factory=set)  # structs with `...` or a comprehension
     defaults: dict[tuple[str, ...], str] = field(default_factory=dict)  # field → text of its `*` default
+    # fields declared inside an `if` clause: required only when the app takes that branch
+    conditional: set[tuple[str, ...]] = field(default_factory=set)
 
 
 _NO_LITERAL = object()
@@ -784,6 +787,7 @@ class _Frame:
     path: tuple[str, ...]
     label: str = ""  # label of the field whose value is being read ("" at an element start)
     start: bool = True  # at the start of an element
+    conditional: bool = False  # the struct of an `if` clause
 
 
 def _text_facts(text: str) -> _Facts:
@@ -820,6 +824,8 @@ def _text_facts(text: str) -> _Facts:
                     i += 1
                 i += 1  # the colon
                 top.label = label
+                if top.conditional:
+                    facts.conditional.add((*top.path, label))
                 # a chain `a: b: {`: further labels extend the path
                 while toks[i].kind in ("ident", "string") and toks[i + 1].kind == "punct" and \
                         toks[i + 1].text in (":", "?", "!") and toks[i].text not in ("true", "false", "null"):
@@ -857,7 +863,7 @@ def _text_facts(text: str) -> _Facts:
                 # the clause's struct adds fields to this same struct
                 while i < len(toks) and not (toks[i].kind == "punct" and toks[i].text == "{"):
                     i += 1
-                stack.append(_Frame("{", top.path))
+                stack.append(_Frame("{", top.path, conditional=t.text == "if"))
                 i += 1
                 continue
             if t.kind == "punct" and t.text == "(":
