@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from velapy.engine import Evaluator  # noqa: E402
 from velapy.errors import VelapyError  # noqa: E402
-from velapy.pipeline import Inputs, compile_app, dry_run, output_files  # noqa: E402
+from velapy.pipeline import Inputs, compile_app, dry_run_with_warnings, output_files  # noqa: E402
 
 REFRESH = "make golden"
 
@@ -62,7 +62,10 @@ def produce(case: Case, evaluator: Evaluator) -> dict[str, str]:
         if inputs.clusters:
             plan = compile_app(inputs, evaluator)
             files.update({f"out/{rel}": text for rel, text in output_files(plan).items()})
-        files["dry-run.yaml"] = dry_run(inputs, evaluator)
+        files["dry-run.yaml"], warnings = dry_run_with_warnings(inputs, evaluator)
+        if warnings:  # what `velapy render` prints on stderr beside the stream
+            text = "\n".join("warning: " + w.render() for w in warnings).replace(str(ROOT) + "/", "")
+            files["warnings.txt"] = text + "\n"
     except VelapyError as exc:
         text = exc.render().replace(str(ROOT) + "/", "")
         return {"errors.txt": f"exit code {exc.exit_code}\n{text}\n"}

@@ -23,7 +23,7 @@ from velapy.pipeline import (
     Inputs,
     compile_app,
     definition_object,
-    dry_run,
+    dry_run_with_warnings,
     dump_definition_object,
     list_definitions,
     open_evaluator,
@@ -106,7 +106,10 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
                 cmp, exists = check_output(inputs, out, ev)
                 return _report_check(cmp, exists, out, _render_command(inputs, out))
             if not out:
-                sys.stdout.write(dry_run(inputs, ev))
+                text, notes = dry_run_with_warnings(inputs, ev)
+                for w in notes:
+                    click.echo("warning: " + w.render(), err=True)
+                sys.stdout.write(text)
                 return 0
             plan = compile_app(inputs, ev)
         written = write_output(plan, out)
@@ -145,15 +148,17 @@ def plan_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...],
 @main.command("validate")
 @click.argument("app", type=click.Path())
 @app_inputs
+@click.option("--clusters", "clusters", default="", type=click.Path(),
+              help="Cluster inventory: check the cluster names and label selectors of topology policies.")
 @unknown_parameters_option
 def validate_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
-                 namespace: str, allow_unknown: bool) -> None:
+                 namespace: str, clusters: str, allow_unknown: bool) -> None:
     """Check APP (and its -f files) against the schemas and definitions, without rendering.
 
     Every problem is listed with file:line:col, its path, what was expected and what was found.
     Exit code 0 when valid, 2 otherwise.
     """
-    inputs = Inputs(app, files, definition_dirs, resources, namespace, "", allow_unknown)
+    inputs = Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown)
 
     def go() -> int:
         with open_evaluator() as ev:  # the engine starts only for the schemas of -d definitions

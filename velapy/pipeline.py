@@ -25,9 +25,11 @@ from velapy.deflib import vet_files as vet_files
 from velapy.dryrun import dry_run_blocks, format_blocks
 from velapy.engine import Evaluator, select_runner
 from velapy.errors import Diagnostic, InputError
+from velapy.placement import topology_placements, unchecked_cluster_names
 from velapy.plan import Plan, PlanDraft, build_plan, dry_run_clusters, finish_plan, prepare_plan
+from velapy.policies import OVERRIDE, TOPOLOGY
 from velapy.refobjects import HubObjects, load_hub
-from velapy.render import render
+from velapy.render import render, version_warning
 from velapy.validate import Options as ValidationOptions
 from velapy.validate import Summary, validate_files
 
@@ -79,18 +81,54 @@ def validate(inputs: Inputs, evaluator: Evaluator | None = None, registry: Regis
     reg = registry if registry is not None else load_registry(inputs.definition_dirs)
     summary = validate_files(inputs.app, inputs.files, reg, evaluator,
                              ValidationOptions(inputs.allow_unknown_parameters))
-    load_application(inputs.app, inputs.files, inputs.namespace)  # the model's own checks
+    app = load_application(inputs.app, inputs.files, inputs.namespace)  # the model's own checks
+    if inputs.clusters:  # the cluster names and selectors of topology policies, against the inventory
+        inventory = load_inventory(inputs.clusters)
+        problems: list[Diagnostic] = []
+        for p in (*app.policies, *app.external_policies):
+            if p.type == TOPOLOGY:
+                try:
+                    topology_placements(p, inventory)
+                except InputError as exc:
+                    problems.extend(exc.diagnostics)
+        if problems:
+            raise InputError(problems)
     return summary
 
 
 def dry_run(inputs: Inputs, evaluator: Evaluator, registry: Registry | None = None) -> str:
     """The `vela dry-run` stream for the application."""
+    return dry_run_with_warnings(inputs, evaluator, registry)[0]
+
+
+def dry_run_with_warnings(inputs: Inputs, evaluator: Evaluator,
+                          registry: Registry | None = None) -> tuple[str, list[Diagnostic]]:
+    """The `vela dry-run` stream, and warnings for the user (outside the stream, which stays vela's)."""
     loaded = load(inputs, registry, evaluator)
     warnings, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, loaded.hub)
     text = format_blocks(warnings, blocks)
+    notes: list[Diagnostic] = []
+    app = loaded.app
     if inputs.clusters:  # name each block's clusters; without --clusters the bytes stay vela's
-        text = emit.name_clusters(text, dry_run_clusters(loaded.app, load_clusters(inputs)))
-    return text
+        text = emit.name_clusters(text, dry_run_clusters(app, load_clusters(inputs)))
+    else:
+        unchecked = unchecked_cluster_names((*app.policies, *app.external_policies))
+        if unchecked is not None:
+            notes.append(unchecked)
+    # the components' types and traits, and the traits and types override policies bring in
+    uses: list[tuple[str, str, Sequence[str]]] = [("", c.type, [t.type for t in c.traits]) for c in app.components]
+    for p in (*app.policies, *app.external_policies):
+        entries = p.properties.get("components") if p.type == OVERRIDE and isinstance(p.properties, dict) else None
+        for e in entries if isinstance(entries, list) else []:
+            if isinstance(e, dict):
+                traits = [t.get("type") for t in e.get("traits") or [] if isinstance(t, dict)]
+                uses.append(("", str(e.get("type") or ""), [str(t) for t in traits if t]))
+    unknown = version_warning(uses, loaded.registry, "the dry-run stream renders as `vela dry-run` does (minor 0); "
+                              "`velapy render --clusters FILE -o DIR` renders each cluster with the `version` "
+                              "its inventory entry gives")
+    if unknown is not None:
+        notes.append(unknown)
+    return text, notes
 
 
 def load_clusters(inputs: Inputs) -> Inventory:

@@ -143,4 +143,27 @@ def deploy_placements(topologies: Sequence[Policy], inventory: Inventory,
     return out
 
 
-__all__ = ["HUB_PLACEMENT", "Placement", "deploy_placements", "policy_location", "topology_placements"]
+__all__ = ["HUB_PLACEMENT", "Placement", "deploy_placements", "policy_location", "topology_placements",
+           "unchecked_cluster_names"]
+
+
+def unchecked_cluster_names(policies: Sequence[Policy]) -> Diagnostic | None:
+    """Without a cluster inventory, the cluster names topology policies give cannot be checked: one
+    warning naming them (KubeVela fails the deploy step on a cluster it does not know)."""
+    names: dict[str, None] = {}
+    first: Location | None = None
+    for p in policies:
+        props = p.properties
+        if p.type != "topology" or not isinstance(props, dict) or not isinstance(props.get("clusters"), list):
+            continue
+        for i, name in enumerate(props["clusters"]):
+            if isinstance(name, str) and name and name != HUB:
+                names[name] = None
+                first = first or policy_location(p, "properties", "clusters", i)
+    if not names:
+        return None
+    listed = ", ".join(names)
+    return Diagnostic(
+        f"cluster{'s' if len(names) > 1 else ''} {listed} not checked: no cluster inventory was given "
+        "(KubeVela fails the deploy step with `failed to get cluster <name>` when a cluster does not exist)",
+        first or Location(), "pass --clusters FILE (the fleet's clusters) to check the names and render per cluster")

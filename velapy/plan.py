@@ -53,7 +53,7 @@ from velapy.errors import Diagnostic, InputError, Location
 from velapy.placement import Placement, deploy_placements, policy_location, topology_placements
 from velapy.policies import OVERRIDE, TOPOLOGY, apply_overrides
 from velapy.refobjects import HubObjects
-from velapy.render import ComponentManifest, RenderTask, render
+from velapy.render import ComponentManifest, RenderTask, render, version_warning
 from velapy.workflow import (
     APPLY_COMPONENT,
     DEPLOY,
@@ -331,6 +331,12 @@ def prepare_plan(app: Application, registry: Registry, inventory: Inventory,
         comps = tuple(u.components)
         tasks.extend(RenderTask(app, c, cluster=u.placement.cluster, namespace=u.placement.namespace,
                                 cluster_version=version, components=comps) for c in comps)
+    unknown = version_warning(((t.cluster, t.component.type, [x.type for x in t.component.traits])
+                               for t in tasks if not t.cluster_version.git_version), registry,
+                              'give each of these clusters its version in the --clusters inventory (`version: "1.30"`, '
+                              "quoted); KubeVela's controller asks the cluster itself")
+    if unknown is not None:
+        warnings.append(unknown)
     return PlanDraft(app, inventory, hub, wf, resolved, units, rules_by_type, warnings, used_policies, tasks)
 
 

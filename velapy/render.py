@@ -15,7 +15,7 @@ import copy
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -439,3 +439,35 @@ def _generated_name(component: str, trait_type: str, obj: dict[str, Any]) -> str
     """`<component>-<trait type>-<hash>` for unnamed trait objects (hash of the object, stable)."""
     digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:8]
     return f"{component}-{trait_type.lower()}-{digest}"
+
+
+# ----------------------------------------------------------------------------------------------
+# warnings about what a render had to assume
+
+
+CLUSTER_VERSION_REF = "context.clusterVersion"
+
+
+def version_warning(uses: Iterable[tuple[str, str, Sequence[str]]], registry: Registry,
+                    hint: str) -> Diagnostic | None:
+    """One warning for every (cluster, component type, trait types) rendered without a known
+    Kubernetes version whose definitions read `context.clusterVersion` (minor 0 picks old APIs)."""
+    readers: dict[str, None] = {}
+    clusters: dict[str, None] = {}
+    for cluster, ctype, ttypes in uses:
+        defs = [registry.get("component", ctype), *(registry.get("trait", t) for t in ttypes)]
+        names = [f"{d.kind} {d.name}" for d in defs
+                 if d is not None and d.template is not None and CLUSTER_VERSION_REF in d.template.body]
+        if names:
+            readers.update(dict.fromkeys(names))
+            clusters[cluster] = None
+    if not readers:
+        return None
+    named = [c for c in clusters if c]
+    where = (f"of cluster{'s' if len(named) > 1 else ''} {', '.join(named)}" if named else "in the dry-run stream")
+    return Diagnostic(
+        f"unknown Kubernetes version {where}: {', '.join(readers)} read "
+        f"{CLUSTER_VERSION_REF} and, with minor version 0 (KubeVela's rule when it cannot ask the cluster), "
+        "render the oldest APIs they know (networking.k8s.io/v1beta1 Ingress, autoscaling/v2beta2 "
+        "HorizontalPodAutoscaler, batch/v1beta1 CronJob), which current Kubernetes no longer serves",
+        hint=hint)
