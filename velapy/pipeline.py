@@ -7,10 +7,10 @@ validate → resolve (workflow, policies) → render (CUE engine, batched) → p
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from velapy import emit
+from velapy import emit, outdir
 from velapy.application import Application, load_application
 from velapy.clusters import Inventory, hub_only, load_inventory
 from velapy.definitions import Registry, load_registry
@@ -153,10 +153,12 @@ def output_files(plan: Plan) -> dict[str, str]:
     return emit.render_folder(plan)
 
 
-def write_output(plan: Plan, out: str) -> dict[str, str]:
-    """Write the output folder atomically; returns what was written."""
+def write_output(plan: Plan, out: str, *, force: bool = False, lock_timeout: float | None = None,
+                 on_wait: Callable[[str], None] | None = None) -> dict[str, str]:
+    """Write the output folder (locked, atomic, replacing only what velapy wrote: `velapy.outdir`);
+    returns what was written."""
     files = emit.render_folder(plan)
-    emit.write_folder(out, files)
+    outdir.write_folder(out, files, force=force, lock_timeout=lock_timeout, on_wait=on_wait)
     return files
 
 
