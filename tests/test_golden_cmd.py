@@ -87,7 +87,7 @@ def test_secret_change_shows_key_with_masked_value(repo: Path) -> None:
         res = run(*base, *extra)
         assert res.exit_code == 1, res.stderr
         outputs[" ".join(extra)] = res.stdout + res.stderr
-    assert "clusters/prod-1  Secret shop/orders-db  stringData.password: ***" in outputs[""]
+    assert "clusters/prod-1  Secret shop/orders-db  stringData.password: <secret> → <secret, changed>" in outputs[""]
     assert "stringData.username" not in outputs[""]
     for text in outputs.values():
         for secret in SECRET_VALUES:
