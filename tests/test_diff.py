@@ -138,7 +138,8 @@ def test_secret_values_masked_everywhere() -> None:
     (obj,) = cmp.clusters[0].objects
     (fc,) = obj.fields
     assert fc.path_text == "data.password"
-    assert str(fc.old).startswith("***") and str(fc.new).startswith("***") and fc.old != fc.new
+    assert (fc.old, fc.new) == ("<secret>", "<secret, changed>")  # nothing derived from the value
+    assert "data.password: <secret> → <secret, changed>" in format_text(cmp)
     outputs = [format_text(cmp), format_unified(cmp), format_json(cmp), format_markdown([("app", cmp)])]
     for out in outputs:
         for value in ("aHVudGVyMg==", "c3dvcmRmaXNo", "YWRtaW4="):
@@ -262,3 +263,14 @@ def test_plan_digests_follow_objects_and_are_not_repeated() -> None:
     assert not cmp.plan
     assert format_text(cmp) == ("clusters/c  Deployment demo/web  spec.replicas: 1 → 2\n"
                                 "1 cluster: 0 added, 0 removed, 1 changed object\n")
+
+
+def test_secret_masks_reveal_nothing_and_say_changed() -> None:
+    """A mask carries no hash: the same value under two names, or a guessed value, gives the same
+    text; only "changed" says the two sides differ."""
+    a = format_text(compare_folders(folder({"c": [secret("aHVudGVyMg==")]}), folder({"c": [secret("Z3Vlc3M=")]})))
+    b = format_text(compare_folders(folder({"c": [secret("c3dvcmRmaXNo")]}), folder({"c": [secret("b3RoZXI=")]})))
+    assert a == b and "<secret, changed>" in a
+    added = compare_folders(folder({"c": []}), folder({"c": [secret("aHVudGVyMg==")]}))
+    assert "aHVudGVyMg==" not in format_json(added) + format_unified(added)
+    assert "+  password: <secret>" in format_unified(added)

@@ -27,6 +27,7 @@ from velapy.emit import (
 )
 from velapy.engine import Evaluator
 from velapy.errors import InputError
+from velapy.outdir import MANIFEST, manifest_text
 from velapy.plan import Gate, Plan, PlannedObject, PlannedPlacement, PlannedStep, digest_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,23 +120,21 @@ def test_write_folder_is_atomic_idempotent_and_removes_stale_files(tmp_path: Pat
     out = tmp_path / "out"
     out.mkdir()
     (out / "README.md").write_text("kept\n")
-    stale = out / "clusters" / "old" / "x.yaml"
-    stale.parent.mkdir(parents=True)
-    stale.write_text("stale\n")
     files = render_folder(sample())
+    write_folder(out, {**files, "clusters/old/x.yaml": "stale\n"})  # an object velapy wrote earlier
     write_folder(out, files)
     got = {str(p.relative_to(out)).replace(os.sep, "/"): p.read_text() for p in out.rglob("*") if p.is_file()}
-    assert got == {**files, "README.md": "kept\n"}
+    assert got == {**files, "README.md": "kept\n", MANIFEST: manifest_text(files)}
     before = {p: p.stat().st_size for p in out.rglob("*")}
     write_folder(out, files)
     assert {p: p.stat().st_size for p in out.rglob("*")} == before
-    assert not [p for p in out.iterdir() if p.name.startswith(".velapy-")]
+    assert not [p for p in out.iterdir() if p.name.startswith(".velapy-") and p.name != MANIFEST]
 
 
 def test_write_folder_refuses_a_file(tmp_path: Path) -> None:
     target = tmp_path / "file"
     target.write_text("x")
-    with pytest.raises(InputError, match="exists and is not a directory"):
+    with pytest.raises(InputError, match="exists and is not a folder"):
         write_folder(target, {"plan.yaml": ""})
 
 

@@ -93,8 +93,15 @@ def main() -> None:
               help="With -o: render in memory and compare with the folder, writing nothing; "
                    "exit 0 when identical, 1 when a refresh would change it.")
 @unknown_parameters_option
+@click.option("--force", is_flag=True, default=False,
+              help="With -o: take over a folder an older velapy wrote without a manifest (foreign files are "
+                   "still never deleted).")
+@click.option("--lock-timeout", "lock_timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="With -o: how long to wait for another velapy writing the same folder (default 30, env "
+                   "VELAPY_LOCK_TIMEOUT).")
 def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
-               namespace: str, clusters: str, out: str, check: bool, allow_unknown: bool) -> None:
+               namespace: str, clusters: str, out: str, check: bool, allow_unknown: bool, force: bool,
+               lock_timeout: float | None) -> None:
     """Render APP as `vela dry-run` prints it, or (-o) as a plan and per-cluster folders."""
     inputs = Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown)
     if check and not out:
@@ -112,7 +119,8 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
                 sys.stdout.write(text)
                 return 0
             plan = compile_app(inputs, ev)
-        written = write_output(plan, out)
+        written = write_output(plan, out, force=force, lock_timeout=lock_timeout,
+                               on_wait=lambda text: click.echo(f"note: {text}", err=True))
         for w in plan.warnings:
             click.echo("warning: " + w.render(), err=True)
         counts = ", ".join(f"{name} {len(objs)}" for name, objs in plan.bundles().items())
@@ -388,13 +396,17 @@ def golden_check_cmd(apps: tuple[str, ...], config: str) -> None:
 @golden_group.command("update")
 @click.argument("apps", nargs=-1)
 @_config_option
-def golden_update_cmd(apps: tuple[str, ...], config: str) -> None:
+@click.option("--force", is_flag=True, default=False,
+              help="Take over golden folders an older velapy wrote without a manifest (adds the manifest).")
+@click.option("--lock-timeout", "lock_timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="How long to wait for another velapy writing the same folder (default 30).")
+def golden_update_cmd(apps: tuple[str, ...], config: str, force: bool, lock_timeout: float | None) -> None:
     """Re-render every app (or the APPS named) into its golden folder; fresh folders stay untouched."""
 
     def go() -> int:
         project = load_project(config or find_config())
         with open_evaluator() as ev:
-            results = golden.update(project.select(apps), ev)
+            results = golden.update(project.select(apps), ev, force=force, lock_timeout=lock_timeout)
         click.echo(format_report(results, updated=True), nl=False)
         return EXIT_OK
 

@@ -12,15 +12,15 @@ lists its changed field paths with the old and new values. List items that all c
 (containers, env, ports, volumes, workflow steps) are matched by that name, so inserting one
 item reports one addition rather than a shift of every later index.
 
-Secret `data`/`stringData` values are masked (`***` and a short salted hash, so a change is still
-visible) before anything is compared, so no formatter ever holds a secret value; `show_secrets`
-turns masking off. Parse errors in a file that declares a Secret do not repeat the file's text.
+Secret `data`/`stringData` values are masked (`<secret>`, and `<secret, changed>` on the new side
+of a value that differs: the sides are compared in memory, nothing derived from a value is shown)
+before any change is listed, so no formatter ever holds a secret value; `show_secrets` turns
+masking off. Parse errors in a file that declares a Secret do not repeat the file's text.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
 import re
@@ -39,6 +39,7 @@ __all__ = [
     "Comparison",
     "FieldChange",
     "FileChange",
+    "Masked",
     "Match",
     "ObjectChange",
     "ObjectKey",
@@ -55,6 +56,7 @@ __all__ = [
     "group_of",
     "is_secret",
     "mask_secret",
+    "mask_secrets",
     "parse_folder",
     "read_folder",
     "show_value",
@@ -237,26 +239,48 @@ def is_secret(key: ObjectKey) -> bool:
     return key.group == "" and key.kind == "Secret"
 
 
-def mask_value(salt: str, value: Any) -> str:
-    """`***` plus 8 hex digits of a hash salted with the object and key: equal values give equal
-    masks on both sides of a diff, and nothing can be looked up in a table of common passwords."""
-    blob = json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return "***" + hashlib.sha256(f"{salt}\0{blob}".encode()).hexdigest()[:8]
+class Masked(str):
+    """A Secret value as every output shows it: `<secret>`, or `<secret, changed>` on the new
+    side of a value that differs. Nothing derived from the value (no hash) is ever shown: the
+    two sides are compared in memory before masking, so nothing can be checked against guesses."""
+
+    __slots__ = ()
+
+
+SECRET = Masked("<secret>")
+SECRET_CHANGED = Masked("<secret, changed>")
 
 
 def mask_secret(key: ObjectKey, obj: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the Secret with every `data`/`stringData` value replaced by its mask."""
-    out = dict(obj)
-    for fld in _SECRET_FIELDS:
-        if fld not in out:
-            continue
-        values = out[fld]
-        salt = f"{key.namespace}/{key.name}/{fld}"
-        if isinstance(values, dict):
-            out[fld] = {k: mask_value(f"{salt}/{k}", v) for k, v in values.items()}
-        elif values is not None:
-            out[fld] = mask_value(salt, values)
-    return out
+    """A copy of the Secret with every `data`/`stringData` value replaced by `<secret>`."""
+    return mask_secrets(obj, None)[0] or {}
+
+
+def mask_secrets(before: dict[str, Any] | None, after: dict[str, Any] | None
+                 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Both sides of a Secret with their values masked; a value of `after` that differs from the
+    same key's value in `before` reads `<secret, changed>`."""
+
+    def side(obj: dict[str, Any] | None, other: dict[str, Any] | None, marks_change: bool) -> dict[str, Any] | None:
+        if obj is None:
+            return None
+        out = dict(obj)
+        for fld in _SECRET_FIELDS:
+            if fld not in out or out[fld] is None:
+                continue
+            values, was = out[fld], (other or {}).get(fld, ABSENT)
+
+            def one(value: Any, old: Any) -> Masked:
+                return SECRET_CHANGED if marks_change and old is not ABSENT and not _same(old, value) else SECRET
+
+            if isinstance(values, dict):
+                olds = was if isinstance(was, dict) else {}
+                out[fld] = {k: one(v, olds.get(k, ABSENT)) for k, v in values.items()}
+            else:
+                out[fld] = one(values, was)
+        return out
+
+    return side(before, after, False), side(after, before, True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -488,8 +512,7 @@ def compare(old: Snapshot, new: Snapshot, *, show_secrets: bool = False) -> Comp
         if before is not None and after is not None and _same(before, after):
             continue
         if is_secret(key) and not show_secrets:
-            before = mask_secret(key, before) if before is not None else None
-            after = mask_secret(key, after) if after is not None else None
+            before, after = mask_secrets(before, after)
         version = str((after or before or {}).get("apiVersion", ""))
         if before is None:
             change = ObjectChange(key, ADDED, version, (), None, after)
@@ -564,6 +587,8 @@ def show_value(value: Any, limit: int = 60) -> str:
     """A value on one line: `3`, `nginx:1.25`, `"two words?"`, `{"a":1}`, `(none)`; cut at `limit`."""
     if value is ABSENT:
         return "(none)"
+    if isinstance(value, Masked):
+        return str(value)
     if isinstance(value, dict) and isinstance(value.get("kind"), str) and isinstance(value.get("name"), str) \
             and "metadata" not in value:  # an object reference (a plan entry): its identity says enough
         ns = value.get("namespace")

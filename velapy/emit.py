@@ -12,10 +12,8 @@ name, different API groups), both get `<kind>.<group>_<name>.yaml`. Bytes are de
 YAML as sigs.k8s.io/yaml writes it, objects in the order the steps deploy them, file paths in
 the plan relative to the folder, source files relative to the application's folder, no time
 stamps. `render_folder` builds the whole folder as {relative path: text} so that a check or a
-diff can compare without writing; `write_folder` writes it atomically: everything goes to a
-temporary folder inside OUT first, then `clusters/` and `plan.yaml` are swapped in by renames, so
-a reader sees the old or the new output and files of objects that are gone do not linger. Other
-files in OUT are left alone.
+diff can compare without writing; `velapy.outdir.write_folder` writes it (re-exported here):
+locked, atomic as a whole, replacing only the files velapy wrote before.
 """
 
 from __future__ import annotations
@@ -24,17 +22,15 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 
 from velapy.clusters import SCHEMA_DIR, Cluster, Identity
 from velapy.errors import Diagnostic, InputError, Location, VelapyError
+from velapy.outdir import write_folder
 from velapy.plan import ObjectKey, Plan, PlannedObject, PlannedStep
 from velapy.yamlio import dump_yaml
 
@@ -263,45 +259,6 @@ def render_folder(plan: Plan) -> dict[str, str]:
             rels.append(rel.removeprefix(prefix))
         files[prefix + "kustomization.yaml"] = _kustomization(rels)
     return files
-
-
-def write_folder(out: str | os.PathLike[str], files: Mapping[str, str]) -> None:
-    """Write `files` under `out` atomically, replacing the top-level entries they name."""
-    root = Path(out)
-    if root.exists() and not root.is_dir():
-        raise InputError(f"-o {os.fspath(out)}: exists and is not a directory", Location(file=os.fspath(out)))
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".velapy-", dir=root))
-    except OSError as exc:
-        raise InputError(f"-o {os.fspath(out)}: cannot create the output folder: {exc.strerror}",
-                         Location(file=os.fspath(out))) from None
-    try:
-        new, old = tmp / "new", tmp / "old"
-        for rel, text in files.items():
-            target = new / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "w", encoding="utf-8", newline="") as fh:
-                fh.write(text)
-        old.mkdir()
-        for top in sorted({rel.split("/", 1)[0] for rel in files}):
-            src, dst = new / top, root / top
-            if src.is_dir():
-                if dst.exists():
-                    os.rename(dst, old / top)
-                try:
-                    os.rename(src, dst)
-                except OSError:
-                    if (old / top).exists():
-                        os.rename(old / top, dst)
-                    raise
-            else:
-                os.replace(src, dst)
-    except OSError as exc:
-        raise InputError(f"-o {os.fspath(out)}: cannot write the output: {exc}", Location(file=os.fspath(out))) \
-            from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------------------------

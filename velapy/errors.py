@@ -14,6 +14,7 @@ EXIT_DIFFERENT = 1
 EXIT_INVALID = 2
 EXIT_CLUSTER = 3
 EXIT_INTERNAL = 4
+EXIT_ENVIRONMENT = 5
 
 
 @dataclass(frozen=True)
@@ -115,3 +116,10 @@ class ClusterError(VelapyError):
     """A cluster refused or failed an operation (exit 3)."""
 
     exit_code = EXIT_CLUSTER
+
+
+class EnvironmentFailure(VelapyError):
+    """The machine failed velapy, not the input: disk full, permission denied, read-only file
+    system, a lock another velapy holds too long (exit 5)."""
+
+    exit_code = EXIT_ENVIRONMENT

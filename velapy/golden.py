@@ -24,10 +24,10 @@ from typing import Any
 
 from velapy.clusters import schema_problems
 from velapy.diff import Comparison, compare_folders, comparison_json, format_text, read_folder
-from velapy.emit import write_folder
 from velapy.engine import Evaluator
 from velapy.errors import Diagnostic, InputError, Location
 from velapy.gitrev import checkout_paths, repo_root
+from velapy.outdir import read_manifest, write_folder
 from velapy.pipeline import Inputs, compile_apps, output_files
 from velapy.review import owned_files
 from velapy.yamlio import Document, load_file
@@ -227,13 +227,17 @@ def check(apps: Sequence[GoldenApp], evaluator: Evaluator) -> list[AppResult]:
     return [compare_golden(a, files) for a, files in zip(apps, render_apps(apps, evaluator), strict=True)]
 
 
-def update(apps: Sequence[GoldenApp], evaluator: Evaluator) -> list[AppResult]:
-    """`check`, then write the golden folder of every stale app (atomically, one app at a time)."""
+def update(apps: Sequence[GoldenApp], evaluator: Evaluator, *, force: bool = False,
+           lock_timeout: float | None = None) -> list[AppResult]:
+    """`check`, then write the golden folder of every stale app (atomically, one app at a time,
+    through `velapy.outdir`: only files velapy wrote are replaced; `force` takes over a folder
+    written by an older velapy without a manifest)."""
     rendered = render_apps(apps, evaluator)
     results = [compare_golden(a, files) for a, files in zip(apps, rendered, strict=True)]
     for result, files in zip(results, rendered, strict=True):
-        if result.stale:
-            write_folder(result.app.golden, files)
+        adopt = force and Path(result.app.golden).is_dir() and read_manifest(result.app.golden) is None
+        if result.stale or adopt:
+            write_folder(result.app.golden, files, force=force, lock_timeout=lock_timeout)
     return results
 
 

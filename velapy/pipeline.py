@@ -6,11 +6,13 @@ validate → resolve (workflow, policies) → render (CUE engine, batched) → p
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
 
-from velapy import emit
+from velapy import emit, outdir, redact
 from velapy.application import Application, load_application
 from velapy.clusters import Inventory, hub_only, load_inventory
 from velapy.definitions import Registry, load_registry
@@ -24,7 +26,7 @@ from velapy.deflib import regenerate_schemas as regenerate_schemas
 from velapy.deflib import vet_files as vet_files
 from velapy.dryrun import dry_run_blocks, format_blocks
 from velapy.engine import Evaluator, select_runner
-from velapy.errors import Diagnostic, InputError
+from velapy.errors import Diagnostic, InputError, VelapyError
 from velapy.placement import topology_placements, unchecked_cluster_names
 from velapy.plan import Plan, PlanDraft, build_plan, dry_run_clusters, finish_plan, prepare_plan
 from velapy.policies import OVERRIDE, TOPOLOGY
@@ -55,6 +57,28 @@ class Loaded:
     inputs: Inputs = field(default_factory=lambda: Inputs(""))
 
 
+R = TypeVar("R")
+P = ParamSpec("P")
+
+
+def _secrets_withheld(fn: Callable[P, R]) -> Callable[P, R]:
+    """A stage's errors scrubbed of the Secret values of its inputs (`velapy.redact`): no message
+    may quote one, whichever stage (schema, CUE, patch, plan) wrote it."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except VelapyError as exc:
+            first = args[0] if args else kwargs.get("inputs")
+            named = [first] if isinstance(first, Inputs) else \
+                [i for i in first if isinstance(i, Inputs)] if isinstance(first, Sequence) else []
+            paths = [p for i in named for p in (i.app, *i.files, i.resources)]
+            raise redact.scrub_error(exc, redact.secret_strings_of_files(paths)) from None
+
+    return wrapper
+
+
 ENGINE_PROCESSES = 2  # large rounds are split over this many engine processes (at most one per core)
 
 
@@ -76,6 +100,7 @@ def load(inputs: Inputs, registry: Registry | None = None, evaluator: Evaluator 
     return Loaded(app, reg, hub, inputs)
 
 
+@_secrets_withheld
 def validate(inputs: Inputs, evaluator: Evaluator | None = None, registry: Registry | None = None) -> Summary:
     """Check the application and its files without rendering; raises InputError listing every problem."""
     reg = registry if registry is not None else load_registry(inputs.definition_dirs)
@@ -101,6 +126,7 @@ def dry_run(inputs: Inputs, evaluator: Evaluator, registry: Registry | None = No
     return dry_run_with_warnings(inputs, evaluator, registry)[0]
 
 
+@_secrets_withheld
 def dry_run_with_warnings(inputs: Inputs, evaluator: Evaluator,
                           registry: Registry | None = None) -> tuple[str, list[Diagnostic]]:
     """The `vela dry-run` stream, and warnings for the user (outside the stream, which stays vela's)."""
@@ -136,6 +162,7 @@ def load_clusters(inputs: Inputs) -> Inventory:
     return load_inventory(inputs.clusters) if inputs.clusters else hub_only()
 
 
+@_secrets_withheld
 def compile_app(inputs: Inputs, evaluator: Evaluator, registry: Registry | None = None) -> Plan:
     """The compile pipeline: load → resolve workflow/placements/overrides → render (one engine pass
     per trait depth for all clusters) → assemble member-cluster objects → plan with rules and checks."""
@@ -144,6 +171,7 @@ def compile_app(inputs: Inputs, evaluator: Evaluator, registry: Registry | None 
     return build_plan(loaded.app, loaded.registry, evaluator, inventory, loaded.hub)
 
 
+@_secrets_withheld
 def compile_apps(inputs: Sequence[Inputs], evaluator: Evaluator) -> list[Plan]:
     """`compile_app` for several applications (a repository's goldens, both sides of a diff).
 
@@ -191,10 +219,12 @@ def output_files(plan: Plan) -> dict[str, str]:
     return emit.render_folder(plan)
 
 
-def write_output(plan: Plan, out: str) -> dict[str, str]:
-    """Write the output folder atomically; returns what was written."""
+def write_output(plan: Plan, out: str, *, force: bool = False, lock_timeout: float | None = None,
+                 on_wait: Callable[[str], None] | None = None) -> dict[str, str]:
+    """Write the output folder (locked, atomic, replacing only what velapy wrote: `velapy.outdir`);
+    returns what was written."""
     files = emit.render_folder(plan)
-    emit.write_folder(out, files)
+    outdir.write_folder(out, files, force=force, lock_timeout=lock_timeout, on_wait=on_wait)
     return files
 
 

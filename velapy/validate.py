@@ -32,7 +32,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from velapy import schemagen
+from velapy import redact, schemagen
 from velapy.definitions import Registry
 from velapy.engine import Evaluator
 from velapy.errors import Diagnostic, InputError, Location
@@ -169,7 +169,10 @@ def validate_files(app: str, files: Sequence[str], registry: Registry, evaluator
     checker.run(app, app_docs, extra_docs, evaluator)
     diags = checker.sorted_problems()
     if diags:
-        raise InputError(diags)
+        secrets: set[str] = set()
+        for d in [*app_docs, *extra_docs]:
+            secrets |= redact.secret_strings(d.data)
+        raise redact.scrub_error(InputError(diags), secrets)
     return checker.summary
 
 
@@ -209,6 +212,8 @@ class _Checker:
     def add(self, doc: Document, path: JsonPath, message: str, hint: str = "", component: str = "",
             trait: str = "") -> None:
         loc = doc.location(list(path))
+        if redact.is_secret_value_path(doc.data, path):  # never quote a Secret's value
+            message = message.split(", found ", 1)[0] + f" {redact.WITHHELD}"
         self._order.setdefault(doc.file, len(self._order))
         self.problems.append(Diagnostic(message, dataclasses.replace(loc, component=component, trait=trait), hint))
 

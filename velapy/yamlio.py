@@ -58,6 +58,7 @@ from yaml.events import (
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 
+from velapy import redact
 from velapy.errors import Diagnostic, InputError, Location
 
 __all__ = [
@@ -809,6 +810,16 @@ class _Builder:
         self._built: set[int] = set()
         self._active: set[int] = set()
         self._expanded = 0
+        self.quoted: list[tuple[int, tuple[str | int, ...], str]] = []  # problems that quote a value
+
+    def withhold_secrets(self, data: Any) -> None:
+        """Reword the problems of this document that quote a value under a Secret's data/stringData."""
+        for index, path, wanted in self.quoted:
+            if redact.is_secret_value_path(data, path):
+                old = self.problems[index]
+                self.problems[index] = Diagnostic(f"cannot read this value as !!{wanted} {redact.WITHHELD}",
+                                                  old.location, old.hint)
+        self.quoted.clear()
 
     def problem(self, message: str, node: Node, path: Sequence[str | int]) -> None:
         line, column = _node_start(node)
@@ -924,6 +935,7 @@ class _Builder:
             return text if kind == _TIME else value
         if wanted == _FLOAT and kind == _INT:
             return float(value)
+        self.quoted.append((len(self.problems), path, wanted))
         self.problem(f"cannot read {json.dumps(text, ensure_ascii=False)} as !!{wanted}", node, path)
         return text
 
@@ -1005,6 +1017,7 @@ def load_documents(text: str, file: str) -> list[Document]:
             if _is_empty_document(node):
                 continue
             data, spot = builder.build(node, ())
+            builder.withhold_secrets(data)
             documents.append(Document(data, file, index, spot))
     except RecursionError:
         raise InputError("the YAML nests too deeply to read", Location(file=file)) from None

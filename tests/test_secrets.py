@@ -1,0 +1,136 @@
+"""No Secret value in any error, warning or log line (issue 11, item 6).
+
+Every test plants SENTINEL under a Secret's data/stringData, makes velapy fail (or succeed) at a
+different stage, and checks that the sentinel appears nowhere in what velapy printed.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from velapy import cli, redact
+from velapy.definitions import Registry
+from velapy.engine import Evaluator
+from velapy.errors import InputError
+from velapy.validate import Options, _Checker
+from velapy.yamlio import load_documents
+
+SENTINEL = "SENTINEL-hunter2-do-not-print"
+
+APP = """\
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata: {{name: a}}
+spec:
+  components:
+    - name: c
+      type: {ctype}
+      properties:
+{props}
+{traits}
+"""
+
+SECRET_OBJECT = """\
+        objects:
+          - apiVersion: v1
+            kind: Secret
+            metadata: {{name: s}}
+            stringData:
+              password: {value}
+"""
+
+
+@pytest.fixture
+def cli_engine(evaluator: Evaluator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "open_evaluator", lambda: nullcontext(evaluator))
+
+
+def run(*args: str) -> Result:
+    return CliRunner(mix_stderr=False).invoke(cli.main, list(args), catch_exceptions=False)
+
+
+def app_file(tmp_path: Path, value: str, traits: str = "", ctype: str = "k8s-objects") -> Path:
+    path = tmp_path / "app.yaml"
+    path.write_text(APP.format(ctype=ctype, props=SECRET_OBJECT.format(value=value), traits=traits))
+    return path
+
+
+def no_leak(res: Result) -> None:
+    assert SENTINEL not in res.stdout + res.stderr, res.stdout + res.stderr
+
+
+def test_a_tagged_stringdata_value_in_the_app_is_not_quoted(tmp_path: Path, cli_engine: None) -> None:
+    app = app_file(tmp_path, f"!!int {SENTINEL}")
+    for cmd in ("render", "validate", "plan"):
+        res = run(cmd, str(app))
+        assert res.exit_code == 2
+        no_leak(res)
+        assert f"{app}:14:25: " in res.stderr and "cannot read this value as !!int" in res.stderr
+
+
+def test_a_tagged_value_in_the_resources_folder_is_not_quoted(tmp_path: Path, cli_engine: None) -> None:
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    (hub / "secret.yaml").write_text(f"apiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: default}}\n"
+                                     f"data:\n  token: !!bool {SENTINEL}\n")
+    app = tmp_path / "app.yaml"
+    app.write_text(APP.format(ctype="ref-objects", traits="",
+                              props="        objects:\n          - {resource: secret, name: s}\n"))
+    res = run("render", str(app), "--resources", str(hub))
+    assert res.exit_code == 2
+    no_leak(res)
+    assert f"{hub / 'secret.yaml'}:5:10: data.token: cannot read this value as !!bool" in res.stderr
+
+
+def test_a_cue_error_quoting_a_secret_value_is_scrubbed(tmp_path: Path, cli_engine: None) -> None:
+    defs = tmp_path / "defs"
+    defs.mkdir()
+    (defs / "clash.cue").write_text('clash: {\n\ttype: "trait"\n\tattributes: {appliesToWorkloads: ["*"]}\n}\n'
+                                    'template: {\n\tpatch: stringData: password: "other-value"\n'
+                                    '\tparameter: {}\n}\n')
+    app = app_file(tmp_path, SENTINEL, traits="      traits:\n        - type: clash")
+    res = run("render", str(app), "-d", str(defs))
+    assert res.exit_code == 2
+    no_leak(res)
+    assert 'conflicting values "other-value" and "<secret>"' in res.stderr
+
+
+def test_a_secret_renders_and_only_the_object_file_holds_it(tmp_path: Path, cli_engine: None) -> None:
+    app = app_file(tmp_path, SENTINEL)
+    out = tmp_path / "out"
+    res = run("render", str(app), "-o", str(out))
+    assert res.exit_code == 0
+    no_leak(res)
+    holding = [p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and SENTINEL in p.read_text()]
+    assert holding == ["clusters/local/default/secret_s.yaml"]  # the manifest kubectl applies; not the plan
+    res = run("plan", str(app), "--format", "yaml")
+    no_leak(res)
+
+
+def test_schema_messages_under_a_secret_withhold_the_value(registry: Registry) -> None:
+    """A JSON Schema message about a value under a Secret's stringData (here: a k8s-objects
+    parameter schema that wants strings there) keeps its location and drops the value."""
+    text = APP.format(ctype="k8s-objects", traits="", props=SECRET_OBJECT.format(value=SENTINEL))
+    doc, = load_documents(text, "app.yaml")
+    checker = _Checker(registry, Options())
+    path = ("spec", "components", 0, "properties", "objects", 0, "stringData", "password")
+    checker.add(doc, path, f'expected an integer, found a string "{SENTINEL}"')
+    checker.add(doc, path[:-1], f"expected a string, found {SENTINEL}")
+    (one, two) = checker.sorted_problems()
+    assert f"expected a string {redact.WITHHELD}" in (one.message, two.message)
+    assert all(SENTINEL not in d.render() for d in (one, two)) and one.location.line == 13
+
+
+def test_redact_finds_secrets_anywhere_and_scrubs_every_form() -> None:
+    data = {"spec": {"objects": [{"kind": "Secret", "data": {"a": 'p"w\\1', "b": 12345},
+                                  "stringData": {"c": ["listed"]}}]}}
+    assert redact.secret_strings(data) == {'p"w\\1', "12345", "listed"}
+    assert redact.is_secret_value_path(data, ["spec", "objects", 0, "data", "a"])
+    assert not redact.is_secret_value_path(data, ["spec", "objects", 0, "kind"])
+    exc = InputError('found "p\\"w\\\\1" and 12345 and listed')
+    assert redact.scrub_error(exc, redact.secret_strings(data)).render() == \
+        "error: found \"<secret>\" and <secret> and <secret>"

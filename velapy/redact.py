@@ -1,0 +1,132 @@
+"""Secret values → kept out of every message: where they are in a document, and scrubbing them
+out of diagnostics.
+
+A Secret value is any value under `data` or `stringData` of a mapping with `kind: Secret`,
+wherever that mapping sits (a manifest, a `k8s-objects` component's `properties.objects[i]`, a
+hub object under `--resources`). Two defences, both used:
+
+- by position: a message about a value at such a path never quotes it (`is_secret_value_path`);
+- by content: every diagnostic of a failed stage is scrubbed of the Secret values of its inputs
+  (`secret_strings`, `scrub_error`), which catches messages that quote a whole mapping or a value
+  a template copied elsewhere (JSON Schema's own messages, CUE's "conflicting values").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from velapy.errors import Diagnostic, VelapyError
+
+SECRET_FIELDS = ("data", "stringData")
+SHOWN = "<secret>"
+WITHHELD = "(the value is withheld: it is under a Secret's data/stringData)"
+MIN_SCRUBBED = 3  # shorter values are not searched for in text (they would mangle every message)
+
+E = TypeVar("E", bound=VelapyError)
+
+
+def _is_secret(node: Any) -> bool:
+    return isinstance(node, dict) and node.get("kind") == "Secret"
+
+
+def is_secret_value_path(root: Any, path: Sequence[str | int]) -> bool:
+    """Whether `path` (from `root`) goes through `data`/`stringData` of a Secret mapping."""
+    node = root
+    for step in path:
+        if _is_secret(node) and step in SECRET_FIELDS:
+            return True
+        if isinstance(node, dict) and isinstance(step, str):
+            node = node.get(step)
+        elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
+            node = node[step]
+        else:
+            return False
+    return False
+
+
+def secret_strings(data: Any) -> set[str]:
+    """The text of every scalar under a Secret's data/stringData anywhere in `data`."""
+    out: set[str] = set()
+
+    def values(node: Any) -> None:
+        if isinstance(node, dict):
+            for v in node.values():
+                values(v)
+        elif isinstance(node, list):
+            for v in node:
+                values(v)
+        elif node is not None and not isinstance(node, bool):
+            out.add(str(node))
+
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if _is_secret(node):
+                for f in SECRET_FIELDS:
+                    values(node.get(f))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return out
+
+
+def secret_strings_of_files(paths: Iterable[str]) -> set[str]:
+    """Secret values in the YAML files (or folders of them) named; unreadable files add nothing."""
+    from velapy.yamlio import load_file  # local: yamlio imports nothing of ours but errors
+
+    out: set[str] = set()
+    for p in paths:
+        if not p:
+            continue
+        files = [p] if os.path.isfile(p) else sorted(
+            str(f) for f in Path(p).rglob("*") if f.suffix in (".yaml", ".yml", ".json") and f.is_file()) \
+            if os.path.isdir(p) else []
+        for f in files:
+            try:
+                for doc in load_file(f):
+                    out |= secret_strings(doc.data)
+            except VelapyError:
+                continue
+    return out
+
+
+def _forms(value: str) -> list[str]:
+    quoted = json.dumps(value, ensure_ascii=False)[1:-1]
+    ascii_quoted = json.dumps(value)[1:-1]
+    return list(dict.fromkeys([value, quoted, ascii_quoted, repr(value)[1:-1]]))
+
+
+def scrub(text: str, values: Iterable[str]) -> str:
+    """`text` with every occurrence of each value (as written, JSON- or repr-escaped) replaced."""
+    for v in sorted((v for v in values if len(v) >= MIN_SCRUBBED), key=len, reverse=True):
+        for form in _forms(v):
+            if form and form in text:
+                text = text.replace(form, SHOWN)
+    return text
+
+
+def scrub_error(exc: E, values: Iterable[str]) -> E:
+    """The same error with its diagnostics scrubbed (the exception itself when nothing changes)."""
+    vals = [v for v in values if len(v) >= MIN_SCRUBBED]
+    if not vals:
+        return exc
+    changed = False
+    out: list[Diagnostic] = []
+    for d in exc.diagnostics:
+        message, hint = scrub(d.message, vals), scrub(d.hint, vals)
+        changed = changed or message != d.message or hint != d.hint
+        out.append(Diagnostic(message, d.location, hint))
+    if not changed:
+        return exc
+    new = type(exc).__new__(type(exc))
+    VelapyError.__init__(new, out)
+    return new
+
+
+__all__ = ["SHOWN", "WITHHELD", "is_secret_value_path", "scrub", "scrub_error", "secret_strings",
+           "secret_strings_of_files"]
