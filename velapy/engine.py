@@ -337,6 +337,9 @@ class Evaluator:
         path = os.path.join(self._tmp, f"batch{next(self._n)}.cue")
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(source)
+        trace = os.environ.get("VELAPY_ENGINE_TRACE", "")
+        if trace:  # benchmarks/fleet.py replays these to measure the engine alone
+            shutil.copyfile(path, os.path.join(trace, f"round{self.calls:04d}-{os.path.basename(path)}"))
         reply = runner.run(["export", path, "--out", "cue"])
         if reply.code == 0:
             try:
