@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -20,3 +21,15 @@ def evaluator() -> Iterator[Evaluator]:
 @pytest.fixture(scope="session")
 def registry() -> Registry:
     return load_registry()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_render_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests never read or fill the user's render cache: every run gets its own, empty."""
+    old = os.environ.get("VELAPY_CACHE_DIR")
+    os.environ["VELAPY_CACHE_DIR"] = str(tmp_path_factory.mktemp("velapy-cache"))
+    yield
+    if old is None:
+        os.environ.pop("VELAPY_CACHE_DIR", None)
+    else:
+        os.environ["VELAPY_CACHE_DIR"] = old

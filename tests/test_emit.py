@@ -224,3 +224,10 @@ def test_bad_inventory_exits_2_without_traceback(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert f"error: {bad}:3:5: clusters[1]: missing required field name" in res.output
     assert "Traceback" not in res.output
+
+
+def test_the_folder_plan_matches_the_schema_though_the_writer_skips_the_check() -> None:
+    plan = sample()
+    data = yaml.safe_load(render_folder(plan)["plan.yaml"])
+    validate_plan_data(data)
+    assert data == json.loads(json.dumps(plan_data(plan)))

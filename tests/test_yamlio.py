@@ -614,3 +614,44 @@ def test_pure_python_parser_gives_the_same_result(monkeypatch: pytest.MonkeyPatc
     path = ["spec", "components", 1, "properties", "ports", 0, "port"]
     assert pure[0].location(path) == fast[0].location(path)
     assert pure_error == fast_error
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast writer (common shapes straight to text) agrees with the emitter byte for byte
+# ---------------------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from velapy import yamlio  # noqa: E402
+
+_TRICKY_WORDS = ["", " ", "on", "yes", "null", "~", "1", "0x1F", "1:20", "2024-01-02", "-", "- a", "a: b", "a:b",
+                 "#x", "a #b", "x'y", 'say "hi"', "back\\slash", "*star", "&amp", "!bang", "%p", "@at", "`tick",
+                 "{a}", "[a]", "a,b", "?", "? q", ":", ": x", "tail ", " lead", "é", "a\tb", "line\nbreak",
+                 "x" * 130, "word " * 20, "-5", ".5", "1e3", ".inf", "true", "0o17"]
+_texts = st.one_of(st.sampled_from(_TRICKY_WORDS), st.text(alphabet="ab :'\"#-,[]{}!*&%@`?\\.019eE\n", max_size=24),
+                   st.text(max_size=8), st.from_regex(r"[a-z0-9 ./:'\"-]{0,40}", fullmatch=True))
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
+                     st.floats(allow_nan=False, allow_infinity=False), _texts)
+_data = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(_texts, inner, max_size=4)), max_leaves=24)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(_texts, _data, max_size=5))
+def test_fast_writer_matches_the_emitter(value: dict[str, Any]) -> None:
+    fast = yamlio._fast_dump(value)
+    if fast is not None:
+        assert fast == yamlio._emitter_dump(value)
+    assert dump_yaml(value) == yamlio._emitter_dump(value)
+
+
+def test_fast_writer_takes_the_common_shape_and_leaves_the_rest() -> None:
+    obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "labels": {"a": "on"}},
+           "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "args": ["-x", "a b"],
+                                                                        "ports": [], "env": [{}]}]}}}}
+    assert yamlio._fast_dump(obj) == yamlio._emitter_dump(obj)
+    assert yamlio._fast_dump({"data": {"script": "line\nbreak\n"}}) is None  # literal block
+    assert yamlio._fast_dump({"k": "x " * 50}) is None  # would fold
+    assert yamlio._fast_dump({"k": "é"}) is None  # not ASCII
+    assert yamlio._fast_dump({"x" * 130: 1}) is None  # explicit key

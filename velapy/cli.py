@@ -17,6 +17,7 @@ import click
 from velapy import __version__, golden
 from velapy.deflib import format_table
 from velapy.diff import Comparison, format_json, format_markdown, format_text, format_unified
+from velapy.engine import Evaluator
 from velapy.errors import EXIT_DIFFERENT, EXIT_INTERNAL, EXIT_OK, InputError, VelapyError
 from velapy.golden import find_config, format_report, load_project
 from velapy.pipeline import (
@@ -70,6 +71,18 @@ def app_inputs(fn: F) -> F:
     return fn
 
 
+def no_cache_option(fn: F) -> F:
+    """`--no-cache`: neither read nor fill the render cache (velapy.cache) in this command."""
+    return click.option("--no-cache", "no_cache", is_flag=True, default=False, expose_value=False,
+                        callback=lambda ctx, _p, v: ctx.meta.__setitem__("velapy.no_cache", v),
+                        help="Do not use the render cache (neither read nor write it).")(fn)
+
+
+def _evaluator() -> Evaluator:
+    """The command's evaluator, with the render cache unless --no-cache was given."""
+    return open_evaluator(cache=not click.get_current_context().meta.get("velapy.no_cache", False))
+
+
 def unknown_parameters_option(fn: F) -> F:
     """`--allow-unknown-parameters`: accept properties a definition does not declare (KubeVela does)."""
     return click.option("--allow-unknown-parameters", "allow_unknown", is_flag=True, default=False,
@@ -99,6 +112,7 @@ def main() -> None:
 @click.option("--lock-timeout", "lock_timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
               help="With -o: how long to wait for another velapy writing the same folder (default 30, env "
                    "VELAPY_LOCK_TIMEOUT).")
+@no_cache_option
 def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
                namespace: str, clusters: str, out: str, check: bool, allow_unknown: bool, force: bool,
                lock_timeout: float | None) -> None:
@@ -108,7 +122,7 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
         raise click.UsageError("--check compares with an output folder: add -o DIR")
 
     def go() -> int:
-        with open_evaluator() as ev:
+        with _evaluator() as ev:
             if check:
                 cmp, exists = check_output(inputs, out, ev)
                 return _report_check(cmp, exists, out, _render_command(inputs, out))
@@ -139,13 +153,14 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
 @click.option("--format", "fmt", type=click.Choice(["tree", "yaml", "json", "mermaid"]), default="tree",
               show_default=True, help="tree for people, yaml/json as in plan.yaml, mermaid for a pull request.")
 @unknown_parameters_option
+@no_cache_option
 def plan_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
              namespace: str, clusters: str, fmt: str, allow_unknown: bool) -> None:
     """Show the execution plan of APP: steps, their clusters and the objects each receives."""
     inputs = Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown)
 
     def go() -> int:
-        with open_evaluator() as ev:
+        with _evaluator() as ev:
             plan = compile_app(inputs, ev)
         sys.stdout.write(plan_text(plan, fmt))
         return 0
@@ -325,6 +340,7 @@ _DIFF_FORMATS = click.Choice(["text", "json", "markdown"])
               help="text for people, json for bots, markdown for a pull-request comment.")
 @click.option("--show-secrets", is_flag=True, default=False, help="Show Secret values instead of masking them.")
 @unknown_parameters_option
+@no_cache_option
 def diff_cmd(old: str, new: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
              namespace: str, clusters: str, git_base: str, unified: bool, fmt: str, show_secrets: bool,
              allow_unknown: bool) -> None:
@@ -346,7 +362,7 @@ def diff_cmd(old: str, new: str, files: tuple[str, ...], definition_dirs: tuple[
     old_path, new_path = ("", old) if git_base else (old, new)
 
     def go() -> int:
-        with open_evaluator() as ev:
+        with _evaluator() as ev:
             result = review_diff(old_path, new_path, options, ev, git_base=git_base, show_secrets=show_secrets)
         for note in result.notes:
             click.echo(f"note: {note}", err=True)
@@ -377,6 +393,7 @@ def _config_option(fn: F) -> F:
 @golden_group.command("check")
 @click.argument("apps", nargs=-1)
 @_config_option
+@no_cache_option
 def golden_check_cmd(apps: tuple[str, ...], config: str) -> None:
     """Render every app (or the APPS named) and compare with its golden folder, writing nothing.
 
@@ -385,7 +402,7 @@ def golden_check_cmd(apps: tuple[str, ...], config: str) -> None:
 
     def go() -> int:
         project = load_project(config or find_config())
-        with open_evaluator() as ev:
+        with _evaluator() as ev:
             results = golden.check(project.select(apps), ev)
         click.echo(format_report(results), nl=False)
         return EXIT_DIFFERENT if any(r.stale for r in results) else EXIT_OK
@@ -400,12 +417,13 @@ def golden_check_cmd(apps: tuple[str, ...], config: str) -> None:
               help="Take over golden folders an older velapy wrote without a manifest (adds the manifest).")
 @click.option("--lock-timeout", "lock_timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
               help="How long to wait for another velapy writing the same folder (default 30).")
+@no_cache_option
 def golden_update_cmd(apps: tuple[str, ...], config: str, force: bool, lock_timeout: float | None) -> None:
     """Re-render every app (or the APPS named) into its golden folder; fresh folders stay untouched."""
 
     def go() -> int:
         project = load_project(config or find_config())
-        with open_evaluator() as ev:
+        with _evaluator() as ev:
             results = golden.update(project.select(apps), ev, force=force, lock_timeout=lock_timeout)
         click.echo(format_report(results, updated=True), nl=False)
         return EXIT_OK
@@ -421,13 +439,14 @@ def golden_update_cmd(apps: tuple[str, ...], config: str, force: bool, lock_time
 @click.option("--output", "fmt", type=_DIFF_FORMATS, default="text", show_default=True,
               help="text for people, json for bots, markdown for a pull-request comment.")
 @click.option("--show-secrets", is_flag=True, default=False, help="Show Secret values instead of masking them.")
+@no_cache_option
 def golden_diff_cmd(apps: tuple[str, ...], config: str, git_base: str, fmt: str, show_secrets: bool) -> None:
     """What the current inputs change, per app and cluster, against the golden folders (on disk,
     or at --git-base REV: what a pull request changes). Exit code 0 when equal, 1 when different."""
 
     def go() -> int:
         project = load_project(config or find_config())
-        with open_evaluator() as ev:
+        with _evaluator() as ev:
             sections = golden.diff(project.select(apps), ev, git_base=git_base, show_secrets=show_secrets)
         if fmt == "json":
             click.echo(golden.format_diff_json(sections), nl=False)

@@ -32,7 +32,7 @@ from velapy.clusters import SCHEMA_DIR, Cluster, Identity
 from velapy.errors import Diagnostic, InputError, Location, VelapyError
 from velapy.outdir import write_folder
 from velapy.plan import ObjectKey, Plan, PlannedObject, PlannedStep
-from velapy.yamlio import dump_yaml
+from velapy.yamlio import Memo, dump_yaml
 
 PLAN_API_VERSION = "velapy.dev/v1alpha1"
 PLAN_KIND = "Plan"
@@ -192,8 +192,9 @@ def _diagnostic_data(d: Diagnostic, base: str) -> dict[str, Any]:
     return out
 
 
-def plan_data(plan: Plan, paths: Mapping[ObjectKey, str] | None = None) -> dict[str, Any]:
-    """The plan as plain data, validated against schemas/plan.schema.json."""
+def plan_data(plan: Plan, paths: Mapping[ObjectKey, str] | None = None, validate: bool = True) -> dict[str, Any]:
+    """The plan as plain data, validated against schemas/plan.schema.json (unless `validate` is False:
+    the folder writer skips it, as its cost grows with the fleet; tests validate what it writes)."""
     paths = paths if paths is not None else object_paths(plan)
     base = os.path.dirname(plan.app_file)
     bundles = plan.bundles()
@@ -218,7 +219,8 @@ def plan_data(plan: Plan, paths: Mapping[ObjectKey, str] | None = None) -> dict[
         data["resourcePolicies"] = {k: dict(v) for k, v in plan.resource_policies.items()}
     if plan.warnings:
         data["warnings"] = [_diagnostic_data(w, base) for w in plan.warnings]
-    validate_plan_data(data)
+    if validate:
+        validate_plan_data(data)
     return data
 
 
@@ -249,13 +251,14 @@ def _kustomization(files: Sequence[str]) -> str:
 def render_folder(plan: Plan) -> dict[str, str]:
     """The output folder as {path relative to OUT: text}, in a stable order."""
     paths = object_paths(plan)
-    files: dict[str, str] = {"plan.yaml": dump_yaml(plan_data(plan, paths))}
+    files: dict[str, str] = {"plan.yaml": dump_yaml(plan_data(plan, paths, validate=False))}
+    memo: Memo = {}  # the clusters of a placement share their objects' specs: write each once
     for cluster, objs in plan.bundles().items():
         prefix = f"clusters/{cluster}/"
         rels: list[str] = []
         for o in objs:
             rel = paths[o.key]
-            files[rel] = dump_yaml(o.obj)
+            files[rel] = dump_yaml(o.obj, memo)
             rels.append(rel.removeprefix(prefix))
         files[prefix + "kustomization.yaml"] = _kustomization(rels)
     return files

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any, Protocol
 
+from velapy import __version__
+from velapy.cache import RenderCache, digest
 from velapy.cuesyntax import CueSyntaxError, Path, outline, parse_data, tags_of, tokenize
 from velapy.errors import EngineError
 
@@ -252,10 +254,12 @@ class Evaluator:
     `calls` counts evaluation rounds (a failing batch's reruns, which isolate errors, are not counted).
     """
 
-    def __init__(self, runner: CueRunner, parallel: int = 1) -> None:
+    def __init__(self, runner: CueRunner, parallel: int = 1, cache: RenderCache | None = None) -> None:
         self.runner = runner
         self.parallel = max(1, parallel)
+        self.cache = cache
         self.calls = 0
+        self._identity = ""
         self._runners: list[CueRunner] = [runner]
         self._tmp = tempfile.mkdtemp(prefix="velapy-cue-")
         self._n = itertools.count(1)
@@ -263,6 +267,8 @@ class Evaluator:
     def close(self) -> None:
         for r in self._runners:
             r.close()
+        if self.cache is not None:
+            self.cache.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __enter__(self) -> Evaluator:
@@ -285,8 +291,28 @@ class Evaluator:
                 texts[key] = len(unique)
                 unique.append(inst)
             index.append(texts[key])
-        results = self._evaluate_unique(unique)
+        results = (self._evaluate_unique(unique) if self.cache is None
+                   else self._evaluate_cached(unique, list(texts)))
         return [results[i] for i in index]
+
+    def identity(self) -> str:
+        """What cached results depend on besides the instance: velapy, its engine code, the engine."""
+        if not self._identity:
+            self._identity = f"velapy {__version__} {_engine_code_digest()} {self.runner.describe()}"
+        return self._identity
+
+    def _evaluate_cached(self, unique: list[Instance], keys: list[tuple[Template, str]]) -> list[Result]:
+        assert self.cache is not None
+        ident = self.identity()
+        digests = [digest(ident, _template_digest(t), text) for t, text in keys]
+        results: list[Result | None] = [_result_from(self.cache.get(d)) for d in digests]
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:
+            for i, r in zip(missing, self._evaluate_unique([unique[i] for i in missing]), strict=True):
+                results[i] = r
+                if not r.errors and not _holds_secret(r.value):
+                    self.cache.put(digests[i], {"value": r.value, "tags": [[list(p), t] for p, t in r.tags.items()]})
+        return [r if r is not None else Result() for r in results]
 
     def _evaluate_unique(self, instances: list[Instance]) -> list[Result]:
         self.calls += 1
@@ -338,6 +364,9 @@ class Evaluator:
         path = os.path.join(self._tmp, f"batch{next(self._n)}.cue")
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(source)
+        trace = os.environ.get("VELAPY_ENGINE_TRACE", "")
+        if trace:  # benchmarks/fleet.py replays these to measure the engine alone
+            shutil.copyfile(path, os.path.join(trace, f"round{self.calls:04d}-{os.path.basename(path)}"))
         reply = runner.run(["export", path, "--out", "cue"])
         if reply.code == 0:
             try:
@@ -404,6 +433,40 @@ def engine_panic(text: str) -> str:
     """The panic message when the engine's output is a Go panic (a crash of the engine), else ""."""
     m = _PANIC.search(text)
     return m.group(1).strip() if m and "goroutine " in text else ""
+
+
+@functools.cache
+def _engine_code_digest() -> str:
+    """The code between an instance and its result: this module, the CUE reader, the Node.js worker."""
+    here = FsPath(__file__).resolve().parent
+    return digest(*((here / name).read_text(encoding="utf-8") for name in ("engine.py", "cuesyntax.py",
+                                                                            "cue_worker.js")))
+
+
+@functools.lru_cache(maxsize=1024)
+def _template_digest(t: Template) -> str:
+    return digest(t.body, "\n".join(t.imports), str(t.declares_context), str(t.column))
+
+
+def _result_from(data: Any) -> Result | None:
+    if not isinstance(data, dict) or not isinstance(data.get("value"), dict):
+        return None
+    try:
+        tags = {tuple(p): dict(t) for p, t in data.get("tags") or []}
+    except (TypeError, ValueError):
+        return None
+    return Result(value=data["value"], tags=tags)
+
+
+def _holds_secret(value: Any) -> bool:
+    """Whether a Secret object is anywhere in `value` (such results are not cached)."""
+    if isinstance(value, dict):
+        if value.get("kind") == "Secret":
+            return True
+        return any(_holds_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_secret(v) for v in value)
+    return False
 
 
 def rewrite_dynamic_labels(body: str) -> str:

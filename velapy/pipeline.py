@@ -14,6 +14,7 @@ from typing import ParamSpec, TypeVar
 
 from velapy import emit, outdir, redact
 from velapy.application import Application, load_application
+from velapy.cache import RenderCache
 from velapy.clusters import Inventory, hub_only, load_inventory
 from velapy.definitions import Registry, load_registry
 
@@ -82,9 +83,11 @@ def _secrets_withheld(fn: Callable[P, R]) -> Callable[P, R]:
 ENGINE_PROCESSES = 2  # large rounds are split over this many engine processes (at most one per core)
 
 
-def open_evaluator() -> Evaluator:
-    """An evaluator on the configured engine (VELAPY_CUE, cue on PATH, or the embedded one)."""
-    return Evaluator(select_runner(), parallel=min(ENGINE_PROCESSES, os.cpu_count() or 1))
+def open_evaluator(cache: bool = True) -> Evaluator:
+    """An evaluator on the configured engine (VELAPY_CUE, cue on PATH, or the embedded one), with
+    the render cache (`velapy.cache`) unless `cache` is False (`--no-cache`)."""
+    return Evaluator(select_runner(), parallel=min(ENGINE_PROCESSES, os.cpu_count() or 1),
+                     cache=RenderCache() if cache else None)
 
 
 def load(inputs: Inputs, registry: Registry | None = None, evaluator: Evaluator | None = None) -> Loaded:

@@ -38,7 +38,7 @@ The result is a frozen `Plan`; `velapy.emit` writes it and the per-cluster bundl
 
 from __future__ import annotations
 
-import copy
+import functools
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
@@ -184,7 +184,7 @@ class PlannedObject:
     def namespace(self) -> str:
         return str((self.obj.get("metadata") or {}).get("namespace") or "")
 
-    @property
+    @functools.cached_property
     def key(self) -> ObjectKey:
         return ObjectKey(self.cluster, group_of(self.api_version), self.kind, self.namespace, self.name)
 
@@ -526,9 +526,13 @@ def is_cluster_scoped(obj: Mapping[str, Any], hub: HubObjects | None = None) -> 
 
 def _member_object(rendered: dict[str, Any], cluster: str, inventory: Inventory, hub: HubObjects | None,
                    problems: list[Diagnostic], where: Location) -> dict[str, Any] | None:
-    obj = copy.deepcopy(rendered)
-    meta = obj.setdefault("metadata", {})
-    labels = meta.setdefault("labels", {})
+    # only the top level, `metadata` and its labels change: deeper values stay shared with the
+    # rendered object (rendered data is never changed in place)
+    obj = dict(rendered)
+    meta = dict(obj.get("metadata") or {})
+    obj["metadata"] = meta
+    labels = dict(meta.get("labels") or {})
+    meta["labels"] = labels
     target = str(labels.get(L_CLUSTER) or cluster)
     if inventory.get(target) is None:
         problems.append(Diagnostic(

@@ -11,7 +11,6 @@ Finally the OAM label/annotation contract and namespaces are applied (semantics 
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import re
@@ -154,6 +153,19 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
     # no raise here: the components that could be set up are still evaluated, so that one run
     # reports every problem of this round together
 
+    # Tasks whose templates read the same inputs render the same (typically one component on many
+    # clusters of a placement group): each distinct one is evaluated and patched once, and the others
+    # take its result before the per-task contract is applied.
+    everyone = states
+    leaders: dict[str, _State] = {}
+    follows: list[tuple[_State, _State]] = []
+    for s in everyone:
+        key = _render_key(s, registry)
+        lead = leaders.setdefault(key, s)
+        if lead is not s:
+            follows.append((s, lead))
+    states = list(leaders.values())
+
     # round 0: component templates
     instances = [Instance(s.template, s.properties if s.properties is not None else {}, _context(s))
                  for s in states]
@@ -188,7 +200,26 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
                 continue
             _take_trait(s, trait.index, trait.type, r, problems)
         _raise(problems)
-    return [_assemble(s) for s in states]
+    for s, lead in follows:
+        s.workload, s.outputs = lead.workload, list(lead.outputs)
+    return [_assemble(s) for s in everyone]
+
+
+def _render_key(s: _State, registry: Registry) -> str:
+    """What a task's rendering depends on: its component, traits and the context keys its templates read."""
+    comp = s.task.component
+    used: set[str] | None = set()
+    for t in (s.template, *(getattr(registry.get("trait", tr.type), "template", None) for tr in comp.traits)):
+        keys = None if t is None or t.declares_context else t.context_keys
+        if keys is None or used is None:
+            used = None
+        else:
+            used |= keys
+    ctx = _context(s)
+    if used is not None:
+        ctx = {k: v for k, v in ctx.items() if k in used}
+    return json.dumps([id(s.task.app), comp.name, comp.type, s.properties,
+                       [(t.type, t.properties) for t in comp.traits], ctx], sort_keys=True, default=str)
 
 
 def provider_import(d: Definition | None) -> str:
@@ -396,14 +427,27 @@ def _assemble(s: _State) -> ComponentManifest:
     t = s.task
     workload = None
     if s.workload is not None:
-        workload = _contract(copy.deepcopy(s.workload), t, {
+        workload = _contract(_with_own_metadata(s.workload), t, {
             L_RESOURCE_TYPE: "WORKLOAD", L_WORKLOAD_TYPE: t.component.type}, "")
     outs = []
     for o in s.outputs:
         extra = {L_RESOURCE_TYPE: "TRAIT", L_TRAIT_TYPE: o.trait, L_TRAIT_RESOURCE: o.resource}
-        outs.append(Output(_contract(copy.deepcopy(o.obj), t, extra, o.trait or AUXILIARY_WORKLOAD),
+        outs.append(Output(_contract(_with_own_metadata(o.obj), t, extra, o.trait or AUXILIARY_WORKLOAD),
                            o.role, o.trait, o.resource))
     return ComponentManifest(t.component.name, workload, tuple(outs))
+
+
+def _with_own_metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `obj` whose top level and `metadata` may be changed; deeper values stay shared.
+
+    Rendered data is never changed in place below `metadata` (patches build new values), so tasks
+    that share one engine result share its spec instead of paying a deep copy each.
+    """
+    out = dict(obj)
+    meta = out.get("metadata")
+    if isinstance(meta, dict):
+        out["metadata"] = dict(meta)
+    return out
 
 
 def _contract(obj: dict[str, Any], t: RenderTask, extra: dict[str, str], trait_type: str) -> dict[str, Any]:

@@ -648,12 +648,20 @@ def _collect_events(value: Any, events: list[Event]) -> None:
         raise TypeError(f"cannot write a value of type {type(value).__name__} as YAML")
 
 
-def dump_yaml(obj: Any) -> str:
+def dump_yaml(obj: Any, memo: Memo | None = None) -> str:
     """`obj` (plain data) as the YAML text sigs.k8s.io/yaml.Marshal produces for it.
 
     Raises TypeError for values JSON cannot hold and ValueError for NaN or infinities (which
-    Go's `json.Marshal` refuses).
+    Go's `json.Marshal` refuses). With a `memo` (a dict the caller keeps for a batch of dumps),
+    a nested value shared by several dumped objects (the same Python object, as the clusters of
+    one placement share their rendered `spec`) is written once; nothing in it may change meanwhile.
     """
+    fast = _fast_dump(obj, memo)
+    return fast if fast is not None else _emitter_dump(obj)
+
+
+def _emitter_dump(obj: Any) -> str:
+    """`dump_yaml` through the full event emitter (every shape, every scalar)."""
     events: list[Event] = [StreamStartEvent(), DocumentStartEvent(explicit=False)]
     _collect_events(obj, events)
     events.append(DocumentEndEvent(explicit=False))
@@ -664,6 +672,155 @@ def dump_yaml(obj: Any) -> str:
     emitter.open_ended = False  # go-yaml never closes a stream with `...`
     emitter.emit(StreamEndEvent())
     return out.getvalue()
+
+
+# The fast writer: the common shape of Kubernetes objects (a non-empty mapping root; printable
+# ASCII scalars that need no folding and no literal block; keys short enough to be simple) written
+# straight to text, with the same decisions the emitter above makes. Anything else makes it give
+# up (returns None) and the emitter writes the whole document. tests/test_yamlio.py checks both
+# writers agree.
+
+
+class _Slow(Exception):
+    """This document needs the full emitter."""
+
+
+_FOLD_WIDTH = 80  # the emitter's best_width: a space past this column may fold the line
+
+
+@functools.lru_cache(maxsize=65536)
+def _fast_scalar(text: str, is_key: bool) -> tuple[str, int]:
+    """(`text` as written in block context, whether that could fold: 1 if it holds a space)."""
+    if not (text.isascii() and text.isprintable()):
+        raise _Slow
+    style = "" if _plain_reads_back_as_string(text) else '"'
+    analysis = _analyze(text)
+    if style == "" and (not analysis.allow_block_plain or (analysis.empty and is_key)):
+        style = "'"
+    if style == "'" and not analysis.allow_single_quoted:
+        style = '"'
+    if style == "":
+        body = text
+    elif style == "'":
+        body = "'" + text.replace("'", "''") + "'"
+    else:
+        body = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if is_key and len(text) > _SIMPLE_KEY_MAX_BYTES:  # ASCII: characters are bytes
+        raise _Slow
+    return body, int(" " in text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fast_plain(text: str) -> tuple[str, int]:
+    """A number's text (written plain, as the emitter writes a plain scalar event)."""
+    if not _analyze(text).allow_block_plain:
+        raise _Slow
+    return text, int(" " in text)
+
+
+def _fast_value(value: Any) -> tuple[str, int] | None:
+    """A scalar's text and fold flag; None for a collection."""
+    if isinstance(value, str):
+        return _fast_scalar(value, False)
+    if value is None:
+        return "null", 0
+    if isinstance(value, bool):
+        return ("true" if value else "false"), 0
+    if isinstance(value, int):
+        return _fast_plain(_int_text(value))
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise _Slow
+        return _fast_plain(_float_text(value))
+    if isinstance(value, Mapping | list | tuple):
+        return None
+    raise _Slow
+
+
+Memo = dict[tuple[int, int], tuple[Any, str]]  # (id(value), indent) → (value, its text)
+
+
+def _fast_mapping(value: Mapping[Any, Any], indent: int, inline: bool, out: list[str], memo: Memo | None) -> None:
+    entries = value if all(isinstance(k, str) for k in value) else {_key_text(k): v for k, v in value.items()}
+    pad = " " * indent
+    for key in _go_order(tuple(entries)):
+        if inline:
+            inline = False
+        else:
+            out.append(pad)
+        ktext = _fast_scalar(key, True)[0]
+        out.append(ktext)
+        item = entries[key]
+        scalar = _fast_value(item)
+        if scalar is not None:
+            text, folds = scalar
+            if folds and indent + len(ktext) + 2 + len(text) > _FOLD_WIDTH:
+                raise _Slow
+            out.append(": " + text + "\n")
+        elif not item:
+            out.append(": {}\n" if isinstance(item, Mapping) else ": []\n")
+        else:
+            out.append(":\n")
+            nested = indent + 2 if isinstance(item, Mapping) else indent
+            if memo is None:
+                _fast_block(item, nested, out, None)
+                continue
+            hit = memo.get((id(item), nested))
+            if hit is not None and hit[0] is item:
+                out.append(hit[1])
+                continue
+            part: list[str] = []
+            _fast_block(item, nested, part, memo)
+            text = "".join(part)
+            memo[(id(item), nested)] = (item, text)
+            out.append(text)
+
+
+def _fast_block(item: Any, indent: int, out: list[str], memo: Memo | None) -> None:
+    if isinstance(item, Mapping):
+        _fast_mapping(item, indent, False, out, memo)
+    else:
+        _fast_sequence(item, indent, False, out, memo)
+
+
+def _fast_sequence(value: Sequence[Any], indent: int, inline: bool, out: list[str], memo: Memo | None) -> None:
+    pad = " " * indent
+    for item in value:
+        if inline:
+            inline = False
+            out.append("-")
+        else:
+            out.append(pad + "-")
+        scalar = _fast_value(item)
+        if scalar is not None:
+            text, folds = scalar
+            if folds and indent + 2 + len(text) > _FOLD_WIDTH:
+                raise _Slow
+            out.append(" " + text + "\n")
+        elif not item:
+            out.append(" {}\n" if isinstance(item, Mapping) else " []\n")
+        elif isinstance(item, Mapping):
+            out.append(" ")
+            _fast_mapping(item, indent + 2, True, out, memo)
+        else:
+            out.append(" ")
+            _fast_sequence(item, indent + 2, True, out, memo)
+
+
+@functools.lru_cache(maxsize=8192)
+def _go_order(keys: tuple[str, ...]) -> list[str]:
+    return _go_sorted(keys)
+
+
+def _fast_dump(obj: Any, memo: Memo | None = None) -> str | None:
+    if not isinstance(obj, Mapping) or not obj:
+        return None
+    out: list[str] = []
+    try:
+        _fast_mapping(obj, 0, False, out, memo)
+    except _Slow:
+        return None
+    return "".join(out)
 
 
 def dump_yaml_all(objs: Sequence[Any]) -> str:
