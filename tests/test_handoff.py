@@ -22,11 +22,13 @@ from crd_schema import convert, load_crd, problems, validators
 from goldens import cases
 
 from velapy import cli
+from velapy.clusters import Cluster
+from velapy.emit import object_paths
 from velapy.engine import Evaluator
-from velapy.errors import InputError
+from velapy.errors import InputError, Location
 from velapy.handoff import Options, repo_path_for
-from velapy.handoff.model import json_pointer, label_value, object_name
-from velapy.plan import digest_of
+from velapy.handoff.model import json_pointer, label_value, layout, object_name
+from velapy.plan import Gate, Plan, PlannedObject, PlannedPlacement, PlannedStep, digest_of
 
 ROOT = Path(__file__).resolve().parent.parent
 CRDS = ROOT.parent / "shared" / "crds"
@@ -366,3 +368,53 @@ def test_outside_a_repository_out_is_taken_as_given(tmp_path: Path, evaluator: E
     assert res.exit_code == 0, res.stderr
     kss = list(yaml.safe_load_all((tmp_path / "canary/out/flux/kustomizations.yaml").read_text()))
     assert kss[0]["spec"]["path"] == "./canary/out/clusters/test-hz"
+
+
+# ----------------------------------------------------------------------------------------------
+# stages of a DAG workflow (a plan built by hand: no engine needed)
+
+
+def _object(cluster: str, name: str) -> PlannedObject:
+    obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "ns"}, "data": {}}
+    return PlannedObject(cluster, obj, name, "workload", "", "", digest_of(obj))
+
+
+def _deploy(name: str, cluster: str, *objs: str, depends_on: tuple[str, ...] = (), gate: Gate | None = None
+            ) -> PlannedStep:
+    return PlannedStep(name, "deploy", depends_on=depends_on, gate=gate,
+                       placements=(PlannedPlacement(cluster, "", tuple(_object(cluster, o) for o in objs)),),
+                       location=Location(file="app.yaml", line=10))
+
+
+def _plan(mode: str, *steps: PlannedStep) -> Plan:
+    return Plan("app", "ns", "app.yaml", None, (Cluster("c1"), Cluster("c2"), Cluster("c3")), "explicit", "",
+                mode, "DAG", steps, {}, ())
+
+
+def test_dag_levels_become_stages_and_a_gate_holds_what_depends_on_it() -> None:
+    plan = _plan("DAG",
+                 _deploy("a", "c1", "one"),
+                 _deploy("b", "c2", "two", depends_on=("a",)),
+                 PlannedStep("hold", "suspend", depends_on=("a",), gate=Gate("suspend", "look first"),
+                             location=Location(file="app.yaml", line=20)),
+                 _deploy("c", "c3", "three", depends_on=("hold",)),
+                 _deploy("d", "c1", "one", "four", depends_on=("a",)))
+    lay = layout(plan, object_paths(plan), "Flux")
+    assert [(s.steps, s.held) for s in lay.stages] == [(("a",), ""), (("b", "d"), ""), (("c",), "hold")]
+    # c1 is in a and d: the object both deploy belongs to a; d applies only its own
+    d = next(u for u in lay.units() if u.step.name == "d")
+    assert d.files == ("ns/configmap_four.yaml",) and [o.name for o in d.others] == ["one"]
+    messages = [w.message for w in lay.warnings]
+    assert messages == ["step c: Flux runs the workflow in stages, so it also waits for b, d (DAG mode waits only "
+                        "for its dependsOn)"]
+
+
+def test_an_approval_holds_its_own_step_and_a_trailing_gate_is_reported() -> None:
+    plan = _plan("StepByStep",
+                 _deploy("a", "c1", "one"),
+                 _deploy("b", "c2", "two", gate=Gate("approval", "ok?")),
+                 PlannedStep("late", "suspend", gate=Gate("suspend"), location=Location(file="app.yaml", line=30)))
+    lay = layout(plan, object_paths(plan), "Argo CD")
+    assert [(s.steps, s.held) for s in lay.stages] == [(("a",), ""), (("b",), "b")]
+    assert [w.location.line for w in lay.warnings] == [30]
+    assert "no deploy step follows this gate" in lay.warnings[0].message

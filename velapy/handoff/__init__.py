@@ -240,8 +240,17 @@ def app_location(plan: Plan) -> Location:
 
 
 def located_objects(objs: list[PlannedObject]) -> str:
-    names = [f"{o.kind} {o.namespace + '/' if o.namespace else ''}{o.name} in {o.cluster}" for o in objs]
-    return ", ".join(dict.fromkeys(names))
+    """`Deployment shop/api (eu-1, eu-2), ConfigMap shop/x (eu-1)`: each object once, with its clusters."""
+    where: dict[str, list[str]] = {}
+    for o in objs:
+        clusters = where.setdefault(f"{o.kind} {o.namespace + '/' if o.namespace else ''}{o.name}", [])
+        if o.cluster not in clusters:
+            clusters.append(o.cluster)
+    return ", ".join(f"{name} ({', '.join(clusters)})" for name, clusters in where.items())
+
+
+def count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def any_rule(plan: Plan, key: str) -> list[PlannedObject]:

@@ -34,6 +34,7 @@ from velapy.handoff import (
     Findings,
     Options,
     app_location,
+    count,
     diagnostic_line,
     identity_text,
     located_objects,
@@ -43,6 +44,7 @@ from velapy.handoff.model import (
     L_CLUSTER,
     L_STEP,
     Layout,
+    Unit,
     json_pointer,
     label_value,
     layout,
@@ -70,6 +72,11 @@ def _source_path(options: Options, cluster: str) -> str:
 def _include(files: tuple[str, ...]) -> str:
     """An Argo CD directory `include` glob naming exactly these files (relative to the app path)."""
     return "{" + ",".join(files) + "}"
+
+
+def _app_namespace(plan: Plan, unit: Unit) -> str:
+    """The Application's destination namespace: its first namespaced object's, else the app's."""
+    return next((o.namespace for o in unit.objects if o.namespace), plan.app_namespace)
 
 
 def _ignore_differences(plan: Plan, lay: Layout, found: Findings) -> list[dict[str, Any]]:
@@ -138,6 +145,8 @@ def _project(plan: Plan, lay: Layout, options: Options, found: Findings) -> dict
     cluster_kinds: dict[tuple[str, str], None] = {}
     ns_kinds: dict[tuple[str, str], None] = {}
     for unit in lay.units():
+        if unit.files:  # the Application's own destination must be allowed too
+            dests[(destination(unit.cluster), _app_namespace(plan, unit))] = None
         for o in unit.objects:
             gk = (group_of(o.api_version), o.kind)
             if is_cluster_scoped(o.obj) or not o.namespace:
@@ -193,7 +202,7 @@ def _application_set(plan: Plan, lay: Layout, options: Options, found: Findings)
             "step": label_value(unit.step.name),
             "cluster": label_value(unit.cluster),
             "destination": destination(unit.cluster),
-            "namespace": next((o.namespace for o in unit.objects if o.namespace), plan.app_namespace),
+            "namespace": _app_namespace(plan, unit),
             "path": _source_path(options, unit.cluster),
             "include": _include(unit.files),
         })
@@ -284,8 +293,8 @@ def _notes_text(plan: Plan, lay: Layout, options: Options, found: Findings) -> s
             continue
         n += 1
         held = f" [held by {stage.held}: maxUpdate 0]" if stage.held else ""
-        lines.append(f"  {n}. " + "; ".join(f"{u.step.name} → {destination(u.cluster)} ({len(u.files)} objects)"
-                                            for u in units) + held)
+        parts = [f"{u.step.name} → {destination(u.cluster)} ({count(len(u.files), 'object')})" for u in units]
+        lines.append(f"  {n}. " + "; ".join(parts) + held)
     if found.notes:
         lines += ["", "notes:"] + [f"  - {x}" for x in found.notes]
     if found.warnings:

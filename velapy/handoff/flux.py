@@ -26,7 +26,15 @@ from typing import Any
 
 from velapy.clusters import HUB
 from velapy.errors import Diagnostic
-from velapy.handoff import Findings, Options, app_location, diagnostic_line, identity_text, located_objects
+from velapy.handoff import (
+    Findings,
+    Options,
+    app_location,
+    count,
+    diagnostic_line,
+    identity_text,
+    located_objects,
+)
 from velapy.handoff.model import (
     L_APP,
     L_CLUSTER,
@@ -217,8 +225,8 @@ def _notes_text(plan: Plan, lay: Layout, options: Options, found: Findings) -> s
             continue
         n += 1
         held = f" [held by {stage.held}: suspend]" if stage.held else ""
-        lines.append(f"  {n}. " + "; ".join(f"{u.step.name} → {u.cluster} ({len(u.files)} objects)" for u in units)
-                     + held)
+        parts = [f"{u.step.name} → {u.cluster} ({count(len(u.files), 'object')})" for u in units]
+        lines.append(f"  {n}. " + "; ".join(parts) + held)
     if found.notes:
         lines += ["", "notes:"] + [f"  - {x}" for x in found.notes]
     if found.warnings:
