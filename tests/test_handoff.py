@@ -338,6 +338,11 @@ def test_render_emit_check_and_diff(repo: Path) -> None:
     res = run(*RENDER, "--check")
     assert res.exit_code == 1 and "argocd (no longer emitted)" in res.stdout and "flux (no longer emitted)" \
         in res.stdout
+    res = run(*RENDER)
+    assert res.exit_code == 0
+    assert "warning: canary/out/argocd is from an earlier --emit argocd and was not refreshed" in res.stderr
+    assert (out / "argocd/applicationset.yaml").is_file()  # never deleted behind the user's back
+    run(*RENDER, *emit_args)
     # two folders: the hand-off objects are compared like a cluster's
     run(*RENDER[:-1], "canary/out2", *emit_args, "--revision", "v2")
     res = run("diff", "canary/out", "canary/out2")

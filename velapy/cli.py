@@ -34,6 +34,7 @@ from velapy.pipeline import (
     parameter_table,
     plan_text,
     regenerate_schemas,
+    stale_handoff_folders,
     validate,
     vet_files,
     write_files,
@@ -165,6 +166,9 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
             click.echo("warning: " + w.render(), err=True)
         for note in result.notes:
             click.echo("note: " + note, err=True)
+        for folder in stale_handoff_folders(out, inputs.handoff):
+            click.echo(f"warning: {os.path.join(out, folder)} is from an earlier --emit {folder} and was not "
+                       f"refreshed: add --emit {folder} (and its options), or delete the folder", err=True)
         counts = ", ".join(f"{name} {len(objs)}" for name, objs in plan.bundles().items())
         click.echo(f"wrote {out}: plan.yaml and {len(written) - 1} files (objects per cluster: {counts or 'none'})",
                    err=True)

@@ -26,7 +26,7 @@ from velapy.dryrun import dry_run_blocks, format_blocks
 from velapy.engine import Evaluator, select_runner
 from velapy.errors import Diagnostic, InputError
 from velapy.gitrev import repo_root
-from velapy.handoff import Handoff, prepare, repo_path_for
+from velapy.handoff import HANDOFF_DIRS, Handoff, prepare, repo_path_for
 from velapy.handoff import Options as HandoffOptions
 from velapy.plan import Plan, PlanDraft, build_plan, dry_run_clusters, finish_plan, prepare_plan
 from velapy.refobjects import HubObjects, load_hub
@@ -181,6 +181,12 @@ def write_output(plan: Plan, out: str, handoff: HandoffOptions | None = None) ->
     files = output_files(plan, handoff)
     emit.write_folder(out, files)
     return files
+
+
+def stale_handoff_folders(out: str, handoff: HandoffOptions | None) -> list[str]:
+    """Hand-off folders in OUT (argocd/, flux/) that this render does not refresh (no `--emit` for them)."""
+    engines = handoff.engines if handoff is not None else ()
+    return [d for d in HANDOFF_DIRS if d not in engines and os.path.isdir(os.path.join(out, d))]
 
 
 def write_files(out: str, files: dict[str, str]) -> None:
