@@ -381,7 +381,8 @@ def test_outside_a_repository_out_is_taken_as_given(tmp_path: Path, evaluator: E
 
 def _object(cluster: str, name: str) -> PlannedObject:
     obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "ns"}, "data": {}}
-    return PlannedObject(cluster, obj, name, "workload", "", "", digest_of(obj))
+    rules = {"readOnly": True} if name.startswith("ro-") else {}
+    return PlannedObject(cluster, obj, name, "workload", "", "", digest_of(obj), rules)
 
 
 def _deploy(name: str, cluster: str, *objs: str, depends_on: tuple[str, ...] = (), gate: Gate | None = None
@@ -423,3 +424,14 @@ def test_an_approval_holds_its_own_step_and_a_trailing_gate_is_reported() -> Non
     assert [(s.steps, s.held) for s in lay.stages] == [(("a",), ""), (("b",), "b")]
     assert [w.location.line for w in lay.warnings] == [30]
     assert "no deploy step follows this gate" in lay.warnings[0].message
+
+
+def test_a_gate_before_a_step_of_read_only_objects_holds_the_next_step_that_applies() -> None:
+    plan = _plan("StepByStep",
+                 _deploy("a", "c1", "one"),
+                 PlannedStep("hold", "suspend", gate=Gate("suspend", "check"), location=Location(file="app.yaml")),
+                 _deploy("observe", "c2", "ro-db"),
+                 _deploy("b", "c3", "two"))
+    lay = layout(plan, object_paths(plan), "Argo CD")
+    assert [(s.steps, s.held) for s in lay.stages] == [(("a",), ""), (("b",), "hold")]
+    assert [o.name for o in lay.read_only] == ["ro-db"] and lay.warnings == []

@@ -145,8 +145,7 @@ def _project(plan: Plan, lay: Layout, options: Options, found: Findings) -> dict
     cluster_kinds: dict[tuple[str, str], None] = {}
     ns_kinds: dict[tuple[str, str], None] = {}
     for unit in lay.units():
-        if unit.files:  # the Application's own destination must be allowed too
-            dests[(destination(unit.cluster), _app_namespace(plan, unit))] = None
+        dests[(destination(unit.cluster), _app_namespace(plan, unit))] = None
         for o in unit.objects:
             gk = (group_of(o.api_version), o.kind)
             if is_cluster_scoped(o.obj) or not o.namespace:
@@ -195,8 +194,6 @@ def _application_set(plan: Plan, lay: Layout, options: Options, found: Findings)
     app = plan.app_name
     elements: list[dict[str, Any]] = []
     for unit in lay.units():
-        if not unit.files:
-            continue
         elements.append({
             "name": object_name(app, unit.step.name, unit.cluster),
             "step": label_value(unit.step.name),
@@ -208,7 +205,7 @@ def _application_set(plan: Plan, lay: Layout, options: Options, found: Findings)
         })
     steps: list[dict[str, Any]] = []
     for stage in lay.stages:
-        labels = list(dict.fromkeys(label_value(u.step.name) for u in stage.units if u.files))
+        labels = list(dict.fromkeys(label_value(u.step.name) for u in stage.units))
         if not labels:
             continue
         step: dict[str, Any] = {"matchExpressions": [{"key": L_STEP, "operator": "In", "values": labels}]}
@@ -263,7 +260,7 @@ def _step_timeouts(lay: Layout, found: Findings) -> None:
 
 def _object_warnings(plan: Plan, lay: Layout, found: Findings) -> None:
     where = app_location(plan)
-    skipped = [o for u in lay.units() for o in u.skipped]
+    skipped = lay.read_only
     if skipped:
         found.warnings.append(Diagnostic(
             "read-only objects " + located_objects(skipped) + " are left out of the Applications: Argo CD neither "
@@ -288,7 +285,7 @@ def _notes_text(plan: Plan, lay: Layout, options: Options, found: Findings) -> s
              "stages (RollingSync steps, in order):"]
     n = 0
     for stage in lay.stages:
-        units = [u for u in stage.units if u.files]
+        units = list(stage.units)
         if not units:
             continue
         n += 1

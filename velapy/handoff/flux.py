@@ -124,7 +124,7 @@ def _kustomizations(plan: Plan, lay: Layout, options: Options, found: Findings) 
     not_always: list[PlannedObject] = []
     for stage in lay.stages:
         names: list[str] = []
-        units = [u for u in stage.units if u.files]
+        units = list(stage.units)
         for unit in units:
             name = object_name(plan.app_name, unit.step.name, unit.cluster)
             names.append(name)
@@ -143,9 +143,8 @@ def _kustomizations(plan: Plan, lay: Layout, options: Options, found: Findings) 
                 spec["suspend"] = True
             if unit.cluster != HUB:
                 spec["kubeConfig"] = {"secretRef": {"name": kubeconfig_secret(unit.cluster)}}
-            leave_out = [*unit.others, *unit.skipped]
-            if leave_out:
-                spec["patches"] = [_delete_patch(o) for o in leave_out]
+            if unit.others:  # other steps' objects and read-only ones
+                spec["patches"] = [_delete_patch(o) for o in unit.others]
             ignore = _ignore_rules(unit, not_always)
             if ignore:
                 spec["ignore"] = ignore
@@ -183,7 +182,7 @@ def _warnings(plan: Plan, lay: Layout, found: Findings) -> None:
             f"the plan's identity ({who}) is not carried over: Flux applies with the credentials of each cluster's "
             "kubeconfig secret (or spec.serviceAccountName), not as a user", where,
             "give the kubeconfig secret exactly the rights that identity has"))
-    skipped = [o for u in lay.units() for o in u.skipped]
+    skipped = lay.read_only
     if skipped:
         found.warnings.append(Diagnostic(
             "read-only objects " + located_objects(skipped) + " are deleted from the Kustomizations' build: Flux "
@@ -207,7 +206,7 @@ def _warnings(plan: Plan, lay: Layout, found: Findings) -> None:
 
 
 def _notes_text(plan: Plan, lay: Layout, options: Options, found: Findings) -> str:
-    members = sorted({u.cluster for u in lay.units() if u.files and u.cluster != HUB})
+    members = sorted({u.cluster for u in lay.units() if u.cluster != HUB})
     lines = [f"# Flux hand-off of {plan.app_namespace}/{plan.app_name} (velapy render --emit flux;"
              " regenerated, do not edit)",
              "",
@@ -220,7 +219,7 @@ def _notes_text(plan: Plan, lay: Layout, options: Options, found: Findings) -> s
     lines += ["", "stages (dependsOn chain, in order):"]
     n = 0
     for stage in lay.stages:
-        units = [u for u in stage.units if u.files]
+        units = list(stage.units)
         if not units:
             continue
         n += 1

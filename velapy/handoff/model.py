@@ -13,7 +13,8 @@ The executor's semantics, as far as an engine can follow them:
   deploy step with `auto: false` holds itself (its units go into a held stage of their own);
 * an object deployed by several steps into one cluster belongs to the first of them (plan order, as
   the cluster's bundle does), so no two engine objects manage one object;
-* `read-only` objects are left out of what the engine applies.
+* `read-only` objects are left out of what the engine applies; a unit left with nothing to apply is
+  no unit (a gate before it holds the next stage that applies something).
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ class Stage:
 
 @dataclass
 class Layout:
-    stages: list[Stage]
+    stages: list[Stage]  # only units with something to apply
     warnings: list[Diagnostic] = field(default_factory=list)
+    read_only: list[PlannedObject] = field(default_factory=list)  # never applied by the engine
 
     def units(self) -> Iterator[Unit]:
         for s in self.stages:
@@ -207,6 +209,7 @@ def layout(plan: Plan, paths: Mapping[ObjectKey, str], engine: str) -> Layout:
     bundles = plan.bundles()
     slots = _sequence(plan.steps, plan.mode_steps, plan.mode_sub_steps, warnings, engine)
     stages: list[Stage] = []
+    read_only: list[PlannedObject] = []
     pending: tuple[str, str] = ("", "")  # (gating step, message) waiting for the next deploy
     for slot in slots:
         free: list[Unit] = []
@@ -224,6 +227,8 @@ def layout(plan: Plan, paths: Mapping[ObjectKey, str], engine: str) -> Layout:
             if s.type not in DEPLOYING:
                 continue
             units = _units_of(s, owners, paths, bundles)
+            read_only.extend(o for u in units for o in u.skipped)
+            units = [u for u in units if u.files]  # a unit of read-only objects only applies nothing
             if s.gate is None:
                 free.extend(units)
             elif units:  # auto: false holds this step itself
@@ -247,7 +252,7 @@ def layout(plan: Plan, paths: Mapping[ObjectKey, str], engine: str) -> Layout:
         warnings.append(Diagnostic(
             f"step {pending[0]}: no deploy step follows this gate, so {engine} has nothing to hold",
             step.location if step else Location()))
-    return Layout(stages, warnings)
+    return Layout(stages, warnings, read_only)
 
 
 def _all(steps: Sequence[PlannedStep]) -> Iterator[PlannedStep]:
