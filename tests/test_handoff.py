@@ -435,3 +435,34 @@ def test_a_gate_before_a_step_of_read_only_objects_holds_the_next_step_that_appl
     lay = layout(plan, object_paths(plan), "Argo CD")
     assert [(s.steps, s.held) for s in lay.stages] == [(("a",), ""), (("b",), "hold")]
     assert [o.name for o in lay.read_only] == ["ro-db"] and lay.warnings == []
+
+
+def test_golden_project_with_a_handoff(repo: Path) -> None:
+    (repo / "velapy.yaml").write_text(
+        "version: 1\n"
+        "apps:\n"
+        "  - name: canary\n"
+        "    app: apps/canary/app.yaml\n"
+        "    clusters: apps/canary/clusters.yaml\n"
+        "    golden: rendered/canary\n"
+        "    handoff: {emit: [argocd, flux], repoURL: https://git.example.com/fleet.git, fluxSource: fleet}\n")
+    os.chdir(repo)
+    res = run("golden", "update")
+    assert res.exit_code == 0, res.stderr
+    golden = repo / "rendered/canary"
+    kss = list(yaml.safe_load_all((golden / "flux/kustomizations.yaml").read_text()))
+    assert {k["spec"]["sourceRef"]["name"] for k in kss} == {"fleet"}
+    assert kss[0]["spec"]["path"] == "./rendered/canary/clusters/test-hz"  # relative to the git top level
+    assert run("golden", "check").exit_code == 0
+    target = golden / "argocd/applicationset.yaml"
+    target.write_text(target.read_text().replace("targetRevision: HEAD", "targetRevision: main"))
+    res = run("golden", "check")
+    assert res.exit_code == 1
+    assert "stale    canary  rendered/canary  (argocd)" in res.stdout
+    assert "argocd  ApplicationSet argocd/rollouts-demo  spec.template.spec.source.targetRevision: main → HEAD" \
+        in res.stdout
+    (repo / "velapy.yaml").write_text((repo / "velapy.yaml").read_text().replace(
+        ", repoURL: https://git.example.com/fleet.git", ""))
+    res = run("golden", "check")
+    assert res.exit_code == 2
+    assert "velapy.yaml:7:14: apps[0].handoff: emit argocd needs repoURL" in res.stderr
