@@ -1,7 +1,9 @@
 """Golden cases: `golden/<case>/` inputs → `golden/<case>/expected/` outputs.
 
 A case folder holds `app.yaml` and, optionally: `case.yaml` (`files: [...]` standalone Policy /
-Workflow files, `namespace: ...`, `allow_unknown_parameters: true`), `resources/` (hub objects for
+Workflow files, `namespace: ...`, `allow_unknown_parameters: true`, `handoff: {engines: [argocd,
+flux], repo_url: ..., ...}` — the `render --emit` options, fields of `velapy.handoff.Options`),
+`resources/` (hub objects for
 ref-objects), `definitions/` (extra `-d` folder), `clusters.yaml` (the cluster inventory). The
 expected output is `expected/dry-run.yaml` (the `velapy render` stream) for a case that renders, or
 `expected/errors.txt` for one that must fail (the message and exit code). A case with
@@ -28,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from velapy.engine import Evaluator  # noqa: E402
 from velapy.errors import VelapyError  # noqa: E402
+from velapy.handoff import Options as HandoffOptions  # noqa: E402
 from velapy.pipeline import Inputs, compile_app, dry_run_with_warnings, output_files  # noqa: E402
 
 REFRESH = "make golden"
@@ -46,8 +49,13 @@ class Case:
         defs = (str(self.path / "definitions"),) if (self.path / "definitions").is_dir() else ()
         res = str(self.path / "resources") if (self.path / "resources").is_dir() else ""
         clusters = str(self.path / "clusters.yaml") if (self.path / "clusters.yaml").is_file() else ""
+        handoff = None
+        if isinstance(cfg.get("handoff"), dict):
+            opts = dict(cfg["handoff"])  # type: ignore[call-overload]
+            opts["engines"] = tuple(opts.get("engines") or ())
+            handoff = HandoffOptions(**opts)
         return Inputs(str(self.path / "app.yaml"), files, defs, res, str(cfg.get("namespace") or ""), clusters,
-                      bool(cfg.get("allow_unknown_parameters")))
+                      bool(cfg.get("allow_unknown_parameters")), handoff)
 
 
 def cases() -> list[Case]:
@@ -61,7 +69,7 @@ def produce(case: Case, evaluator: Evaluator) -> dict[str, str]:
     try:
         if inputs.clusters:
             plan = compile_app(inputs, evaluator)
-            files.update({f"out/{rel}": text for rel, text in output_files(plan).items()})
+            files.update({f"out/{rel}": text for rel, text in output_files(plan, inputs.handoff).items()})
         files["dry-run.yaml"], warnings = dry_run_with_warnings(inputs, evaluator)
         if warnings:  # what `velapy render` prints on stderr beside the stream
             text = "\n".join("warning: " + w.render() for w in warnings).replace(str(ROOT) + "/", "")

@@ -10,6 +10,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import click
@@ -20,20 +21,24 @@ from velapy.diff import Comparison, format_json, format_markdown, format_text, f
 from velapy.engine import Evaluator
 from velapy.errors import EXIT_DIFFERENT, EXIT_INTERNAL, EXIT_OK, InputError, VelapyError
 from velapy.golden import find_config, format_report, load_project
+from velapy.handoff import Options as HandoffOptions
 from velapy.pipeline import (
     Inputs,
     compile_app,
     definition_object,
     dry_run_with_warnings,
     dump_definition_object,
+    handoff_output,
+    handoff_repo_path,
     list_definitions,
     open_evaluator,
     parameter_table,
     plan_text,
     regenerate_schemas,
+    stale_handoff_folders,
     validate,
     vet_files,
-    write_output,
+    write_files,
 )
 from velapy.review import check_output
 from velapy.review import diff as review_diff
@@ -95,6 +100,33 @@ def main() -> None:
     """velapy: render KubeVela Applications for many clusters and review the result as files."""
 
 
+def handoff_options(fn: F) -> F:
+    """`--emit argocd|flux` and what the GitOps engines need to know (render -o)."""
+    for decorator in reversed([
+        click.option("--emit", "emit", multiple=True, type=click.Choice(["argocd", "flux"]),
+                     help="Also write the objects that make Argo CD (argocd/) or Flux (flux/) deploy the "
+                          "folder as reviewed. Repeatable."),
+        click.option("--repo-url", "repo_url", default="", metavar="URL",
+                     help="Git repository the engine reads OUT from (needed by --emit argocd)."),
+        click.option("--revision", "revision", default="HEAD", show_default=True, metavar="REV",
+                     help="Branch, tag or commit Argo CD deploys."),
+        click.option("--repo-path", "repo_path", default=None, metavar="PATH",
+                     help="Where OUT sits inside the repository (default: OUT relative to the git top "
+                          "level, or OUT as given outside a repository)."),
+        click.option("--argocd-namespace", "argocd_namespace", default="argocd", show_default=True,
+                     help="Namespace of Argo CD (the AppProject and ApplicationSet go there)."),
+        click.option("--argocd-service-account", "argocd_sa", default="", metavar="NAMESPACE/NAME",
+                     help="Service account Argo CD impersonates in every destination (it cannot impersonate "
+                          "users: the plan's identity is mapped to it)."),
+        click.option("--flux-source", "flux_source", default="flux-system", show_default=True,
+                     help="Name of the Flux GitRepository serving the repository."),
+        click.option("--flux-namespace", "flux_namespace", default="flux-system", show_default=True,
+                     help="Namespace of the Flux Kustomizations (and of each member's <cluster>-kubeconfig Secret)."),
+    ]):
+        fn = decorator(fn)
+    return fn
+
+
 @main.command("render")
 @click.argument("app", type=click.Path())
 @app_inputs
@@ -105,6 +137,7 @@ def main() -> None:
 @click.option("--check", is_flag=True, default=False,
               help="With -o: render in memory and compare with the folder, writing nothing; "
                    "exit 0 when identical, 1 when a refresh would change it.")
+@handoff_options
 @unknown_parameters_option
 @click.option("--force", is_flag=True, default=False,
               help="With -o: take over a folder an older velapy wrote without a manifest (foreign files are "
@@ -114,14 +147,31 @@ def main() -> None:
                    "VELAPY_LOCK_TIMEOUT).")
 @no_cache_option
 def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
-               namespace: str, clusters: str, out: str, check: bool, allow_unknown: bool, force: bool,
-               lock_timeout: float | None) -> None:
-    """Render APP as `vela dry-run` prints it, or (-o) as a plan and per-cluster folders."""
-    inputs = Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown)
+               namespace: str, clusters: str, out: str, check: bool, emit: tuple[str, ...], repo_url: str,
+               revision: str, repo_path: str | None, argocd_namespace: str, argocd_sa: str, flux_source: str,
+               flux_namespace: str, allow_unknown: bool, force: bool, lock_timeout: float | None) -> None:
+    """Render APP as `vela dry-run` prints it, or (-o) as a plan and per-cluster folders.
+
+    With --emit argocd and/or --emit flux, OUT also gets the GitOps engine objects that deploy
+    the cluster folders in the workflow's order (see README, "Hand off to Argo CD / Flux").
+    """
     if check and not out:
         raise click.UsageError("--check compares with an output folder: add -o DIR")
+    if emit and not out:
+        raise click.UsageError("--emit writes into an output folder: add -o DIR")
+    handoff = None
+    if emit:
+        handoff = HandoffOptions(tuple(dict.fromkeys(emit)), repo_url, revision,
+                                 repo_path if repo_path is not None else "", argocd_namespace, argocd_sa,
+                                 flux_source, flux_namespace)
+    inputs = Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown, handoff)
 
     def go() -> int:
+        nonlocal inputs
+        if handoff is not None and repo_path is None:
+            inputs = replace(inputs, handoff=replace(handoff, repo_path=handoff_repo_path(out)))
+        if inputs.handoff is not None:
+            inputs.handoff.check()
         with _evaluator() as ev:
             if check:
                 cmp, exists = check_output(inputs, out, ev)
@@ -133,10 +183,16 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
                 sys.stdout.write(text)
                 return 0
             plan = compile_app(inputs, ev)
-        written = write_output(plan, out, force=force, lock_timeout=lock_timeout,
-                               on_wait=lambda text: click.echo(f"note: {text}", err=True))
-        for w in plan.warnings:
+        written, result = handoff_output(plan, inputs.handoff)
+        write_files(out, written, force=force, lock_timeout=lock_timeout,
+                    on_wait=lambda text: click.echo(f"note: {text}", err=True))
+        for w in (*plan.warnings, *result.warnings):
             click.echo("warning: " + w.render(), err=True)
+        for note in result.notes:
+            click.echo("note: " + note, err=True)
+        for folder in stale_handoff_folders(out, inputs.handoff):
+            click.echo(f"warning: {os.path.join(out, folder)} is from an earlier --emit {folder} and was not "
+                       f"refreshed: add --emit {folder} (and its options), or delete the folder", err=True)
         counts = ", ".join(f"{name} {len(objs)}" for name, objs in plan.bundles().items())
         click.echo(f"wrote {out}: plan.yaml and {len(written) - 1} files (objects per cluster: {counts or 'none'})",
                    err=True)
@@ -308,6 +364,18 @@ def _render_command(inputs: Inputs, out: str) -> str:
             words += [flag, value]
     if inputs.allow_unknown_parameters:
         words.append("--allow-unknown-parameters")
+    h = inputs.handoff
+    if h is not None:
+        words += [w for e in h.engines for w in ("--emit", e)]
+        defaults = HandoffOptions()
+        for flag, value, default in (("--repo-url", h.repo_url, ""), ("--revision", h.revision, defaults.revision),
+                                     ("--repo-path", h.repo_path, None),
+                                     ("--argocd-namespace", h.argocd_namespace, defaults.argocd_namespace),
+                                     ("--argocd-service-account", h.argocd_service_account, ""),
+                                     ("--flux-source", h.flux_source, defaults.flux_source),
+                                     ("--flux-namespace", h.flux_namespace, defaults.flux_namespace)):
+            if value != default:
+                words += [flag, value]
     return " ".join(shlex.quote(w) for w in [*words, "-o", out])
 
 

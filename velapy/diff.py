@@ -34,6 +34,7 @@ from velapy.yamlio import dump_yaml, format_step, load_documents
 
 __all__ = [
     "ABSENT",
+    "HANDOFF_DIRS",
     "PLAN_FILE",
     "ClusterChanges",
     "Comparison",
@@ -59,12 +60,16 @@ __all__ = [
     "mask_secrets",
     "parse_folder",
     "read_folder",
+    "section",
     "show_value",
     "summary_line",
 ]
 
 PLAN_FILE = "plan.yaml"
 CLUSTERS_DIR = "clusters"
+# the GitOps hand-off folders (`render --emit`): their objects are compared like a cluster's, under
+# a section key no cluster name can have (a cluster name has no "/")
+HANDOFF_DIRS = ("argocd", "flux")
 KUSTOMIZATION = "kustomization.yaml"
 ARROW = "→"
 MARKDOWN_MARKER = "<!-- velapy-diff -->"
@@ -111,7 +116,16 @@ class ObjectKey:
 
     def pseudo_path(self) -> str:
         """A path-like name for unified diff headers (not a file of the folder)."""
-        return f"clusters/{self.cluster}/{self.namespace or '_cluster'}/{self.kind}/{self.name}"
+        return f"{section(self.cluster)}/{self.namespace or '_cluster'}/{self.kind}/{self.name}"
+
+
+def _where(cluster: str) -> str:
+    return f"{cluster.rstrip('/')}/" if cluster.endswith("/") else f"cluster {cluster}"
+
+
+def section(cluster: str) -> str:
+    """The folder a comparison section stands for: `clusters/<name>`, or a hand-off folder (`argocd`)."""
+    return cluster.rstrip("/") if cluster.endswith("/") else f"{CLUSTERS_DIR}/{cluster}"
 
 
 @dataclass(frozen=True)
@@ -149,11 +163,13 @@ def parse_folder(files: Mapping[str, str], origin: str = "") -> Snapshot:
         shown = f"{origin.rstrip('/')}/{rel}" if origin else rel
         is_plan = rel == PLAN_FILE
         in_cluster = len(parts) >= 3 and parts[0] == CLUSTERS_DIR
-        if not (is_plan or in_cluster) or not rel.endswith((".yaml", ".yml")):
+        in_handoff = len(parts) >= 2 and parts[0] in HANDOFF_DIRS
+        if not (is_plan or in_cluster or in_handoff) or not rel.endswith((".yaml", ".yml")):
             continue
-        if in_cluster:
-            clusters.add(parts[1])
-            if parts[-1] == KUSTOMIZATION:
+        owner = parts[0] + "/" if in_handoff else parts[1] if in_cluster else ""
+        if in_cluster or in_handoff:
+            clusters.add(owner)
+            if parts[-1] == KUSTOMIZATION and in_cluster:
                 continue
         text = files[rel]
         try:
@@ -173,9 +189,9 @@ def parse_folder(files: Mapping[str, str], origin: str = "") -> Snapshot:
                                            Location(file=shown)))
                 continue
             namespace = meta.get("namespace") or ""
-            key = ObjectKey(parts[1], group_of(api_version), kind, str(namespace), name)
+            key = ObjectKey(owner, group_of(api_version), kind, str(namespace), name)
             if key in objects:
-                problems.append(Diagnostic(f"{key.label()} is in cluster {key.cluster} twice (also in "
+                problems.append(Diagnostic(f"{key.label()} is in {_where(key.cluster)} twice (also in "
                                            f"{seen_in[key]})", Location(file=shown)))
                 continue
             objects[key] = obj
@@ -494,6 +510,8 @@ class Comparison:
             parts = f.path.split("/")
             if len(parts) >= 3 and parts[0] == CLUSTERS_DIR:
                 names.add(parts[1])
+            elif len(parts) >= 2 and parts[0] in HANDOFF_DIRS:
+                names.add(parts[0] + "/")
         return sorted(names)
 
     def totals(self) -> dict[str, int]:
@@ -616,11 +634,12 @@ def _field_line(fc: FieldChange) -> str:
 
 
 def _cluster_title(c: ClusterChanges) -> str:
-    title = f"{CLUSTERS_DIR}/{c.cluster}"
+    title = section(c.cluster)
+    handoff = c.cluster.endswith("/")
     if c.status == ADDED:
-        title += " (new cluster)"
+        title += " (new)" if handoff else " (new cluster)"
     elif c.status == REMOVED:
-        title += " (cluster no longer targeted)"
+        title += " (no longer emitted)" if handoff else " (cluster no longer targeted)"
     return title
 
 
@@ -649,7 +668,7 @@ def format_text(cmp: Comparison, *, with_files: bool = False) -> str:
     for c in cmp.clusters:
         if lines:
             lines.append("")
-        title = f"{CLUSTERS_DIR}/{c.cluster}"
+        title = section(c.cluster)
         if c.status != CHANGED:
             lines.append(_cluster_title(c))
         for o in c.objects:
@@ -666,7 +685,8 @@ def format_text(cmp: Comparison, *, with_files: bool = False) -> str:
     if layout:
         if lines:
             lines.append("")
-        lines.extend(f"{f.path}  file {f.status}" + (" (same content, other bytes)" if f.status == CHANGED else "")
+        lines.extend(f"{f.path}  file {f.status}" + (" (same content, other bytes)" if f.status == CHANGED
+                                                     and f.path.endswith((".yaml", ".yml")) else "")
                      for f in layout)
     if cmp.equal and layout:
         lines.append(f"{_plural(len(layout), 'file')} differ in bytes only")
@@ -680,6 +700,8 @@ def _content_explains(cmp: Comparison, f: FileChange) -> bool:
     if f.path == PLAN_FILE:  # object digests in the plan change with any object
         return bool(cmp.plan or cmp.clusters)
     parts = f.path.split("/")
+    if len(parts) >= 2 and parts[0] in HANDOFF_DIRS:
+        return any(c.cluster == parts[0] + "/" for c in cmp.clusters)
     return len(parts) >= 3 and parts[0] == CLUSTERS_DIR and any(c.cluster == parts[1] for c in cmp.clusters)
 
 
@@ -823,7 +845,7 @@ def _markdown_summary(title: str, cmp: Comparison) -> list[str]:
 def _markdown_details(cmp: Comparison) -> list[list[str]]:
     blocks: list[list[str]] = []
     for c in cmp.clusters:
-        rows = ["", f"<details><summary><code>{CLUSTERS_DIR}/{c.cluster}</code></summary>", "",
+        rows = ["", f"<details><summary><code>{section(c.cluster)}</code></summary>", "",
                 "| object | field | old | new |", "| --- | --- | --- | --- |"]
         for o in c.objects:
             label = f"{o.key.kind} {_code(o.key.label().partition(' ')[2])}"

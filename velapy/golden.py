@@ -2,7 +2,8 @@
 
 `velapy.yaml` (checked against `schemas/velapy-config.schema.json`) lists the applications of a
 repository, the inputs each is rendered from (app file, `-f` files, clusters file, definition
-folders, resources folder, namespace) and the folder its rendered output is committed to. Relative
+folders, resources folder, namespace, the GitOps `handoff` of `render --emit`) and the folder its
+rendered output is committed to. Relative
 paths are relative to the folder holding `velapy.yaml`.
 
 `check` renders every app in memory (all apps share one evaluator, and one render batch) and
@@ -17,7 +18,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from velapy.diff import Comparison, compare_folders, comparison_json, format_tex
 from velapy.engine import Evaluator
 from velapy.errors import Diagnostic, InputError, Location
 from velapy.gitrev import checkout_paths, repo_root
+from velapy.handoff import Options as HandoffOptions
+from velapy.handoff import repo_path_for
 from velapy.outdir import read_manifest, write_folder
 from velapy.pipeline import Inputs, compile_apps, output_files
 from velapy.review import owned_files
@@ -49,7 +52,7 @@ __all__ = [
 
 CONFIG_NAME = "velapy.yaml"
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "velapy-config.schema.json"
-_INPUT_FIELDS = ("files", "clusters", "definitions", "resources", "namespace")
+_INPUT_FIELDS = ("files", "clusters", "definitions", "resources", "namespace", "handoff")
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,10 @@ def load_project(path: str) -> Project:
         seen[name] = i
         inputs = _app_inputs(doc, i, defaults, root, problems)
         golden = str((root / item["golden"]).resolve())
+        handoff = item["handoff"] if "handoff" in item else defaults.get("handoff")
+        if handoff:
+            where = doc.location(["apps", i, "handoff"] if "handoff" in item else ["defaults", "handoff"])
+            inputs = replace(inputs, handoff=_handoff(handoff, golden, root, where, problems))
         apps.append(GoldenApp(name, inputs, golden, loc, item["golden"]))
     problems.extend(_unsafe_goldens(apps, Path(path).resolve(), doc.location))
     if problems:
@@ -160,6 +167,34 @@ def _app_inputs(doc: Document, i: int, defaults: Mapping[str, Any], root: Path,
         namespace=str(merged["namespace"] or ""),
         clusters=resolve(merged["clusters"], "clusters") if merged["clusters"] else "",
     )
+
+
+def _handoff(raw: Mapping[str, Any], golden: str, root: Path, where: Location,
+             problems: list[Diagnostic]) -> HandoffOptions | None:
+    """An app's `handoff:` as render's `--emit` options; the repository path defaults to the golden
+    folder relative to the git top level (or, outside git, to the folder of velapy.yaml)."""
+    repo_path = raw.get("repoPath")
+    if repo_path is None:
+        try:
+            top = repo_root(str(root))
+        except InputError:
+            top = str(root)
+        repo_path = repo_path_for(golden, top)
+    defaults = HandoffOptions()
+    options = HandoffOptions(
+        engines=tuple(dict.fromkeys(str(e) for e in raw["emit"])), repo_url=str(raw.get("repoURL") or ""),
+        revision=str(raw.get("revision") or defaults.revision), repo_path=str(repo_path),
+        argocd_namespace=str(raw.get("argocdNamespace") or defaults.argocd_namespace),
+        argocd_service_account=str(raw.get("argocdServiceAccount") or ""),
+        flux_source=str(raw.get("fluxSource") or defaults.flux_source),
+        flux_namespace=str(raw.get("fluxNamespace") or defaults.flux_namespace))
+    try:
+        options.check()
+    except InputError as exc:
+        problems.extend(Diagnostic(d.message.replace("--emit argocd needs --repo-url", "emit argocd needs repoURL"),
+                                   where, d.hint) for d in exc.diagnostics)
+        return None
+    return options
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -219,7 +254,7 @@ def compare_golden(app: GoldenApp, rendered: Mapping[str, str]) -> AppResult:
 def render_apps(apps: Sequence[GoldenApp], evaluator: Evaluator) -> list[dict[str, str]]:
     """Every app's output folder in memory, all apps rendered in one batch."""
     plans = compile_apps([a.inputs for a in apps], evaluator)
-    return [output_files(p) for p in plans]
+    return [output_files(p, a.inputs.handoff) for a, p in zip(apps, plans, strict=True)]
 
 
 def check(apps: Sequence[GoldenApp], evaluator: Evaluator) -> list[AppResult]:
@@ -251,10 +286,14 @@ def format_report(results: Sequence[AppResult], *, updated: bool = False, detail
             lines.append(f"fresh    {r.app.name:<{width}}  {r.app.shown_golden}")
             continue
         state = "updated" if updated else "stale"
-        clusters = r.comparison.stale_clusters()
+        stale_parts = r.comparison.stale_clusters()
+        clusters = [c for c in stale_parts if not c.endswith("/")]
+        handoff = [c.rstrip("/") for c in stale_parts if c.endswith("/")]  # argocd/, flux/ of --emit
         what = "golden folder missing" if r.missing else \
-            ("clusters: " + ", ".join(clusters) if clusters else "plan.yaml")
-        if not r.missing and r.comparison.plan and clusters:
+            ("clusters: " + ", ".join(clusters) if clusters else "" if handoff else "plan.yaml")
+        if not r.missing and handoff:
+            what += ("; " if what else "") + ", ".join(handoff)
+        if not r.missing and r.comparison.plan and (clusters or handoff):
             what += "; plan.yaml"
         lines.append(f"{state:<8} {r.app.name:<{width}}  {r.app.shown_golden}  ({what})")
         if details and not updated and not r.missing:

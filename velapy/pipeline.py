@@ -28,6 +28,9 @@ from velapy.deflib import vet_files as vet_files
 from velapy.dryrun import dry_run_blocks, format_blocks
 from velapy.engine import Evaluator, select_runner
 from velapy.errors import Diagnostic, InputError, VelapyError
+from velapy.gitrev import repo_root
+from velapy.handoff import HANDOFF_DIRS, Handoff, prepare, repo_path_for
+from velapy.handoff import Options as HandoffOptions
 from velapy.placement import topology_placements, unchecked_cluster_names
 from velapy.plan import Plan, PlanDraft, build_plan, dry_run_clusters, finish_plan, prepare_plan
 from velapy.policies import OVERRIDE, TOPOLOGY
@@ -48,6 +51,7 @@ class Inputs:
     namespace: str = ""
     clusters: str = ""
     allow_unknown_parameters: bool = False
+    handoff: HandoffOptions | None = None  # `--emit argocd|flux` and its options (render -o only)
 
 
 @dataclass(frozen=True)
@@ -217,18 +221,49 @@ def compile_apps(inputs: Sequence[Inputs], evaluator: Evaluator) -> list[Plan]:
     return [plans[n] for n in range(len(drafts))]
 
 
-def output_files(plan: Plan) -> dict[str, str]:
-    """The output folder in memory: {path relative to OUT: text} (for writing, checking, diffing)."""
-    return emit.render_folder(plan)
+def output_files(plan: Plan, handoff: HandoffOptions | None = None) -> dict[str, str]:
+    """The output folder in memory: {path relative to OUT: text} (for writing, checking, diffing),
+    with the GitOps hand-off files when `handoff` names engines."""
+    return handoff_output(plan, handoff)[0]
 
 
-def write_output(plan: Plan, out: str, *, force: bool = False, lock_timeout: float | None = None,
-                 on_wait: Callable[[str], None] | None = None) -> dict[str, str]:
+def handoff_output(plan: Plan, handoff: HandoffOptions | None) -> tuple[dict[str, str], Handoff]:
+    """The output folder in memory and the hand-off (its plan carries the engines' annotations,
+    so plan.yaml, the object files and the emitted engine objects agree)."""
+    result = prepare(plan, handoff) if handoff is not None else Handoff(plan, {})
+    files = emit.render_folder(result.plan)
+    files.update(result.files)
+    return files, result
+
+
+def handoff_repo_path(out: str) -> str:
+    """Where OUT sits inside its git repository ('' at the top level); OUT as given outside one."""
+    try:
+        root: str | None = repo_root(out)
+    except InputError:
+        root = None
+    return repo_path_for(out, root)
+
+
+def write_output(plan: Plan, out: str, handoff: HandoffOptions | None = None, *, force: bool = False,
+                 lock_timeout: float | None = None, on_wait: Callable[[str], None] | None = None) -> dict[str, str]:
     """Write the output folder (locked, atomic, replacing only what velapy wrote: `velapy.outdir`);
     returns what was written."""
-    files = emit.render_folder(plan)
-    outdir.write_folder(out, files, force=force, lock_timeout=lock_timeout, on_wait=on_wait)
+    files = output_files(plan, handoff)
+    write_files(out, files, force=force, lock_timeout=lock_timeout, on_wait=on_wait)
     return files
+
+
+def stale_handoff_folders(out: str, handoff: HandoffOptions | None) -> list[str]:
+    """Hand-off folders in OUT (argocd/, flux/) that this render does not refresh (no `--emit` for them)."""
+    engines = handoff.engines if handoff is not None else ()
+    return [d for d in HANDOFF_DIRS if d not in engines and os.path.isdir(os.path.join(out, d))]
+
+
+def write_files(out: str, files: dict[str, str], *, force: bool = False, lock_timeout: float | None = None,
+                on_wait: Callable[[str], None] | None = None) -> None:
+    """Write an output folder computed by `handoff_output` (locked, atomic, only velapy's files replaced)."""
+    outdir.write_folder(out, files, force=force, lock_timeout=lock_timeout, on_wait=on_wait)
 
 
 def plan_text(plan: Plan, fmt: str = "tree") -> str:

@@ -7,7 +7,8 @@ was at that revision (`velapy.gitrev`): an app is rendered from the files of tha
 folder is read from it. Every app of one command renders in one batch (`pipeline.compile_apps`).
 
 `velapy render -o DIR --check` renders in memory and compares with what DIR holds, byte for byte.
-Only the part of DIR that `render -o` owns (`plan.yaml` and `clusters/`) is compared: other
+Only the part of DIR that `render -o` owns (`plan.yaml`, `clusters/`, and the hand-off folders
+`argocd/` and `flux/` of `--emit`) is compared: other
 files in DIR are left alone by a refresh, so they are not stale.
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from velapy.diff import CLUSTERS_DIR, PLAN_FILE, Comparison, compare_folders, read_folder
+from velapy.diff import CLUSTERS_DIR, HANDOFF_DIRS, PLAN_FILE, Comparison, compare_folders, read_folder
 from velapy.engine import Evaluator
 from velapy.errors import Diagnostic, InputError, Location
 from velapy.gitrev import checkout_paths, repo_root
@@ -29,15 +30,16 @@ __all__ = ["DiffResult", "check_output", "diff", "owned_files"]
 
 
 def owned_files(files: Mapping[str, str]) -> dict[str, str]:
-    """The files of an output folder that `render -o` writes (plan.yaml and clusters/)."""
+    """The files of an output folder that `render -o` writes (plan.yaml, clusters/ and the GitOps
+    hand-off folders argocd/ and flux/ of `--emit`)."""
     return {rel: text for rel, text in files.items()
-            if rel == PLAN_FILE or rel.startswith(CLUSTERS_DIR + "/")}
+            if rel == PLAN_FILE or ("/" in rel and rel.split("/", 1)[0] in (CLUSTERS_DIR, *HANDOFF_DIRS))}
 
 
 def check_output(inputs: Inputs, out: str, evaluator: Evaluator) -> tuple[Comparison, bool]:
     """(what a refresh of OUT would change, whether OUT exists). Nothing is written."""
     (plan,) = compile_apps([inputs], evaluator)
-    rendered = output_files(plan)
+    rendered = output_files(plan, inputs.handoff)
     if not Path(out).is_dir():
         if Path(out).exists():
             raise InputError(f"-o {out}: exists and is not a folder", Location(file=out))
@@ -136,6 +138,7 @@ def _side_at_revision(path: str, options: Inputs, rev: str, tmp: str, notes: lis
         namespace=options.namespace,
         clusters=at_rev(options.clusters) if options.clusters and options.clusters not in gone else "",
         allow_unknown_parameters=options.allow_unknown_parameters,
+        handoff=options.handoff,
     )
     return _Side(label, inputs=inputs, copy_root=tmp, shown_root=f"{rev}:")
 
@@ -159,7 +162,7 @@ def _render(sides: Sequence[_Side], evaluator: Evaluator) -> None:
     except InputError as exc:
         raise _shown(exc, sides) from None
     for side, plan in zip(apps, plans, strict=True):
-        side.files = output_files(plan)
+        side.files = output_files(plan, side.inputs.handoff if side.inputs is not None else None)
 
 
 def _shown(exc: InputError, sides: Sequence[_Side]) -> InputError:

@@ -1,0 +1,468 @@
+"""The GitOps hand-off (`render --emit argocd|flux`): conformance of every emitted object with the
+engines' own CRD schemas (../shared/crds), the workflow semantics of the emitted order and gates,
+and the command line (flags, --check, diff)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+from crd_schema import convert, load_crd, problems, validators
+from goldens import cases
+
+from velapy import cli
+from velapy.clusters import Cluster
+from velapy.emit import object_paths
+from velapy.engine import Evaluator
+from velapy.errors import InputError, Location
+from velapy.handoff import Options, repo_path_for
+from velapy.handoff.model import json_pointer, label_value, layout, object_name
+from velapy.plan import Gate, Plan, PlannedObject, PlannedPlacement, PlannedStep, digest_of
+
+ROOT = Path(__file__).resolve().parent.parent
+CRDS = ROOT.parent / "shared" / "crds"
+CRD_FILES = ("argocd-application-crd.yaml", "argocd-applicationset-crd.yaml", "argocd-appproject-crd.yaml",
+             "flux-kustomization-crd.yaml")
+CANARY = ROOT / "golden" / "fleet-canary"
+
+
+# ----------------------------------------------------------------------------------------------
+# conformance with the engines' CRDs
+
+
+@pytest.fixture(scope="module")
+def schemas() -> dict[tuple[str, str], jsonschema.Draft202012Validator]:
+    """(apiVersion, kind) → validator, from the CRDs in ../shared/crds."""
+    missing = [f for f in CRD_FILES if not (CRDS / f).is_file()]
+    if missing:
+        pytest.skip(f"the engines' CRDs are not here: {CRDS} lacks {', '.join(missing)} (CI has ../shared; "
+                    "the conformance of emitted Argo CD / Flux objects is NOT checked in this run)")
+    out: dict[tuple[str, str], jsonschema.Draft202012Validator] = {}
+    for f in CRD_FILES:
+        crd = load_crd(CRDS / f)
+        for api_version, validator in validators(crd).items():
+            out[(api_version, crd["spec"]["names"]["kind"])] = validator
+    return out
+
+
+def emitted_objects() -> list[tuple[str, dict[str, Any]]]:
+    """(where, object) of every object in the hand-off folders of every golden case."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for case in cases():
+        out = case.path / "expected" / "out"
+        for folder in ("argocd", "flux"):
+            for path in sorted((out / folder).glob("*.yaml")):
+                for n, doc in enumerate(yaml.safe_load_all(path.read_text())):
+                    if doc is not None:
+                        found.append((f"{path.relative_to(ROOT)}#{n}", doc))
+    return found
+
+
+_PARAM = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
+
+
+def generated_applications(appset: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Applications a list-generator ApplicationSet yields (Go template `{{.key}}` substitution)."""
+    template = appset["spec"]["template"]
+    out = []
+    for gen in appset["spec"]["generators"]:
+        for element in gen["list"]["elements"]:
+            def fill(value: Any, element: dict[str, Any] = element) -> Any:
+                if isinstance(value, str):
+                    return _PARAM.sub(lambda m: str(element[m.group(1)]), value)
+                if isinstance(value, dict):
+                    return {k: fill(v) for k, v in value.items()}
+                if isinstance(value, list):
+                    return [fill(v) for v in value]
+                return value
+
+            app = fill(copy.deepcopy(template))
+            app["apiVersion"], app["kind"] = appset["apiVersion"], "Application"
+            app["metadata"]["namespace"] = appset["metadata"]["namespace"]
+            out.append(app)
+    return out
+
+
+def test_every_emitted_object_matches_its_engines_crd(schemas: dict[tuple[str, str], Any]) -> None:
+    objects = emitted_objects()
+    kinds = {(o["apiVersion"], o["kind"]) for _, o in objects}
+    assert kinds == {("argoproj.io/v1alpha1", "AppProject"), ("argoproj.io/v1alpha1", "ApplicationSet"),
+                     ("kustomize.toolkit.fluxcd.io/v1", "Kustomization")}
+    apps = [(f"{where} → Application {a['metadata']['name']}", a)
+            for where, o in objects if o["kind"] == "ApplicationSet" for a in generated_applications(o)]
+    assert len(apps) >= 8
+    failures = []
+    for where, obj in [*objects, *apps]:
+        validator = schemas.get((obj["apiVersion"], obj["kind"]))
+        assert validator is not None, f"{where}: no served CRD version for {obj['apiVersion']} {obj['kind']}"
+        failures += [f"{where}: {p}" for p in problems(validator, obj)]
+    assert failures == []
+
+
+def _first(kind: str) -> dict[str, Any]:
+    return copy.deepcopy(next(o for _, o in emitted_objects() if o["kind"] == kind))
+
+
+@pytest.mark.parametrize(("kind", "path", "bad"), [
+    ("AppProject", ("spec",), "destination"),
+    ("ApplicationSet", ("spec", "strategy", "rollingSync", "steps", 0), "maxUpdates"),
+    ("ApplicationSet", ("spec", "template", "spec", "syncPolicy", "automated"), "prun"),
+    ("ApplicationSet", ("spec", "template", "spec", "source", "directory"), "includes"),
+    ("Kustomization", ("spec",), "dependOn"),
+    ("Kustomization", ("spec", "sourceRef"), "namspace"),
+    ("Kustomization", ("metadata",), "label"),
+])
+def test_a_misspelt_field_fails(schemas: dict[tuple[str, str], Any], kind: str, path: tuple[Any, ...],
+                                bad: str) -> None:
+    obj = _first(kind)
+    validator = schemas[(obj["apiVersion"], kind)]
+    assert problems(validator, obj) == []
+    node: Any = obj
+    for step in path:
+        node = node[step]
+    node[bad] = "x"
+    found = problems(validator, obj)
+    assert found and any(repr(bad) in p for p in found), found
+
+
+def test_types_and_required_fields_are_checked(schemas: dict[tuple[str, str], Any]) -> None:
+    appset = _first("ApplicationSet")
+    validator = schemas[(appset["apiVersion"], "ApplicationSet")]
+    step = appset["spec"]["strategy"]["rollingSync"]["steps"][0]
+    step["maxUpdate"] = "25%"  # int-or-string
+    assert problems(validator, appset) == []
+    step["maxUpdate"] = True
+    assert problems(validator, appset)
+    ks = _first("Kustomization")
+    kv = schemas[(ks["apiVersion"], "Kustomization")]
+    del ks["spec"]["prune"]
+    assert any("'prune' is a required property" in p for p in problems(kv, ks))
+    ks = _first("Kustomization")
+    ks["metadata"]["labels"]["velapy.dev/step"] = "not a label value!"
+    assert problems(kv, ks)
+
+
+def test_conversion_rules() -> None:
+    schema = convert({"type": "object", "properties": {
+        "a": {"type": "string", "nullable": True},
+        "n": {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]},
+        "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
+                 "properties": {"k": {"type": "string"}}},
+        "m": {"type": "object", "additionalProperties": {"type": "integer"}},
+    }})
+    v = jsonschema.Draft202012Validator(schema)
+    assert not list(v.iter_errors({"a": None, "n": "50%", "free": {"k": "x", "other": 1}, "m": {"x": 1}}))
+    assert not list(v.iter_errors({"n": 3}))
+    assert list(v.iter_errors({"typo": 1}))  # undeclared field
+    assert list(v.iter_errors({"m": {"x": "one"}}))
+    assert list(v.iter_errors({"n": 1.5}))
+
+
+# ----------------------------------------------------------------------------------------------
+# semantics (on the golden outputs, which tests/test_golden.py keeps equal to what render emits)
+
+
+def _load(case: str, rel: str) -> list[dict[str, Any]]:
+    text = (ROOT / "golden" / case / "expected" / "out" / rel).read_text()
+    return [d for d in yaml.safe_load_all(text) if d is not None]
+
+
+def test_canary_gate_holds_production_until_approved() -> None:
+    (appset,) = _load("fleet-canary-gitops", "argocd/applicationset.yaml")
+    steps = appset["spec"]["strategy"]["rollingSync"]["steps"]
+    assert [(s["matchExpressions"][0]["values"], s.get("maxUpdate")) for s in steps] == [
+        (["deploy-test"], None), (["deploy-production"], 0)]
+    kss = {k["metadata"]["name"]: k["spec"] for k in _load("fleet-canary-gitops", "flux/kustomizations.yaml")}
+    test = kss["rollouts-demo-deploy-test-test-hz"]
+    assert "suspend" not in test and "dependsOn" not in test
+    for cluster in ("prod-bj", "prod-sh"):
+        prod = kss[f"rollouts-demo-deploy-production-{cluster}"]
+        assert prod["suspend"] is True and prod["timeout"] == "30m"
+        assert prod["dependsOn"] == [{"name": "rollouts-demo-deploy-test-test-hz"}]
+        assert prod["kubeConfig"] == {"secretRef": {"name": f"{cluster}-kubeconfig"}}
+        assert prod["path"] == f"./apps/rollouts-demo/clusters/{cluster}"
+    notes = (ROOT / "golden/fleet-canary-gitops/expected/out/argocd/NOTES.txt").read_text()
+    assert "argocd app sync -l velapy.dev/app=rollouts-demo,velapy.dev/step=deploy-production" in notes
+    assert "app.yaml:49:9: step deploy-production: timeout 30m is not expressed" in notes
+    notes = (ROOT / "golden/fleet-canary-gitops/expected/out/flux/NOTES.txt").read_text()
+    assert ("flux resume kustomization rollouts-demo-deploy-production-prod-bj "
+            "rollouts-demo-deploy-production-prod-sh -n flux-system") in notes
+
+
+def test_hpa_replicas_are_left_to_the_autoscaler() -> None:
+    (appset,) = _load("fleet-hpa-gitops", "argocd/applicationset.yaml")
+    spec = appset["spec"]["template"]["spec"]
+    assert spec["ignoreDifferences"] == [{"group": "apps", "kind": "Deployment", "name": "api", "namespace": "api",
+                                          "jsonPointers": ["/spec/replicas"]}]
+    assert spec["syncPolicy"]["syncOptions"] == ["ServerSideApply=true", "RespectIgnoreDifferences=true"]
+    for ks in _load("fleet-hpa-gitops", "flux/kustomizations.yaml"):
+        assert ks["spec"]["ignore"] == [{"paths": ["/spec/replicas"], "target": {
+            "group": "apps", "kind": "Deployment", "name": "api", "namespace": "api"}}]
+    (project,) = _load("fleet-hpa-gitops", "argocd/appproject.yaml")
+    assert project["spec"]["destinationServiceAccounts"] == [
+        {"server": "*", "namespace": "api", "defaultServiceAccount": "api-deployers:api"}]
+
+
+def test_workflow_case_orders_gates_and_leaves_objects_out() -> None:
+    case = "fleet-gitops-workflow"
+    (appset,) = _load(case, "argocd/applicationset.yaml")
+    stages = [(s["matchExpressions"][0]["values"], s.get("maxUpdate"))
+              for s in appset["spec"]["strategy"]["rollingSync"]["steps"]]
+    # the step-group's sub-steps run together, held by the timed suspend before them; auto: false holds itself
+    assert stages == [(["deploy-hub"], None), (["deploy-canary"], None), (["deploy-eu", "deploy-us"], 0),
+                      (["deploy-jobs"], 0)]
+    elements = {e["name"]: e for e in appset["spec"]["generators"][0]["list"]["elements"]}
+    assert elements["shop-deploy-hub-local"]["destination"] == "in-cluster"
+    # eu-1 is in two steps: each Application includes only the files its step deploys first; the
+    # read-only Service and kustomization.yaml are in neither
+    assert elements["shop-deploy-canary-eu-1"]["include"] == \
+        "{shop/configmap_shop-settings.yaml,shop/deployment_api.yaml,shop/service_api.yaml}"
+    assert elements["shop-deploy-jobs-eu-1"]["include"] == "{shop/deployment_jobs.yaml}"
+    kss = {k["metadata"]["name"]: k["spec"] for k in _load(case, "flux/kustomizations.yaml")}
+    assert "kubeConfig" not in kss["shop-deploy-hub-local"]
+    deleted = [p["target"]["name"] for p in kss["shop-deploy-jobs-eu-1"]["patches"]]
+    assert deleted == ["shop-settings", "api", "api", "legacy-db"]
+    assert [p["target"]["name"] for p in kss["shop-deploy-canary-eu-1"]["patches"]] == ["jobs", "legacy-db"]
+    assert kss["shop-deploy-jobs-eu-1"]["dependsOn"] == [{"name": "shop-deploy-eu-eu-2"},
+                                                         {"name": "shop-deploy-us-us-1"}]
+    assert kss["shop-deploy-us-us-1"]["timeout"] == "20m"
+    assert all(s["sourceRef"] == {"kind": "GitRepository", "name": "apps"} for s in kss.values())
+    # garbage-collect never and apply-once * are annotations on the object; the plan's digest follows
+    out = ROOT / "golden" / case / "expected" / "out"
+    cm = yaml.safe_load((out / "clusters/eu-1/shop/configmap_shop-settings.yaml").read_text())
+    assert cm["metadata"]["annotations"] == {
+        "app.oam.dev/username": "alice", "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+        "kustomize.toolkit.fluxcd.io/prune": "disabled", "kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent"}
+    plan = yaml.safe_load((out / "plan.yaml").read_text())
+    digests = {o["file"]: o["digest"] for s in plan["steps"] for x in [s, *s.get("subSteps", [])]
+               for p in x.get("placements", []) for o in p["objects"]}
+    for file, digest in digests.items():
+        assert digest_of(yaml.safe_load((out / file).read_text())) == digest, file
+    notes = (out / "argocd/NOTES.txt").read_text()
+    for expected in ("step bake: a suspend of 10m becomes a manual approval",
+                     "step deploy-jobs: `if: status[\"deploy-eu\"].succeeded` cannot be expressed",
+                     "step notify (notification) is not a deploy step",
+                     "component dependsOn (api after settings) is not kept",
+                     "read-only objects Service shop/legacy-db",
+                     "the plan's identity (user alice) is not carried over"):
+        assert expected in notes
+
+
+# ----------------------------------------------------------------------------------------------
+# small pieces
+
+
+def test_names_and_pointers() -> None:
+    assert object_name("shop", "deploy-eu", "eu-1") == "shop-deploy-eu-eu-1"
+    long = object_name("a" * 40, "b" * 40, "c")
+    assert len(long) <= 63 and long != object_name("a" * 40, "b" * 40, "d")
+    assert object_name("app", "Deploy EU", "eu.1") != object_name("app", "deploy-eu", "eu-1")
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", object_name("app", "Deploy EU", "eu.1"))
+    assert label_value("deploy-eu") == "deploy-eu"
+    assert label_value("step with spaces") != "step-with-spaces" and len(label_value("x" * 80)) <= 63
+    assert json_pointer("spec.replicas") == "/spec/replicas"
+    assert json_pointer("spec.template.spec.containers[0].image") == "/spec/template/spec/containers/0/image"
+    assert json_pointer('metadata.annotations["a/b~c"]') == "/metadata/annotations/a~1b~0c"
+
+
+def test_options_are_checked() -> None:
+    Options(("argocd",), repo_url="https://x/y.git", repo_path="deploy/out").check()
+    bad = [Options(("argocd",)), Options(("flux",), repo_path="/abs/out"), Options(("flux",), repo_path="../up"),
+           Options(("flux",), argocd_service_account="nobody"), Options(("flux",), flux_source="Bad_Name")]
+    for opts in bad:
+        with pytest.raises(InputError):
+            opts.check()
+    assert repo_path_for("/r/deploy/out", "/r") == "deploy/out"
+    assert repo_path_for("out", None) == "out"
+
+
+# ----------------------------------------------------------------------------------------------
+# the command line
+
+
+@pytest.fixture
+def repo(tmp_path: Path, evaluator: Evaluator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A git work tree with the canary app; the CLI uses the shared engine."""
+    dest = tmp_path / "repo"
+    shutil.copytree(CANARY, dest / "apps" / "canary", ignore=shutil.ignore_patterns("expected"))
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=dest, check=True, env={**os.environ})
+    monkeypatch.setattr(cli, "open_evaluator", lambda: nullcontext(evaluator))
+    monkeypatch.chdir(dest / "apps")
+    yield dest
+
+
+def run(*args: str) -> Result:
+    return CliRunner(mix_stderr=False).invoke(cli.main, list(args), catch_exceptions=False)
+
+
+RENDER = ("render", "canary/app.yaml", "--clusters", "canary/clusters.yaml", "-o", "canary/out")
+
+
+def test_render_emit_check_and_diff(repo: Path) -> None:
+    res = run(*RENDER, "--emit", "argocd", "--emit", "flux", "--repo-url", "https://git.example.com/fleet.git")
+    assert res.exit_code == 0, res.stderr
+    out = repo / "apps/canary/out"
+    assert sorted(p.name for p in (out / "argocd").iterdir()) == ["NOTES.txt", "applicationset.yaml",
+                                                                  "appproject.yaml"]
+    (appset,) = yaml.safe_load_all((out / "argocd/applicationset.yaml").read_text())
+    # OUT relative to the git top level, never an absolute path
+    assert {e["path"] for e in appset["spec"]["generators"][0]["list"]["elements"]} == {
+        "apps/canary/out/clusters/test-hz", "apps/canary/out/clusters/prod-bj", "apps/canary/out/clusters/prod-sh"}
+    assert "note: approve step manual-approval" in res.stderr and "argocd app sync -l" in res.stderr
+    assert "warning: canary/app.yaml:49:9" in res.stderr
+    emit_args = ("--emit", "argocd", "--emit", "flux", "--repo-url", "https://git.example.com/fleet.git")
+    res = run(*RENDER, *emit_args, "--check")
+    assert (res.exit_code, res.stdout) == (0, "canary/out is up to date\n")
+    # a hand edit of an emitted object is stale, and the check names the object and the field
+    text = (out / "argocd/applicationset.yaml").read_text()
+    (out / "argocd/applicationset.yaml").write_text(text.replace("maxUpdate: 0", "maxUpdate: 1"))
+    res = run(*RENDER, *emit_args, "--check")
+    assert res.exit_code == 1
+    assert "argocd  ApplicationSet argocd/rollouts-demo  spec.strategy.rollingSync.steps[1].maxUpdate: 1 → 0" \
+        in res.stdout
+    assert res.stderr.startswith("refresh with: velapy render canary/app.yaml --clusters canary/clusters.yaml "
+                                 "--emit argocd --emit flux --repo-url https://git.example.com/fleet.git "
+                                 "--repo-path apps/canary/out -o canary/out")
+    # without --emit, the hand-off folders are what a refresh would drop
+    res = run(*RENDER, "--check")
+    assert res.exit_code == 1 and "argocd (no longer emitted)" in res.stdout and "flux (no longer emitted)" \
+        in res.stdout
+    res = run(*RENDER)
+    assert res.exit_code == 0
+    assert "warning: canary/out/argocd is from an earlier --emit argocd and was not refreshed" in res.stderr
+    assert (out / "argocd/applicationset.yaml").is_file()  # never deleted behind the user's back
+    run(*RENDER, *emit_args)
+    # two folders: the hand-off objects are compared like a cluster's
+    run(*RENDER[:-1], "canary/out2", *emit_args, "--revision", "v2")
+    res = run("diff", "canary/out", "canary/out2")
+    assert res.exit_code == 1
+    assert "argocd  ApplicationSet argocd/rollouts-demo  spec.template.spec.source.targetRevision: HEAD → v2" \
+        in res.stdout
+
+
+def test_render_emit_usage_errors(repo: Path) -> None:
+    res = run("render", "canary/app.yaml", "--clusters", "canary/clusters.yaml", "--emit", "flux")
+    assert res.exit_code == 2 and "add -o DIR" in res.stderr
+    res = run(*RENDER, "--emit", "argocd")
+    assert res.exit_code == 2 and "--emit argocd needs --repo-url" in res.stderr
+    assert not (repo / "apps/canary/out").exists()
+    res = run(*RENDER, "--emit", "flux", "--repo-path", "/abs/path")
+    assert res.exit_code == 2 and "must be relative to the repository's top level" in res.stderr
+    res = run(*RENDER, "--emit", "gitlab")
+    assert res.exit_code == 2
+
+
+def test_outside_a_repository_out_is_taken_as_given(tmp_path: Path, evaluator: Evaluator,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(CANARY, tmp_path / "canary", ignore=shutil.ignore_patterns("expected"))
+    monkeypatch.setattr(cli, "open_evaluator", lambda: nullcontext(evaluator))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    res = run(*RENDER, "--emit", "flux")
+    assert res.exit_code == 0, res.stderr
+    kss = list(yaml.safe_load_all((tmp_path / "canary/out/flux/kustomizations.yaml").read_text()))
+    assert kss[0]["spec"]["path"] == "./canary/out/clusters/test-hz"
+
+
+# ----------------------------------------------------------------------------------------------
+# stages of a DAG workflow (a plan built by hand: no engine needed)
+
+
+def _object(cluster: str, name: str) -> PlannedObject:
+    obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "ns"}, "data": {}}
+    rules = {"readOnly": True} if name.startswith("ro-") else {}
+    return PlannedObject(cluster, obj, name, "workload", "", "", digest_of(obj), rules)
+
+
+def _deploy(name: str, cluster: str, *objs: str, depends_on: tuple[str, ...] = (), gate: Gate | None = None
+            ) -> PlannedStep:
+    return PlannedStep(name, "deploy", depends_on=depends_on, gate=gate,
+                       placements=(PlannedPlacement(cluster, "", tuple(_object(cluster, o) for o in objs)),),
+                       location=Location(file="app.yaml", line=10))
+
+
+def _plan(mode: str, *steps: PlannedStep) -> Plan:
+    return Plan("app", "ns", "app.yaml", None, (Cluster("c1"), Cluster("c2"), Cluster("c3")), "explicit", "",
+                mode, "DAG", steps, {}, ())
+
+
+def test_dag_levels_become_stages_and_a_gate_holds_what_depends_on_it() -> None:
+    plan = _plan("DAG",
+                 _deploy("a", "c1", "one"),
+                 _deploy("b", "c2", "two", depends_on=("a",)),
+                 PlannedStep("hold", "suspend", depends_on=("a",), gate=Gate("suspend", "look first"),
+                             location=Location(file="app.yaml", line=20)),
+                 _deploy("c", "c3", "three", depends_on=("hold",)),
+                 _deploy("d", "c1", "one", "four", depends_on=("a",)))
+    lay = layout(plan, object_paths(plan), "Flux")
+    assert [(s.steps, s.held) for s in lay.stages] == [(("a",), ""), (("b", "d"), ""), (("c",), "hold")]
+    # c1 is in a and d: the object both deploy belongs to a; d applies only its own
+    d = next(u for u in lay.units() if u.step.name == "d")
+    assert d.files == ("ns/configmap_four.yaml",) and [o.name for o in d.others] == ["one"]
+    messages = [w.message for w in lay.warnings]
+    assert messages == ["step c: Flux runs the workflow in stages, so it also waits for b, d (DAG mode waits only "
+                        "for its dependsOn)"]
+
+
+def test_an_approval_holds_its_own_step_and_a_trailing_gate_is_reported() -> None:
+    plan = _plan("StepByStep",
+                 _deploy("a", "c1", "one"),
+                 _deploy("b", "c2", "two", gate=Gate("approval", "ok?")),
+                 PlannedStep("late", "suspend", gate=Gate("suspend"), location=Location(file="app.yaml", line=30)))
+    lay = layout(plan, object_paths(plan), "Argo CD")
+    assert [(s.steps, s.held) for s in lay.stages] == [(("a",), ""), (("b",), "b")]
+    assert [w.location.line for w in lay.warnings] == [30]
+    assert "no deploy step follows this gate" in lay.warnings[0].message
+
+
+def test_a_gate_before_a_step_of_read_only_objects_holds_the_next_step_that_applies() -> None:
+    plan = _plan("StepByStep",
+                 _deploy("a", "c1", "one"),
+                 PlannedStep("hold", "suspend", gate=Gate("suspend", "check"), location=Location(file="app.yaml")),
+                 _deploy("observe", "c2", "ro-db"),
+                 _deploy("b", "c3", "two"))
+    lay = layout(plan, object_paths(plan), "Argo CD")
+    assert [(s.steps, s.held) for s in lay.stages] == [(("a",), ""), (("b",), "hold")]
+    assert [o.name for o in lay.read_only] == ["ro-db"] and lay.warnings == []
+
+
+def test_golden_project_with_a_handoff(repo: Path) -> None:
+    (repo / "velapy.yaml").write_text(
+        "version: 1\n"
+        "apps:\n"
+        "  - name: canary\n"
+        "    app: apps/canary/app.yaml\n"
+        "    clusters: apps/canary/clusters.yaml\n"
+        "    golden: rendered/canary\n"
+        "    handoff: {emit: [argocd, flux], repoURL: https://git.example.com/fleet.git, fluxSource: fleet}\n")
+    os.chdir(repo)
+    res = run("golden", "update")
+    assert res.exit_code == 0, res.stderr
+    golden = repo / "rendered/canary"
+    kss = list(yaml.safe_load_all((golden / "flux/kustomizations.yaml").read_text()))
+    assert {k["spec"]["sourceRef"]["name"] for k in kss} == {"fleet"}
+    assert kss[0]["spec"]["path"] == "./rendered/canary/clusters/test-hz"  # relative to the git top level
+    assert run("golden", "check").exit_code == 0
+    target = golden / "argocd/applicationset.yaml"
+    target.write_text(target.read_text().replace("targetRevision: HEAD", "targetRevision: main"))
+    res = run("golden", "check")
+    assert res.exit_code == 1
+    assert "stale    canary  rendered/canary  (argocd)" in res.stdout
+    assert "argocd  ApplicationSet argocd/rollouts-demo  spec.template.spec.source.targetRevision: main → HEAD" \
+        in res.stdout
+    (repo / "velapy.yaml").write_text((repo / "velapy.yaml").read_text().replace(
+        ", repoURL: https://git.example.com/fleet.git", ""))
+    res = run("golden", "check")
+    assert res.exit_code == 2
+    assert "velapy.yaml:7:14: apps[0].handoff: emit argocd needs repoURL" in res.stderr

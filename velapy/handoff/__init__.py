@@ -1,0 +1,268 @@
+"""A Plan + hand-off options → the objects that make a GitOps engine (Argo CD, Flux) deploy the
+rendered folder as reviewed, and what it will do differently (located warnings).
+
+`render -o OUT --emit argocd|flux` adds, beside `plan.yaml` and `clusters/`:
+
+    OUT/argocd/appproject.yaml, applicationset.yaml, NOTES.txt   (velapy.handoff.argocd)
+    OUT/flux/kustomizations.yaml, NOTES.txt                      (velapy.handoff.flux)
+
+Objects may need engine annotations (`argocd.argoproj.io/sync-options: Prune=false`,
+`kustomize.toolkit.fluxcd.io/prune: disabled`, ...) for their resource-policy rules: `prepare`
+returns the plan with those added and the digests recomputed, so `plan.yaml` and the object files
+agree. Everything is pure: the caller writes the files (`emit.write_folder`).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import posixpath
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from velapy.errors import Diagnostic, InputError, Location
+from velapy.plan import ObjectKey, Plan, PlannedObject, PlannedPlacement, PlannedStep, digest_of
+
+ARGOCD = "argocd"
+FLUX = "flux"
+ENGINES = (ARGOCD, FLUX)
+HANDOFF_DIRS = ENGINES  # the top-level folders of OUT the emitters own
+
+A_ARGO_SYNC = "argocd.argoproj.io/sync-options"
+A_FLUX_PRUNE = "kustomize.toolkit.fluxcd.io/prune"
+A_FLUX_SSA = "kustomize.toolkit.fluxcd.io/ssa"
+A_FLUX_FORCE = "kustomize.toolkit.fluxcd.io/force"
+
+_DNS = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the user said about the hand-off (`--emit`, `--repo-url`, ...)."""
+
+    engines: tuple[str, ...] = ()
+    repo_url: str = ""
+    revision: str = "HEAD"
+    repo_path: str = ""  # where OUT sits inside the repository ("" = its top level)
+    argocd_namespace: str = "argocd"
+    argocd_service_account: str = ""  # NAMESPACE/NAME to impersonate
+    flux_source: str = "flux-system"
+    flux_namespace: str = "flux-system"
+
+    def check(self) -> None:
+        """InputError naming every bad option."""
+        problems: list[Diagnostic] = []
+        for e in self.engines:
+            if e not in ENGINES:
+                problems.append(Diagnostic(f"--emit {e}: unknown engine", hint="use " + " or ".join(ENGINES)))
+        if ARGOCD in self.engines and not self.repo_url:
+            problems.append(Diagnostic("--emit argocd needs --repo-url: the git repository Argo CD reads OUT from",
+                                       hint="e.g. --repo-url https://git.example.com/fleet.git"))
+        if not self.revision:
+            problems.append(Diagnostic("--revision must not be empty", hint="a branch, tag or commit; default HEAD"))
+        path = self.repo_path
+        if path.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", path):
+            problems.append(Diagnostic(f"--repo-path {path}: must be relative to the repository's top level",
+                                       hint="where OUT sits inside the repository, e.g. deploy/out"))
+        elif ".." in path.replace("\\", "/").split("/"):
+            problems.append(Diagnostic(f"--repo-path {path}: must stay inside the repository (no '..')"))
+        sa = self.argocd_service_account
+        if sa:
+            ns, _, name = sa.partition("/")
+            if not (_DNS.match(ns) and _DNS.match(name)):
+                problems.append(Diagnostic(f"--argocd-service-account {sa}: expected NAMESPACE/NAME",
+                                           hint="e.g. fleet-deployers/rollouts-demo"))
+        for flag, value in (("--argocd-namespace", self.argocd_namespace), ("--flux-namespace", self.flux_namespace),
+                            ("--flux-source", self.flux_source)):
+            if not _DNS.match(value):
+                problems.append(Diagnostic(f"{flag} {value}: not a Kubernetes name (lowercase letters, digits, '-')"))
+        if problems:
+            raise InputError(problems)
+
+    @property
+    def base_path(self) -> str:
+        """OUT's path inside the repository, normalised ('' for the top level)."""
+        p = posixpath.normpath(self.repo_path.replace("\\", "/")) if self.repo_path else ""
+        return "" if p == "." else p
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """What `--emit` adds: the plan with engine annotations, the files, warnings and notes."""
+
+    plan: Plan
+    files: Mapping[str, str]
+    warnings: tuple[Diagnostic, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class Findings:
+    """What an emitter found out: located warnings and notes for the user (approval commands, ...)."""
+
+    warnings: list[Diagnostic] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def repo_path_for(out: str, root: str | None) -> str:
+    """OUT relative to the repository top level `root` (None: not in a repository → OUT as given)."""
+    if root is None:
+        return out
+    rel = os.path.relpath(os.path.realpath(out), root)
+    return "" if rel == "." else rel.replace(os.sep, "/")
+
+
+# ----------------------------------------------------------------------------------------------
+# engine annotations on the objects
+
+
+def _gc_strategy(o: PlannedObject) -> str:
+    rule = o.rules.get("garbageCollect")
+    return str(rule.get("strategy", "")) if isinstance(rule, Mapping) else ""
+
+
+def engine_annotations(o: PlannedObject, engines: tuple[str, ...]) -> dict[str, str]:
+    """The annotations an object needs so the engines follow its resource-policy rules."""
+    out: dict[str, str] = {}
+    gc = _gc_strategy(o)
+    update = o.rules.get("resourceUpdate")
+    update = update if isinstance(update, Mapping) else {}
+    once = o.rules.get("applyOnce")
+    once = once if isinstance(once, Mapping) else {}
+    if ARGOCD in engines:
+        options: list[str] = []
+        if gc in ("never", "onAppDelete"):
+            options.append("Prune=false")
+        if gc == "never":
+            options.append("Delete=false")
+        if update.get("op") == "replace" or update.get("recreateFields"):
+            options.append("Replace=true")
+        if update.get("recreateFields"):
+            options.append("Force=true")
+        if options:
+            out[A_ARGO_SYNC] = ",".join(options)
+    if FLUX in engines:
+        if gc in ("never", "onAppDelete"):
+            out[A_FLUX_PRUNE] = "disabled"
+        if "*" in (once.get("path") or []) and once.get("affect", "always") == "always":
+            out[A_FLUX_SSA] = "IfNotPresent"
+        if update.get("recreateFields"):
+            out[A_FLUX_FORCE] = "enabled"
+    return out
+
+
+def _with_annotations(plan: Plan, engines: tuple[str, ...]) -> Plan:
+    done: dict[tuple[ObjectKey, str], PlannedObject] = {}
+
+    def obj(o: PlannedObject) -> PlannedObject:
+        want = engine_annotations(o, engines)
+        if not want:
+            return o
+        cached = done.get((o.key, o.digest))
+        if cached is not None:
+            return cached
+        new = copy.deepcopy(o.obj)
+        meta = new.setdefault("metadata", {})
+        notes = meta.get("annotations")
+        notes = dict(notes) if isinstance(notes, dict) else {}
+        for k, v in want.items():
+            notes.setdefault(k, v)  # a value the template set on purpose wins
+        meta["annotations"] = notes
+        result = replace(o, obj=new, digest=digest_of(new))
+        done[(o.key, o.digest)] = result
+        return result
+
+    def step(s: PlannedStep) -> PlannedStep:
+        return replace(s, placements=tuple(PlannedPlacement(p.cluster, p.namespace, tuple(obj(o) for o in p.objects))
+                                           for p in s.placements),
+                       sub_steps=tuple(step(x) for x in s.sub_steps))
+
+    return replace(plan, steps=tuple(step(s) for s in plan.steps))
+
+
+# ----------------------------------------------------------------------------------------------
+# the whole hand-off
+
+
+def prepare(plan: Plan, options: Options) -> Handoff:
+    """The plan with engine annotations, and the hand-off files for every engine asked for."""
+    options.check()
+    engines = tuple(e for e in ENGINES if e in options.engines)
+    if not engines:
+        return Handoff(plan, {})
+    from velapy.emit import object_paths
+    from velapy.handoff import argocd, flux
+
+    annotated = _with_annotations(plan, engines)
+    paths = object_paths(annotated)
+    files: dict[str, str] = {}
+    warnings: list[Diagnostic] = []
+    notes: list[str] = []
+    for engine in engines:
+        module = argocd if engine == ARGOCD else flux
+        out, found = module.emit(annotated, paths, options)
+        files.update(out)
+        warnings.extend(found.warnings)
+        notes.extend(found.notes)
+    return Handoff(annotated, files, tuple(warnings), tuple(notes))
+
+
+def diagnostic_line(d: Diagnostic, app_file: str) -> str:
+    """`app.yaml:12:5: message` with the file relative to the application's folder (stable bytes)."""
+    loc = d.location
+    where = ""
+    if loc.file:
+        base = os.path.dirname(app_file)
+        where = os.path.relpath(os.path.abspath(loc.file), os.path.abspath(base)).replace(os.sep, "/") \
+            if base else loc.file
+        if loc.line:
+            where += f":{loc.line}" + (f":{loc.column}" if loc.column else "")
+    text = (where + ": " if where else "") + d.message
+    return text + (f" (hint: {d.hint})" if d.hint else "")
+
+
+def identity_text(plan: Plan) -> str:
+    """`user alice, groups kubevela:fleet` for the app's identity and every cluster's own one."""
+    seen: list[str] = []
+    idents = [("", plan.identity)] + [(c.name, c.identity) for c in plan.clusters]
+    for cluster, ident in idents:
+        if ident is None or not (ident.user or ident.groups):
+            continue
+        parts = ([f"user {ident.user}"] if ident.user else []) + (
+            [f"groups {', '.join(ident.groups)}"] if ident.groups else [])
+        seen.append(" ".join(parts) + (f" in {cluster}" if cluster else ""))
+    return "; ".join(seen)
+
+
+def app_location(plan: Plan) -> Location:
+    return Location(file=plan.app_file)
+
+
+def located_objects(objs: list[PlannedObject]) -> str:
+    """`Deployment shop/api (eu-1, eu-2), ConfigMap shop/x (eu-1)`: each object once, with its clusters."""
+    where: dict[str, list[str]] = {}
+    for o in objs:
+        clusters = where.setdefault(f"{o.kind} {o.namespace + '/' if o.namespace else ''}{o.name}", [])
+        if o.cluster not in clusters:
+            clusters.append(o.cluster)
+    return ", ".join(f"{name} ({', '.join(clusters)})" for name, clusters in where.items())
+
+
+def count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def any_rule(plan: Plan, key: str) -> list[PlannedObject]:
+    out: list[PlannedObject] = []
+    seen: set[ObjectKey] = set()
+    for objs in plan.bundles().values():
+        for o in objs:
+            if key in o.rules and o.key not in seen:
+                seen.add(o.key)
+                out.append(o)
+    return out
+
+
+__all__ = ["ARGOCD", "ENGINES", "FLUX", "HANDOFF_DIRS", "Findings", "Handoff", "Options", "engine_annotations",
+           "prepare", "repo_path_for"]
