@@ -29,6 +29,7 @@ from velapy.engine import Evaluator
 from velapy.errors import Diagnostic, InputError, Location
 from velapy.gitrev import checkout_paths, repo_root
 from velapy.pipeline import Inputs, compile_apps, output_files
+from velapy.resources import schemas_dir
 from velapy.review import owned_files
 from velapy.yamlio import Document, load_file
 
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 CONFIG_NAME = "velapy.yaml"
-SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "velapy-config.schema.json"
+SCHEMA_FILE = schemas_dir() / "velapy-config.schema.json"
 _INPUT_FIELDS = ("files", "clusters", "definitions", "resources", "namespace")
 
 
