@@ -24,6 +24,7 @@ from velapy.pipeline import (
     compile_app,
     definition_object,
     dry_run,
+    dry_run_documents,
     dump_definition_object,
     list_definitions,
     open_evaluator,
@@ -114,21 +115,32 @@ def main(ctx: click.Context, color: str) -> None:
 @click.option("--check", is_flag=True, default=False,
               help="With -o: render in memory and compare with the folder, writing nothing; "
                    "exit 0 when identical, 1 when a refresh would change it.")
+@click.option("--vela-layout", is_flag=True, default=False,
+              help="Print the stream byte for byte as `vela dry-run` lays it out: header and blank YAML "
+                   "documents, and warnings in the stream.")
 @unknown_parameters_option
 def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
-               namespace: str, clusters: str, out: str, check: bool, allow_unknown: bool) -> None:
-    """Render APP as `vela dry-run` prints it, or (-o) as a plan and per-cluster folders."""
+               namespace: str, clusters: str, out: str, check: bool, vela_layout: bool, allow_unknown: bool) -> None:
+    """Render APP as `vela dry-run` does (one object per YAML document), or (-o) as a plan and per-cluster folders."""
     inputs = Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown)
     if check and not out:
         raise click.UsageError("--check compares with an output folder: add -o DIR")
+    if vela_layout and out:
+        raise click.UsageError("--vela-layout is a layout of the stream: leave out -o")
 
     def go() -> int:
         with open_evaluator() as ev:
             if check:
                 cmp, exists = check_output(inputs, out, ev)
                 return _report_check(cmp, exists, out, _render_command(inputs, out))
-            if not out:
+            if vela_layout:
                 sys.stdout.write(dry_run(inputs, ev))
+                return 0
+            if not out:
+                notes, stream = dry_run_documents(inputs, ev)
+                for note in notes:
+                    say("warning: " + note, err=True)
+                sys.stdout.write(stream)
                 return 0
             plan = compile_app(inputs, ev)
         written = write_output(plan, out)

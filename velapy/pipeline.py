@@ -22,7 +22,7 @@ from velapy.deflib import list_definitions as list_definitions
 from velapy.deflib import parameter_table as parameter_table
 from velapy.deflib import regenerate_schemas as regenerate_schemas
 from velapy.deflib import vet_files as vet_files
-from velapy.dryrun import dry_run_blocks, format_blocks
+from velapy.dryrun import dry_run_blocks, format_blocks, one_object_per_document
 from velapy.engine import Evaluator, select_runner
 from velapy.errors import Diagnostic, InputError
 from velapy.plan import Plan, PlanDraft, build_plan, dry_run_clusters, finish_plan, prepare_plan
@@ -91,6 +91,11 @@ def dry_run(inputs: Inputs, evaluator: Evaluator, registry: Registry | None = No
     if inputs.clusters:  # name each block's clusters; without --clusters the bytes stay vela's
         text = emit.name_clusters(text, dry_run_clusters(loaded.app, load_clusters(inputs)))
     return text
+
+
+def dry_run_documents(inputs: Inputs, evaluator: Evaluator) -> tuple[list[str], str]:
+    """(warnings, stream): the dry-run stream with one object per YAML document (no empty ones)."""
+    return one_object_per_document(dry_run(inputs, evaluator))
 
 
 def load_clusters(inputs: Inputs) -> Inventory:
