@@ -401,7 +401,7 @@ def _config_option(fn: F) -> F:
 def _project(config: str) -> golden.Project:
     """The project file named by --config, else the nearest velapy.yaml; says which on stderr."""
     path = config or find_config()
-    say(f"note: project file {os.path.relpath(path)}", err=True)
+    say(f"note: using {os.path.relpath(path)}", err=True)
     return load_project(path)
 
 
