@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import subprocess
+import sys
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -106,3 +110,33 @@ def test_completion_completes_commands_and_rejects_other_shells() -> None:
                                                   "COMP_CWORD": "1"})
     assert res.stdout == "plain,golden\n"
     assert _invoke(["completion", "powershell"]).exit_code == 2
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str]) -> str:
+    """What velapy writes to stderr when stderr is a terminal (a pseudo-terminal here)."""
+    leader, follower = pty.openpty()
+    try:
+        subprocess.run([sys.executable, "-m", "velapy", *args], stdout=subprocess.DEVNULL, stderr=follower,
+                       env=env, cwd=ROOT, check=False, timeout=120)
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal is closed and drained
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(leader)
+    return b"".join(chunks).decode()
+
+
+def test_a_real_terminal_gets_colour_unless_no_color() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    args = ["validate", "examples/mistakes/app.yaml"]
+    coloured = _on_a_terminal(args, env)
+    assert style("error:", BOLD, RED) in coloured and style("hint:", "36") in coloured
+    assert "\x1b[" not in _on_a_terminal(args, {**env, "NO_COLOR": "1"})
+    assert "\x1b[" not in _on_a_terminal(["--color=never", *args], env)
