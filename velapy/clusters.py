@@ -18,17 +18,17 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 
 from velapy.errors import Diagnostic, InputError, Location
 from velapy.render import ClusterVersion
+from velapy.resources import schemas_dir
 from velapy.yamlio import Document, load_file
 
 HUB = "local"
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_DIR = schemas_dir()
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,10 @@ from typing import Any
 from velapy.cuesyntax import CueSyntaxError, outline, parse_value
 from velapy.engine import Template, template_declares_context
 from velapy.errors import Diagnostic, InputError, Location
+from velapy.resources import definitions_dir
 from velapy.yamlio import load_file
 
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "definitions"
+BUILTIN_DIR = definitions_dir()
 
 KINDS = ("component", "trait", "policy", "workflow-step", "workload")
 _KIND_OF_OBJECT = {

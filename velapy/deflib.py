@@ -39,6 +39,7 @@ from velapy.definitions import (
 )
 from velapy.engine import Evaluator
 from velapy.errors import Diagnostic, InputError, Location
+from velapy.resources import writable_schemas_dir
 
 DEFINITION_API = "core.oam.dev/v1beta1"
 DESCRIPTION_KEY = "definition.oam.dev/description"
@@ -283,6 +284,8 @@ def template_text(d: Definition) -> str:
 def regenerate_schemas(evaluator: Evaluator, check: bool = False,
                        root: Path = schemagen.DEFINITION_SCHEMA_DIR) -> list[str]:
     """Rewrite schemas/definitions/ from the built-ins (check=True: only say what would change)."""
+    if not check:
+        writable_schemas_dir()  # a wheel install has no repository schemas/ to write: say so first
     reg = load_registry()
     builtins = [d for d in reg.all() if d.builtin]
     generated = schemagen.generate(builtins, evaluator)

@@ -96,3 +96,48 @@ def format_blocks(warnings: Sequence[str], blocks: Sequence[Block]) -> str:
                 parts.append("\n---\n")
             parts.append("\n")
     return "".join(parts)
+
+
+def one_object_per_document(text: str) -> tuple[list[str], str]:
+    """(warnings, stream): the `vela dry-run` layout of `format_blocks` with no empty YAML documents.
+
+    vela's layout holds documents that are not objects: each component's header is a document of
+    comments only (`---`, `# Application(...) -- Component(...)`, `---`), a blank document closes
+    each component, the stream ends in `---` and a blank line, a component without a workload
+    prints `null`, and the `WARNING:` lines open the stream (a YAML parser reads a mapping). Here
+    every document is one object: header and `## From the trait` comments lead the object's own
+    document, a component without objects says so in a comment, and the warnings are returned
+    apart (for stderr). The objects and their bytes are the same.
+    """
+    lines = text.split("\n")
+    warnings: list[str] = []
+    while lines and lines[0].startswith("WARNING: "):
+        warnings.append(lines.pop(0).removeprefix("WARNING: "))
+        while lines and lines[0] == "":
+            lines.pop(0)
+    documents: list[list[str]] = [[]]
+    for line in lines:
+        if line == "---":
+            documents.append([])
+        else:
+            documents[-1].append(line)
+    out: list[str] = []
+    pending: list[str] = []  # comments waiting for the next object
+    for doc in documents:
+        if all(x == "" for x in doc):  # the blank document closing a component, or the stream
+            continue
+        if all(x == "" or x.startswith("#") for x in doc):  # a component's header
+            if pending and doc[0].startswith("# Application("):
+                pending.append("# (no objects)")
+            pending.extend(x for x in doc if x)
+            continue
+        # vela writes "\n" before a workload and "\n" before each `---`; the object's own lines stay
+        body = doc[1:] if doc[0] == "" else doc
+        body = body[:-1] if body and body[-1] == "" else body
+        if body == ["null"]:  # a component without a workload
+            continue
+        out.append("---\n" + "".join(x + "\n" for x in [*pending, *body]))
+        pending = []
+    if pending:
+        out.append("".join(x + "\n" for x in [*pending, "# (no objects)"]))
+    return warnings, "".join(out)

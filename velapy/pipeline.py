@@ -25,7 +25,7 @@ from velapy.deflib import list_definitions as list_definitions
 from velapy.deflib import parameter_table as parameter_table
 from velapy.deflib import regenerate_schemas as regenerate_schemas
 from velapy.deflib import vet_files as vet_files
-from velapy.dryrun import dry_run_blocks, format_blocks
+from velapy.dryrun import dry_run_blocks, format_blocks, one_object_per_document
 from velapy.engine import Evaluator, select_runner
 from velapy.errors import Diagnostic, InputError, VelapyError
 from velapy.gitrev import repo_root
@@ -162,6 +162,14 @@ def dry_run_with_warnings(inputs: Inputs, evaluator: Evaluator,
     if unknown is not None:
         notes.append(unknown)
     return text, notes
+
+
+def dry_run_documents(inputs: Inputs, evaluator: Evaluator) -> tuple[list[str], str]:
+    """(warnings, stream): the dry-run stream with one object per YAML document (no empty ones);
+    the warnings are velapy's own and those `vela dry-run` prints inside its stream."""
+    text, warnings = dry_run_with_warnings(inputs, evaluator)
+    notes, stream = one_object_per_document(text)
+    return [w.render() for w in warnings] + notes, stream
 
 
 def load_clusters(inputs: Inputs) -> Inventory:

@@ -59,9 +59,10 @@ from velapy.cuesyntax import CueSyntaxError, Token, outline, parse_value, tokeni
 from velapy.definitions import Definition
 from velapy.engine import Evaluator, WasmCue, compat_v04, error_blocks
 from velapy.errors import Diagnostic, EngineError, Location
+from velapy.resources import schemas_dir
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
-SCHEMA_ROOT = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_ROOT = schemas_dir()
 DEFINITION_SCHEMA_DIR = SCHEMA_ROOT / "definitions"
 # folder names under schemas/definitions/, the same as under definitions/
 KIND_DIRS = {"component": "component", "trait": "trait", "policy": "policy", "workflow-step": "workflowstep",
