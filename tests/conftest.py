@@ -20,3 +20,6 @@ def evaluator() -> Iterator[Evaluator]:
 @pytest.fixture(scope="session")
 def registry() -> Registry:
     return load_registry()
+
+
+pytest_plugins = ["emulator_fixtures"]  # emulated clusters (velapy.emulator) for any test

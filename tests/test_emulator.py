@@ -1,0 +1,345 @@
+"""The emulator in process, through the official `kubernetes` client: discovery, SSA, dry runs, faults."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+from kubernetes import client, config, dynamic
+from kubernetes.dynamic.exceptions import ConflictError, ForbiddenError, NotFoundError, ResourceNotFoundError
+
+from emulator_fixtures import RunningFleet
+from velapy.emulator import Fault
+
+
+def dyn(fleet: RunningFleet, ctx: str, tmp_path: Path, **headers: str) -> dynamic.DynamicClient:
+    api = config.new_client_from_config(config_file=str(fleet.kubeconfig_path), context=ctx, persist_config=False)
+    for k, v in headers.items():
+        api.set_default_header(k, v)
+    return dynamic.DynamicClient(api, cache_file=str(tmp_path / f"discovery-{ctx}-{len(headers)}.json"))
+
+
+def cm(ns: str, name: str = "x", **data: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns,
+                                                                   "labels": {"app": "web"}},
+            "data": data or {"k": "v"}}
+
+
+def namespace(d: dynamic.DynamicClient, ns: str) -> None:
+    res = d.resources.get(api_version="v1", kind="Namespace")
+    d.server_side_apply(res, body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+                        field_manager="test")
+
+
+def test_discovery_knows_builtin_kinds_with_short_names(shared_fleet: RunningFleet, tmp_path: Path) -> None:
+    d = dyn(shared_fleet, "a", tmp_path)
+    deploy = d.resources.get(api_version="apps/v1", kind="Deployment")
+    assert deploy.name == "deployments" and deploy.namespaced and "patch" in deploy.verbs
+    assert "deploy" in deploy.short_names
+    assert d.resources.get(api_version="v1", kind="Namespace").namespaced is False
+    for av, kind in [("batch/v1", "CronJob"), ("policy/v1", "PodDisruptionBudget"),
+                     ("multicluster.x-k8s.io/v1alpha1", "ServiceExport"), ("autoscaling/v2", "HorizontalPodAutoscaler"),
+                     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"), ("storage.k8s.io/v1", "StorageClass")]:
+        assert d.resources.get(api_version=av, kind=kind)
+    with pytest.raises(ResourceNotFoundError):
+        d.resources.get(api_version="example.com/v1", kind="Widget")
+
+
+def test_version_comes_from_the_fleet(emulator_fleet: Callable[..., RunningFleet], tmp_path: Path) -> None:
+    fleet = emulator_fleet(["local", "old"], versions={"old": "1.26"})
+    api = config.new_client_from_config(config_file=str(fleet.kubeconfig_path), context="old", persist_config=False)
+    info = client.VersionApi(api).get_code()
+    assert (info.major, info.minor, info.git_version) == ("1", "26", "v1.26.0")
+    api = config.new_client_from_config(config_file=str(fleet.kubeconfig_path), context="local",
+                                        persist_config=False)
+    assert client.VersionApi(api).get_code().git_version.startswith("v1.32.")
+
+
+def test_ssa_create_noop_conflict_force(shared_fleet: RunningFleet, tmp_path: Path, unique_namespace: str) -> None:
+    ns = unique_namespace
+    d = dyn(shared_fleet, "a", tmp_path)
+    namespace(d, ns)
+    res = d.resources.get(api_version="v1", kind="ConfigMap")
+    created = d.server_side_apply(res, body=cm(ns), field_manager="velapy")
+    rv = created.metadata.resourceVersion
+    assert shared_fleet["a"].journal[-1].code == 201
+    again = d.server_side_apply(res, body=cm(ns), field_manager="velapy")
+    assert again.metadata.resourceVersion == rv  # a no-op apply writes nothing
+    with pytest.raises(ConflictError) as err:
+        d.server_side_apply(res, body=cm(ns, k="other"), field_manager="intruder")
+    status = json.loads(err.value.body)
+    assert status["reason"] == "Conflict"
+    assert status["message"] == 'Apply failed with 1 conflict: conflict with "velapy": .data.k'
+    assert status["details"]["causes"] == [{"type": "FieldManagerConflict", "message": 'conflict with "velapy"',
+                                            "field": ".data.k"}]
+    forced = d.server_side_apply(res, body=cm(ns, k="other"), field_manager="intruder", force_conflicts=True)
+    assert forced.data.k == "other" and forced.metadata.resourceVersion != rv
+    owners = {m["manager"]: m["fieldsV1"] for m in forced.to_dict()["metadata"]["managedFields"]}
+    assert owners["intruder"] == {"f:data": {"f:k": {}}, "f:metadata": {"f:labels": {"f:app": {}}}}
+    assert owners["velapy"] == {"f:metadata": {"f:labels": {"f:app": {}}}}  # .data.k moved away
+
+
+def test_fields_dropped_from_an_apply_are_removed_unless_co_owned(shared_fleet: RunningFleet, tmp_path: Path,
+                                                                   unique_namespace: str) -> None:
+    ns = unique_namespace
+    d = dyn(shared_fleet, "a", tmp_path)
+    namespace(d, ns)
+    res = d.resources.get(api_version="v1", kind="ConfigMap")
+    d.server_side_apply(res, body=cm(ns, a="1", b="2", c="3"), field_manager="velapy")
+    d.server_side_apply(res, body=cm(ns, c="3"), field_manager="other")  # co-owns c with the same value
+    live = d.server_side_apply(res, body=cm(ns, a="1"), field_manager="velapy")
+    assert live.data.to_dict() == {"a": "1", "c": "3"}
+
+
+def test_generation_bumps_only_on_spec_changes(shared_fleet: RunningFleet, tmp_path: Path,
+                                               unique_namespace: str) -> None:
+    ns = unique_namespace
+    d = dyn(shared_fleet, "a", tmp_path)
+    namespace(d, ns)
+    res = d.resources.get(api_version="apps/v1", kind="Deployment")
+    body = deployment(ns)
+    first = d.server_side_apply(res, body=body, field_manager="velapy")
+    assert first.metadata.generation == 1
+    body["metadata"]["labels"]["extra"] = "yes"
+    second = d.server_side_apply(res, body=body, field_manager="velapy")
+    assert second.metadata.generation == 1 and second.metadata.resourceVersion != first.metadata.resourceVersion
+    body["spec"]["replicas"] = 5
+    third = d.server_side_apply(res, body=body, field_manager="velapy")
+    assert third.metadata.generation == 2
+    containers = third.to_dict()["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:template"]["f:spec"]
+    assert set(containers["f:containers"]) == {'k:{"name":"web"}'}
+
+
+def deployment(ns: str, name: str = "web", replicas: int = 2) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "web", "image": "nginx:1.27",
+                                                           "ports": [{"containerPort": 80}]}]}}}}
+
+
+def test_dry_run_persists_nothing(shared_fleet: RunningFleet, tmp_path: Path, unique_namespace: str) -> None:
+    ns = unique_namespace
+    d = dyn(shared_fleet, "a", tmp_path)
+    namespace(d, ns)
+    res = d.resources.get(api_version="v1", kind="ConfigMap")
+    out = d.server_side_apply(res, body=cm(ns), field_manager="velapy", dry_run="All")
+    assert out.data.k == "v"
+    assert shared_fleet["a"].get("v1", "ConfigMap", ns, "x") is None
+    d.create(res, body=cm(ns, "y"), dry_run="All")
+    assert shared_fleet["a"].get("v1", "ConfigMap", ns, "y") is None
+    d.server_side_apply(res, body=cm(ns), field_manager="velapy")
+    d.delete(res, name="x", namespace=ns, dry_run="All")
+    assert shared_fleet["a"].get("v1", "ConfigMap", ns, "x") is not None
+    assert [r.dry_run for r in shared_fleet["a"].journal if r.namespace == ns and r.name in ("x", "y")] == \
+        [True, True, False, True]
+    assert len(shared_fleet["a"].writes(kind="ConfigMap", namespace=ns)) == 1
+
+
+def test_missing_namespace_is_404_like_the_real_server(shared_fleet: RunningFleet, tmp_path: Path) -> None:
+    d = dyn(shared_fleet, "a", tmp_path)
+    res = d.resources.get(api_version="v1", kind="ConfigMap")
+    with pytest.raises(NotFoundError) as err:
+        d.server_side_apply(res, body=cm("nowhere"), field_manager="velapy")
+    assert json.loads(err.value.body)["message"] == 'namespaces "nowhere" not found'
+
+
+def test_delete_preconditions_and_namespace_cascade(shared_fleet: RunningFleet, tmp_path: Path,
+                                                     unique_namespace: str) -> None:
+    ns = unique_namespace
+    d = dyn(shared_fleet, "b", tmp_path)
+    namespace(d, ns)
+    res = d.resources.get(api_version="v1", kind="ConfigMap")
+    live = d.server_side_apply(res, body=cm(ns), field_manager="velapy")
+    with pytest.raises(ConflictError) as err:
+        d.delete(res, name="x", namespace=ns, body={"preconditions": {"uid": "not-the-uid"}})
+    assert "Precondition failed: UID in precondition: not-the-uid" in json.loads(err.value.body)["message"]
+    d.delete(res, name="x", namespace=ns, body={"preconditions": {"uid": live.metadata.uid},
+                                                "propagationPolicy": "Background"})
+    assert shared_fleet["b"].get("v1", "ConfigMap", ns, "x") is None
+    d.server_side_apply(res, body=cm(ns, "y"), field_manager="velapy")
+    d.delete(d.resources.get(api_version="v1", kind="Namespace"), name=ns)
+    assert shared_fleet["b"].get("v1", "ConfigMap", ns, "y") is None
+
+
+def test_faults_status_retry_after_and_commit_then_fail(shared_fleet: RunningFleet, tmp_path: Path,
+                                                        unique_namespace: str) -> None:
+    ns = unique_namespace
+    cluster = shared_fleet["a"]
+    d = dyn(shared_fleet, "a", tmp_path)
+    namespace(d, ns)
+    res = d.resources.get(api_version="v1", kind="ConfigMap")
+    cluster.add_fault(Fault(method="PATCH", path=rf"/namespaces/{ns}/configmaps/", status=429, retry_after=2,
+                            times=1))
+    with pytest.raises(client.exceptions.ApiException) as err:
+        d.server_side_apply(res, body=cm(ns), field_manager="velapy")
+    assert err.value.status == 429 and err.value.headers["Retry-After"] == "2"
+    assert cluster.get("v1", "ConfigMap", ns, "x") is None
+    cluster.add_fault(Fault(method="PATCH", path=rf"/namespaces/{ns}/configmaps/", status=500, commit=True,
+                            times=1))
+    with pytest.raises(client.exceptions.ApiException) as err:
+        d.server_side_apply(res, body=cm(ns), field_manager="velapy")
+    assert err.value.status == 500
+    assert cluster.get("v1", "ConfigMap", ns, "x") is not None  # committed before failing
+    cluster.clear_faults()
+
+
+def test_fault_drop_delay_and_after(emulator_fleet: Callable[..., RunningFleet], tmp_path: Path) -> None:
+    fleet = emulator_fleet(["a"])
+    cluster = fleet["a"]
+    core = client.CoreV1Api(no_retries(fleet, "a"))
+    cluster.add_fault(Fault(method="GET", path=r"/api/v1/namespaces/default$", drop=True, after=1, times=1))
+    assert core.read_namespace("default").metadata.name == "default"
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        core.read_namespace("default")
+    assert core.read_namespace("default").metadata.name == "default"
+    assert [r.fault for r in cluster.journal if r.path.endswith("/default")] == [False, True, False]
+    cluster.add_fault(Fault(method="GET", path=r"/default$", delay=0.5, times=1))
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        core.read_namespace("default", _request_timeout=0.1)
+
+
+def no_retries(fleet: RunningFleet, ctx: str) -> client.ApiClient:
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=str(fleet.kubeconfig_path), context=ctx, client_configuration=cfg,
+                            persist_config=False)
+    cfg.retries = 0
+    return client.ApiClient(cfg)
+
+
+def test_stop_and_start_on_the_same_port(emulator_fleet: Callable[..., RunningFleet]) -> None:
+    fleet = emulator_fleet(["a"])
+    cluster = fleet["a"]
+    core = client.CoreV1Api(no_retries(fleet, "a"))
+    port = cluster.port
+    core.read_namespace("default")
+    cluster.stop()
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        core.read_namespace("default")
+    cluster.start()
+    assert cluster.port == port
+    assert core.read_namespace("default").metadata.name == "default"
+
+
+def test_unknown_token_is_401(shared_fleet: RunningFleet, tmp_path: Path) -> None:
+    cfg = client.Configuration()
+    cfg.host = shared_fleet["a"].url
+    (tmp_path / "ca.pem").write_bytes(shared_fleet.ca)
+    cfg.ssl_ca_cert = str(tmp_path / "ca.pem")
+    cfg.api_key = {"authorization": "Bearer nope"}
+    with pytest.raises(client.exceptions.ApiException) as err:
+        client.CoreV1Api(client.ApiClient(cfg)).list_namespace()
+    assert err.value.status == 401
+
+
+def test_crd_registers_its_kind_and_deleting_it_unregisters(emulator_fleet: Callable[..., RunningFleet],
+                                                            tmp_path: Path) -> None:
+    fleet = emulator_fleet(["a"])
+    d = dyn(fleet, "a", tmp_path)
+    crds = d.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "widgets.example.com"},
+           "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "shortNames": ["wd"]},
+                    "versions": [{"name": "v1", "served": True, "storage": True,
+                                  "schema": {"openAPIV3Schema": {"type": "object"}},
+                                  "subresources": {"status": {}}}]}}
+    d.server_side_apply(crds, body=crd, field_manager="velapy")
+    widgets = d.resources.get(api_version="example.com/v1", kind="Widget")  # the lazy discoverer refreshes
+    assert widgets.short_names == ["wd"]
+    w = d.server_side_apply(widgets, body={"apiVersion": "example.com/v1", "kind": "Widget",
+                                           "metadata": {"name": "w", "namespace": "default"},
+                                           "spec": {"size": 3, "items": [{"name": "a"}]}}, field_manager="velapy")
+    assert w.metadata.generation == 1
+    assert w.to_dict()["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:items"] == {}  # atomic
+    d.delete(crds, name="widgets.example.com")
+    assert fleet["a"].store.types.by_kind("example.com/v1", "Widget") is None
+    fresh = dyn(fleet, "a", tmp_path / "fresh") if (tmp_path / "fresh").mkdir() is None else None
+    assert fresh is not None
+    with pytest.raises(ResourceNotFoundError):
+        fresh.resources.get(api_version="example.com/v1", kind="Widget")
+
+
+def test_put_checks_resource_version_and_records_update_ownership(shared_fleet: RunningFleet, tmp_path: Path,
+                                                                   unique_namespace: str) -> None:
+    ns = unique_namespace
+    d = dyn(shared_fleet, "a", tmp_path)
+    namespace(d, ns)
+    res = d.resources.get(api_version="v1", kind="ConfigMap")
+    live = d.server_side_apply(res, body=cm(ns), field_manager="velapy").to_dict()
+    stale = copy.deepcopy(live)
+    live["data"]["k"] = "edited"
+    d.replace(res, body=live, namespace=ns)
+    with pytest.raises(ConflictError) as err:
+        d.replace(res, body=stale, namespace=ns)
+    assert "the object has been modified" in json.loads(err.value.body)["message"]
+    managers = {(m["manager"], m["operation"]) for m in d.get(res, name="x", namespace=ns).to_dict()[
+        "metadata"]["managedFields"]}
+    assert ("OpenAPI-Generator", "Update") in managers
+    with pytest.raises(ConflictError):  # velapy's apply now conflicts with the Update manager
+        d.server_side_apply(res, body=cm(ns), field_manager="velapy")
+
+
+def test_merge_json_and_strategic_patches(shared_fleet: RunningFleet, tmp_path: Path, unique_namespace: str) -> None:
+    ns = unique_namespace
+    d = dyn(shared_fleet, "a", tmp_path)
+    namespace(d, ns)
+    deps = d.resources.get(api_version="apps/v1", kind="Deployment")
+    body = deployment(ns)
+    body["spec"]["template"]["spec"]["containers"].append({"name": "side", "image": "busybox"})
+    d.server_side_apply(deps, body=body, field_manager="velapy")
+    d.patch(deps, name="web", namespace=ns, content_type="application/strategic-merge-patch+json",
+            body={"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:2"}]}}}})
+    live = d.get(deps, name="web", namespace=ns)
+    assert [c.image for c in live.spec.template.spec.containers] == ["nginx:2", "busybox"]
+    d.patch(deps, name="web", namespace=ns, content_type="application/merge-patch+json",
+            body={"metadata": {"labels": {"app": None, "tier": "front"}}})
+    d.patch(deps, name="web", namespace=ns, content_type="application/json-patch+json",
+            body=[{"op": "replace", "path": "/spec/replicas", "value": 7}])
+    live = d.get(deps, name="web", namespace=ns)
+    assert live.metadata.labels.to_dict() == {"tier": "front"} and live.spec.replicas == 7
+
+
+def test_rollout_status_is_simulated(emulator_fleet: Callable[..., RunningFleet], tmp_path: Path) -> None:
+    fleet = emulator_fleet(["a"])
+    cluster = fleet["a"]
+    cluster.hold_unready("apps/v1", "Deployment", "default", "web")
+    cluster.put_object(deployment("default"))
+    status = cluster.get("apps/v1", "Deployment", "default", "web")["status"]  # type: ignore[index]
+    assert status["updatedReplicas"] == 0 and status["observedGeneration"] == 1
+    cluster.release("apps/v1", "Deployment", "default", "web")
+    status = cluster.get("apps/v1", "Deployment", "default", "web")["status"]  # type: ignore[index]
+    assert status["readyReplicas"] == status["availableReplicas"] == status["updatedReplicas"] == 2
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {"Available": "True", "Progressing": "True"}
+    cluster.set_status("apps/v1", "Deployment", "default", "web", {"observedGeneration": 1, "replicas": 2})
+    assert cluster.get("apps/v1", "Deployment", "default", "web")["status"] == {  # type: ignore[index]
+        "observedGeneration": 1, "replicas": 2}
+
+
+def test_forbidden_without_impersonation_rights(emulator_fleet: Callable[..., RunningFleet], tmp_path: Path) -> None:
+    rbac = {"users": [{"name": "velapy"}],
+            "rules": [{"users": ["velapy"], "verbs": ["impersonate"], "resources": ["users"],
+                       "resourceNames": ["alice"]},
+                      {"users": ["alice"], "verbs": ["get", "list"], "resources": ["configmaps"],
+                       "namespaces": ["default"]}]}
+    fleet = emulator_fleet(["a"], rbac=rbac)
+    with pytest.raises(ForbiddenError) as err:
+        dyn(fleet, "a", tmp_path, **{"Impersonate-User": "bob"})
+    assert json.loads(err.value.body)["message"] == (
+        'users "bob" is forbidden: User "velapy" cannot impersonate resource "users" in API group "" at the '
+        "cluster scope")
+    d = dyn(fleet, "a", tmp_path, **{"Impersonate-User": "alice"})
+    res = d.resources.get(api_version="v1", kind="ConfigMap")
+    assert d.get(res, namespace="default").items == []
+    with pytest.raises(ForbiddenError) as err:
+        d.server_side_apply(res, body=cm("default"), field_manager="velapy")
+    assert json.loads(err.value.body)["message"] == (
+        'configmaps "x" is forbidden: User "alice" cannot patch resource "configmaps" in API group "" in the '
+        'namespace "default"')
+    assert fleet["a"].journal[-1].impersonated_user == "alice" and fleet["a"].journal[-1].user == "velapy"
