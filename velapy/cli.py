@@ -433,3 +433,215 @@ def engine_cmd() -> None:
         return 0
 
     _run(go)
+
+
+# ----------------------------------------------------------------------------------------------
+# the executor: apply, resume, status, delete (velapy.execute)
+
+
+def cluster_options(fn: F) -> F:
+    """How to reach the clusters: the inventory, a default kubeconfig, and whom to impersonate."""
+    fn = click.option("--as-group", "as_groups", multiple=True, metavar="GROUP",
+                      help="Impersonate this group too (repeatable; needs --as).")(fn)
+    fn = click.option("--as", "as_user", default="", metavar="USER",
+                      help="Impersonate this user in every cluster (wins over the app's app.oam.dev/username).")(fn)
+    fn = click.option("--kubeconfig", "kubeconfig", default="", type=click.Path(),
+                      help="Default kubeconfig; a cluster's context defaults to its name (the hub: local).")(fn)
+    fn = click.option("--clusters", "clusters", default="", type=click.Path(),
+                      help="Cluster inventory: its kubeconfig/context/identity entries win.")(fn)
+    fn = click.option("--state-dir", "state_dir", default=".velapy/state", show_default=True, type=click.Path(),
+                      help="Where run state lives when the hub `local` is not reachable.")(fn)
+    return fn
+
+
+def _target(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str, namespace: str,
+            clusters: str, allow_unknown: bool, kubeconfig: str, as_user: str, as_groups: tuple[str, ...],
+            state_dir: str) -> Any:
+    from velapy.execute import Target
+
+    if as_groups and not as_user:
+        raise click.UsageError("--as-group needs --as (Kubernetes impersonates groups only together with a user)")
+    return Target(app, Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown),
+                  kubeconfig, as_user, tuple(as_groups), state_dir)
+
+
+def _resume_command(target: Any, plan_ns: str, plan_name: str) -> str:
+    """The exact `velapy resume ...` line that continues this run."""
+    words = ["velapy", "resume"]
+    if target.kind == "name":
+        words += [plan_name, "-n", plan_ns]
+    else:
+        words.append(target.app)
+        i = target.inputs
+        words += [w for f in i.files for w in ("-f", f)]
+        words += [w for d in i.definition_dirs for w in ("-d", d)]
+        for flag, value in (("--resources", i.resources), ("-n", i.namespace)):
+            if value:
+                words += [flag, value]
+        if i.allow_unknown_parameters:
+            words.append("--allow-unknown-parameters")
+    if target.inputs.clusters:
+        words += ["--clusters", target.inputs.clusters]
+    if target.kubeconfig:
+        words += ["--kubeconfig", target.kubeconfig]
+    if target.as_user:
+        words += ["--as", target.as_user]
+    words += [w for g in target.as_groups for w in ("--as-group", g)]
+    if target.state_dir != ".velapy/state":
+        words += ["--state-dir", target.state_dir]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _execute(target: Any, resume: bool, dry_run: bool, take_over: bool, force_conflicts: bool,
+             create_namespaces: bool, timeout: str, fmt: str) -> int:
+    from velapy.execute import Options, Reporter, open_session, run
+    from velapy.execute.live import live_diff
+    from velapy.execute.planfile import parse_duration
+    from velapy.execute.session import redactor_for
+
+    try:
+        health_timeout = parse_duration(timeout)
+    except ValueError as exc:
+        raise InputError(f"--timeout: {exc}") from None
+    reporter = Reporter(sys.stderr, live=sys.stderr.isatty())
+    session = open_session(target, reporter)
+    try:
+        reporter.redact = redactor_for(session.plan)
+        if dry_run:
+            cmp = live_diff(session, take_over=take_over)
+            out = format_json(cmp) if fmt == "json" else (
+                format_markdown([(f"{session.plan.app_name}: live → plan", cmp)]) if fmt == "markdown"
+                else format_text(cmp))
+            click.echo(out, nl=False)
+            return EXIT_OK if cmp.equal else EXIT_DIFFERENT
+        options = Options(take_over=take_over, force_conflicts=force_conflicts,
+                          create_namespaces=create_namespaces, health_timeout=health_timeout)
+        command = _resume_command(target, session.plan.app_namespace, session.plan.app_name)
+        report = run(session, options, reporter, resume=resume, resume_command=command)
+    finally:
+        session.close()
+        reporter.done()
+    ident = f"{report.namespace}/{report.app}"
+    counts = f"{report.applied} applied, {report.unchanged} unchanged"
+    if report.deleted or report.kept:
+        counts += f", {report.deleted} deleted, {report.kept} kept"
+    if report.phase == "suspended":
+        click.echo(f"{ident}: {report.message} ({counts}); continue with:\n  {command}")
+        return EXIT_OK
+    if report.phase == "succeeded":
+        click.echo(f"{ident}: succeeded ({counts})")
+        return EXIT_OK
+    click.echo(f"{ident}: {report.phase} ({counts})", err=True)
+    for line in report.problems:
+        click.echo("  " + reporter.redact(line), err=True)
+    click.echo(f"run state saved; after fixing the cause, continue with:\n  {command}", err=True)
+    return report.exit_code
+
+
+_EXEC_HELP = ("APP is an Application file (rendered first, with -f/-d/--resources/-n/--clusters), a folder written "
+              "by `velapy render -o` (run as reviewed: every digest is checked), or an app name with -n.")
+
+
+@main.command("apply", help="Roll APP out to its clusters: steps in order, server-side apply, health, gates.\n\n"
+              + _EXEC_HELP + " Exit 0 when done or waiting at a gate, 3 when a cluster failed (state is saved).")
+@click.argument("app")
+@app_inputs
+@cluster_options
+@click.option("--dry-run", is_flag=True, default=False,
+              help="Write nothing: show what each cluster would change (server-side dry run), as a diff.")
+@click.option("--output", "fmt", type=_DIFF_FORMATS, default="text", show_default=True, help="With --dry-run.")
+@click.option("--take-over", is_flag=True, default=False,
+              help="Adopt existing objects that no application manages (as a take-over policy would).")
+@click.option("--force-conflicts", is_flag=True, default=False,
+              help="Take fields another field manager owns with other values (never the default).")
+@click.option("--create-namespaces", is_flag=True, default=False,
+              help="Create missing namespaces in member clusters (otherwise preflight refuses the cluster).")
+@click.option("--timeout", "timeout", default="5m", show_default=True,
+              help="How long a deploy step without its own timeout waits for health.")
+@unknown_parameters_option
+def apply_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str, namespace: str,
+              clusters: str, kubeconfig: str, as_user: str, as_groups: tuple[str, ...], state_dir: str,
+              dry_run: bool, fmt: str, take_over: bool, force_conflicts: bool, create_namespaces: bool,
+              timeout: str, allow_unknown: bool) -> None:
+    target = _target(app, files, definition_dirs, resources, namespace, clusters, allow_unknown, kubeconfig,
+                     as_user, as_groups, state_dir)
+    _run(lambda: _execute(target, False, dry_run, take_over, force_conflicts, create_namespaces, timeout, fmt))
+
+
+@main.command("resume", help="Continue APP's suspended or failed run: pass the gate it waits at; finished steps "
+              "are not run again.\n\n" + _EXEC_HELP)
+@click.argument("app")
+@app_inputs
+@cluster_options
+@click.option("--take-over", is_flag=True, default=False, help="As for apply.")
+@click.option("--force-conflicts", is_flag=True, default=False, help="As for apply.")
+@click.option("--create-namespaces", is_flag=True, default=False, help="As for apply.")
+@click.option("--timeout", "timeout", default="5m", show_default=True, help="As for apply.")
+@unknown_parameters_option
+def resume_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str, namespace: str,
+               clusters: str, kubeconfig: str, as_user: str, as_groups: tuple[str, ...], state_dir: str,
+               take_over: bool, force_conflicts: bool, create_namespaces: bool, timeout: str,
+               allow_unknown: bool) -> None:
+    target = _target(app, files, definition_dirs, resources, namespace, clusters, allow_unknown, kubeconfig,
+                     as_user, as_groups, state_dir)
+    _run(lambda: _execute(target, True, False, take_over, force_conflicts, create_namespaces, timeout, "text"))
+
+
+@main.command("status", help="APP's run (steps and phases) and every object it applied, live: KIND NAME CLUSTER "
+              "READY UP-TO-DATE AVAILABLE AGE.\n\n" + _EXEC_HELP)
+@click.argument("app")
+@app_inputs
+@cluster_options
+@click.option("-o", "--output", "fmt", type=click.Choice(["table", "json", "yaml"]), default="table",
+              show_default=True)
+@unknown_parameters_option
+def status_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str, namespace: str,
+               clusters: str, kubeconfig: str, as_user: str, as_groups: tuple[str, ...], state_dir: str, fmt: str,
+               allow_unknown: bool) -> None:
+    target = _target(app, files, definition_dirs, resources, namespace, clusters, allow_unknown, kubeconfig,
+                     as_user, as_groups, state_dir)
+
+    def go() -> int:
+        from velapy.execute.status import format_status, status_data
+
+        data = status_data(target)
+        click.echo(format_status(data, fmt), nl=False)
+        return EXIT_OK
+
+    _run(go)
+
+
+@main.command("delete", help="Remove what APP owns from its clusters (per its garbage-collect policy: `never` "
+              "keeps), then its run state.\n\n" + _EXEC_HELP)
+@click.argument("app")
+@app_inputs
+@cluster_options
+@unknown_parameters_option
+def delete_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str, namespace: str,
+               clusters: str, kubeconfig: str, as_user: str, as_groups: tuple[str, ...], state_dir: str,
+               allow_unknown: bool) -> None:
+    target = _target(app, files, definition_dirs, resources, namespace, clusters, allow_unknown, kubeconfig,
+                     as_user, as_groups, state_dir)
+
+    def go() -> int:
+        from velapy.execute import Reporter, delete, open_session
+        from velapy.execute.session import redactor_for
+
+        reporter = Reporter(sys.stderr, live=sys.stderr.isatty())
+        session = open_session(target, reporter)
+        try:
+            reporter.redact = redactor_for(session.plan)
+            report = delete(session, reporter)
+        finally:
+            session.close()
+            reporter.done()
+        ident = f"{report.namespace}/{report.app}"
+        if report.phase == "deleted":
+            click.echo(f"{ident}: deleted ({report.deleted} objects deleted, {report.kept} kept)")
+            return EXIT_OK
+        for line in report.problems:
+            click.echo("  " + reporter.redact(line), err=True)
+        click.echo(f"{ident}: delete did not finish ({report.deleted} deleted); run it again", err=True)
+        return report.exit_code
+
+    _run(go)
