@@ -311,10 +311,16 @@ _DIFF_FORMATS = click.Choice(["text", "json", "markdown"])
 @click.option("--output", "fmt", type=_DIFF_FORMATS, default="text", show_default=True,
               help="text for people, json for bots, markdown for a pull-request comment.")
 @click.option("--show-secrets", is_flag=True, default=False, help="Show Secret values instead of masking them.")
+@click.option("--live", is_flag=True, default=False,
+              help="Compare the one APP (file or folder) with what its clusters hold now (server-side dry run).")
+@click.option("--kubeconfig", "kubeconfig", default="", type=click.Path(),
+              help="With --live: default kubeconfig; a cluster's context defaults to its name.")
+@click.option("--as", "as_user", default="", metavar="USER", help="With --live: impersonate this user.")
+@click.option("--as-group", "as_groups", multiple=True, metavar="GROUP", help="With --live: and this group.")
 @unknown_parameters_option
 def diff_cmd(old: str, new: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
              namespace: str, clusters: str, git_base: str, unified: bool, fmt: str, show_secrets: bool,
-             allow_unknown: bool) -> None:
+             live: bool, kubeconfig: str, as_user: str, as_groups: tuple[str, ...], allow_unknown: bool) -> None:
     """What changes for every cluster between OLD and NEW.
 
     Each side is an Application file (rendered in memory with the same --clusters, -f, -d,
@@ -323,6 +329,13 @@ def diff_cmd(old: str, new: str, files: tuple[str, ...], definition_dirs: tuple[
     Secret values are masked unless --show-secrets. Exit code 0 when equal, 1 when different,
     2 on bad input.
     """
+    if live:
+        if new or git_base or unified:
+            raise click.UsageError("--live compares one APP with its clusters: give one path, without --git-base")
+        target = _target(old, files, definition_dirs, resources, namespace, clusters, allow_unknown, kubeconfig,
+                         as_user, as_groups, ".velapy/state")
+        _run(lambda: _live_diff(target, fmt, show_secrets))
+        return
     if git_base and new:
         raise click.UsageError("with --git-base give one path: it is compared with itself at REV")
     if not git_base and not new:
@@ -508,12 +521,7 @@ def _execute(target: Any, resume: bool, dry_run: bool, take_over: bool, force_co
     try:
         reporter.redact = redactor_for(session.plan)
         if dry_run:
-            cmp = live_diff(session, take_over=take_over)
-            out = format_json(cmp) if fmt == "json" else (
-                format_markdown([(f"{session.plan.app_name}: live → plan", cmp)]) if fmt == "markdown"
-                else format_text(cmp))
-            click.echo(out, nl=False)
-            return EXIT_OK if cmp.equal else EXIT_DIFFERENT
+            return _print_live(live_diff(session), session.plan.app_name, fmt)
         options = Options(take_over=take_over, force_conflicts=force_conflicts,
                           create_namespaces=create_namespaces, health_timeout=health_timeout)
         command = _resume_command(target, session.plan.app_namespace, session.plan.app_name)
@@ -536,6 +544,24 @@ def _execute(target: Any, resume: bool, dry_run: bool, take_over: bool, force_co
         click.echo("  " + reporter.redact(line), err=True)
     click.echo(f"run state saved; after fixing the cause, continue with:\n  {command}", err=True)
     return report.exit_code
+
+
+def _print_live(cmp: Comparison, app: str, fmt: str) -> int:
+    out = format_json(cmp) if fmt == "json" else (
+        format_markdown([(f"{app}: live → plan", cmp)]) if fmt == "markdown" else format_text(cmp))
+    click.echo(out, nl=False)
+    return EXIT_OK if cmp.equal else EXIT_DIFFERENT
+
+
+def _live_diff(target: Any, fmt: str, show_secrets: bool) -> int:
+    from velapy.execute import open_session
+    from velapy.execute.live import live_diff
+
+    session = open_session(target, None)
+    try:
+        return _print_live(live_diff(session, show_secrets=show_secrets), session.plan.app_name, fmt)
+    finally:
+        session.close()
 
 
 _EXEC_HELP = ("APP is an Application file (rendered first, with -f/-d/--resources/-n/--clusters), a folder written "

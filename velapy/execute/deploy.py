@@ -67,6 +67,7 @@ class Item:
     result: dict[str, Any] | None = None
     health: Health | None = None
     shared: bool = False
+    adopt: bool = False  # taken over from no application: velapy takes its fields too (force)
 
 
 @dataclass
@@ -224,6 +225,7 @@ class ClusterRollout:
                                           f"{opts.namespace}/{opts.app} (it has no {L_APP} label); add a take-over "
                                           "policy for it or pass --take-over to adopt it")
                             continue
+                        it.adopt = True
                     elif rules.get("sharedResource"):
                         it.action = "share"
                         it.shared = True
@@ -256,7 +258,7 @@ class ClusterRollout:
             if it.obj.namespace in missing and it.rt.namespaced:
                 continue  # its namespace is created first; the apply itself will tell
             try:
-                c.apply(it.rt, it.want, force=opts.force_conflicts, dry_run=True)
+                c.apply(it.rt, it.want, force=opts.force_conflicts or it.adopt, dry_run=True)
             except ApiError as exc:
                 if exc.status == 404 and it.obj.namespace in planned_ns:
                     continue  # the namespace comes with this step
@@ -325,7 +327,7 @@ class ClusterRollout:
             return True
         self.working(f"  {c.cluster}: applying {o.ref.describe()}")
         try:
-            it.result = c.apply(it.rt, it.want, force=opts.force_conflicts)
+            it.result = c.apply(it.rt, it.want, force=opts.force_conflicts or it.adopt)
         except KubeError as exc:
             self._error(exc, "patch", it)
             return False

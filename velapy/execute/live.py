@@ -44,7 +44,7 @@ def _path(cluster: str, kind: str, namespace: str, name: str, group: str) -> str
     return f"clusters/{cluster}/{namespace or '_cluster'}/{kind.lower()}.{group or 'core'}_{name}.yaml"
 
 
-def live_diff(session: Session, *, take_over: bool = False, show_secrets: bool = False) -> Comparison:
+def live_diff(session: Session, *, show_secrets: bool = False) -> Comparison:
     plan = session.plan
     old: dict[str, str] = {}
     new: dict[str, str] = {}

@@ -182,6 +182,10 @@ class Runner:
         if not self.start(resume):
             self.report.state = self.state
             return self.report
+        return self.proceed()
+
+    def proceed(self) -> Report:
+        """Run the steps `start` chose, then collect garbage after a success."""
         self._record_clusters()
         if not self.opts.dry_run:
             self._save()
@@ -200,7 +204,7 @@ class Runner:
         self.state.phase = "failed" if failed else "succeeded"
         self.state.finishedAt = now()
         if failed:
-            self.state.message = "; ".join(self.report.problems[:3])
+            self.state.message = self.rep.redact("; ".join(self.report.problems[:3]))
         self.report.phase = self.state.phase
         if not failed and not self.opts.dry_run:
             self._collect_garbage()
@@ -297,7 +301,7 @@ class Runner:
             st.reason = reason
         else:
             phase, msg = self._http(step)
-        st.phase, st.message, st.finishedAt = phase, msg, now()
+        st.phase, st.message, st.finishedAt = phase, self.rep.redact(msg), now()
         self.rep.say(f"step {step.name}: {phase}" + (f": {msg}" if msg and phase == "failed" else ""))
         if not self.opts.dry_run:
             self._save()
@@ -524,7 +528,7 @@ class Runner:
         self.report.phase = "deleted" if not self.report.problems else "failed"
         if self.state.inventory or self.report.problems:
             self.state.phase = "failed"
-            self.state.message = "delete did not finish: " + "; ".join(self.report.problems[:3])
+            self.state.message = self.rep.redact("delete did not finish: " + "; ".join(self.report.problems[:3]))
             self._save()
         else:
             self.store.remove(self.state)
