@@ -8,16 +8,24 @@ Nothing here writes; no object content is shown, so no Secret value can appear.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
+from collections.abc import Mapping
 from typing import Any
 
+from velapy.application import load_application
+from velapy.clusters import Identity
 from velapy.deflib import format_table
 from velapy.errors import InputError
+from velapy.execute.access import resolve
 from velapy.execute.objects import health
-from velapy.execute.session import Session, Target, open_session, read_state
-from velapy.kube import KubeError
-from velapy.yamlio import dump_yaml
+from velapy.execute.planfile import ClusterEntry
+from velapy.execute.session import ClientFactory, Target, default_factory, open_store
+from velapy.execute.state import RunState
+from velapy.kube import Client, KubeError
+from velapy.yamlio import dump_yaml, load_file
 
 
 def _age(created: str) -> str:
@@ -37,26 +45,69 @@ def _age(created: str) -> str:
     return f"{secs // 86400}d"
 
 
-def session_status(session: Session) -> dict[str, Any]:
-    plan = session.plan
-    state = read_state(session)
-    ident = f"{plan.app_namespace}/{plan.app_name}"
-    if state is None:
-        raise InputError(f"app {ident} has not been applied (no run state in {session.store.describe()})")
+def _app_identity(target: Target) -> tuple[str, str]:
+    """(namespace, name) of APP without rendering it."""
+    if target.kind == "folder":
+        docs = load_file(os.path.join(target.app, "plan.yaml"))
+        app = (docs[0].data or {}).get("application") or {} if docs else {}
+        return str(app.get("namespace") or ""), str(app.get("name") or "")
+    if target.kind == "app":
+        a = load_application(target.app, target.inputs.files, target.inputs.namespace)
+        return a.namespace, a.name
+    return target.inputs.namespace or "default", target.app
+
+
+def status_data(target: Target, factory: ClientFactory | None = None) -> dict[str, Any]:
+    """The run state of APP and its objects as the clusters hold them now."""
+    factory = factory or default_factory()
+    namespace, name = _app_identity(target)
+    opts = target.access_options()
+    _none, hub_acc = resolve([], {}, None, opts)
+    hub = factory(hub_acc) if hub_acc is not None else None
+    try:
+        store = open_store(hub, target.state_dir, None, namespace, name)
+        state = store.load(namespace, name)
+        if state is None:
+            raise InputError(f"app {namespace}/{name} has not been applied (no run state in {store.describe()})")
+        recorded = {c: ClusterEntry(c, str(d.get("kubeconfig") or ""), str(d.get("context") or ""),
+                                    Identity(str((d.get("identity") or {}).get("user") or ""),
+                                             tuple((d.get("identity") or {}).get("groups") or ()))
+                                    if d.get("identity") else None)
+                    for c, d in state.clusters.items()}
+        names = sorted({e.cluster for e in state.inventory})
+        try:
+            accesses, _hub = resolve(names, recorded, None, opts)
+        except InputError:
+            accesses = {}
+        clients: dict[str, Client] = {}
+        try:
+            for c, acc in accesses.items():
+                with contextlib.suppress(InputError):
+                    clients[c] = factory(acc)
+            return _status(state, clients, store.describe())
+        finally:
+            for cl in clients.values():
+                cl.close()
+    finally:
+        if hub is not None:
+            hub.close()
+
+
+def _status(state: RunState, clients: Mapping[str, Client], store: str) -> dict[str, Any]:
     objects: list[dict[str, Any]] = []
     for e in sorted(state.inventory, key=lambda e: (e.order, e.cluster)):
         row: dict[str, Any] = {"kind": e.kind, "name": e.name, "namespace": e.namespace, "cluster": e.cluster,
                                "apiVersion": e.apiVersion, "state": e.state}
-        try:
-            client = session.pool[e.cluster]
-            rt = client.resource(e.apiVersion, e.kind)
-            live = client.get(rt, e.namespace if rt.namespaced else "", e.name)
-        except KeyError:
-            row["error"] = "cluster not in this plan"
-            live = None
-        except KubeError as exc:
-            row["error"] = exc.diagnostics[0].message
-            live = None
+        live = None
+        client = clients.get(e.cluster)
+        if client is None:
+            row["error"] = f"cluster {e.cluster} is not reachable with the given kubeconfig"
+        else:
+            try:
+                rt = client.resource(e.apiVersion, e.kind)
+                live = client.get(rt, e.namespace if rt.namespaced else "", e.name)
+            except KubeError as exc:
+                row["error"] = exc.diagnostics[0].message
         if live is not None:
             h = health(live)
             row.update(healthy=h.healthy, ready=h.ready, upToDate=h.up_to_date, available=h.available,
@@ -67,23 +118,15 @@ def session_status(session: Session) -> dict[str, Any]:
             row["missing"] = True
         objects.append(row)
     return {
-        "app": {"name": plan.app_name, "namespace": plan.app_namespace},
+        "app": {"name": state.name, "namespace": state.namespace},
         "phase": state.phase, "mode": state.mode, "suspend": state.suspend, "suspendedStep": state.suspendedStep,
         "message": state.message, "planDigest": state.planDigest, "runId": state.runId,
         "startedAt": state.startedAt, "finishedAt": state.finishedAt, "updatedAt": state.updatedAt,
-        "stateStore": session.store.describe(),
+        "stateStore": store,
         "steps": [{"name": s.name, "type": s.type, "phase": s.phase, "message": s.message, "reason": s.reason,
                    "clusters": dict(s.clusters)} for s in state.steps],
         "objects": objects,
     }
-
-
-def status_data(target: Target) -> dict[str, Any]:
-    session = open_session(target, None)
-    try:
-        return session_status(session)
-    finally:
-        session.close()
 
 
 def format_status(data: dict[str, Any], fmt: str = "table") -> str:
@@ -122,4 +165,4 @@ def format_status(data: dict[str, Any], fmt: str = "table") -> str:
     return out
 
 
-__all__ = ["format_status", "session_status", "status_data"]
+__all__ = ["format_status", "status_data"]
