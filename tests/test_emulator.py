@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import urllib3
+from emulator_fixtures import RunningFleet
 from kubernetes import client, config, dynamic
 from kubernetes.dynamic.exceptions import ConflictError, ForbiddenError, NotFoundError, ResourceNotFoundError
 
-from emulator_fixtures import RunningFleet
 from velapy.emulator import Fault
 
 

@@ -31,6 +31,8 @@ import yaml
 from velapy.emulator import kinds
 from velapy.emulator.auth import AUTHENTICATED, Authorizer, User, forbidden_message
 from velapy.emulator.kinds import ResourceType
+from velapy.emulator.protobuf import ProtobufError
+from velapy.emulator.protobuf import decode as decode_protobuf
 from velapy.emulator.store import APPLY, ApiError, Store, now_text
 
 _WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
@@ -459,6 +461,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             try:
                 req.body = self._parse_body(raw, ctype)
+            except _Unsupported as e:
+                raise ApiError(415, f"the body of the request was in an unknown format - accepted media types "
+                               f"include: application/json, application/yaml ({e})", "UnsupportedMediaType") from None
             except ValueError as e:
                 raise ApiError(400, f"the body of the request could not be decoded: {e}") from None
             auth = self.headers.get("Authorization", "")
@@ -499,7 +504,12 @@ class _Handler(BaseHTTPRequestHandler):
             err = ApiError(500, f"emulator internal error: {type(e).__name__}: {e}")
             code, body = err.code, err.status()
         req.code = code
-        if dropped or code == 0:
+        if isinstance(body, _Watch):
+            try:
+                self._stream(cluster, body)
+            except OSError:
+                self.close_connection = True
+        elif dropped or code == 0:
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -510,9 +520,51 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
         cluster._record(req, self._audit_event(cluster, req, received, imp_groups))
 
+    def _stream(self, cluster: Cluster, watch: _Watch) -> None:
+        """A watch: chunked JSON events, found by polling the store (there is no event history)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.send_header("Audit-Id", self._audit_id)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        store = cluster.store
+        since = int(watch.resource_version) if watch.resource_version.isdigit() else 0
+        known: dict[tuple[str, str], dict[str, Any]] = {}
+        deadline = time.monotonic() + watch.timeout
+        first = True
+        while cluster.running and time.monotonic() < deadline:
+            store.tick()
+            items = store.list_objects(watch.type, watch.namespace, watch.label_selector,
+                                       watch.field_selector)["items"]
+            current = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in items}
+            events = []
+            for key, obj in current.items():
+                rv = int(obj["metadata"].get("resourceVersion") or 0)
+                old = known.get(key)
+                if old is None:
+                    if not first or since == 0 or rv > since:
+                        events.append(("ADDED", obj))
+                elif old["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion"):
+                    events.append(("MODIFIED", obj))
+            events.extend(("DELETED", old) for key, old in known.items() if key not in current)
+            known, first = current, False
+            for kind, obj in events:
+                data = json.dumps({"type": kind, "object": obj}).encode() + b"\n"
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+            time.sleep(0.05)
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
     def _parse_body(self, raw: bytes, ctype: str) -> Any:
         if not raw:
             return None
+        if ctype == "application/vnd.kubernetes.protobuf":
+            try:
+                return decode_protobuf(raw)
+            except ProtobufError as e:
+                raise _Unsupported(str(e)) from None
         text = raw.decode("utf-8")
         if ctype == APPLY or ctype.endswith("yaml"):
             try:
@@ -599,7 +651,11 @@ class _Handler(BaseHTTPRequestHandler):
                                      q.get("fieldSelector", [""])[0])
             return 200, self._maybe_table(doc["items"], doc["metadata"]["resourceVersion"], doc), {}
         if route.verb == "watch":
-            raise ApiError(405, "watch is not supported by the velapy emulator", "MethodNotAllowed")
+            if route.name:  # the old /…/name?watch=true form: a watch on one name
+                q = {**q, "fieldSelector": [f"metadata.name={route.name}"]}
+            timeout = float(q.get("timeoutSeconds", ["300"])[0] or 300)
+            return 200, _Watch(t, route.namespace, q.get("labelSelector", [""])[0], q.get("fieldSelector", [""])[0],
+                               q.get("resourceVersion", [""])[0], min(timeout, 1800.0)), {}
         if route.verb == "create":
             if route.name:
                 raise ApiError(405, "the server does not allow this method on the requested resource",
@@ -644,17 +700,14 @@ class _Handler(BaseHTTPRequestHandler):
         out = {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
                "metadata": {"creationTimestamp": None}, "spec": spec}
         if attrs is None:
-            out["status"] = {"allowed": cluster.authz.rules is None or "system:masters" in groups or True}
+            out["status"] = {"allowed": True}  # non-resource URLs (discovery, /healthz) are open to everyone here
             return out
         resource = str(attrs.get("resource", ""))
         if attrs.get("subresource"):
             resource += "/" + str(attrs["subresource"])
         ok = cluster.authz.allowed(cluster.name, user, groups, str(attrs.get("verb", "")), str(attrs.get("group", "")),
                                    resource, str(attrs.get("namespace", "")), str(attrs.get("name", "")))
-        status: dict[str, Any] = {"allowed": ok}
-        if not ok:
-            status["reason"] = "no RBAC rule of the emulator allows it"
-        out["status"] = status
+        out["status"] = {"allowed": ok}
         return out
 
     def _audit_event(self, cluster: Cluster, req: Request, received: datetime, imp_groups: list[str]
@@ -687,6 +740,20 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Dropped(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _Watch:
+    type: ResourceType
+    namespace: str
+    label_selector: str
+    field_selector: str
+    resource_version: str
+    timeout: float
+
+
+class _Unsupported(Exception):
     pass
 
 

@@ -590,6 +590,9 @@ class Store:
             if policy not in ("Orphan", "Background", "Foreground"):
                 raise ApiError(422, f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: '
                                f'"{policy}": supported values: "Foreground", "Background", "Orphan", "nil"', "Invalid")
+            if t.group == "" and t.plural == "namespaces" and name in ("default", "kube-system", "kube-public"):
+                raise ApiError(403, f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                               "Forbidden", {"name": name, "kind": "namespaces"})
             done = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                     "details": {"name": name, "group": t.group, "kind": t.plural, "uid": live["metadata"]["uid"]}}
             if dry_run:
