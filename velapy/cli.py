@@ -92,23 +92,41 @@ def main() -> None:
 @click.option("--check", is_flag=True, default=False,
               help="With -o: render in memory and compare with the folder, writing nothing; "
                    "exit 0 when identical, 1 when a refresh would change it.")
+@click.option("--resources-from-hub", "from_hub", is_flag=True, default=False,
+              help="Read ref-objects' objects from the live hub (context `local`) instead of --resources, and "
+                   "each cluster's version from the cluster where the inventory gives none.")
+@click.option("--kubeconfig", "kubeconfig", default="", type=click.Path(),
+              help="With --resources-from-hub: the kubeconfig (a cluster's context defaults to its name).")
 @unknown_parameters_option
 def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
-               namespace: str, clusters: str, out: str, check: bool, allow_unknown: bool) -> None:
+               namespace: str, clusters: str, out: str, check: bool, from_hub: bool, kubeconfig: str,
+               allow_unknown: bool) -> None:
     """Render APP as `vela dry-run` prints it, or (-o) as a plan and per-cluster folders."""
     inputs = Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown)
     if check and not out:
         raise click.UsageError("--check compares with an output folder: add -o DIR")
+    if from_hub and (check or resources):
+        raise click.UsageError("--resources-from-hub reads the hub: leave out --resources and --check")
 
     def go() -> int:
         with open_evaluator() as ev:
-            if check:
+            if from_hub:
+                from velapy.execute.session import compile_live
+
+                target = _target(app, files, definition_dirs, "", namespace, clusters, allow_unknown, kubeconfig,
+                                 "", (), ".velapy/state")
+                plan, stream = compile_live(target, ev, warn=lambda w: click.echo("warning: " + w, err=True))
+                if not out:
+                    sys.stdout.write(stream)
+                    return 0
+            elif check:
                 cmp, exists = check_output(inputs, out, ev)
                 return _report_check(cmp, exists, out, _render_command(inputs, out))
-            if not out:
+            elif not out:
                 sys.stdout.write(dry_run(inputs, ev))
                 return 0
-            plan = compile_app(inputs, ev)
+            else:
+                plan = compile_app(inputs, ev)
         written = write_output(plan, out)
         for w in plan.warnings:
             click.echo("warning: " + w.render(), err=True)

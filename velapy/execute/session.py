@@ -15,16 +15,21 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from velapy import emit
-from velapy.clusters import HUB, load_inventory
+from velapy.application import Application
+from velapy.clusters import HUB, Identity, load_inventory
+from velapy.dryrun import dry_run_blocks, format_blocks
+from velapy.engine import Evaluator
 from velapy.errors import InputError, Location
 from velapy.execute.access import AccessOptions, ClientPool, resolve
+from velapy.execute.hub import live_versions, read_hub_objects, uses_ref_objects
 from velapy.execute.planfile import ClusterEntry, ExecPlan, load_plan_files, load_plan_folder
 from velapy.execute.progress import Reporter
 from velapy.execute.redact import Redactor
 from velapy.execute.runner import Options, Report, Runner
 from velapy.execute.state import ConfigMapStore, FileStore, RunState, StateStore
 from velapy.kube import Access, Client, KubeError, RetryPolicy, Unreachable
-from velapy.pipeline import Inputs, compile_app, open_evaluator
+from velapy.pipeline import Inputs, load, load_clusters, open_evaluator
+from velapy.plan import A_GROUP, A_USERNAME, Plan, build_plan, dry_run_clusters
 
 ClientFactory = Callable[[Access], Client]
 
@@ -59,9 +64,62 @@ class Target:
         return AccessOptions(self.kubeconfig, self.as_user, self.as_groups, inv)
 
 
-def _render(inputs: Inputs) -> ExecPlan:
+class LiveSources:
+    """Clients made on demand for rendering from live clusters (ref-objects, versions); closed after."""
+
+    def __init__(self, target: Target, factory: ClientFactory, identity: Identity | None) -> None:
+        self.opts = target.access_options()
+        self.factory = factory
+        self.identity = identity
+        self.clients: dict[str, Client | None] = {}
+
+    def get(self, name: str) -> Client | None:
+        if name not in self.clients:
+            try:
+                acc, _hub = resolve([name], {}, self.identity, self.opts)
+                self.clients[name] = self.factory(acc[name])
+            except InputError:
+                self.clients[name] = None
+        return self.clients[name]
+
+    def close(self) -> None:
+        for c in self.clients.values():
+            if c is not None:
+                c.close()
+
+
+def _app_identity(app: Application) -> Identity | None:
+    user = app.annotations.get(A_USERNAME, "")
+    groups = tuple(g for g in app.annotations.get(A_GROUP, "").split(",") if g)
+    return Identity(user, groups) if user or groups else None
+
+
+def compile_live(target: Target, evaluator: Evaluator, factory: ClientFactory | None = None,
+                 warn: Callable[[str], None] | None = None) -> tuple[Plan, str]:
+    """Render an app file with what the live clusters hold: ref-objects read from the hub when no
+    --resources folder is given, each cluster's live version where the inventory gives none.
+    Returns the plan and the `vela dry-run` stream of the same inputs."""
+    inputs = target.inputs
+    loaded = load(inputs, None, evaluator)
+    live = LiveSources(target, factory or default_factory(), _app_identity(loaded.app))
+    try:
+        hub = loaded.hub
+        if hub is None and uses_ref_objects(loaded.app):
+            hub = read_hub_objects(loaded.app, live.get)
+        inventory = live_versions(load_clusters(inputs), live.get, warn or (lambda _s: None))
+    finally:
+        live.close()
+    plan = build_plan(loaded.app, loaded.registry, evaluator, inventory, hub)
+    warnings, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, hub)
+    stream = format_blocks(warnings, blocks)
+    if inputs.clusters:
+        stream = emit.name_clusters(stream, dry_run_clusters(loaded.app, inventory))
+    return plan, stream
+
+
+def _render(target: Target, reporter: Reporter | None = None, factory: ClientFactory | None = None) -> ExecPlan:
     with open_evaluator() as ev:
-        plan = compile_app(inputs, ev)
+        plan, _stream = compile_live(target, ev, factory, reporter.say if reporter is not None else None)
     files = emit.render_folder(plan)
     return load_plan_files(files, "")
 
@@ -77,7 +135,8 @@ def _source(target: Target) -> dict[str, Any]:
             "allowUnknownParameters": i.allow_unknown_parameters}
 
 
-def _from_source(source: Mapping[str, Any], ident: str) -> tuple[ExecPlan, Target | None]:
+def _from_source(source: Mapping[str, Any], ident: str, target: Target, reporter: Reporter | None,
+                 factory: ClientFactory) -> tuple[ExecPlan, Target | None]:
     kind = source.get("kind")
     path = str(source.get("path") or "")
     if kind == "folder":
@@ -88,15 +147,17 @@ def _from_source(source: Mapping[str, Any], ident: str) -> tuple[ExecPlan, Targe
                         str(source.get("clusters") or ""), bool(source.get("allowUnknownParameters")))
         if not os.path.isfile(path):
             raise InputError(f"app {ident}: its run came from {path}, which is gone; give the app file or folder")
-        return _render(inputs), Target(path, inputs)
+        again = replace(target, app=path, inputs=inputs)
+        return _render(again, reporter, factory), again
     raise InputError(f"app {ident}: its run state does not say where its plan came from; give the app file or folder")
 
 
-def load_target_plan(target: Target) -> ExecPlan:
+def load_target_plan(target: Target, reporter: Reporter | None = None, factory: ClientFactory | None = None) \
+        -> ExecPlan:
     if target.kind == "folder":
         return load_plan_folder(target.app)
     if target.kind == "app":
-        return _render(target.inputs)
+        return _render(target, reporter, factory)
     raise InputError(f"{target.app}: no such file or folder (an app name needs a run state: give -n NAMESPACE)",
                      Location(file=target.app))
 
@@ -146,11 +207,11 @@ def open_session(target: Target, reporter: Reporter | None, factory: ClientFacto
         if state is None:
             raise InputError(f"app {ns}/{target.app}: no run state (looked in the hub's ConfigMaps and "
                              f"{target.state_dir}); give the app file or its output folder")
-        plan, rendered = _from_source(state.source, f"{ns}/{target.app}")
+        plan, rendered = _from_source(state.source, f"{ns}/{target.app}", target, reporter, factory)
         if rendered is not None:
-            target = replace(target, inputs=rendered.inputs)
+            target = rendered
     else:
-        plan = load_target_plan(target)
+        plan = load_target_plan(target, reporter, factory)
     names = [n for n in plan.clusters if any(o.cluster == n for o in plan.objects())]
     names += [o.cluster for o in plan.objects() if o.cluster not in names]
     accesses, hub_acc = resolve(names, plan.clusters, plan.identity, opts)
