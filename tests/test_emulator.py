@@ -343,3 +343,102 @@ def test_forbidden_without_impersonation_rights(emulator_fleet: Callable[..., Ru
         'configmaps "x" is forbidden: User "alice" cannot patch resource "configmaps" in API group "" in the '
         'namespace "default"')
     assert fleet["a"].journal[-1].impersonated_user == "alice" and fleet["a"].journal[-1].user == "velapy"
+
+
+def test_audit_log_records_who_did_what_and_never_secret_data(emulator_fleet: Callable[..., RunningFleet],
+                                                              tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    fleet = emulator_fleet(["local", "a"], audit_log=audit)
+    sentinel = "S3NTINEL-value"
+    api = config.new_client_from_config(config_file=str(fleet.kubeconfig_path), context="a", persist_config=False)
+    api.set_default_header("Impersonate-User", "alice")
+    d = dynamic.DynamicClient(api, cache_file=str(tmp_path / "cache.json"))
+    secrets = d.resources.get(api_version="v1", kind="Secret")
+    d.server_side_apply(secrets, body={"apiVersion": "v1", "kind": "Secret",
+                                       "metadata": {"name": "db", "namespace": "default"},
+                                       "stringData": {"password": sentinel}}, field_manager="velapy")
+    stored = fleet["a"].get("v1", "Secret", "default", "db")
+    assert stored is not None and "stringData" not in stored  # folded into data, base64, as the server does
+    fleet.stop()
+    text = audit.read_text()
+    assert sentinel not in text and fleet["a"].token not in text
+    events = [json.loads(line) for line in text.splitlines()]
+    patch = [e for e in events if e["verb"] == "patch"]
+    assert len(patch) == 1
+    assert patch[0]["objectRef"] == {"resource": "secrets", "namespace": "default", "name": "db", "apiGroup": "",
+                                     "apiVersion": "v1"}
+    assert patch[0]["user"]["username"] == "admin"
+    assert patch[0]["impersonatedUser"] == {"username": "alice", "groups": ["system:authenticated"]}
+    assert patch[0]["responseStatus"]["code"] == 201 and patch[0]["cluster"] == "a"
+    assert {e["kind"] for e in events} == {"Event"} and {e["apiVersion"] for e in events} == {"audit.k8s.io/v1"}
+
+
+def test_repeated_impersonate_group_headers_under_rbac(emulator_fleet: Callable[..., RunningFleet]) -> None:
+    rbac = {"users": [{"name": "velapy"}],
+            "rules": [{"users": ["velapy"], "verbs": ["impersonate"], "resources": ["users"]},
+                      {"users": ["velapy"], "verbs": ["impersonate"], "resources": ["groups"],
+                       "resourceNames": ["team-a", "team-b"]},
+                      {"groups": ["team-b"], "verbs": ["get"], "resources": ["namespaces"]}]}
+    fleet = emulator_fleet(["a"], rbac=rbac)
+    pool = urllib3.PoolManager(ca_certs=str(write_ca(fleet, fleet.kubeconfig_path.parent)))
+    url = fleet["a"].url + "/api/v1/namespaces/default"
+
+    def get(*groups: str) -> urllib3.BaseHTTPResponse:
+        headers = urllib3.HTTPHeaderDict({"Authorization": f"Bearer {fleet['a'].token}", "Impersonate-User": "alice"})
+        for g in groups:
+            headers.add("Impersonate-Group", g)
+        return pool.request("GET", url, headers=headers)
+
+    assert get("team-a", "team-b").status == 200
+    assert fleet["a"].journal[-1].impersonated_groups == ["team-a", "team-b"]
+    assert get("team-a").status == 403  # team-a alone may not read namespaces
+    denied = get("team-a", "admins")
+    assert denied.status == 403
+    assert json.loads(denied.data)["message"] == ('groups "admins" is forbidden: User "velapy" cannot impersonate '
+                                                  'resource "groups" in API group "" at the cluster scope')
+
+
+def write_ca(fleet: RunningFleet, where: Path) -> Path:
+    path = where / "ca.pem"
+    path.write_bytes(fleet.ca)
+    return path
+
+
+def test_controllers_finish_after_ready_after_seconds() -> None:
+    from velapy.emulator.kinds import TypeRegistry
+    from velapy.emulator.store import Store
+
+    now = [1000.0]
+    store = Store(ready_after=30.0, clock=lambda: now[0])
+    reg = TypeRegistry()
+    deploy = reg.by_kind("apps/v1", "Deployment")
+    jobs = reg.by_kind("batch/v1", "Job")
+    pvcs = reg.by_kind("v1", "PersistentVolumeClaim")
+    svcs = reg.by_kind("v1", "Service")
+    assert deploy and jobs and pvcs and svcs
+    body = deployment("default")
+    store.apply(deploy, "default", "web", body, "velapy")
+    store.apply(jobs, "default", "once", {"apiVersion": "batch/v1", "kind": "Job",
+                                          "metadata": {"name": "once", "namespace": "default"},
+                                          "spec": {"template": {"spec": {"containers": []}}}}, "velapy")
+    store.apply(pvcs, "default", "data", {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                                          "metadata": {"name": "data", "namespace": "default"},
+                                          "spec": {"resources": {"requests": {"storage": "5Gi"}}}}, "velapy")
+    svc, _ = store.apply(svcs, "default", "web", {"apiVersion": "v1", "kind": "Service",
+                                                  "metadata": {"name": "web", "namespace": "default"},
+                                                  "spec": {"ports": [{"port": 80}]}}, "velapy")
+    assert svc["spec"]["clusterIP"].startswith("10.96.")
+    now[0] += 29
+    store.tick()
+    assert store.get(deploy, "default", "web")["status"]["updatedReplicas"] == 0
+    assert store.get(pvcs, "default", "data")["status"]["phase"] == "Pending"
+    now[0] += 2
+    store.tick()
+    assert store.get(deploy, "default", "web")["status"]["readyReplicas"] == 2
+    assert store.get(pvcs, "default", "data")["status"] == {"phase": "Bound", "accessModes": ["ReadWriteOnce"],
+                                                             "capacity": {"storage": "5Gi"}}
+    job = store.get(jobs, "default", "once")["status"]
+    assert job["succeeded"] == 1 and {"type": "Complete", "status": "True"}.items() <= job["conditions"][-1].items()
+    body["spec"]["replicas"] = 4  # a new generation starts a new rollout
+    live, _ = store.apply(deploy, "default", "web", body, "velapy")
+    assert live["status"]["observedGeneration"] == 2 and live["status"]["updatedReplicas"] == 0
