@@ -79,7 +79,7 @@ def unknown_parameters_option(fn: F) -> F:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="velapy")
 def main() -> None:
-    """velapy: render KubeVela Applications for many clusters and review the result as files."""
+    """velapy: render KubeVela Applications for many clusters, review the result as files, apply it."""
 
 
 @main.command("render")
@@ -496,8 +496,8 @@ def _target(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], 
                   kubeconfig, as_user, tuple(as_groups), state_dir)
 
 
-def _resume_command(target: Any, plan_ns: str, plan_name: str) -> str:
-    """The exact `velapy resume ...` line that continues this run."""
+def _resume_command(target: Any, plan_ns: str, plan_name: str, flags: tuple[str, ...] = ()) -> str:
+    """The exact `velapy resume ...` line that continues this run (with the apply flags that matter)."""
     words = ["velapy", "resume"]
     if target.kind == "name":
         words += [plan_name, "-n", plan_ns]
@@ -520,7 +520,7 @@ def _resume_command(target: Any, plan_ns: str, plan_name: str) -> str:
     words += [w for g in target.as_groups for w in ("--as-group", g)]
     if target.state_dir != ".velapy/state":
         words += ["--state-dir", target.state_dir]
-    return " ".join(shlex.quote(w) for w in words)
+    return " ".join(shlex.quote(w) for w in [*words, *flags])
 
 
 def _execute(target: Any, resume: bool, dry_run: bool, take_over: bool, force_conflicts: bool,
@@ -542,7 +542,11 @@ def _execute(target: Any, resume: bool, dry_run: bool, take_over: bool, force_co
             return _print_live(live_diff(session), session.plan.app_name, fmt)
         options = Options(take_over=take_over, force_conflicts=force_conflicts,
                           create_namespaces=create_namespaces, health_timeout=health_timeout)
-        command = _resume_command(target, session.plan.app_namespace, session.plan.app_name)
+        flags = tuple(f for f, on in (("--take-over", take_over), ("--force-conflicts", force_conflicts),
+                                      ("--create-namespaces", create_namespaces)) if on)
+        if timeout != "5m":
+            flags += ("--timeout", timeout)
+        command = _resume_command(target, session.plan.app_namespace, session.plan.app_name, flags)
         report = run(session, options, reporter, resume=resume, resume_command=command)
     finally:
         session.close()
