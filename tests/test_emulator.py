@@ -190,52 +190,61 @@ def test_faults_status_retry_after_and_commit_then_fail(shared_fleet: RunningFle
     cluster.clear_faults()
 
 
-def test_fault_drop_delay_and_after(emulator_fleet: Callable[..., RunningFleet], tmp_path: Path) -> None:
+class Http:
+    """Plain HTTPS requests with the cluster's token and no retries (the typed client costs seconds to import)."""
+
+    def __init__(self, fleet: RunningFleet, ctx: str) -> None:
+        ca = fleet.kubeconfig_path.parent / "ca.pem"
+        ca.write_bytes(fleet.ca)
+        self.cluster = fleet[ctx]
+        self.pool = urllib3.PoolManager(ca_certs=str(ca), retries=False)
+
+    def get(self, path: str, timeout: float = 10) -> Any:
+        r = self.pool.request("GET", self.cluster.url + path, timeout=timeout,
+                              headers={"Authorization": f"Bearer {self.cluster.token}"})
+        assert r.status == 200, r.data
+        return json.loads(r.data)
+
+
+def test_fault_drop_delay_and_after(emulator_fleet: Callable[..., RunningFleet]) -> None:
     fleet = emulator_fleet(["a"])
     cluster = fleet["a"]
-    core = client.CoreV1Api(no_retries(fleet, "a"))
+    http = Http(fleet, "a")
     cluster.add_fault(Fault(method="GET", path=r"/api/v1/namespaces/default$", drop=True, after=1, times=1))
-    assert core.read_namespace("default").metadata.name == "default"
+    assert http.get("/api/v1/namespaces/default")["metadata"]["name"] == "default"
     with pytest.raises(urllib3.exceptions.HTTPError):
-        core.read_namespace("default")
-    assert core.read_namespace("default").metadata.name == "default"
-    assert [r.fault for r in cluster.journal if r.path.endswith("/default")] == [False, True, False]
+        http.get("/api/v1/namespaces/default")
+    assert http.get("/api/v1/namespaces/default")["metadata"]["name"] == "default"
+    assert [(r.fault, r.code) for r in cluster.journal if r.path.endswith("/default")] == \
+        [(False, 200), (True, 0), (False, 200)]
     cluster.add_fault(Fault(method="GET", path=r"/default$", delay=0.5, times=1))
-    with pytest.raises(urllib3.exceptions.HTTPError):
-        core.read_namespace("default", _request_timeout=0.1)
-
-
-def no_retries(fleet: RunningFleet, ctx: str) -> client.ApiClient:
-    cfg = client.Configuration()
-    config.load_kube_config(config_file=str(fleet.kubeconfig_path), context=ctx, client_configuration=cfg,
-                            persist_config=False)
-    cfg.retries = 0
-    return client.ApiClient(cfg)
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+        http.get("/api/v1/namespaces/default", timeout=0.1)
+    cluster.add_fault(Fault(method="GET", path=r"/default$", user="nobody-else", status=500))
+    assert http.get("/api/v1/namespaces/default")["metadata"]["name"] == "default"  # not our identity
 
 
 def test_stop_and_start_on_the_same_port(emulator_fleet: Callable[..., RunningFleet]) -> None:
     fleet = emulator_fleet(["a"])
     cluster = fleet["a"]
-    core = client.CoreV1Api(no_retries(fleet, "a"))
+    http = Http(fleet, "a")
     port = cluster.port
-    core.read_namespace("default")
+    http.get("/api/v1/namespaces/default")  # a kept-alive connection must not survive the stop
     cluster.stop()
     with pytest.raises(urllib3.exceptions.HTTPError):
-        core.read_namespace("default")
+        http.get("/api/v1/namespaces/default")
     cluster.start()
     assert cluster.port == port
-    assert core.read_namespace("default").metadata.name == "default"
+    assert http.get("/api/v1/namespaces/default")["metadata"]["name"] == "default"
 
 
-def test_unknown_token_is_401(shared_fleet: RunningFleet, tmp_path: Path) -> None:
-    cfg = client.Configuration()
-    cfg.host = shared_fleet["a"].url
-    (tmp_path / "ca.pem").write_bytes(shared_fleet.ca)
-    cfg.ssl_ca_cert = str(tmp_path / "ca.pem")
-    cfg.api_key = {"authorization": "Bearer nope"}
-    with pytest.raises(client.exceptions.ApiException) as err:
-        client.CoreV1Api(client.ApiClient(cfg)).list_namespace()
-    assert err.value.status == 401
+def test_unknown_token_is_401_and_a_token_belongs_to_one_cluster(shared_fleet: RunningFleet) -> None:
+    http = Http(shared_fleet, "a")
+    for token in ("nope", shared_fleet["b"].token):
+        r = http.pool.request("GET", http.cluster.url + "/api/v1/namespaces",
+                              headers={"Authorization": f"Bearer {token}"})
+        assert r.status == 401 and json.loads(r.data)["reason"] == "Unauthorized"
+    assert http.pool.request("GET", http.cluster.url + "/version").status == 401
 
 
 def test_crd_registers_its_kind_and_deleting_it_unregisters(emulator_fleet: Callable[..., RunningFleet],
@@ -442,3 +451,43 @@ def test_controllers_finish_after_ready_after_seconds() -> None:
     body["spec"]["replicas"] = 4  # a new generation starts a new rollout
     live, _ = store.apply(deploy, "default", "web", body, "velapy")
     assert live["status"]["observedGeneration"] == 2 and live["status"]["updatedReplicas"] == 0
+
+
+def test_status_subresource_bad_requests_finalizers_and_owner_gc(shared_fleet: RunningFleet, tmp_path: Path,
+                                                                  unique_namespace: str) -> None:
+    ns = unique_namespace
+    d = dyn(shared_fleet, "b", tmp_path)
+    namespace(d, ns)
+    deps = d.resources.get(api_version="apps/v1", kind="Deployment")
+    live = d.server_side_apply(deps, body=deployment(ns), field_manager="velapy")
+    status = d.resources.get(api_version="apps/v1", kind="Deployment").subresources["status"]
+    patched = d.patch(status, name="web", namespace=ns, content_type="application/merge-patch+json",
+                      body={"status": {"readyReplicas": 0}, "spec": {"replicas": 9}})
+    assert patched.status.readyReplicas == 0 and patched.spec.replicas == 2  # status writes touch status only
+    assert patched.metadata.generation == live.metadata.generation
+    body = deployment(ns)
+    body["status"] = {"readyReplicas": 5}
+    again = d.server_side_apply(deps, body=body, field_manager="velapy")
+    assert again.status.readyReplicas == 0  # ...and main-resource writes ignore status
+
+    cms = d.resources.get(api_version="v1", kind="ConfigMap")
+    with pytest.raises(client.exceptions.ApiException) as err:
+        d.patch(cms, name="other", namespace=ns, body=cm(ns), content_type="application/apply-patch+yaml",
+                field_manager="velapy")
+    assert err.value.status == 400 and "does not match the name on the URL" in json.loads(err.value.body)["message"]
+    with pytest.raises(client.exceptions.ApiException) as err:
+        d.patch(cms, name="x", namespace=ns, body=cm(ns), content_type="application/apply-patch+yaml")
+    assert err.value.status == 400 and "fieldManager" in json.loads(err.value.body)["message"]
+
+    owner = d.server_side_apply(cms, body=cm(ns, "owner"), field_manager="velapy")
+    held = cm(ns, "held")
+    held["metadata"]["finalizers"] = ["example.com/keep"]
+    held["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+                                           "uid": owner.metadata.uid}]
+    d.server_side_apply(cms, body=held, field_manager="velapy")
+    d.delete(cms, name="owner", namespace=ns)
+    pending = shared_fleet["b"].get("v1", "ConfigMap", ns, "held")  # garbage-collected, but held by its finalizer
+    assert pending is not None and pending["metadata"]["deletionTimestamp"]
+    d.patch(cms, name="held", namespace=ns, content_type="application/merge-patch+json",
+            body={"metadata": {"finalizers": None}})
+    assert shared_fleet["b"].get("v1", "ConfigMap", ns, "held") is None

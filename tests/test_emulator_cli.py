@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
+
+from velapy.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo" / "clusters.yaml"
@@ -64,19 +67,18 @@ def test_emulate_serves_the_demo_fleet_until_sigterm(tmp_path: Path) -> None:
 
 
 def test_emulate_refuses_an_existing_kubeconfig_and_a_bad_inventory(tmp_path: Path) -> None:
+    runner = CliRunner()
     existing = tmp_path / "config"
     existing.write_text("precious\n")
-    run = subprocess.run([sys.executable, "-m", "velapy", "emulate", str(DEMO), "--kubeconfig", str(existing)],
-                         capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
-    assert run.returncode == 2 and "already exists" in run.stderr and "Traceback" not in run.stderr
+    run = runner.invoke(main, ["emulate", str(DEMO), "--kubeconfig", str(existing)])
+    assert run.exit_code == 2 and "already exists" in run.output and "never your real kubeconfig" in run.output
     assert existing.read_text() == "precious\n"
     bad = tmp_path / "clusters.yaml"
     bad.write_text("clusters:\n  - name: a\n  - name: a\n")
-    run = subprocess.run([sys.executable, "-m", "velapy", "emulate", str(bad), "--kubeconfig", str(tmp_path / "k")],
-                         capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
-    assert run.returncode == 2 and f"{bad}:3" in run.stderr and "listed twice" in run.stderr
+    run = runner.invoke(main, ["emulate", str(bad), "--kubeconfig", str(tmp_path / "k")])
+    assert run.exit_code == 2 and f"{bad}:3" in run.output and "listed twice" in run.output
     rbac = tmp_path / "rbac.yaml"
     rbac.write_text("rules:\n  - users: [a]\n")
-    run = subprocess.run([sys.executable, "-m", "velapy", "emulate", str(DEMO), "--kubeconfig", str(tmp_path / "k"),
-                          "--rbac", str(rbac)], capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
-    assert run.returncode == 2 and "rules[0]: a rule needs verbs" in run.stderr
+    run = runner.invoke(main, ["emulate", str(DEMO), "--kubeconfig", str(tmp_path / "k"), "--rbac", str(rbac)])
+    assert run.exit_code == 2 and "rules[0]: a rule needs verbs" in run.output
+    assert not (tmp_path / "k").exists()

@@ -100,7 +100,9 @@ class Request:
 
     @property
     def is_write(self) -> bool:
-        return self.verb in _WRITE_VERBS and not self.dry_run and bool(self.resource)
+        """A non-dry-run create/update/patch/delete of an object (whatever its answer; look at `code`)."""
+        return (self.verb in _WRITE_VERBS and not self.dry_run and bool(self.resource)
+                and self.resource not in ("selfsubjectaccessreviews",))
 
 
 @dataclass
@@ -272,7 +274,8 @@ class Cluster:
 
     def writes(self, kind: str | None = None, namespace: str | None = None, name: str | None = None
                ) -> list[Request]:
-        """Non-dry-run POST/PUT/PATCH/DELETE requests that reached an object (kind: Kind or plural)."""
+        """Non-dry-run POST/PUT/PATCH/DELETE requests aimed at an object (kind: Kind or plural), failed ones
+        included (a 409 or a fault is still an attempt; filter on `code` to keep the successful ones)."""
         with self.lock:
             return [r for r in self.journal if r.is_write
                     and (kind is None or kind in (r.kind, r.resource))
@@ -400,6 +403,7 @@ def _table(items: list[dict[str, Any]], rv: str) -> dict[str, Any]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stalls
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:

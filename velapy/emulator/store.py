@@ -643,6 +643,14 @@ class Store:
                 self.rv += 1
                 dep["metadata"]["resourceVersion"] = str(self.rv)
                 self.objects[k] = dep
+            elif dep["metadata"].get("finalizers"):
+                if not dep["metadata"].get("deletionTimestamp"):
+                    dep = copy.deepcopy(dep)
+                    dep["metadata"]["deletionTimestamp"] = now_text(self.clock())
+                    dep["metadata"]["deletionGracePeriodSeconds"] = 0
+                    self.rv += 1
+                    dep["metadata"]["resourceVersion"] = str(self.rv)
+                    self.objects[k] = dep
             elif (k[0], k[1]) in storage:
                 self._remove_now(storage[(k[0], k[1])], k, policy)
 
