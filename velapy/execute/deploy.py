@@ -176,9 +176,18 @@ class ClusterRollout:
                 return self.out
         if not self.out.ok:
             return self.out
-        # namespaces
-        needed = sorted({it.obj.namespace for it in self.items
-                         if it.obj.namespace and (it.rt is None or it.rt.namespaced)})
+        # live objects (one GET each); a namespace is looked up only when an object in it is missing
+        for it in self.items:
+            if it.rt is None:
+                continue
+            try:
+                it.live = c.get(it.rt, it.obj.namespace if it.rt.namespaced else "", it.obj.name)
+            except KubeError as exc:
+                self._error(exc, "get", it)
+        if not self.out.ok:
+            return self.out
+        needed = sorted({it.obj.namespace for it in self.items if it.obj.namespace and it.live is None
+                         and (it.rt is None or it.rt.namespaced)})
         planned_ns = {it.obj.name for it in self.items if it.obj.kind == "Namespace" and it.obj.ref.group == ""}
         missing: list[str] = []
         for ns in needed:
@@ -196,18 +205,13 @@ class ClusterRollout:
                               "(create it, add a Namespace object to the app, or pass --create-namespaces)")
             return self.out
         self.out.namespaces = missing
-        # live objects: ownership, policies, what to write
+        # ownership, policies, what to write
         me = (opts.namespace, opts.app)
         for it in self.items:
             if it.rt is None:
                 continue
             o = it.obj
             ns = o.namespace if it.rt.namespaced else ""
-            try:
-                it.live = c.get(it.rt, ns, o.name) if ns not in missing else None
-            except KubeError as exc:
-                self._error(exc, "get", it)
-                continue
             rules = o.rules
             if rules.get("readOnly"):
                 if it.live is None:

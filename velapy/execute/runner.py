@@ -361,12 +361,13 @@ class Runner:
                 self.rep.say(f"  {p.client.cluster}: {n} object(s) would be written, "
                              f"{len(p.items) - n} unchanged (dry run)")
             return ("failed" if len(go) < len(places) else "succeeded"), "", ""
-        # the intent, before any write
+        # the intent, before any write (nothing new to record when every object is already recorded as is)
         with self._lock:
+            changed = False
             for p in go:
                 for it in p.items:
-                    self._intend(step, it.obj)
-            if go:
+                    changed |= self._intend(step, it.obj)
+            if changed:
                 self._save()
 
         def work(p: ClusterRollout) -> Outcome:
@@ -397,17 +398,20 @@ class Runner:
         clusters = ", ".join(sorted({o.cluster for o in bad}))
         return "failed", f"failed in cluster{'s' if ',' in clusters else ''} {clusters}", reason
 
-    def _intend(self, step: Step, o: Any) -> None:
+    def _intend(self, step: Step, o: Any) -> bool:
+        """Record an object about to be applied; True when the inventory changed."""
         e = self.state.entry(o.ref)
         gc = dict(o.rules.get("garbageCollect") or {})
         if e is None:
             e = Entry(o.cluster, o.api_version, o.kind, o.namespace, o.name)
             self.state.inventory.append(e)
-        if e.digest != o.digest or e.state != "applied":
-            e.state = "pending" if e.state != "applied" else e.state
+        before = (e.apiVersion, e.digest, e.step, e.component, e.gc, e.shared, e.readOnly, e.order, e.state)
+        if e.state == "kept":
+            e.state = "pending"
         e.apiVersion, e.digest, e.step, e.component = o.api_version, o.digest, step.name, o.component
         e.gc, e.shared, e.readOnly = gc, bool(o.rules.get("sharedResource")), bool(o.rules.get("readOnly"))
         e.order = self._order.get(o.ref, 0)
+        return before != (e.apiVersion, e.digest, e.step, e.component, e.gc, e.shared, e.readOnly, e.order, e.state)
 
     def _applied(self, ref: ObjectRef, live: Mapping[str, Any] | None) -> None:
         e = self.state.entry(ref)

@@ -4,7 +4,8 @@ The only module that imports the `kubernetes` package. It uses the package for w
 at (kubeconfig credentials: tokens, client certificates, exec plugins, TLS; the REST transport)
 and takes care of its sharp edges itself (research notes, executor.md §3):
 
-* one `ApiClient` with its own `Configuration` per (cluster, identity); kubeconfigs are loaded
+* one `ApiClient` with its own `Configuration` per (cluster, identity); a kubeconfig file is parsed
+  once per run (with libyaml) and each client's loader gets only its context, cluster and user,
   with `persist_config=False`; the process-global default configuration is never touched;
 * impersonation headers are built per request (never as default headers, which would override
   per-call headers), with one `Impersonate-Group` header per group (urllib3's HTTPHeaderDict);
@@ -80,8 +81,8 @@ class KubeClient:
         self._identity = access.identity if access.identity is not None else ctx.impersonate
         cfg = kclient.Configuration()
         try:
-            kconfig.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=ctx.file, context=ctx.context, client_configuration=cfg, persist_config=False)
+            kconfig.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
+                ctx.minimal(), context=ctx.context, client_configuration=cfg, persist_config=False)
         except ConfigException as exc:
             raise InputError(f"kubeconfig {ctx.file}, context {ctx.context}: {exc}",
                              Location(file=ctx.file, cluster=access.cluster)) from None

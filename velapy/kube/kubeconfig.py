@@ -9,6 +9,7 @@ quotes a credential.
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -29,6 +30,34 @@ class KubeContext:
     server: str
     impersonate: Identity | None  # the user entry's `as` / `as-groups`
 
+    def minimal(self) -> dict[str, Any]:
+        """The kubeconfig reduced to this context, its cluster and user, with file references made absolute
+        (relative paths in a kubeconfig are relative to the file), for the client's loader."""
+        full = os.path.abspath(os.path.expanduser(self.file))
+        data = _read(full, os.stat(full).st_mtime_ns)
+        base = os.path.dirname(full)
+
+        def pick(key: str, name: str) -> list[dict[str, Any]]:
+            out = []
+            for item in data.get(key) or []:
+                if isinstance(item, dict) and item.get("name") == name:
+                    item = copy.deepcopy(item)
+                    body = item.get(key.removesuffix("s"))
+                    if isinstance(body, dict):
+                        for ref in _FILE_KEYS:
+                            value = body.get(ref)
+                            if isinstance(value, str) and value and not os.path.isabs(os.path.expanduser(value)):
+                                body[ref] = os.path.join(base, value)
+                    out.append(item)
+            return out
+
+        return {"apiVersion": "v1", "kind": "Config", "current-context": self.context,
+                "contexts": pick("contexts", self.context), "clusters": pick("clusters", self.cluster),
+                "users": pick("users", self.user) if self.user else []}
+
+
+_FILE_KEYS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
+
 
 def default_kubeconfig() -> str:
     """$KUBECONFIG (its first file) or ~/.kube/config, as kubectl does."""
@@ -42,10 +71,13 @@ def _problem(path: str, context: str, message: str, hint: str = "") -> InputErro
     return InputError([Diagnostic(f"{where}: {message}", Location(file=path), hint)])
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # a fleet's kubeconfig is read once, fast
+
+
 @cache
 def _read(path: str, mtime_ns: int) -> Any:
     with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+        return yaml.load(fh, Loader=_LOADER)  # a safe loader (C or Python)
 
 
 def _named(data: Any, key: str, name: str) -> dict[str, Any] | None:
