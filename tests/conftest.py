@@ -33,3 +33,4 @@ def _private_render_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         os.environ.pop("VELAPY_CACHE_DIR", None)
     else:
         os.environ["VELAPY_CACHE_DIR"] = old
+pytest_plugins = ["emulator_fixtures"]  # emulated clusters (velapy.emulator) for any test

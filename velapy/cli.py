@@ -41,6 +41,7 @@ from velapy.pipeline import (
     vet_files,
     write_files,
 )
+from velapy.plan import Plan
 from velapy.review import check_output
 from velapy.review import diff as review_diff
 
@@ -119,7 +120,7 @@ def unknown_parameters_option(fn: F) -> F:
                    "(FORCE_COLOR forces it).")
 @click.pass_context
 def main(ctx: click.Context, color: str) -> None:
-    """velapy: render KubeVela Applications for many clusters and review the result as files."""
+    """velapy: render KubeVela Applications for many clusters, review the result as files, apply it."""
     ctx.meta[_COLOR_KEY] = color
 
 
@@ -164,6 +165,11 @@ def handoff_options(fn: F) -> F:
 @click.option("--vela-layout", is_flag=True, default=False,
               help="Print the stream byte for byte as `vela dry-run` lays it out: header and blank YAML "
                    "documents, and warnings in the stream.")
+@click.option("--resources-from-hub", "from_hub", is_flag=True, default=False,
+              help="Read ref-objects' objects from the live hub (context `local`) instead of --resources, and "
+                   "each cluster's version from the cluster where the inventory gives none.")
+@click.option("--kubeconfig", "kubeconfig", default="", type=click.Path(),
+              help="With --resources-from-hub: the kubeconfig (a cluster's context defaults to its name).")
 @unknown_parameters_option
 @click.option("--force", is_flag=True, default=False,
               help="With -o: take over a folder an older velapy wrote without a manifest (foreign files are "
@@ -175,8 +181,8 @@ def handoff_options(fn: F) -> F:
 def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
                namespace: str, clusters: str, out: str, check: bool, emit: tuple[str, ...], repo_url: str,
                revision: str, repo_path: str | None, argocd_namespace: str, argocd_sa: str, flux_source: str,
-               flux_namespace: str, vela_layout: bool, allow_unknown: bool, force: bool,
-               lock_timeout: float | None) -> None:
+               flux_namespace: str, vela_layout: bool, from_hub: bool, kubeconfig: str, allow_unknown: bool,
+               force: bool, lock_timeout: float | None) -> None:
     """Render APP as `vela dry-run` prints it, or (-o) as a plan and per-cluster folders.
 
     With --emit argocd and/or --emit flux, OUT also gets the GitOps engine objects that deploy
@@ -188,6 +194,8 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
         raise click.UsageError("--emit writes into an output folder: add -o DIR")
     if vela_layout and out:
         raise click.UsageError("--vela-layout is a layout of the stream: leave out -o")
+    if from_hub and (check or resources):
+        raise click.UsageError("--resources-from-hub reads the hub: leave out --resources and --check")
     handoff = None
     if emit:
         handoff = HandoffOptions(tuple(dict.fromkeys(emit)), repo_url, revision,
@@ -202,6 +210,16 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
         if inputs.handoff is not None:
             inputs.handoff.check()
         with _evaluator() as ev:
+            if from_hub:
+                from velapy.execute.session import compile_live
+
+                target = _target(app, files, definition_dirs, "", namespace, clusters, allow_unknown, kubeconfig,
+                                 "", (), ".velapy/state")
+                plan, stream = compile_live(target, ev, warn=lambda w: say("warning: " + w, err=True))
+                if not out:
+                    sys.stdout.write(stream)
+                    return 0
+                return _write_rendered(plan, out, inputs, force, lock_timeout)
             if check:
                 cmp, exists = check_output(inputs, out, ev)
                 return _report_check(cmp, exists, out, _render_command(inputs, out))
@@ -217,29 +235,28 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
                     say("warning: " + note, err=True)
                 sys.stdout.write(stream)
                 return 0
-            if not out:
-                notes, stream = dry_run_documents(inputs, ev)
-                for note in notes:
-                    say("warning: " + note, err=True)
-                sys.stdout.write(stream)
-                return 0
             plan = compile_app(inputs, ev)
-        written, result = handoff_output(plan, inputs.handoff)
-        write_files(out, written, force=force, lock_timeout=lock_timeout,
-                    on_wait=lambda text: click.echo(f"note: {text}", err=True))
-        for w in (*plan.warnings, *result.warnings):
-            say("warning: " + w.render(), err=True)
-        for note in result.notes:
-            say("note: " + note, err=True)
-        for folder in stale_handoff_folders(out, inputs.handoff):
-            click.echo(f"warning: {os.path.join(out, folder)} is from an earlier --emit {folder} and was not "
-                       f"refreshed: add --emit {folder} (and its options), or delete the folder", err=True)
-        counts = ", ".join(f"{name} {len(objs)}" for name, objs in plan.bundles().items())
-        click.echo(f"wrote {out}: plan.yaml and {len(written) - 1} files (objects per cluster: {counts or 'none'})",
-                   err=True)
-        return 0
+        return _write_rendered(plan, out, inputs, force, lock_timeout)
 
     _run(go)
+
+
+def _write_rendered(plan: Plan, out: str, inputs: Inputs, force: bool, lock_timeout: float | None) -> int:
+    """Write a compiled plan (and its hand-off files) into OUT, then say what was written."""
+    written, result = handoff_output(plan, inputs.handoff)
+    write_files(out, written, force=force, lock_timeout=lock_timeout,
+                on_wait=lambda text: click.echo(f"note: {text}", err=True))
+    for w in (*plan.warnings, *result.warnings):
+        say("warning: " + w.render(), err=True)
+    for note in result.notes:
+        say("note: " + note, err=True)
+    for folder in stale_handoff_folders(out, inputs.handoff):
+        click.echo(f"warning: {os.path.join(out, folder)} is from an earlier --emit {folder} and was not "
+                   f"refreshed: add --emit {folder} (and its options), or delete the folder", err=True)
+    counts = ", ".join(f"{name} {len(objs)}" for name, objs in plan.bundles().items())
+    click.echo(f"wrote {out}: plan.yaml and {len(written) - 1} files (objects per cluster: {counts or 'none'})",
+               err=True)
+    return 0
 
 
 @main.command("plan")
@@ -451,11 +468,17 @@ _DIFF_FORMATS = click.Choice(["text", "json", "markdown"])
 @click.option("--output", "fmt", type=_DIFF_FORMATS, default="text", show_default=True,
               help="text for people, json for bots, markdown for a pull-request comment.")
 @click.option("--show-secrets", is_flag=True, default=False, help="Show Secret values instead of masking them.")
+@click.option("--live", is_flag=True, default=False,
+              help="Compare the one APP (file or folder) with what its clusters hold now (server-side dry run).")
+@click.option("--kubeconfig", "kubeconfig", default="", type=click.Path(),
+              help="With --live: default kubeconfig; a cluster's context defaults to its name.")
+@click.option("--as", "as_user", default="", metavar="USER", help="With --live: impersonate this user.")
+@click.option("--as-group", "as_groups", multiple=True, metavar="GROUP", help="With --live: and this group.")
 @unknown_parameters_option
 @no_cache_option
 def diff_cmd(old: str, new: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
              namespace: str, clusters: str, git_base: str, unified: bool, fmt: str, show_secrets: bool,
-             allow_unknown: bool) -> None:
+             live: bool, kubeconfig: str, as_user: str, as_groups: tuple[str, ...], allow_unknown: bool) -> None:
     """What changes for every cluster between OLD and NEW.
 
     Each side is an Application file (rendered in memory with the same --clusters, -f, -d,
@@ -464,6 +487,13 @@ def diff_cmd(old: str, new: str, files: tuple[str, ...], definition_dirs: tuple[
     Secret values are masked unless --show-secrets. Exit code 0 when equal, 1 when different,
     2 on bad input.
     """
+    if live:
+        if new or git_base or unified:
+            raise click.UsageError("--live compares one APP with its clusters: give one path, without --git-base")
+        target = _target(old, files, definition_dirs, resources, namespace, clusters, allow_unknown, kubeconfig,
+                         as_user, as_groups, ".velapy/state")
+        _run(lambda: _live_diff(target, fmt, show_secrets))
+        return
     if git_base and new:
         raise click.UsageError("with --git-base give one path: it is compared with itself at REV")
     if not git_base and not new:
@@ -613,3 +643,252 @@ def completion_cmd(shell: str) -> None:
         raise click.UsageError(f"click cannot complete {shell}")
     root = click.get_current_context().find_root().command
     click.echo(cls(root, {}, "velapy", "_VELAPY_COMPLETE").source())
+# ----------------------------------------------------------------------------------------------
+# the executor: apply, resume, status, delete (velapy.execute)
+
+
+def cluster_options(fn: F) -> F:
+    """How to reach the clusters: the inventory, a default kubeconfig, and whom to impersonate."""
+    fn = click.option("--as-group", "as_groups", multiple=True, metavar="GROUP",
+                      help="Impersonate this group too (repeatable; needs --as).")(fn)
+    fn = click.option("--as", "as_user", default="", metavar="USER",
+                      help="Impersonate this user in every cluster (wins over the app's app.oam.dev/username).")(fn)
+    fn = click.option("--kubeconfig", "kubeconfig", default="", type=click.Path(),
+                      help="Default kubeconfig; a cluster's context defaults to its name (the hub: local).")(fn)
+    fn = click.option("--clusters", "clusters", default="", type=click.Path(),
+                      help="Cluster inventory: its kubeconfig/context/identity entries win.")(fn)
+    fn = click.option("--state-dir", "state_dir", default=".velapy/state", show_default=True, type=click.Path(),
+                      help="Where run state lives when the hub `local` is not reachable.")(fn)
+    return fn
+
+
+def _target(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str, namespace: str,
+            clusters: str, allow_unknown: bool, kubeconfig: str, as_user: str, as_groups: tuple[str, ...],
+            state_dir: str) -> Any:
+    from velapy.execute import Target
+
+    if as_groups and not as_user:
+        raise click.UsageError("--as-group needs --as (Kubernetes impersonates groups only together with a user)")
+    return Target(app, Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown),
+                  kubeconfig, as_user, tuple(as_groups), state_dir)
+
+
+def _resume_command(target: Any, plan_ns: str, plan_name: str, flags: tuple[str, ...] = ()) -> str:
+    """The exact `velapy resume ...` line that continues this run (with the apply flags that matter)."""
+    words = ["velapy", "resume"]
+    if target.kind == "name":
+        words += [plan_name, "-n", plan_ns]
+    else:
+        words.append(target.app)
+        i = target.inputs
+        words += [w for f in i.files for w in ("-f", f)]
+        words += [w for d in i.definition_dirs for w in ("-d", d)]
+        for flag, value in (("--resources", i.resources), ("-n", i.namespace)):
+            if value:
+                words += [flag, value]
+        if i.allow_unknown_parameters:
+            words.append("--allow-unknown-parameters")
+    if target.inputs.clusters:
+        words += ["--clusters", target.inputs.clusters]
+    if target.kubeconfig:
+        words += ["--kubeconfig", target.kubeconfig]
+    if target.as_user:
+        words += ["--as", target.as_user]
+    words += [w for g in target.as_groups for w in ("--as-group", g)]
+    if target.state_dir != ".velapy/state":
+        words += ["--state-dir", target.state_dir]
+    return " ".join(shlex.quote(w) for w in [*words, *flags])
+
+
+def _execute(target: Any, resume: bool, dry_run: bool, take_over: bool, force_conflicts: bool,
+             create_namespaces: bool, timeout: str, fmt: str) -> int:
+    from velapy.execute import Options, Reporter, open_session, run
+    from velapy.execute.live import live_diff
+    from velapy.execute.planfile import parse_duration
+    from velapy.execute.session import redactor_for
+
+    try:
+        health_timeout = parse_duration(timeout)
+    except ValueError as exc:
+        raise InputError(f"--timeout: {exc}") from None
+    reporter = Reporter(sys.stderr, live=sys.stderr.isatty())
+    session = open_session(target, reporter)
+    try:
+        reporter.redact = redactor_for(session.plan)
+        if dry_run:
+            return _print_live(live_diff(session), session.plan.app_name, fmt)
+        options = Options(take_over=take_over, force_conflicts=force_conflicts,
+                          create_namespaces=create_namespaces, health_timeout=health_timeout)
+        flags = tuple(f for f, on in (("--take-over", take_over), ("--force-conflicts", force_conflicts),
+                                      ("--create-namespaces", create_namespaces)) if on)
+        if timeout != "5m":
+            flags += ("--timeout", timeout)
+        command = _resume_command(target, session.plan.app_namespace, session.plan.app_name, flags)
+        report = run(session, options, reporter, resume=resume, resume_command=command)
+    finally:
+        session.close()
+        reporter.done()
+    ident = f"{report.namespace}/{report.app}"
+    counts = f"{report.applied} applied, {report.unchanged} unchanged"
+    if report.deleted or report.kept:
+        counts += f", {report.deleted} deleted, {report.kept} kept"
+    if report.phase == "suspended":
+        click.echo(f"{ident}: {report.message} ({counts}); continue with:\n  {command}")
+        return EXIT_OK
+    if report.phase == "succeeded":
+        click.echo(f"{ident}: succeeded ({counts})")
+        return EXIT_OK
+    click.echo(f"{ident}: {report.phase} ({counts})", err=True)
+    for line in report.problems:
+        click.echo("  " + reporter.redact(line), err=True)
+    click.echo(f"run state saved; after fixing the cause, continue with:\n  {command}", err=True)
+    return report.exit_code
+
+
+def _print_live(cmp: Comparison, app: str, fmt: str) -> int:
+    out = format_json(cmp) if fmt == "json" else (
+        format_markdown([(f"{app}: live → plan", cmp)]) if fmt == "markdown" else format_text(cmp))
+    click.echo(out, nl=False)
+    return EXIT_OK if cmp.equal else EXIT_DIFFERENT
+
+
+def _live_diff(target: Any, fmt: str, show_secrets: bool) -> int:
+    from velapy.execute import open_session
+    from velapy.execute.live import live_diff
+
+    session = open_session(target, None)
+    try:
+        return _print_live(live_diff(session, show_secrets=show_secrets), session.plan.app_name, fmt)
+    finally:
+        session.close()
+
+
+_EXEC_HELP = ("APP is an Application file (rendered first, with -f/-d/--resources/-n/--clusters), a folder written "
+              "by `velapy render -o` (run as reviewed: every digest is checked), or an app name with -n.")
+
+
+@main.command("apply", help="Roll APP out to its clusters: steps in order, server-side apply, health, gates.\n\n"
+              + _EXEC_HELP + " Exit 0 when done or waiting at a gate, 3 when a cluster failed (state is saved).")
+@click.argument("app")
+@app_inputs
+@cluster_options
+@click.option("--dry-run", is_flag=True, default=False,
+              help="Write nothing: show what each cluster would change (server-side dry run), as a diff.")
+@click.option("--output", "fmt", type=_DIFF_FORMATS, default="text", show_default=True, help="With --dry-run.")
+@click.option("--take-over", is_flag=True, default=False,
+              help="Adopt existing objects that no application manages (as a take-over policy would).")
+@click.option("--force-conflicts", is_flag=True, default=False,
+              help="Take fields another field manager owns with other values (never the default).")
+@click.option("--create-namespaces", is_flag=True, default=False,
+              help="Create missing namespaces in member clusters (otherwise preflight refuses the cluster).")
+@click.option("--timeout", "timeout", default="5m", show_default=True,
+              help="How long a deploy step without its own timeout waits for health.")
+@unknown_parameters_option
+def apply_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str, namespace: str,
+              clusters: str, kubeconfig: str, as_user: str, as_groups: tuple[str, ...], state_dir: str,
+              dry_run: bool, fmt: str, take_over: bool, force_conflicts: bool, create_namespaces: bool,
+              timeout: str, allow_unknown: bool) -> None:
+    target = _target(app, files, definition_dirs, resources, namespace, clusters, allow_unknown, kubeconfig,
+                     as_user, as_groups, state_dir)
+    _run(lambda: _execute(target, False, dry_run, take_over, force_conflicts, create_namespaces, timeout, fmt))
+
+
+@main.command("resume", help="Continue APP's suspended or failed run: pass the gate it waits at; finished steps "
+              "are not run again.\n\n" + _EXEC_HELP)
+@click.argument("app")
+@app_inputs
+@cluster_options
+@click.option("--take-over", is_flag=True, default=False, help="As for apply.")
+@click.option("--force-conflicts", is_flag=True, default=False, help="As for apply.")
+@click.option("--create-namespaces", is_flag=True, default=False, help="As for apply.")
+@click.option("--timeout", "timeout", default="5m", show_default=True, help="As for apply.")
+@unknown_parameters_option
+def resume_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str, namespace: str,
+               clusters: str, kubeconfig: str, as_user: str, as_groups: tuple[str, ...], state_dir: str,
+               take_over: bool, force_conflicts: bool, create_namespaces: bool, timeout: str,
+               allow_unknown: bool) -> None:
+    target = _target(app, files, definition_dirs, resources, namespace, clusters, allow_unknown, kubeconfig,
+                     as_user, as_groups, state_dir)
+    _run(lambda: _execute(target, True, False, take_over, force_conflicts, create_namespaces, timeout, "text"))
+
+
+@main.command("status", help="APP's run (steps and phases) and every object it applied, live: KIND NAME CLUSTER "
+              "READY UP-TO-DATE AVAILABLE AGE.\n\n" + _EXEC_HELP)
+@click.argument("app")
+@app_inputs
+@cluster_options
+@click.option("-o", "--output", "fmt", type=click.Choice(["table", "json", "yaml"]), default="table",
+              show_default=True)
+@unknown_parameters_option
+def status_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str, namespace: str,
+               clusters: str, kubeconfig: str, as_user: str, as_groups: tuple[str, ...], state_dir: str, fmt: str,
+               allow_unknown: bool) -> None:
+    target = _target(app, files, definition_dirs, resources, namespace, clusters, allow_unknown, kubeconfig,
+                     as_user, as_groups, state_dir)
+
+    def go() -> int:
+        from velapy.execute.status import format_status, status_data
+
+        data = status_data(target)
+        click.echo(format_status(data, fmt), nl=False)
+        return EXIT_OK
+
+    _run(go)
+
+
+@main.command("delete", help="Remove what APP owns from its clusters (per its garbage-collect policy: `never` "
+              "keeps), then its run state.\n\n" + _EXEC_HELP)
+@click.argument("app")
+@app_inputs
+@cluster_options
+@unknown_parameters_option
+def delete_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str, namespace: str,
+               clusters: str, kubeconfig: str, as_user: str, as_groups: tuple[str, ...], state_dir: str,
+               allow_unknown: bool) -> None:
+    target = _target(app, files, definition_dirs, resources, namespace, clusters, allow_unknown, kubeconfig,
+                     as_user, as_groups, state_dir)
+
+    def go() -> int:
+        from velapy.execute import Reporter, delete, open_session
+        from velapy.execute.session import redactor_for
+
+        reporter = Reporter(sys.stderr, live=sys.stderr.isatty())
+        session = open_session(target, reporter)
+        try:
+            reporter.redact = redactor_for(session.plan)
+            report = delete(session, reporter)
+        finally:
+            session.close()
+            reporter.done()
+        ident = f"{report.namespace}/{report.app}"
+        if report.phase == "deleted":
+            click.echo(f"{ident}: deleted ({report.deleted} objects deleted, {report.kept} kept)")
+            return EXIT_OK
+        for line in report.problems:
+            click.echo("  " + reporter.redact(line), err=True)
+        click.echo(f"{ident}: delete did not finish ({report.deleted} deleted); run it again", err=True)
+        return report.exit_code
+
+    _run(go)
+
+
+@main.command("emulate")
+@click.argument("clusters", type=click.Path())
+@click.option("--kubeconfig", "kubeconfig", required=True, type=click.Path(),
+              help="Write the kubeconfig here (a new file; removed on exit). One context per cluster.")
+@click.option("--audit-log", "audit_log", default="", type=click.Path(),
+              help="Append one JSON audit event per request here (metadata only, never bodies or tokens).")
+@click.option("--rbac", "rbac", default="", type=click.Path(),
+              help="RBAC rule table (YAML); without it every user may do everything and impersonate anyone.")
+@click.option("--ready-after", "ready_after", default=0.0, type=float, show_default=True,
+              help="Seconds after each spec change until workloads report a finished rollout.")
+def emulate_cmd(clusters: str, kubeconfig: str, audit_log: str, rbac: str, ready_after: float) -> None:
+    """Serve an emulated Kubernetes API for each cluster of CLUSTERS (and the hub) on 127.0.0.1 until
+    Ctrl-C. A test and demo tool: not a Kubernetes (no scheduling, no containers, no watch)."""
+
+    def go() -> int:
+        from velapy.emulator.serve import serve
+
+        return serve(clusters, kubeconfig, sys.stdout, audit_log=audit_log, rbac=rbac, ready_after=ready_after)
+
+    _run(go)

@@ -1,0 +1,112 @@
+"""The emulator's pure parts: field sets in fieldsV1 form, paths, patches and selectors."""
+
+from __future__ import annotations
+
+import pytest
+
+from velapy.emulator.auth import Authorizer, RbacError, forbidden_message
+from velapy.emulator.fields import (
+    PatchError,
+    Schema,
+    SelectorError,
+    field_set,
+    from_fields_v1,
+    json_patch,
+    merge_patch,
+    parse_label_selector,
+    path_text,
+    strategic_merge,
+    to_fields_v1,
+)
+
+POD_SPEC = {"containers": [{"name": "web", "image": "nginx", "ports": [{"containerPort": 80}],
+                            "env": [{"name": "A", "value": "1"}], "args": ["--x"]}]}
+
+
+def test_field_set_uses_the_api_servers_fieldsv1_spelling() -> None:
+    obj = {"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "web", "namespace": "ns", "labels": {"app": "web"}, "uid": "u"},
+           "spec": {"template": {"spec": POD_SPEC}, "paused": False}}
+    doc = to_fields_v1(field_set(obj, Schema(kind="Deployment")))
+    assert doc == {
+        "f:metadata": {"f:labels": {"f:app": {}}},
+        "f:spec": {"f:paused": {}, "f:template": {"f:spec": {"f:containers": {'k:{"name":"web"}': {
+            ".": {}, "f:args": {}, "f:image": {}, "f:name": {},
+            "f:env": {'k:{"name":"A"}': {".": {}, "f:name": {}, "f:value": {}}},
+            "f:ports": {'k:{"containerPort":80,"protocol":"TCP"}': {".": {}, "f:containerPort": {}}}}}}}}}
+    assert from_fields_v1(doc) == field_set(obj, Schema(kind="Deployment"))
+
+
+def test_custom_resources_have_atomic_lists_and_duplicates_make_a_list_atomic() -> None:
+    obj = {"spec": {"containers": [{"name": "a"}]}}
+    assert field_set(obj, Schema(structured=False)) == {("f:spec", "f:containers")}
+    dup = {"spec": {"containers": [{"name": "a"}, {"name": "a"}]}}
+    assert field_set(dup, Schema()) == {("f:spec", "f:containers")}
+
+
+def test_path_text() -> None:
+    assert path_text(("f:spec", "f:containers", 'k:{"name":"web"}', "f:image")) == '.spec.containers[name="web"].image'
+    assert path_text(("f:ports", 'k:{"containerPort":80,"protocol":"TCP"}')) == \
+        '.ports[containerPort=80,protocol="TCP"]'
+
+
+def test_merge_and_json_patch() -> None:
+    assert merge_patch({"a": {"b": 1, "c": 2}, "l": [1]}, {"a": {"b": None, "d": 3}, "l": [2]}) == \
+        {"a": {"c": 2, "d": 3}, "l": [2]}
+    doc = {"a": [1, 2], "b": {"c": 1}}
+    assert json_patch(doc, [{"op": "add", "path": "/a/-", "value": 3}, {"op": "remove", "path": "/b/c"},
+                            {"op": "copy", "from": "/a/0", "path": "/b/d"}, {"op": "test", "path": "/b/d",
+                                                                             "value": 1}]) == \
+        {"a": [1, 2, 3], "b": {"d": 1}}
+    with pytest.raises(PatchError, match="missing path"):
+        json_patch(doc, [{"op": "replace", "path": "/nope/x", "value": 1}])
+
+
+def test_strategic_merge_by_patch_merge_key() -> None:
+    live = {"spec": {"containers": [{"name": "web", "image": "a", "env": [{"name": "X", "value": "1"}]},
+                                    {"name": "side", "image": "b"}]}}
+    patch = {"spec": {"containers": [{"name": "web", "env": [{"name": "Y", "value": "2"}]},
+                                     {"name": "side", "$patch": "delete"}],
+                      "$setElementOrder/containers": [{"name": "web"}]}}
+    out = strategic_merge(live, patch, Schema(kind="Deployment"))
+    assert out == {"spec": {"containers": [{"name": "web", "image": "a", "env": [{"name": "X", "value": "1"},
+                                                                                {"name": "Y", "value": "2"}]}]}}
+    assert strategic_merge({"a": [1, 2]}, {"a": [3]}, Schema()) == {"a": [3]}  # no merge key: replaced
+
+
+@pytest.mark.parametrize(("selector", "labels", "expected"), [
+    ("app=web", {"app": "web"}, True),
+    ("app==web,tier!=db", {"app": "web", "tier": "db"}, False),
+    ("tier in (a, b)", {"tier": "b"}, True),
+    ("tier notin (a,b)", {}, True),
+    ("app", {"app": ""}, True),
+    ("!app", {"app": "x"}, False),
+    ("", {}, True),
+])
+def test_label_selectors(selector: str, labels: dict[str, str], expected: bool) -> None:
+    assert all(r.matches(labels) for r in parse_label_selector(selector)) is expected
+
+
+def test_bad_label_selector() -> None:
+    with pytest.raises(SelectorError):
+        parse_label_selector("a=(b")
+
+
+def test_rbac_table() -> None:
+    authz = Authorizer.load({"users": [{"name": "root", "groups": ["system:masters"]},
+                                       {"name": "alice", "token": "t", "groups": ["dev"]}],
+                             "rules": [{"groups": ["dev"], "verbs": ["get"], "apiGroups": ["apps"],
+                                        "resources": ["deployments"], "namespaces": ["demo"], "clusters": ["a"]}]})
+    assert authz.kubeconfig_user.name == "root"
+    user = authz.authenticate("t")
+    assert user is not None and user.groups == ("dev", "system:authenticated")
+    assert authz.allowed("a", "alice", user.groups, "get", "apps", "deployments", "demo", "web")
+    assert not authz.allowed("b", "alice", user.groups, "get", "apps", "deployments", "demo", "web")
+    assert not authz.allowed("a", "alice", user.groups, "get", "apps", "deployments/status", "demo", "web")
+    assert not authz.allowed("a", "alice", user.groups, "get", "apps", "deployments", "", "")  # cluster scope
+    assert authz.allowed("a", "root", ("system:masters",), "delete", "", "nodes")
+    with pytest.raises(RbacError, match="unknown key"):
+        Authorizer.load({"rules": [{"verbs": ["get"], "namespace": ["x"]}]})
+    assert forbidden_message("alice", "get", "apps", "deployments/status", "demo", "web") == (
+        'deployments.apps "web" is forbidden: User "alice" cannot get resource "deployments/status" in API group '
+        '"apps" in the namespace "demo"')

@@ -1,0 +1,69 @@
+"""`velapy emulate`: a cluster inventory file → emulated clusters served in the foreground.
+
+Reads the inventory with velapy's own loader (the hub `local` included), starts one emulated
+cluster per entry on 127.0.0.1 (its `version` served at /version), writes a kubeconfig with one
+context per cluster, prints one line per cluster and a ready line, and serves until SIGINT or
+SIGTERM; then it stops the servers and removes the kubeconfig it wrote. It never overwrites an
+existing file: the kubeconfig is deleted on exit, so pointing it at a real one would lose it.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from velapy.clusters import load_inventory
+from velapy.emulator.auth import RbacError
+from velapy.emulator.fleet import Fleet
+from velapy.emulator.tls import TlsError
+from velapy.errors import EXIT_OK, ClusterError, Diagnostic, InputError, Location
+
+
+def serve(inventory: str, kubeconfig: str, out: TextIO, *, audit_log: str = "", rbac: str = "",
+          ready_after: float = 0.0, stop: threading.Event | None = None) -> int:
+    """Serve the fleet of `inventory` until a signal (or `stop`) arrives; the exit code."""
+    inv = load_inventory(inventory)
+    target = Path(kubeconfig)
+    if target.exists():
+        raise InputError([Diagnostic(
+            f"{kubeconfig} already exists", Location(file=kubeconfig),
+            "the emulator writes a fresh kubeconfig and deletes it when it stops; give a path that does not exist "
+            "(never your real kubeconfig)")])
+    if ready_after < 0:
+        raise InputError("--ready-after must be zero or more seconds")
+    try:
+        fleet = Fleet(inv.names(), rbac=rbac or None, ready_after=ready_after, audit_log=audit_log or None,
+                      versions={c.name: c.version for c in inv.clusters if c.version})
+    except RbacError as e:
+        raise InputError([Diagnostic(str(e), Location(file=rbac))]) from None
+    except OSError as e:
+        raise InputError([Diagnostic(f"cannot open the audit log: {e.strerror}", Location(file=audit_log))]) from None
+    except TlsError as e:
+        raise ClusterError(str(e)) from None
+    done = stop or threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} \
+        if threading.current_thread() is threading.main_thread() else {}
+    try:
+        fleet.start()
+        fleet.write_kubeconfig(target)
+        width = max(len(n) for n in fleet.names())
+        for c in fleet:
+            out.write(f"{c.name:<{width}}  {c.url}\n")
+        out.write(f"ready: {len(fleet)} emulated clusters; use kubectl --kubeconfig {target} --context "
+                  f"<cluster> (Ctrl-C to stop)\n")
+        out.flush()
+        while not done.wait(0.5):
+            pass
+    finally:
+        fleet.stop()
+        target.unlink(missing_ok=True)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return EXIT_OK

@@ -1,0 +1,132 @@
+"""Plan clusters + inventory + command-line flags → how to reach each cluster, checked before any request.
+
+Precedence, per cluster:
+* kubeconfig file: the inventory's `kubeconfig` (`--clusters`), else the plan's, else
+  `--kubeconfig FILE`, else $KUBECONFIG / ~/.kube/config;
+* context: the inventory's or plan's `context`, else the cluster's own NAME (also for the hub
+  `local`), so one kubeconfig with a context per cluster serves a whole fleet;
+* identity (Impersonate-User / -Group): `--as` / `--as-group`, else the Application's
+  `app.oam.dev/username` / `app.oam.dev/group`, else the inventory's `identity`, else the
+  kubeconfig user's `as` / `as-groups`, else none (the kubeconfig's own user).
+
+Every kubeconfig problem of every cluster is reported at once, naming file and context, before
+the first request (`velapy.kube.kubeconfig`). The hub is optional: without a usable context for
+`local`, run state lives in a local file.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from velapy.clusters import HUB, Identity, Inventory
+from velapy.errors import Diagnostic, InputError
+from velapy.execute.planfile import ClusterEntry
+from velapy.kube import Access, Client
+from velapy.kube.kubeconfig import default_kubeconfig, load_context
+
+
+@dataclass(frozen=True)
+class AccessOptions:
+    kubeconfig: str = ""  # --kubeconfig
+    as_user: str = ""  # --as
+    as_groups: tuple[str, ...] = ()  # --as-group
+    inventory: Inventory | None = None  # --clusters (its kubeconfig/context/identity win over the plan's)
+
+
+def _merged(name: str, plan_entry: ClusterEntry | None, opts: AccessOptions) -> ClusterEntry:
+    inv = opts.inventory.get(name) if opts.inventory is not None else None
+    base = plan_entry or ClusterEntry(name)
+    if inv is None:
+        return base
+    return ClusterEntry(name, inv.kubeconfig or base.kubeconfig, inv.context or base.context,
+                        inv.identity or base.identity, inv.version or base.version)
+
+
+def identity_for(entry: ClusterEntry, app_identity: Identity | None, opts: AccessOptions) -> Identity | None:
+    if opts.as_user or opts.as_groups:
+        return Identity(opts.as_user, tuple(opts.as_groups))
+    if app_identity is not None:
+        return app_identity
+    return entry.identity
+
+
+def resolve(names: Iterable[str], plan_clusters: Mapping[str, ClusterEntry], app_identity: Identity | None,
+            opts: AccessOptions, *, hub_optional: bool = True) -> tuple[dict[str, Access], Access | None]:
+    """Access for each named cluster (all required) and for the hub (None when not configured).
+
+    Raises InputError listing every kubeconfig problem at once."""
+    problems: list[Diagnostic] = []
+    out: dict[str, Access] = {}
+    wanted = list(dict.fromkeys(names))
+    for name in wanted:
+        entry = _merged(name, plan_clusters.get(name), opts)
+        file = entry.kubeconfig or opts.kubeconfig or default_kubeconfig()
+        context = entry.context or name
+        try:
+            load_context(file, context)
+        except InputError as exc:
+            problems.extend(Diagnostic(f"cluster {name}: {d.message}", d.location, d.hint) for d in exc.diagnostics)
+            continue
+        out[name] = Access(name, file, context, identity_for(entry, app_identity, opts))
+    hub: Access | None = out.get(HUB)
+    if hub is None and HUB not in wanted:
+        entry = _merged(HUB, plan_clusters.get(HUB), opts)
+        explicit = bool(entry.kubeconfig or entry.context)
+        file = entry.kubeconfig or opts.kubeconfig or default_kubeconfig()
+        try:
+            load_context(file, entry.context or HUB)
+            hub = Access(HUB, file, entry.context or HUB, identity_for(entry, app_identity, opts))
+        except InputError as exc:
+            if explicit or not hub_optional:
+                problems.extend(Diagnostic(f"hub {HUB}: {d.message}", d.location, d.hint) for d in exc.diagnostics)
+            hub = None
+    if problems:
+        raise InputError(problems)
+    return out, hub
+
+
+class ClientPool:
+    """One client per cluster, all created up front (kubeconfigs are loaded, nothing is requested)."""
+
+    def __init__(self, accesses: Mapping[str, Access], hub: Access | None,
+                 factory: Callable[[Access], Client]) -> None:
+        self._lock = threading.Lock()
+        self._clients: dict[str, Client] = {}
+        problems: list[Diagnostic] = []
+        for name, acc in accesses.items():
+            try:
+                self._clients[name] = factory(acc)
+            except InputError as exc:
+                problems.extend(exc.diagnostics)
+        self.hub: Client | None = None
+        if hub is not None:
+            if hub.cluster in self._clients:
+                self.hub = self._clients[hub.cluster]
+            else:
+                try:
+                    self.hub = factory(hub)
+                except InputError as exc:
+                    problems.extend(exc.diagnostics)
+        self.accesses = dict(accesses)
+        if hub is not None:
+            self.accesses.setdefault(hub.cluster, hub)
+        if problems:
+            self.close()
+            raise InputError(problems)
+
+    def __getitem__(self, name: str) -> Client:
+        return self._clients[name]
+
+    def names(self) -> list[str]:
+        return list(self._clients)
+
+    def close(self) -> None:
+        for c in self._clients.values():
+            c.close()
+        if self.hub is not None and self.hub not in self._clients.values():
+            self.hub.close()
+
+
+__all__ = ["AccessOptions", "ClientPool", "identity_for", "resolve"]

@@ -1,0 +1,438 @@
+"""One deploy step's placement (a cluster and its objects) → preflight, server-side apply, health.
+
+Per placement, in this order, so that a cluster that cannot take the step gets no write at all:
+
+1. preflight: every kind is served (discovery; kinds of CRDs the plan creates first are
+   exempt), every namespace exists or is created by the plan (or `--create-namespaces`), every
+   existing object is owned by this app (or may be taken over / shared), `read-only` objects
+   exist, and the identity may write: a server-side dry-run of each object that changes;
+2. the caller records the intent (run-state inventory) — see `runner`;
+3. apply: server-side apply with field manager `velapy`, CRDs → Namespaces → the rest, objects
+   whose live copy already holds everything skipped; components wait for the components they
+   depend on to be healthy first (KubeVela's dependsOn inside a deploy step);
+4. health: poll until every object is healthy, or the step's deadline passes.
+
+Errors name the cluster, the user, the verb, the resource and namespace/name.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from velapy.clusters import Identity
+from velapy.execute.objects import (
+    A_SHARED_BY,
+    L_APP,
+    L_APP_NS,
+    Health,
+    apply_rank,
+    desired,
+    health,
+    owner,
+    shared_by,
+    unchanged,
+)
+from velapy.execute.planfile import PlanObject
+from velapy.kube import ApiError, Client, KubeError, NotServed, ResourceType, Unreachable
+
+NS_TYPE = ResourceType("", "v1", "Namespace", "namespaces", False, ("create", "get", "patch"))
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    app: str
+    namespace: str
+    keep: bool = False  # re-applying the finished plan (drift correction, KubeVela's state keep)
+    take_over: bool = False
+    force_conflicts: bool = False
+    create_namespaces: bool = False
+    dry_run: bool = False
+    poll_interval: float = 1.0
+    crd_wait: float = 30.0
+    created_namespaces: frozenset[tuple[str, str]] = frozenset()  # (cluster, ns) the plan creates
+
+
+@dataclass
+class Item:
+    """One object of a placement through the phases."""
+
+    obj: PlanObject
+    rt: ResourceType | None = None
+    live: dict[str, Any] | None = None
+    want: dict[str, Any] | None = None
+    action: str = "apply"  # apply | skip (unchanged) | keep (apply-once *) | read (read-only) | share | deferred
+    result: dict[str, Any] | None = None
+    health: Health | None = None
+    shared: bool = False
+    adopt: bool = False  # taken over from no application: velapy takes its fields too (force)
+
+
+@dataclass
+class Outcome:
+    cluster: str
+    ok: bool = True
+    problems: list[str] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)
+    applied: int = 0
+    unchanged: int = 0
+    namespaces: list[str] = field(default_factory=list)  # created by --create-namespaces
+    unreachable: bool = False
+    reason: str = ""
+
+    def fail(self, text: str, reason: str = "") -> None:
+        self.ok = False
+        self.problems.append(text)
+        if reason and not self.reason:
+            self.reason = reason
+
+
+def who(identity: Identity | None) -> str:
+    if identity is None or not (identity.user or identity.groups):
+        return "the kubeconfig's user"
+    text = f"user {identity.user}" if identity.user else "the kubeconfig's user"
+    if identity.groups:
+        text += f" (groups {', '.join(identity.groups)})"
+    return text
+
+
+def describe_error(exc: KubeError, client: Client, verb: str, rt: ResourceType | None, namespace: str,
+                   name: str, kind: str = "") -> str:
+    """One line naming cluster, identity, verb, resource, namespace/name and the HTTP status."""
+    res = (f"{rt.plural}{'.' + rt.group if rt.group else ''}" if rt is not None else kind)
+    target = f"{kind or (rt.kind if rt else '')} {namespace + '/' if namespace else ''}{name}".strip()
+    if isinstance(exc, ApiError):
+        if exc.status == 403 and impersonation_denied(exc, client.identity):
+            return (f"cluster {client.cluster}: the kubeconfig's user cannot impersonate {who(client.identity)}: "
+                    f"{exc.server_message}")
+        if exc.status == 403:
+            ns = f" in namespace {namespace}" if namespace else ""
+            return (f"cluster {client.cluster}: forbidden: {who(client.identity)} may not {verb} {res}{ns} "
+                    f"({target}): HTTP 403 {exc.server_message}")
+        if exc.status == 409 and exc.causes and any(c.type.startswith("FieldManagerConflict") or "conflict"
+                                                    in c.type.lower() for c in exc.causes):
+            fields = ", ".join(f"{c.field} ({c.message})" if c.message else c.field for c in exc.causes)
+            return (f"cluster {client.cluster}: {verb} {target}: HTTP 409 field manager conflict on {fields}; "
+                    "another manager owns these fields with other values (pass --force-conflicts to take them)")
+        return f"cluster {client.cluster}: {verb} {target}: HTTP {exc.status} {exc.reason}: {exc.server_message}"
+    return f"{exc.diagnostics[0].message}" + (f" ({verb} {target})" if target else "")
+
+
+def impersonation_denied(exc: ApiError, identity: Identity | None) -> bool:
+    """A 403 from the impersonation filter (the Status names a user/group being impersonated)."""
+    if identity is None:
+        return False
+    msg = exc.server_message
+    return " cannot impersonate " in msg or msg.startswith("impersonat")
+
+
+class ClusterRollout:
+    """Runs one cluster's share of a deploy step."""
+
+    def __init__(self, client: Client, objects: Sequence[PlanObject], opts: DeployOptions,
+                 depends: Mapping[str, tuple[str, ...]], say: Callable[[str], None],
+                 working: Callable[[str], None]) -> None:
+        self.client = client
+        self.opts = opts
+        self.depends = depends
+        self.say = say
+        self.working = working
+        ordered = sorted(enumerate(objects), key=lambda t: (apply_rank(t[1].ref.group, t[1].kind), t[0]))
+        self.items = [Item(o) for _i, o in ordered]
+        self.out = Outcome(client.cluster, items=self.items)
+
+    # ------------------------------------------------------------------------------------------
+    def _error(self, exc: KubeError, verb: str, item: Item | None = None, rt: ResourceType | None = None,
+               namespace: str = "", name: str = "") -> None:
+        if item is not None:
+            rt, namespace, name = item.rt, item.obj.namespace, item.obj.name
+        kind = item.obj.kind if item is not None else (rt.kind if rt else "")
+        self.out.fail(describe_error(exc, self.client, verb, rt, namespace, name, kind),
+                      "Unreachable" if isinstance(exc, Unreachable) else "")
+        if isinstance(exc, Unreachable):
+            self.out.unreachable = True
+
+    def preflight(self) -> Outcome:
+        c, opts = self.client, self.opts
+        crd_kinds: set[tuple[str, str]] = set()
+        for it in self.items:
+            if it.obj.ref.group == "apiextensions.k8s.io" and it.obj.kind == "CustomResourceDefinition":
+                spec = it.obj.obj.get("spec") or {}
+                crd_kinds.add((str(spec.get("group") or ""), str((spec.get("names") or {}).get("kind") or "")))
+        # kinds
+        for it in self.items:
+            try:
+                it.rt = c.resource(it.obj.api_version, it.obj.kind)
+            except NotServed:
+                if (it.obj.ref.group, it.obj.kind) in crd_kinds:
+                    it.action = "deferred"
+                    continue
+                self.out.fail(f"cluster {c.cluster}: no resource type {it.obj.api_version}/{it.obj.kind} in cluster "
+                              f"{c.cluster} ({it.obj.ref.describe()}); install its CRD first")
+            except KubeError as exc:
+                self._error(exc, "discover", it)
+                return self.out
+        if not self.out.ok:
+            return self.out
+        # live objects (one GET each); a namespace is looked up only when an object in it is missing
+        for it in self.items:
+            if it.rt is None:
+                continue
+            try:
+                it.live = c.get(it.rt, it.obj.namespace if it.rt.namespaced else "", it.obj.name)
+            except KubeError as exc:
+                self._error(exc, "get", it)
+        if not self.out.ok:
+            return self.out
+        needed = sorted({it.obj.namespace for it in self.items if it.obj.namespace and it.live is None
+                         and (it.rt is None or it.rt.namespaced)})
+        planned_ns = {it.obj.name for it in self.items if it.obj.kind == "Namespace" and it.obj.ref.group == ""}
+        missing: list[str] = []
+        for ns in needed:
+            if ns in planned_ns or (c.cluster, ns) in opts.created_namespaces:
+                continue
+            try:
+                if c.get(NS_TYPE, "", ns) is None:
+                    missing.append(ns)
+            except KubeError as exc:
+                self._error(exc, "get", rt=NS_TYPE, name=ns)
+                return self.out
+        if missing and not opts.create_namespaces:
+            for ns in missing:
+                self.out.fail(f"cluster {c.cluster}: namespace {ns} does not exist and the plan does not create it "
+                              "(create it, add a Namespace object to the app, or pass --create-namespaces)")
+            return self.out
+        self.out.namespaces = missing
+        # ownership, policies, what to write
+        me = (opts.namespace, opts.app)
+        for it in self.items:
+            if it.rt is None:
+                continue
+            o = it.obj
+            ns = o.namespace if it.rt.namespaced else ""
+            rules = o.rules
+            if rules.get("readOnly"):
+                if it.live is None:
+                    self.out.fail(f"cluster {c.cluster}: {o.kind} ({o.name}) is marked as read-only but does not "
+                                  f"exist{' in namespace ' + ns if ns else ''}")
+                it.action = "read"
+                continue
+            sharers: list[str] = []
+            if it.live is not None:
+                own = owner(it.live)
+                if own != me:
+                    if own is None:
+                        if not (rules.get("takeOver") or opts.take_over):
+                            self.out.fail(f"cluster {c.cluster}: {o.ref.describe()} exists but is not managed by app "
+                                          f"{opts.namespace}/{opts.app} (it has no {L_APP} label); add a take-over "
+                                          "policy for it or pass --take-over to adopt it")
+                            continue
+                        it.adopt = True
+                    elif rules.get("sharedResource"):
+                        it.action = "share"
+                        it.shared = True
+                        continue
+                    else:
+                        self.out.fail(f"cluster {c.cluster}: {o.ref.describe()} is managed by other application "
+                                      f"{own[0]}/{own[1]}; velapy will not change it")
+                        continue
+                if rules.get("sharedResource"):
+                    sharers = shared_by(it.live)
+            if rules.get("sharedResource"):
+                it.shared = True
+                tag = f"{opts.namespace}/{opts.app}"
+                if tag not in sharers:
+                    sharers.append(tag)
+            tracking = f"{opts.namespace}/{opts.app}:{o.ref.group}/{o.kind}:{ns}/{o.name}@{c.cluster}"
+            it.want = desired(o.obj, app=opts.app, namespace=opts.namespace, digest=o.digest, tracking=tracking,
+                              namespaced=it.rt.namespaced, live=it.live, rules=rules, keep=opts.keep,
+                              shared_by=",".join(sharers))
+            if it.want is None:
+                it.action = "keep"
+            elif unchanged(it.want, it.live):
+                it.action = "skip"
+        if not self.out.ok:
+            return self.out
+        # may the identity write? a server-side dry-run of everything that will change
+        for it in self.items:
+            if it.action != "apply" or it.rt is None or it.want is None:
+                continue
+            if it.obj.namespace in missing and it.rt.namespaced:
+                continue  # its namespace is created first; the apply itself will tell
+            try:
+                c.apply(it.rt, it.want, force=opts.force_conflicts or it.adopt, dry_run=True)
+            except ApiError as exc:
+                if exc.status == 404 and it.obj.namespace in planned_ns:
+                    continue  # the namespace comes with this step
+                self._error(exc, "patch", it)
+            except KubeError as exc:
+                self._error(exc, "patch", it)
+        return self.out
+
+    # ------------------------------------------------------------------------------------------
+    def _levels(self) -> list[list[Item]]:
+        """Items grouped so that a component comes after the components it depends on."""
+        comps = list(dict.fromkeys(it.obj.component for it in self.items))
+        level: dict[str, int] = {}
+
+        def depth(comp: str, seen: tuple[str, ...] = ()) -> int:
+            if comp in level:
+                return level[comp]
+            deps = [d for d in self.depends.get(comp, ()) if d in comps and d not in seen]
+            level[comp] = 1 + max((depth(d, (*seen, comp)) for d in deps), default=-1)
+            return level[comp]
+
+        for comp in comps:
+            depth(comp)
+        # CRDs and Namespaces always go first, whatever their component
+        out: dict[int, list[Item]] = {}
+        for it in self.items:
+            lv = -1 if apply_rank(it.obj.ref.group, it.obj.kind) < 2 else level.get(it.obj.component, 0)
+            out.setdefault(lv, []).append(it)
+        return [out[k] for k in sorted(out)]
+
+    def apply(self, deadline: float) -> Outcome:
+        c, opts = self.client, self.opts
+        for ns in self.out.namespaces:
+            try:
+                c.apply(NS_TYPE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+                    "name": ns, "annotations": {"velapy.dev/created-for": f"{opts.namespace}/{opts.app}"}}})
+                self.say(f"  {c.cluster}: created namespace {ns}")
+            except KubeError as exc:
+                self._error(exc, "create", rt=NS_TYPE, name=ns)
+                return self.out
+        for group in self._levels():
+            for it in group:
+                if not self._apply_one(it):
+                    return self.out
+            if not self.wait(group, deadline):
+                return self.out
+        return self.out
+
+    def _apply_one(self, it: Item) -> bool:
+        c, opts = self.client, self.opts
+        o = it.obj
+        if it.action == "deferred":
+            it.rt = self._wait_served(o)
+            if it.rt is None:
+                return False
+            ns = o.namespace if it.rt.namespaced else ""
+            tracking = f"{opts.namespace}/{opts.app}:{o.ref.group}/{o.kind}:{ns}/{o.name}@{c.cluster}"
+            it.want = desired(o.obj, app=opts.app, namespace=opts.namespace, digest=o.digest, tracking=tracking,
+                              namespaced=it.rt.namespaced, live=None, rules=o.rules, keep=opts.keep)
+            it.action = "apply"
+        if it.action == "share":
+            return self._share(it)
+        if it.action != "apply" or it.want is None or it.rt is None:
+            if it.action in ("skip", "keep", "read"):
+                self.out.unchanged += 1
+            return True
+        self.working(f"  {c.cluster}: applying {o.ref.describe()}")
+        try:
+            it.result = c.apply(it.rt, it.want, force=opts.force_conflicts or it.adopt)
+        except KubeError as exc:
+            self._error(exc, "patch", it)
+            return False
+        self.out.applied += 1
+        if o.kind == "CustomResourceDefinition":
+            c.refresh_discovery()
+        return True
+
+    def _wait_served(self, o: PlanObject) -> ResourceType | None:
+        end = time.monotonic() + self.opts.crd_wait
+        while True:
+            self.client.refresh_discovery()
+            try:
+                return self.client.resource(o.api_version, o.kind)
+            except NotServed:
+                if time.monotonic() >= end:
+                    self.out.fail(f"cluster {self.client.cluster}: {o.api_version}/{o.kind} is still not served "
+                                  f"{self.opts.crd_wait:g}s after its CRD was applied")
+                    return None
+                time.sleep(min(0.5, self.opts.poll_interval))
+            except KubeError as exc:
+                self._error(exc, "discover", rt=None, name=o.name)
+                return None
+
+    def _share(self, it: Item) -> bool:
+        """A shared resource owned by another app: only add this app to its shared-by list."""
+        assert it.live is not None and it.rt is not None
+        tag = f"{self.opts.namespace}/{self.opts.app}"
+        sharers = shared_by(it.live)
+        if tag in sharers:
+            self.out.unchanged += 1
+            return True
+        meta = it.live.get("metadata") or {}
+        patch = {"metadata": {"resourceVersion": meta.get("resourceVersion"),
+                              "annotations": {A_SHARED_BY: ",".join([*sharers, tag])}}}
+        try:
+            it.result = self.client.merge_patch(it.rt, it.obj.namespace if it.rt.namespaced else "", it.obj.name,
+                                                patch)
+        except KubeError as exc:
+            self._error(exc, "patch", it)
+            return False
+        self.out.applied += 1
+        return True
+
+    def wait(self, items: Sequence[Item], deadline: float) -> bool:
+        """Poll until every item is healthy; False (with the reason recorded) when one fails or time runs out."""
+        c = self.client
+        pending = [it for it in items if it.rt is not None]
+        first = True
+        while True:
+            still: list[Item] = []
+            for it in pending:
+                assert it.rt is not None
+                obj = it.result if first and it.result is not None else it.live if first and it.action != "apply" \
+                    else None
+                if obj is None:
+                    try:
+                        obj = c.get(it.rt, it.obj.namespace if it.rt.namespaced else "", it.obj.name)
+                    except KubeError as exc:
+                        self._error(exc, "get", it)
+                        return False
+                if obj is None:
+                    if self.opts.dry_run:
+                        continue
+                    it.health = Health(False, False, "not found")
+                    still.append(it)
+                    continue
+                it.health = health(obj)
+                it.result = it.result or obj
+                if it.health.failed:
+                    self.out.fail(f"cluster {c.cluster}: {it.obj.ref.describe()} is unhealthy: {it.health.message}",
+                                  "Unhealthy")
+                    return False
+                if not it.health.healthy:
+                    still.append(it)
+            first = False
+            if not still:
+                return True
+            if time.monotonic() >= deadline:
+                for it in still:
+                    msg = it.health.message if it.health else "not healthy"
+                    self.out.fail(f"cluster {c.cluster}: {it.obj.ref.describe()} did not become healthy in time "
+                                  f"({msg})", "Timeout")
+                return False
+            head = still[0]
+            self.working(f"  {c.cluster}: waiting for {head.obj.ref.describe()}"
+                         + (f" ({head.health.message})" if head.health and head.health.message else "")
+                         + (f" and {len(still) - 1} more" if len(still) > 1 else ""))
+            time.sleep(max(0.0, min(self.opts.poll_interval, deadline - time.monotonic())))
+            pending = still
+
+
+def owner_patch(live: Mapping[str, Any], remaining: Sequence[str]) -> dict[str, Any]:
+    """Merge patch handing a shared object to the next sharer (labels) and listing the rest."""
+    meta = live.get("metadata") or {}
+    patch: dict[str, Any] = {"metadata": {"resourceVersion": meta.get("resourceVersion"),
+                                          "annotations": {A_SHARED_BY: ",".join(remaining)}}}
+    if remaining:
+        ns, _, name = remaining[0].partition("/")
+        patch["metadata"]["labels"] = {L_APP: name, L_APP_NS: ns}
+    return patch
+
+
+__all__ = ["ClusterRollout", "DeployOptions", "Item", "Outcome", "describe_error", "owner_patch", "who"]

@@ -1,0 +1,97 @@
+"""A plan + the live clusters → what applying it would change, in the golden-diff format.
+
+For every planned object: the live object (if any) is the old side and the server's answer to a
+server-side dry-run apply of what velapy would send is the new side, both without server
+bookkeeping (managedFields, resourceVersion, uid, timestamps, status, velapy's own annotations),
+so the diff shows what the apply changes and what the API server defaults. Objects of the last
+run that garbage collection would delete appear as removed. Nothing is written. Secrets are
+masked by the diff itself (unless `show_secrets`).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from velapy.diff import Comparison, compare_folders
+from velapy.errors import ClusterError
+from velapy.execute.deploy import describe_error
+from velapy.execute.objects import A_DIGEST, A_TRACKING, desired, owner
+from velapy.execute.session import Session, read_state
+from velapy.kube import KubeError
+from velapy.plan import group_of
+from velapy.yamlio import dump_yaml
+
+_META_DROP = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink")
+
+
+def _clean(obj: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(obj)
+    out.pop("status", None)
+    meta = out.get("metadata") or {}
+    for k in _META_DROP:
+        meta.pop(k, None)
+    ann = meta.get("annotations")
+    if isinstance(ann, dict):
+        ann.pop(A_DIGEST, None)
+        ann.pop(A_TRACKING, None)
+        if not ann:
+            meta.pop("annotations")
+    return out
+
+
+def _path(cluster: str, kind: str, namespace: str, name: str, group: str) -> str:
+    return f"clusters/{cluster}/{namespace or '_cluster'}/{kind.lower()}.{group or 'core'}_{name}.yaml"
+
+
+def live_diff(session: Session, *, show_secrets: bool = False) -> Comparison:
+    plan = session.plan
+    old: dict[str, str] = {}
+    new: dict[str, str] = {}
+    problems: list[str] = []
+    planned = set()
+    for o in plan.objects():
+        planned.add(o.ref)
+        client = session.pool[o.cluster]
+        try:
+            rt = client.resource(o.api_version, o.kind)
+            ns = o.namespace if rt.namespaced else ""
+            live = client.get(rt, ns, o.name)
+            want = desired(o.obj, app=plan.app_name, namespace=plan.app_namespace, digest=o.digest, tracking="",
+                           namespaced=rt.namespaced, live=live, rules=o.rules, keep=False)
+            path = _path(o.cluster, o.kind, ns, o.name, o.ref.group)
+            if live is not None:
+                old[path] = dump_yaml(_clean(live))
+            if want is None:
+                if live is not None:
+                    new[path] = old[path]
+                continue
+            try:
+                result = client.apply(rt, want, dry_run=True)
+            except KubeError as exc:
+                problems.append(describe_error(exc, client, "patch", rt, ns, o.name, o.kind))
+                result = want
+            new[path] = dump_yaml(_clean(result))
+        except KubeError as exc:
+            problems.append(describe_error(exc, client, "get", None, o.namespace, o.name, o.kind))
+    if problems:
+        raise ClusterError("\n".join(problems))
+    state = read_state(session)
+    me = (plan.app_namespace, plan.app_name)
+    for e in state.inventory if state is not None else []:
+        if e.ref in planned or e.gc.get("strategy") in ("never", "onAppDelete") or e.readOnly:
+            continue
+        if bool((plan.resource_policies.get("garbage-collect") or {}).get("keepLegacyResource")):
+            continue
+        try:
+            client = session.pool[e.cluster]
+            rt = client.resource(e.apiVersion, e.kind)
+            live = client.get(rt, e.namespace if rt.namespaced else "", e.name)
+        except (KeyError, KubeError):
+            continue
+        if live is not None and owner(live) == me:
+            old[_path(e.cluster, e.kind, e.namespace, e.name, group_of(e.apiVersion))] = dump_yaml(_clean(live))
+    return compare_folders(old, new, old_origin="live", new_origin="plan", show_secrets=show_secrets)
+
+
+__all__ = ["live_diff"]

@@ -1,0 +1,338 @@
+"""An emitted output folder (or the same files in memory) → an `ExecPlan` the executor runs.
+
+The folder is run as reviewed: `plan.yaml` is checked against its schema, every object file it
+names is read and its sha256 digest recomputed; a file that changed, vanished or does not parse
+is refused (InputError, exit 2, naming the file). Nothing is re-rendered. Everything the executor
+cannot run is refused here, before any cluster is contacted: a step type without an executor in
+velapy (provider steps), an `if` outside the evaluated language (`conditions`), a bad timeout.
+The plan's identity for run state is the sha256 of plan.yaml's bytes (it holds every digest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from velapy.clusters import Identity
+from velapy.diff import read_folder
+from velapy.emit import validate_plan_data
+from velapy.errors import Diagnostic, InputError, Location, VelapyError
+from velapy.execute.conditions import Condition, ConditionError, parse_condition
+from velapy.plan import digest_of, group_of
+from velapy.yamlio import Document, load_documents
+
+RUNNABLE_STEPS = ("deploy", "apply-component", "suspend", "step-group", "notification", "webhook")
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
+_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def parse_duration(text: str) -> float:
+    """A Go duration (`30m`, `1h30m`, `2m15s`, `500ms`) in seconds; ValueError when it is not one."""
+    s = text.strip()
+    if not s:
+        raise ValueError("empty duration")
+    if s == "0":
+        return 0.0
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(s):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNIT[m.group(2)]
+        pos = m.end()
+    if pos != len(s):
+        raise ValueError(f"not a duration: {text!r} (write e.g. 30s, 5m, 1h30m)")
+    return total
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """Identifies one object in one cluster (the API version does not count)."""
+
+    cluster: str
+    group: str
+    kind: str
+    namespace: str
+    name: str
+
+    def describe(self) -> str:
+        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        return f"{self.kind} {where}"
+
+    def text(self) -> str:
+        return f"{self.describe()} in cluster {self.cluster}"
+
+
+@dataclass(frozen=True)
+class PlanObject:
+    cluster: str
+    file: str
+    obj: dict[str, Any]
+    digest: str
+    component: str
+    role: str
+    trait: str = ""
+    rules: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def api_version(self) -> str:
+        return str(self.obj.get("apiVersion") or "")
+
+    @property
+    def kind(self) -> str:
+        return str(self.obj.get("kind") or "")
+
+    @property
+    def name(self) -> str:
+        return str((self.obj.get("metadata") or {}).get("name") or "")
+
+    @property
+    def namespace(self) -> str:
+        return str((self.obj.get("metadata") or {}).get("namespace") or "")
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef(self.cluster, group_of(self.api_version), self.kind, self.namespace, self.name)
+
+
+@dataclass(frozen=True)
+class Placement:
+    cluster: str
+    namespace: str
+    objects: tuple[PlanObject, ...]
+
+
+@dataclass(frozen=True)
+class Gate:
+    type: str  # approval | suspend
+    message: str = ""
+    duration: float | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    type: str
+    depends_on: tuple[str, ...] = ()
+    condition: Condition | None = None
+    timeout: float | None = None
+    timeout_text: str = ""
+    gate: Gate | None = None
+    parallelism: int = 5
+    placements: tuple[Placement, ...] = ()
+    mode: str = "DAG"
+    sub_steps: tuple[Step, ...] = ()
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    component_depends_on: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def objects(self) -> list[PlanObject]:
+        out = [o for p in self.placements for o in p.objects]
+        for s in self.sub_steps:
+            out.extend(s.objects())
+        return out
+
+
+@dataclass(frozen=True)
+class ClusterEntry:
+    name: str
+    kubeconfig: str = ""
+    context: str = ""
+    identity: Identity | None = None
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class ExecPlan:
+    app_name: str
+    app_namespace: str
+    identity: Identity | None
+    clusters: Mapping[str, ClusterEntry]
+    steps: tuple[Step, ...]
+    mode: str
+    resource_policies: Mapping[str, Any]
+    digest: str  # sha256 of plan.yaml
+    folder: str  # the folder it was read from ("" when rendered in memory)
+    files: Mapping[str, str] = field(default_factory=dict)  # relative path → text (for diffs)
+
+    def all_steps(self) -> list[Step]:
+        out: list[Step] = []
+        for s in self.steps:
+            out.append(s)
+            out.extend(s.sub_steps)
+        return out
+
+    def objects(self) -> list[PlanObject]:
+        """Every object once (the first step placing it wins), in step order."""
+        seen: set[ObjectRef] = set()
+        out: list[PlanObject] = []
+        for s in self.steps:
+            for o in s.objects():
+                if o.ref not in seen:
+                    seen.add(o.ref)
+                    out.append(o)
+        return out
+
+
+def _identity(data: Any) -> Identity | None:
+    if not isinstance(data, dict) or not data:
+        return None
+    return Identity(str(data.get("user") or ""), tuple(str(g) for g in data.get("groups") or ()))
+
+
+class _Loader:
+    def __init__(self, files: Mapping[str, str], origin: str, doc: Document) -> None:
+        self.files = files
+        self.origin = origin
+        self.doc = doc
+        self.problems: list[Diagnostic] = []
+        self.names: list[str] = []
+
+    def where(self, path: list[str | int]) -> Location:
+        return self.doc.location(path)
+
+    def file_of(self, rel: str) -> str:
+        return os.path.join(self.origin, rel) if self.origin else rel
+
+    def obj(self, data: dict[str, Any], cluster: str, path: list[str | int]) -> PlanObject | None:
+        rel = str(data["file"])
+        text = self.files.get(rel)
+        shown = self.file_of(rel)
+        if text is None:
+            self.problems.append(Diagnostic(f"{shown}: the plan names this file but it is missing",
+                                            self.where([*path, "file"]), "render the folder again"))
+            return None
+        try:
+            docs = load_documents(text, shown)
+        except InputError as exc:
+            self.problems.extend(exc.diagnostics)
+            return None
+        if len(docs) != 1 or not isinstance(docs[0].data, dict):
+            self.problems.append(Diagnostic("an object file holds exactly one object", Location(file=shown, line=1)))
+            return None
+        obj = docs[0].data
+        digest = digest_of(obj)
+        if digest != data["digest"]:
+            self.problems.append(Diagnostic(
+                f"{shown} changed after the plan was made (its digest is {digest[:19]}…, plan.yaml says "
+                f"{str(data['digest'])[:19]}…): velapy applies a folder only as it was reviewed",
+                Location(file=shown), "render the folder again (velapy render ... -o DIR) and review the change"))
+            return None
+        where = obj.get("metadata") or {}
+        if (obj.get("kind"), where.get("name"), where.get("namespace") or "") != \
+                (data["kind"], data["name"], data.get("namespace") or ""):
+            self.problems.append(Diagnostic(f"{shown} does not hold the {data['kind']} {data['name']} the plan names",
+                                            Location(file=shown)))
+            return None
+        return PlanObject(str(data.get("cluster") or cluster), rel, obj, digest, str(data.get("component") or ""),
+                          str(data.get("role") or ""), str(data.get("trait") or ""), dict(data.get("rules") or {}))
+
+    def step(self, data: dict[str, Any], path: list[str | int], names: Sequence[str]) -> Step:
+        name, stype = str(data["name"]), str(data["type"])
+        if stype not in RUNNABLE_STEPS:
+            self.problems.append(Diagnostic(
+                f"step {name} has type {stype}, which velapy apply cannot run (it needs a KubeVela provider)",
+                self.where([*path, "type"]),
+                "velapy runs " + ", ".join(RUNNABLE_STEPS) + "; run this application with KubeVela, or remove "
+                "the step"))
+        cond: Condition | None = None
+        if data.get("if"):
+            try:
+                cond = parse_condition(str(data["if"]), names)
+            except ConditionError as exc:
+                self.problems.append(Diagnostic(f"step {name}: if: {data['if']}: {exc}", self.where([*path, "if"])))
+        timeout: float | None = None
+        if data.get("timeout"):
+            try:
+                timeout = parse_duration(str(data["timeout"]))
+            except ValueError as exc:
+                self.problems.append(Diagnostic(f"step {name}: timeout: {exc}", self.where([*path, "timeout"])))
+        gate: Gate | None = None
+        if data.get("gate"):
+            g = data["gate"]
+            duration: float | None = None
+            if g.get("duration"):
+                try:
+                    duration = parse_duration(str(g["duration"]))
+                except ValueError as exc:
+                    self.problems.append(Diagnostic(f"step {name}: duration: {exc}",
+                                                    self.where([*path, "gate", "duration"])))
+            gate = Gate(str(g["type"]), str(g.get("message") or ""), duration)
+        placements: list[Placement] = []
+        for i, p in enumerate(data.get("placements") or []):
+            objs = [self.obj(o, str(p["cluster"]), [*path, "placements", i, "objects", j])
+                    for j, o in enumerate(p.get("objects") or [])]
+            placements.append(Placement(str(p["cluster"]), str(p.get("namespace") or ""),
+                                        tuple(o for o in objs if o is not None)))
+        subs = tuple(self.step(s, [*path, "subSteps", k], names) for k, s in enumerate(data.get("subSteps") or []))
+        props = dict(data.get("properties") or {})
+        if stype in ("notification", "webhook"):
+            _check_http_step(name, stype, props, self.where([*path, "properties"]), self.problems)
+        return Step(name, stype, tuple(str(d) for d in data.get("dependsOn") or ()), cond, timeout,
+                    str(data.get("timeout") or ""), gate, int(data.get("parallelism") or 5), tuple(placements),
+                    str(data.get("mode") or "DAG"), subs, props,
+                    {k: tuple(v) for k, v in (data.get("componentDependsOn") or {}).items()})
+
+
+def _check_http_step(name: str, stype: str, props: Mapping[str, Any], loc: Location,
+                     problems: list[Diagnostic]) -> None:
+    """notification / webhook: refuse what velapy cannot send (email needs SMTP)."""
+    if stype == "notification":
+        if "email" in props:
+            problems.append(Diagnostic(f"step {name}: notification by email is not sent by velapy apply "
+                                       "(it needs an SMTP relay)", loc, "use slack, dingding or lark"))
+        if not any(k in props for k in ("slack", "dingding", "lark", "email")):
+            problems.append(Diagnostic(f"step {name}: notification names no channel (slack, dingding, lark)", loc))
+
+
+def load_plan_files(files: Mapping[str, str], origin: str = "") -> ExecPlan:
+    """Check and read a plan from its files ({relative path: text}); InputError lists every problem."""
+    text = files.get("plan.yaml")
+    plan_file = os.path.join(origin, "plan.yaml") if origin else "plan.yaml"
+    if text is None:
+        raise InputError(f"{plan_file}: no plan here: give a folder written by `velapy render -o DIR`",
+                         Location(file=plan_file))
+    docs = load_documents(text, plan_file)
+    if len(docs) != 1:
+        raise InputError("plan.yaml holds one document", Location(file=plan_file, line=1))
+    doc = docs[0]
+    try:
+        validate_plan_data(doc.data)
+    except VelapyError as exc:
+        raise InputError([Diagnostic(d.message, Location(file=plan_file, path=d.location.path))
+                          for d in exc.diagnostics]) from None
+    data = doc.data
+    loader = _Loader(files, origin, doc)
+    names: list[str] = []
+    for s in data["steps"]:
+        names.append(str(s["name"]))
+        names.extend(str(x["name"]) for x in s.get("subSteps") or [])
+    steps = tuple(loader.step(s, ["steps", i], names) for i, s in enumerate(data["steps"]))
+    if loader.problems:
+        raise InputError(loader.problems)
+    clusters = {str(c["name"]): ClusterEntry(str(c["name"]), str(c.get("kubeconfig") or ""),
+                                             str(c.get("context") or ""), _identity(c.get("identity")),
+                                             str(c.get("version") or ""))
+                for c in data["clusters"]}
+    app = data["application"]
+    return ExecPlan(str(app["name"]), str(app["namespace"]), _identity(app.get("identity")), clusters, steps,
+                    str(data["workflow"]["mode"]["steps"]), dict(data.get("resourcePolicies") or {}),
+                    "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest(), origin, dict(files))
+
+
+def load_plan_folder(folder: str) -> ExecPlan:
+    """`load_plan_files` on a folder written by `velapy render -o`."""
+    path = Path(folder)
+    if not (path / "plan.yaml").is_file():
+        raise InputError(f"{folder}: no plan.yaml here: give an Application file or a folder written by "
+                         "`velapy render -o DIR`", Location(file=folder))
+    files = read_folder(path)
+    return load_plan_files(files, os.path.abspath(folder))
+
+
+__all__ = ["RUNNABLE_STEPS", "ClusterEntry", "ExecPlan", "Gate", "ObjectRef", "Placement", "PlanObject", "Step",
+           "load_plan_files", "load_plan_folder", "parse_duration"]

@@ -1,0 +1,48 @@
+"""The Secret values of a plan → a function that masks them (and bearer tokens) in any text.
+
+Every line the executor prints, and every message it stores in run state, goes through it: an
+API server may quote a value in an error (`Invalid value: "..."`), so masking at the source of
+the values is the only safe place. Values shorter than 4 characters are not masked (they would
+mask ordinary words).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+MASK = "<redacted>"
+
+
+class Redactor:
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self.values = sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+
+    @staticmethod
+    def from_objects(objects: Iterable[Mapping[str, Any]]) -> Redactor:
+        values: list[str] = []
+        for obj in objects:
+            if obj.get("kind") != "Secret" or obj.get("apiVersion") != "v1":
+                continue
+            for v in (obj.get("data") or {}).values():
+                values.append(str(v))
+                with contextlib.suppress(binascii.Error, UnicodeDecodeError, ValueError):
+                    values.append(base64.b64decode(str(v), validate=True).decode("utf-8"))
+            for v in (obj.get("stringData") or {}).values():
+                values.append(str(v))
+                values.append(base64.b64encode(str(v).encode("utf-8")).decode())
+        return Redactor(values)
+
+    def __call__(self, text: str) -> str:
+        for v in self.values:
+            if v in text:
+                text = text.replace(v, MASK)
+        return _BEARER.sub(r"\1" + MASK, text)
+
+
+__all__ = ["MASK", "Redactor"]

@@ -1,0 +1,543 @@
+"""An ExecPlan + clients + a state store → the workflow run (steps, gates, GC) and its report.
+
+The run follows the plan's steps like KubeVela's workflow: StepByStep or DAG, step groups,
+`dependsOn`, `if`, `timeout`; deploy / apply-component steps go through `deploy.Placement` per
+cluster, in parallel up to the step's `parallelism`; notification / webhook steps send their HTTP
+request (`notify`). Gates (`suspend`, deploy with `auto: false`) save the state and stop with
+exit 0 and the `velapy resume` command.
+
+Run state (`state`) is read first and decides what this run is:
+* no state, or another plan → a new run from the first step (the old inventory is kept for GC);
+* the same plan, suspended → nothing to do until `velapy resume`;
+* the same plan, failed or interrupted → continue: finished steps are not run again;
+* the same plan, succeeded → drift correction: every object is re-applied (only those that
+  drifted are written) and gates do not stop the run (KubeVela's state keep);
+* `resume` → the gate the run waits at is passed, then as above.
+
+The inventory is written before each apply. Garbage collection runs only after a successful run:
+objects of earlier runs no longer in the plan are re-read and deleted only when still labelled
+as this app's, with the live uid as precondition (garbage-collect policy: keepLegacyResource,
+strategies onAppUpdate / onAppDelete / never, propagation, order).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from velapy import __version__
+from velapy.errors import EXIT_CLUSTER, EXIT_OK, ClusterError, InputError
+from velapy.execute.access import ClientPool
+from velapy.execute.conditions import StepStatus
+from velapy.execute.deploy import ClusterRollout, DeployOptions, Outcome, describe_error, owner_patch
+from velapy.execute.notify import send_step
+from velapy.execute.objects import apply_rank, owner, shared_by
+from velapy.execute.planfile import ExecPlan, ObjectRef, Step
+from velapy.execute.progress import Reporter
+from velapy.execute.state import Entry, RunState, StateStore, StepState
+from velapy.kube import ApiError, KubeError
+
+FINISHED = ("succeeded", "failed", "skipped")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Options:
+    dry_run: bool = False
+    take_over: bool = False
+    force_conflicts: bool = False
+    create_namespaces: bool = False
+    health_timeout: float = 300.0  # for deploy steps without a timeout
+    poll_interval: float = 1.0
+    crd_wait: float = 30.0
+
+
+@dataclass
+class Report:
+    app: str
+    namespace: str
+    phase: str
+    message: str = ""
+    applied: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    kept: int = 0
+    skipped_gc: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    resume_command: str = ""
+    state: RunState | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.phase in ("succeeded", "suspended") else EXIT_CLUSTER
+
+
+class _Stop(Exception):
+    """The run stops here (suspended at a gate)."""
+
+
+class Runner:
+    def __init__(self, plan: ExecPlan, pool: ClientPool, store: StateStore, options: Options, reporter: Reporter,
+                 *, resume_command: str = "", source: Mapping[str, Any] | None = None) -> None:
+        self.plan = plan
+        self.pool = pool
+        self.store = store
+        self.opts = options
+        self.rep = reporter
+        self.resume_command = resume_command
+        self.source = dict(source or {})
+        self._lock = threading.RLock()
+        self.report = Report(plan.app_name, plan.app_namespace, "running", resume_command=resume_command)
+        self.state: RunState = RunState(plan.app_name, plan.app_namespace)
+        self.keep = False
+        self._order = {o.ref: i for i, o in enumerate(plan.objects())}
+
+    # ------------------------------------------------------------------------------------------
+    # state
+
+    def _save(self) -> None:
+        with self._lock:
+            self.state.updatedAt = now()
+            self.store.save(self.state)
+
+    def _new_state(self, old: RunState | None) -> RunState:
+        st = RunState(self.plan.app_name, self.plan.app_namespace, planDigest=self.plan.digest,
+                      runId=uuid.uuid4().hex[:12], phase="running", mode="apply", startedAt=now(),
+                      executorVersion=__version__, source=self.source)
+        if old is not None:
+            st.generation = old.generation
+            st.resourceVersion = old.resourceVersion
+            st.inventory = list(old.inventory)
+        st.steps = [StepState(s.name, s.type) for s in self.plan.all_steps()]
+        return st
+
+    def _record_clusters(self) -> None:
+        out: dict[str, dict[str, Any]] = {}
+        for name, acc in self.pool.accesses.items():
+            d: dict[str, Any] = {"kubeconfig": acc.kubeconfig, "context": acc.context}
+            if acc.identity is not None:
+                d["identity"] = {"user": acc.identity.user, "groups": list(acc.identity.groups)}
+            out[name] = d
+        self.state.clusters = out
+
+    def start(self, resume: bool) -> bool:
+        """Load the state and decide what this run does; False when there is nothing to run."""
+        old = self.store.load(self.plan.app_namespace, self.plan.app_name)
+        ident = f"{self.plan.app_namespace}/{self.plan.app_name}"
+        if resume:
+            if old is None:
+                raise InputError(f"app {ident} has no run to resume (no run state in {self.store.describe()})")
+            if old.planDigest != self.plan.digest:
+                raise InputError(f"app {ident}: the plan changed since its run stopped; `velapy apply` it to start a "
+                                 "new run from the first step")
+            if old.phase not in ("suspended", "failed", "running"):
+                raise InputError(f"app {ident}: its run is not suspended (phase {old.phase}): nothing to resume")
+            self.state = old
+            if old.phase == "suspended":
+                st = old.step(old.suspendedStep)
+                if st is not None:
+                    if st.type == "suspend":
+                        st.phase, st.finishedAt, st.message = "succeeded", now(), "resumed"
+                    else:
+                        st.phase, st.reason, st.message = "pending", "Approved", "approved"
+                self.rep.say(f"resuming {ident} at step {old.suspendedStep}")
+            self.state.suspend, self.state.suspendedStep = False, ""
+            self.state.phase = "running"
+            self.keep = old.mode == "keep"
+            return True
+        if old is not None and old.planDigest == self.plan.digest:
+            if old.phase == "suspended":
+                self.state = old
+                self.report.phase = "suspended"
+                self.report.message = f"waiting at step {old.suspendedStep} (nothing applied by this run)"
+                return False
+            if old.phase in ("failed", "running"):
+                self.state = old
+                self.state.phase = "running"
+                self.keep = old.mode == "keep"
+                self.rep.say(f"continuing the unfinished run of {ident} (finished steps are not run again)")
+                return True
+            # the finished plan again: re-apply everything, gates do not stop it
+            self.state = self._new_state(old)
+            self.state.mode = "keep"
+            self.keep = True
+            self.rep.say(f"{ident}: this plan already ran to the end; re-applying it to correct drift")
+            return True
+        self.state = self._new_state(old)
+        if old is not None:
+            self.rep.say(f"{ident}: a new plan ({self.plan.digest[7:19]}); starting a new run from the first step")
+        return True
+
+    # ------------------------------------------------------------------------------------------
+    def run(self, resume: bool = False) -> Report:
+        if not self.start(resume):
+            self.report.state = self.state
+            return self.report
+        return self.proceed()
+
+    def proceed(self) -> Report:
+        """Run the steps `start` chose, then collect garbage after a success."""
+        self._record_clusters()
+        if not self.opts.dry_run:
+            self._save()
+        try:
+            outcome = self._level(list(self.plan.steps), self.plan.mode, None)
+        except _Stop:
+            self.state.phase = "suspended"
+            self.state.suspend = True
+            self.report.phase = "suspended"
+            step = self.state.suspendedStep
+            self.report.message = f"suspended at step {step}"
+            self._save()
+            self.report.state = self.state
+            return self.report
+        failed = outcome == "failed"
+        self.state.phase = "failed" if failed else "succeeded"
+        self.state.finishedAt = now()
+        if failed:
+            self.state.message = self.rep.redact("; ".join(self.report.problems[:3]))
+        self.report.phase = self.state.phase
+        if not failed and not self.opts.dry_run:
+            self._collect_garbage()
+        if not self.opts.dry_run:
+            self._save()
+        self.report.state = self.state
+        return self.report
+
+    # ------------------------------------------------------------------------------------------
+    # steps
+
+    def _statuses(self) -> dict[str, StepStatus]:
+        return {s.name: StepStatus(s.name, s.type, s.phase, s.message, s.reason) for s in self.state.steps}
+
+    def _should_run(self, step: Step, earlier: Sequence[Step], mode: str) -> bool:
+        statuses = self._statuses()
+        prior = [statuses[s.name] for s in earlier if s.name in statuses]
+        if step.condition is not None:
+            return step.condition.evaluate(statuses, prior)
+        if step.depends_on or mode == "DAG":
+            return all(statuses.get(d) is not None and statuses[d].phase == "succeeded" for d in step.depends_on)
+        return not any(p.phase not in ("succeeded", "skipped") for p in prior)
+
+    def _level(self, steps: list[Step], mode: str, deadline: float | None) -> str:
+        """Run one level of steps; 'failed' when any failed (a gate raises _Stop)."""
+        done: list[Step] = []
+        failed = False
+        if mode == "StepByStep":
+            for s in steps:
+                failed |= self._one(s, done, mode, deadline) == "failed"
+                done.append(s)
+            return "failed" if failed else "ok"
+        remaining = list(steps)
+        while remaining:
+            names = {s.name for s in remaining}
+            ready = [s for s in remaining if not any(d in names for d in s.depends_on)]
+            if not ready:  # a cycle the planner would have refused; run in order
+                ready = [remaining[0]]
+            gates = [s for s in ready if self._gate_pending(s)]
+            runnable = [s for s in ready if s not in gates]
+            if len(runnable) > 1:
+                with ThreadPoolExecutor(max_workers=min(8, len(runnable))) as ex:
+                    results = list(ex.map(lambda s: self._one(s, done, mode, deadline), runnable))
+            else:
+                results = [self._one(s, done, mode, deadline) for s in runnable]
+            failed |= "failed" in results
+            done.extend(runnable)
+            for s in runnable:
+                remaining.remove(s)
+            if gates:
+                self._one(gates[0], done, mode, deadline)  # raises _Stop
+                done.append(gates[0])
+                remaining.remove(gates[0])
+        return "failed" if failed else "ok"
+
+    def _gate_pending(self, step: Step) -> bool:
+        st = self.state.step(step.name)
+        return (step.gate is not None and not self.keep and st is not None and st.phase not in FINISHED
+                and st.reason != "Approved" and step.gate.duration is None)
+
+    def _one(self, step: Step, earlier: Sequence[Step], mode: str, deadline: float | None) -> str:
+        st = self.state.step(step.name)
+        assert st is not None
+        if st.phase in ("succeeded", "skipped"):
+            return st.phase
+        if not self._should_run(step, earlier, mode):
+            st.phase, st.finishedAt = "skipped", now()
+            self.rep.say(f"step {step.name}: skipped" + (f" (if: {step.condition.text})" if step.condition else ""))
+            return "skipped"
+        if self._gate_pending(step):
+            assert step.gate is not None
+            st.phase = "suspending"
+            self.state.suspendedStep = step.name
+            what = "waiting for approval" if step.gate.type == "approval" else "suspended"
+            self.rep.say(f"step {step.name}: {what}" + (f": {step.gate.message}" if step.gate.message else ""))
+            raise _Stop()
+        st.phase, st.startedAt, st.attempts = "running", st.startedAt or now(), st.attempts + 1
+        st.message, st.reason = "", ""
+        own_deadline = time.monotonic() + step.timeout if step.timeout is not None else None
+        if deadline is not None:
+            own_deadline = min(own_deadline, deadline) if own_deadline is not None else deadline
+        self.rep.say(f"step {step.name} [{step.type}]")
+        if step.type == "suspend":
+            assert step.gate is None or step.gate.duration is not None or self.keep
+            if step.gate is not None and step.gate.duration and not self.keep:
+                self.rep.say(f"step {step.name}: waiting {step.gate.duration:g}s")
+                time.sleep(step.gate.duration)
+            phase, msg = "succeeded", ""
+        elif step.type == "step-group":
+            res = self._level(list(step.sub_steps), step.mode, own_deadline)
+            phase, msg = ("failed", "a sub-step failed") if res == "failed" else ("succeeded", "")
+        elif step.type in ("deploy", "apply-component"):
+            phase, msg, reason = self._deploy(step, st, own_deadline)
+            st.reason = reason
+        else:
+            phase, msg = self._http(step)
+        st.phase, st.message, st.finishedAt = phase, self.rep.redact(msg), now()
+        self.rep.say(f"step {step.name}: {phase}" + (f": {msg}" if msg and phase == "failed" else ""))
+        if not self.opts.dry_run:
+            self._save()
+        return phase
+
+    def _http(self, step: Step) -> tuple[str, str]:
+        if self.opts.dry_run:
+            return "succeeded", "not sent (dry run)"
+        try:
+            note = send_step(step, self.pool.hub, self.plan.app_namespace)
+        except ClusterError as exc:
+            msg = exc.diagnostics[0].message
+            self.report.problems.append(f"step {step.name}: {msg}")
+            return "failed", msg
+        self.rep.say(f"  {note}")
+        return "succeeded", ""
+
+    # ------------------------------------------------------------------------------------------
+    # deploy
+
+    def _deploy(self, step: Step, st: StepState, deadline: float | None) -> tuple[str, str, str]:
+        if deadline is None:
+            deadline = time.monotonic() + self.opts.health_timeout
+        dopts = DeployOptions(self.plan.app_name, self.plan.app_namespace, keep=self.keep,
+                              take_over=self.opts.take_over, force_conflicts=self.opts.force_conflicts,
+                              create_namespaces=self.opts.create_namespaces, dry_run=self.opts.dry_run,
+                              poll_interval=self.opts.poll_interval, crd_wait=self.opts.crd_wait)
+        todo = [pl for pl in step.placements if st.clusters.get(pl.cluster) != "succeeded" or self.keep]
+        if not todo:
+            return "succeeded", "", ""
+        by_cluster: dict[str, list[Any]] = {}
+        for pl in todo:
+            for o in pl.objects:
+                by_cluster.setdefault(o.cluster, []).append(o)
+        places: list[ClusterRollout] = []
+        for cluster, objs in by_cluster.items():
+            places.append(ClusterRollout(self.pool[cluster], objs, dopts, step.component_depends_on,
+                                    self.rep.say, self.rep.working))
+        workers = max(1, min(step.parallelism, len(places)))
+
+        def pre(p: ClusterRollout) -> Outcome:
+            self.rep.working(f"  {p.client.cluster}: preflight")
+            return p.preflight()
+
+        with ThreadPoolExecutor(max_workers=workers) as ex:
+            pres = list(ex.map(pre, places))
+        go = [p for p, res in zip(places, pres, strict=True) if res.ok]
+        for p, res in zip(places, pres, strict=True):
+            if not res.ok:
+                st.clusters[p.client.cluster] = "failed"
+                for line in res.problems:
+                    self.rep.say(f"  {line}")
+                    self.report.problems.append(line)
+        if self.opts.dry_run:
+            for p in go:
+                n = sum(1 for it in p.items if it.action == "apply")
+                self.rep.say(f"  {p.client.cluster}: {n} object(s) would be written, "
+                             f"{len(p.items) - n} unchanged (dry run)")
+            return ("failed" if len(go) < len(places) else "succeeded"), "", ""
+        # the intent, before any write (nothing new to record when every object is already recorded as is)
+        with self._lock:
+            changed = False
+            for p in go:
+                for it in p.items:
+                    changed |= self._intend(step, it.obj)
+            if changed:
+                self._save()
+
+        def work(p: ClusterRollout) -> Outcome:
+            out = p.apply(deadline)
+            c = p.client.cluster
+            with self._lock:
+                for it in p.items:
+                    self._applied(it.obj.ref, it.result)
+                self.report.applied += out.applied
+                self.report.unchanged += out.unchanged
+                st.clusters[c] = "succeeded" if out.ok else "failed"
+            if out.ok:
+                self.rep.say(f"  {c}: {out.applied} applied, {out.unchanged} unchanged, healthy")
+            else:
+                for line in out.problems:
+                    self.rep.say(f"  {line}")
+                    self.report.problems.append(line)
+            return out
+
+        with ThreadPoolExecutor(max_workers=workers) as ex:
+            outs = list(ex.map(work, go))
+        bad = [o for o in pres if not o.ok] + [o for o in outs if not o.ok]
+        if not bad:
+            return "succeeded", "", ""
+        reason = next((o.reason for o in bad if o.reason), "")
+        if any(o.unreachable for o in bad):
+            reason = "Unreachable"
+        clusters = ", ".join(sorted({o.cluster for o in bad}))
+        return "failed", f"failed in cluster{'s' if ',' in clusters else ''} {clusters}", reason
+
+    def _intend(self, step: Step, o: Any) -> bool:
+        """Record an object about to be applied; True when the inventory changed."""
+        e = self.state.entry(o.ref)
+        gc = dict(o.rules.get("garbageCollect") or {})
+        if e is None:
+            e = Entry(o.cluster, o.api_version, o.kind, o.namespace, o.name)
+            self.state.inventory.append(e)
+        before = (e.apiVersion, e.digest, e.step, e.component, e.gc, e.shared, e.readOnly, e.order, e.state)
+        if e.state == "kept":
+            e.state = "pending"
+        e.apiVersion, e.digest, e.step, e.component = o.api_version, o.digest, step.name, o.component
+        e.gc, e.shared, e.readOnly = gc, bool(o.rules.get("sharedResource")), bool(o.rules.get("readOnly"))
+        e.order = self._order.get(o.ref, 0)
+        return before != (e.apiVersion, e.digest, e.step, e.component, e.gc, e.shared, e.readOnly, e.order, e.state)
+
+    def _applied(self, ref: ObjectRef, live: Mapping[str, Any] | None) -> None:
+        e = self.state.entry(ref)
+        if e is None or live is None:
+            return
+        meta = live.get("metadata") or {}
+        e.uid = str(meta.get("uid") or e.uid)
+        e.resourceVersion = str(meta.get("resourceVersion") or e.resourceVersion)
+        e.state = "applied"
+
+    # ------------------------------------------------------------------------------------------
+    # garbage collection and delete
+
+    def _gc_sorted(self, entries: list[Entry]) -> list[Entry]:
+        order = str((self.plan.resource_policies.get("garbage-collect") or {}).get("order") or "")
+        if order == "dependency":
+            deps: dict[str, set[str]] = {}
+            for s in self.plan.all_steps():
+                for comp, ds in s.component_depends_on.items():
+                    deps.setdefault(comp, set()).update(ds)
+
+            def depth(c: str, seen: frozenset[str] = frozenset()) -> int:
+                return 1 + max((depth(d, seen | {c}) for d in deps.get(c, ()) if d not in seen), default=-1)
+
+            return sorted(entries, key=lambda e: (-depth(e.component), -apply_rank(e.ref.group, e.kind), -e.order))
+        return sorted(entries, key=lambda e: (-apply_rank(e.ref.group, e.kind), -e.order))
+
+    def _collect_garbage(self) -> None:
+        planned = set(self._order)
+        gcp = self.plan.resource_policies.get("garbage-collect") or {}
+        keep_legacy = bool(gcp.get("keepLegacyResource"))
+        gone = [e for e in self.state.inventory if e.ref not in planned]
+        for e in self._gc_sorted(gone):
+            strategy = e.gc.get("strategy", "onAppUpdate")
+            if keep_legacy or strategy in ("never", "onAppDelete") or e.readOnly:
+                if e.state != "kept":
+                    e.state = "kept"
+                    self.report.kept += 1
+                    why = "keepLegacyResource" if keep_legacy else ("read-only" if e.readOnly else strategy)
+                    self.rep.say(f"gc: kept {e.ref.text()} ({why})")
+                continue
+            self._remove(e, "gc")
+
+    def _remove(self, e: Entry, verb: str) -> bool:
+        """Delete one inventory entry's object if it is still this app's; drop the entry when settled."""
+        me = (self.plan.app_namespace, self.plan.app_name)
+        try:
+            client = self.pool[e.cluster]
+        except KeyError:
+            self.report.problems.append(f"{verb}: cluster {e.cluster} of {e.ref.describe()} is not reachable from "
+                                        "this run's clusters; it stays recorded")
+            return False
+        try:
+            rt = client.resource(e.apiVersion, e.kind)
+            ns = e.namespace if rt.namespaced else ""
+            live = client.get(rt, ns, e.name)
+            if live is None:
+                self.state.inventory.remove(e)
+                return True
+            own = owner(live)
+            if e.shared:
+                tag = f"{me[0]}/{me[1]}"
+                rest = [s for s in shared_by(live) if s != tag]
+                if rest:
+                    if own == me or tag in shared_by(live):
+                        patch = owner_patch(live, rest) if own == me else {
+                            "metadata": {"resourceVersion": (live.get("metadata") or {}).get("resourceVersion"),
+                                         "annotations": {"app.oam.dev/shared-by": ",".join(rest)}}}
+                        client.merge_patch(rt, ns, e.name, patch)
+                    self.rep.say(f"{verb}: released shared {e.ref.text()} (still used by {', '.join(rest)})")
+                    self.state.inventory.remove(e)
+                    return True
+            if own != me:
+                who = f"{own[0]}/{own[1]}" if own else "no application"
+                msg = f"{verb}: skipped {e.ref.text()}: owned by {who}"
+                self.report.skipped_gc.append(msg)
+                self.rep.say(msg)
+                self.state.inventory.remove(e)
+                return True
+            uid = str((live.get("metadata") or {}).get("uid") or "")
+            prop = {"orphan": "Orphan", "cascading": "Background"}.get(e.gc.get("propagation", ""), "")
+            client.delete(rt, ns, e.name, uid=uid, propagation=prop)
+        except ApiError as exc:
+            if exc.status == 404:
+                self.state.inventory.remove(e)
+                return True
+            if exc.status == 409:
+                msg = f"{verb}: skipped {e.ref.text()}: it changed while being deleted (uid precondition)"
+                self.report.skipped_gc.append(msg)
+                self.rep.say(msg)
+                self.state.inventory.remove(e)
+                return True
+            self.report.problems.append(describe_error(exc, client, "delete", None, e.namespace, e.name, e.kind))
+            return False
+        except KubeError as exc:
+            self.report.problems.append(describe_error(exc, client, "delete", None, e.namespace, e.name, e.kind))
+            return False
+        self.report.deleted += 1
+        self.rep.say(f"{verb}: deleted {e.ref.text()}")
+        self.state.inventory.remove(e)
+        return True
+
+    def delete_all(self) -> Report:
+        """`velapy delete`: remove every object the app owns (garbage-collect strategy `never` excepted)."""
+        old = self.store.load(self.plan.app_namespace, self.plan.app_name)
+        ident = f"{self.plan.app_namespace}/{self.plan.app_name}"
+        if old is None:
+            raise InputError(f"app {ident} has no run state in {self.store.describe()}: velapy applied nothing "
+                             "for it that it could delete")
+        self.state = old
+        for e in self._gc_sorted(list(old.inventory)):
+            if e.gc.get("strategy") == "never" or e.readOnly:
+                self.rep.say(f"delete: kept {e.ref.text()} ({'read-only' if e.readOnly else 'never'})")
+                self.report.kept += 1
+                self.state.inventory.remove(e)
+                continue
+            self._remove(e, "delete")
+        self.report.phase = "deleted" if not self.report.problems else "failed"
+        if self.state.inventory or self.report.problems:
+            self.state.phase = "failed"
+            self.state.message = self.rep.redact("delete did not finish: " + "; ".join(self.report.problems[:3]))
+            self._save()
+        else:
+            self.store.remove(self.state)
+        self.report.state = self.state
+        return self.report
+
+
+__all__ = ["Options", "Report", "Runner", "now"]

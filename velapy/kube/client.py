@@ -1,0 +1,312 @@
+"""Access to one cluster (kubeconfig context + identity) → a `velapy.kube.Client` on the official client.
+
+The only module that imports the `kubernetes` package. It uses the package for what it is good
+at (kubeconfig credentials: tokens, client certificates, exec plugins, TLS; the REST transport)
+and takes care of its sharp edges itself (research notes, executor.md §3):
+
+* one `ApiClient` with its own `Configuration` per (cluster, identity); a kubeconfig file is parsed
+  once per run (with libyaml) and each client's loader gets only its context, cluster and user,
+  with `persist_config=False`; the process-global default configuration is never touched;
+* impersonation headers are built per request (never as default headers, which would override
+  per-call headers), with one `Impersonate-Group` header per group (urllib3's HTTPHeaderDict);
+  kubeconfig `as` / `as-groups` are honoured (read by `velapy.kube.kubeconfig`);
+* urllib3 retries are off (`retries=0`): this module owns a bounded retry loop with exponential
+  backoff, jitter and a deadline, honouring `Retry-After`, on 429, 5xx, timeouts and connection
+  errors only;
+* discovery is this run's own, in memory, per API group version, refreshed once on a miss (a CRD
+  created earlier in the run is found); no discovery cache file is shared between runs;
+* `Configuration.debug` is never enabled (it prints request headers, tokens included), and no
+  error text holds a response body beyond the Status message.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import urllib3
+from kubernetes import client as kclient
+from kubernetes import config as kconfig
+from kubernetes.config.config_exception import ConfigException
+
+from velapy.clusters import Identity
+from velapy.errors import InputError, Location
+from velapy.kube import (
+    FIELD_MANAGER,
+    Access,
+    ApiError,
+    Cause,
+    NotServed,
+    ResourceType,
+    RetryPolicy,
+    Unreachable,
+)
+from velapy.kube.kubeconfig import KubeContext, load_context
+
+JSON = "application/json"
+APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def _describe_transport(exc: BaseException) -> str:
+    """A short, secret-free reason for a transport failure."""
+    inner = getattr(exc, "reason", None)
+    probe = inner if isinstance(inner, BaseException) else exc
+    if isinstance(probe, urllib3.exceptions.ReadTimeoutError | urllib3.exceptions.ConnectTimeoutError):
+        return "timed out"
+    if isinstance(probe, urllib3.exceptions.NewConnectionError):
+        return "connection refused"
+    if isinstance(probe, urllib3.exceptions.ProtocolError):
+        return "connection closed without a reply"
+    if isinstance(probe, urllib3.exceptions.SSLError):
+        return "TLS handshake failed"
+    return type(probe).__name__
+
+
+class KubeClient:
+    """`velapy.kube.Client` over HTTP with the official client's credentials and transport."""
+
+    def __init__(self, access: Access, ctx: KubeContext, policy: RetryPolicy | None = None, *,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+        self._cluster = access.cluster
+        self._ctx = ctx
+        self._policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = random.Random()
+        self._identity = access.identity if access.identity is not None else ctx.impersonate
+        cfg = kclient.Configuration()
+        try:
+            kconfig.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
+                ctx.minimal(), context=ctx.context, client_configuration=cfg, persist_config=False)
+        except ConfigException as exc:
+            raise InputError(f"kubeconfig {ctx.file}, context {ctx.context}: {exc}",
+                             Location(file=ctx.file, cluster=access.cluster)) from None
+        cfg.retries = 0  # this module retries (see the module docstring)
+        cfg.debug = False
+        self._api = kclient.ApiClient(configuration=cfg)
+        self._lock = threading.Lock()
+        self._discovery: dict[str, dict[str, ResourceType]] = {}
+        self._fresh: set[str] = set()  # group versions fetched since the last refresh
+
+    # ------------------------------------------------------------------------------------------
+    @property
+    def cluster(self) -> str:
+        return self._cluster
+
+    @property
+    def identity(self) -> Identity | None:
+        return self._identity
+
+    def close(self) -> None:
+        self._api.close()  # type: ignore[no-untyped-call]
+
+    # ------------------------------------------------------------------------------------------
+    # transport
+
+    def _headers(self, content_type: str) -> urllib3.HTTPHeaderDict:
+        return urllib3.HTTPHeaderDict({"Accept": JSON, "Content-Type": content_type})
+
+    def _send(self, method: str, path: str, query: Iterable[tuple[str, str]], body: Any,
+              content_type: str, timeout: tuple[float, float]) -> tuple[int, bytes, Mapping[str, str]]:
+        m, url, headers, sbody, _post = self._api.param_serialize(
+            method, path, query_params=list(query), header_params={"Accept": JSON, "Content-Type": content_type},
+            body=body, auth_settings=["BearerToken"])
+        hdrs = urllib3.HTTPHeaderDict(headers or {})
+        ident = self._identity
+        if ident is not None:
+            if ident.user:
+                hdrs["Impersonate-User"] = ident.user
+            for g in ident.groups:  # one header per group: the API server reads them as a list
+                hdrs.add("Impersonate-Group", g)
+        resp = self._api.call_api(m, url, header_params=hdrs, body=sbody, _request_timeout=timeout)
+        data = resp.read() or b""  # type: ignore[no-untyped-call]
+        return int(resp.status), bytes(data), resp.headers
+
+    def _error(self, status: int, data: bytes, headers: Mapping[str, str]) -> ApiError:
+        reason, message, causes = "", "", []
+        try:
+            st = json.loads(data)
+        except ValueError:
+            st = None
+        if isinstance(st, dict):
+            reason = str(st.get("reason") or "")
+            message = str(st.get("message") or "")
+            details = st.get("details") or {}
+            for c in (details.get("causes") or []) if isinstance(details, dict) else []:
+                if isinstance(c, dict):
+                    causes.append(Cause(str(c.get("reason") or c.get("type") or ""), str(c.get("field") or ""),
+                                        str(c.get("message") or "")))
+        retry_after: float | None = None
+        raw = headers.get("Retry-After") if headers else None
+        if raw:
+            try:
+                retry_after = max(0.0, float(raw))
+            except ValueError:
+                retry_after = None
+        return ApiError(self._cluster, status, reason or _REASONS.get(status, "Error"), message, causes, retry_after)
+
+    def request(self, method: str, path: str, *, query: Iterable[tuple[str, str]] = (), body: Any = None,
+                content_type: str = JSON) -> Any:
+        """One API call with bounded retries; the decoded JSON answer (None when empty)."""
+        p = self._policy
+        start = self._clock()
+        deadline = start + p.deadline
+        query = list(query)
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = max(0.05, deadline - self._clock())
+            timeout = (min(p.connect_timeout, remaining), min(p.read_timeout, remaining))
+            err: ApiError | Unreachable
+            try:
+                status, data, headers = self._send(method, path, query, body, content_type, timeout)
+            except urllib3.exceptions.HTTPError as exc:
+                err = Unreachable(self._cluster, f"cluster {self._cluster} ({self._ctx.server}) did not answer "
+                                  f"{method} {path}: {_describe_transport(exc)}")
+                retry_after = None
+            else:
+                if 200 <= status < 300:
+                    return json.loads(data) if data else None
+                err = self._error(status, data, headers)
+                if not err.transient:
+                    raise err
+                retry_after = err.retry_after
+            if attempt >= p.attempts:
+                raise _exhausted(err, attempt)
+            pause = min(p.max_backoff, p.backoff * 2 ** (attempt - 1)) * (0.5 + self._rng.random() / 2)
+            if retry_after is not None:
+                pause = max(pause, retry_after)
+            if self._clock() + pause >= deadline:
+                raise _exhausted(err, attempt, deadline=p.deadline)
+            self._sleep(pause)
+
+    # ------------------------------------------------------------------------------------------
+    # discovery
+
+    def version(self) -> dict[str, Any]:
+        out = self.request("GET", "/version")
+        return out if isinstance(out, dict) else {}
+
+    def _fetch(self, gv: str) -> dict[str, ResourceType]:
+        path = f"/apis/{gv}" if "/" in gv else f"/api/{gv}"
+        try:
+            data = self.request("GET", path)
+        except ApiError as exc:
+            if exc.status == 404:
+                return {}
+            raise
+        group, _, version = gv.rpartition("/")
+        out: dict[str, ResourceType] = {}
+        for r in (data or {}).get("resources") or []:
+            name = str(r.get("name") or "")
+            if not name or "/" in name:
+                continue
+            kind = str(r.get("kind") or "")
+            out.setdefault(kind, ResourceType(group, version, kind, name, bool(r.get("namespaced")),
+                                              tuple(str(v) for v in r.get("verbs") or ())))
+        return out
+
+    def resource(self, api_version: str, kind: str) -> ResourceType:
+        with self._lock:
+            kinds = self._discovery.get(api_version)
+            fresh = api_version in self._fresh
+        if kinds is None or (kind not in kinds and not fresh):
+            kinds = self._fetch(api_version)
+            with self._lock:
+                self._discovery[api_version] = kinds
+                self._fresh.add(api_version)
+        rt = kinds.get(kind)
+        if rt is None:
+            raise NotServed(self._cluster, api_version, kind)
+        return rt
+
+    def refresh_discovery(self) -> None:
+        with self._lock:
+            self._fresh.clear()
+
+    # ------------------------------------------------------------------------------------------
+    # objects
+
+    def get(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            out = self.request("GET", rt.path(namespace, name))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return out if isinstance(out, dict) else None
+
+    def list(self, rt: ResourceType, namespace: str = "", label_selector: str = "") -> list[dict[str, Any]]:
+        query = [("labelSelector", label_selector)] if label_selector else []
+        out = self.request("GET", rt.path(namespace), query=query)
+        items = (out or {}).get("items") or []
+        for item in items:  # list items carry no apiVersion/kind
+            item.setdefault("apiVersion", rt.api_version)
+            item.setdefault("kind", rt.kind)
+        return list(items)
+
+    def apply(self, rt: ResourceType, obj: Mapping[str, Any], *, force: bool = False,
+              dry_run: bool = False) -> dict[str, Any]:
+        meta = obj.get("metadata") or {}
+        query = [("fieldManager", FIELD_MANAGER)]
+        if force:
+            query.append(("force", "true"))
+        if dry_run:
+            query.append(("dryRun", "All"))
+        out = self.request("PATCH", rt.path(str(meta.get("namespace") or ""), str(meta.get("name") or "")),
+                           query=query, body=dict(obj), content_type=APPLY_PATCH)
+        return out if isinstance(out, dict) else {}
+
+    def create(self, rt: ResourceType, obj: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        meta = obj.get("metadata") or {}
+        query = [("fieldManager", FIELD_MANAGER)] + ([("dryRun", "All")] if dry_run else [])
+        out = self.request("POST", rt.path(str(meta.get("namespace") or "")), query=query, body=dict(obj))
+        return out if isinstance(out, dict) else {}
+
+    def replace(self, rt: ResourceType, obj: Mapping[str, Any]) -> dict[str, Any]:
+        meta = obj.get("metadata") or {}
+        out = self.request("PUT", rt.path(str(meta.get("namespace") or ""), str(meta.get("name") or "")),
+                           query=[("fieldManager", FIELD_MANAGER)], body=dict(obj))
+        return out if isinstance(out, dict) else {}
+
+    def merge_patch(self, rt: ResourceType, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        out = self.request("PATCH", rt.path(namespace, name), query=[("fieldManager", FIELD_MANAGER)],
+                           body=dict(patch), content_type=MERGE_PATCH)
+        return out if isinstance(out, dict) else {}
+
+    def delete(self, rt: ResourceType, namespace: str, name: str, *, uid: str = "", propagation: str = "",
+               dry_run: bool = False) -> None:
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        if propagation:
+            body["propagationPolicy"] = propagation
+        query = [("dryRun", "All")] if dry_run else []
+        self.request("DELETE", rt.path(namespace, name), query=query, body=body)
+
+
+_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
+            410: "Gone", 422: "Invalid", 429: "TooManyRequests", 500: "InternalError", 502: "BadGateway",
+            503: "ServiceUnavailable", 504: "Timeout"}
+
+
+def _exhausted(err: ApiError | Unreachable, attempts: int, deadline: float = 0.0) -> ApiError | Unreachable:
+    why = f"gave up after {attempts} attempt{'s' if attempts != 1 else ''}" + \
+        (f" (deadline {deadline:g}s)" if deadline else "")
+    if isinstance(err, ApiError):
+        return ApiError(err.cluster, err.status, err.reason, f"{err.server_message} ({why})".strip(),
+                        err.causes, err.retry_after)
+    return Unreachable(err.cluster, f"{err.diagnostics[0].message} ({why})")
+
+
+def connect(access: Access, policy: RetryPolicy | None = None) -> KubeClient:
+    """A client for `access`: the kubeconfig context is checked first (InputError naming file and context)."""
+    return KubeClient(access, load_context(access.kubeconfig, access.context), policy)
+
+
+__all__ = ["KubeClient", "connect"]
