@@ -171,7 +171,7 @@ def test_name_clusters_in_the_stream() -> None:
 @pytest.fixture
 def shared_engine(monkeypatch: pytest.MonkeyPatch, evaluator: Evaluator) -> None:
     @contextlib.contextmanager
-    def borrowed() -> Iterator[Evaluator]:
+    def borrowed(**_kw: object) -> Iterator[Evaluator]:
         yield evaluator
 
     monkeypatch.setattr(cli, "open_evaluator", borrowed)
@@ -195,14 +195,14 @@ def test_render_output_folder_matches_the_golden(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("shared_engine")
 def test_render_stream_names_clusters_only_with_an_inventory() -> None:
-    plain = CliRunner().invoke(cli.main, ["render", str(CANARY / "app.yaml")])
-    assert plain.exit_code == 0 and "# Clusters:" not in plain.output
-    named = CliRunner().invoke(cli.main, ["render", str(CANARY / "app.yaml"), "--clusters",
+    plain = CliRunner(mix_stderr=False).invoke(cli.main, ["render", str(CANARY / "app.yaml")])
+    assert plain.exit_code == 0 and "# Clusters:" not in plain.stdout
+    named = CliRunner(mix_stderr=False).invoke(cli.main, ["render", str(CANARY / "app.yaml"), "--clusters",
                                           str(CANARY / "clusters.yaml")])
     assert named.exit_code == 0
-    assert "# Clusters: prod-bj, prod-sh\n" in named.output
-    unnamed = named.output.replace("# Clusters: test-hz\n", "").replace("# Clusters: prod-bj, prod-sh\n", "")
-    assert unnamed == plain.output  # otherwise the same bytes
+    assert "# Clusters: prod-bj, prod-sh\n" in named.stdout
+    unnamed = named.stdout.replace("# Clusters: test-hz\n", "").replace("# Clusters: prod-bj, prod-sh\n", "")
+    assert unnamed == plain.stdout  # otherwise the same bytes
 
 
 @pytest.mark.usefixtures("shared_engine")

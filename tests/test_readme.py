@@ -83,9 +83,15 @@ def parse_readme(text: str) -> list[Block]:
 
 def commands(block: Block) -> list[Command]:
     out = []
-    for n, raw in enumerate(block.lines, start=block.line + 1):
-        if not raw.strip() or raw.lstrip().startswith("#"):
+    pending, start = "", 0
+    for n, line in enumerate(block.lines, start=block.line + 1):
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
             continue
+        if line.rstrip().endswith("\\"):  # a command continued on the next line
+            pending, start = pending + line.rstrip()[:-1] + " ", start or n
+            continue
+        raw, n = pending + line.strip(), start or n
+        pending, start = "", 0
         m = _COMMENT.search(raw)
         comment = m.group("text").strip() if m else ""
         text = raw[: m.start()].strip() if m else raw.strip()
@@ -166,7 +172,7 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def in_process(evaluator: Evaluator, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(cli, "open_evaluator", lambda: nullcontext(evaluator))
+    monkeypatch.setattr(cli, "open_evaluator", lambda **_kw: nullcontext(evaluator))
     for name in ("NO_COLOR", "FORCE_COLOR"):
         monkeypatch.delenv(name, raising=False)
     yield

@@ -36,7 +36,6 @@ from velapy.pipeline import (
     parameter_table,
     plan_text,
     regenerate_schemas,
-    stale_handoff_folders,
     validate,
     vet_files,
     write_files,
@@ -250,9 +249,6 @@ def _write_rendered(plan: Plan, out: str, inputs: Inputs, force: bool, lock_time
         say("warning: " + w.render(), err=True)
     for note in result.notes:
         say("note: " + note, err=True)
-    for folder in stale_handoff_folders(out, inputs.handoff):
-        click.echo(f"warning: {os.path.join(out, folder)} is from an earlier --emit {folder} and was not "
-                   f"refreshed: add --emit {folder} (and its options), or delete the folder", err=True)
     counts = ", ".join(f"{name} {len(objs)}" for name, objs in plan.bundles().items())
     click.echo(f"wrote {out}: plan.yaml and {len(written) - 1} files (objects per cluster: {counts or 'none'})",
                err=True)

@@ -29,7 +29,7 @@ from velapy.dryrun import dry_run_blocks, format_blocks, one_object_per_document
 from velapy.engine import Evaluator, select_runner
 from velapy.errors import Diagnostic, InputError, VelapyError
 from velapy.gitrev import repo_root
-from velapy.handoff import HANDOFF_DIRS, Handoff, prepare, repo_path_for
+from velapy.handoff import Handoff, prepare, repo_path_for
 from velapy.handoff import Options as HandoffOptions
 from velapy.placement import topology_placements, unchecked_cluster_names
 from velapy.plan import Plan, PlanDraft, build_plan, dry_run_clusters, finish_plan, prepare_plan
@@ -260,12 +260,6 @@ def write_output(plan: Plan, out: str, handoff: HandoffOptions | None = None, *,
     files = output_files(plan, handoff)
     write_files(out, files, force=force, lock_timeout=lock_timeout, on_wait=on_wait)
     return files
-
-
-def stale_handoff_folders(out: str, handoff: HandoffOptions | None) -> list[str]:
-    """Hand-off folders in OUT (argocd/, flux/) that this render does not refresh (no `--emit` for them)."""
-    engines = handoff.engines if handoff is not None else ()
-    return [d for d in HANDOFF_DIRS if d not in engines and os.path.isdir(os.path.join(out, d))]
 
 
 def write_files(out: str, files: dict[str, str], *, force: bool = False, lock_timeout: float | None = None,
