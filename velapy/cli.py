@@ -115,7 +115,8 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
 
                 target = _target(app, files, definition_dirs, "", namespace, clusters, allow_unknown, kubeconfig,
                                  "", (), ".velapy/state")
-                plan, stream = compile_live(target, ev, warn=lambda w: click.echo("warning: " + w, err=True))
+                plan, stream = compile_live(target, ev, warn=lambda w: click.echo("warning: " + w, err=True),
+                                            stream=not out)
                 if not out:
                     sys.stdout.write(stream)
                     return 0

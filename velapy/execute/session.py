@@ -10,6 +10,7 @@ from (a folder, or the app file and its render options).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -32,6 +33,7 @@ from velapy.pipeline import Inputs, load, load_clusters, open_evaluator
 from velapy.plan import A_GROUP, A_USERNAME, Plan, build_plan, dry_run_clusters
 
 ClientFactory = Callable[[Access], Client]
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")  # an Application's name (DNS-1123)
 
 
 def default_factory(policy: RetryPolicy | None = None) -> ClientFactory:
@@ -53,11 +55,12 @@ class Target:
 
     @property
     def kind(self) -> str:
+        """folder | app | name | missing (a path that does not exist)."""
         if os.path.isdir(self.app):
             return "folder"
         if os.path.isfile(self.app):
             return "app"
-        return "name"
+        return "name" if _NAME.fullmatch(self.app) else "missing"
 
     def access_options(self) -> AccessOptions:
         inv = load_inventory(self.inputs.clusters) if self.inputs.clusters else None
@@ -95,10 +98,10 @@ def _app_identity(app: Application) -> Identity | None:
 
 
 def compile_live(target: Target, evaluator: Evaluator, factory: ClientFactory | None = None,
-                 warn: Callable[[str], None] | None = None) -> tuple[Plan, str]:
+                 warn: Callable[[str], None] | None = None, *, stream: bool = False) -> tuple[Plan, str]:
     """Render an app file with what the live clusters hold: ref-objects read from the hub when no
     --resources folder is given, each cluster's live version where the inventory gives none.
-    Returns the plan and the `vela dry-run` stream of the same inputs."""
+    Returns the plan and (with `stream`) the `vela dry-run` stream of the same inputs."""
     inputs = target.inputs
     loaded = load(inputs, None, evaluator)
     live = LiveSources(target, factory or default_factory(), _app_identity(loaded.app))
@@ -110,11 +113,13 @@ def compile_live(target: Target, evaluator: Evaluator, factory: ClientFactory | 
     finally:
         live.close()
     plan = build_plan(loaded.app, loaded.registry, evaluator, inventory, hub)
+    if not stream:
+        return plan, ""
     warnings, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, hub)
-    stream = format_blocks(warnings, blocks)
+    text = format_blocks(warnings, blocks)
     if inputs.clusters:
-        stream = emit.name_clusters(stream, dry_run_clusters(loaded.app, inventory))
-    return plan, stream
+        text = emit.name_clusters(text, dry_run_clusters(loaded.app, inventory))
+    return plan, text
 
 
 def _render(target: Target, reporter: Reporter | None = None, factory: ClientFactory | None = None) -> ExecPlan:
@@ -194,6 +199,9 @@ def open_session(target: Target, reporter: Reporter | None, factory: ClientFacto
                  namespace: str = "") -> Session:
     """Plan + clients (every kubeconfig checked first) + state store."""
     factory = factory or default_factory()
+    if target.kind == "missing":
+        raise InputError(f"{target.app}: no such file or folder (give an Application file, a folder written by "
+                         "`velapy render -o`, or an app's name with -n)", Location(file=target.app))
     opts = target.access_options()
     if target.kind == "name":
         ns = namespace or target.inputs.namespace or "default"

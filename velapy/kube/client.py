@@ -128,7 +128,7 @@ class KubeClient:
         return int(resp.status), bytes(data), resp.headers
 
     def _error(self, status: int, data: bytes, headers: Mapping[str, str]) -> ApiError:
-        reason, message, causes = "", "", []
+        reason, message, causes, detail = "", "", [], ("", "")
         try:
             st = json.loads(data)
         except ValueError:
@@ -137,6 +137,8 @@ class KubeClient:
             reason = str(st.get("reason") or "")
             message = str(st.get("message") or "")
             details = st.get("details") or {}
+            if isinstance(details, dict):
+                detail = (str(details.get("kind") or ""), str(details.get("name") or ""))
             for c in (details.get("causes") or []) if isinstance(details, dict) else []:
                 if isinstance(c, dict):
                     causes.append(Cause(str(c.get("reason") or c.get("type") or ""), str(c.get("field") or ""),
@@ -148,7 +150,8 @@ class KubeClient:
                 retry_after = max(0.0, float(raw))
             except ValueError:
                 retry_after = None
-        return ApiError(self._cluster, status, reason or _REASONS.get(status, "Error"), message, causes, retry_after)
+        return ApiError(self._cluster, status, reason or _REASONS.get(status, "Error"), message, causes, retry_after,
+                        detail)
 
     def request(self, method: str, path: str, *, query: Iterable[tuple[str, str]] = (), body: Any = None,
                 content_type: str = JSON) -> Any:
@@ -300,7 +303,7 @@ def _exhausted(err: ApiError | Unreachable, attempts: int, deadline: float = 0.0
         (f" (deadline {deadline:g}s)" if deadline else "")
     if isinstance(err, ApiError):
         return ApiError(err.cluster, err.status, err.reason, f"{err.server_message} ({why})".strip(),
-                        err.causes, err.retry_after)
+                        err.causes, err.retry_after, err.details)
     return Unreachable(err.cluster, f"{err.diagnostics[0].message} ({why})")
 
 
