@@ -20,7 +20,7 @@ from velapy.application import Application
 from velapy.clusters import HUB, Identity, load_inventory
 from velapy.dryrun import dry_run_blocks, format_blocks
 from velapy.engine import Evaluator
-from velapy.errors import InputError, Location
+from velapy.errors import ClusterError, InputError, Location
 from velapy.execute.access import AccessOptions, ClientPool, resolve
 from velapy.execute.hub import live_versions, read_hub_objects, uses_ref_objects
 from velapy.execute.planfile import ClusterEntry, ExecPlan, load_plan_files, load_plan_folder
@@ -28,7 +28,7 @@ from velapy.execute.progress import Reporter
 from velapy.execute.redact import Redactor
 from velapy.execute.runner import Options, Report, Runner
 from velapy.execute.state import ConfigMapStore, FileStore, RunState, StateStore
-from velapy.kube import Access, Client, KubeError, RetryPolicy, Unreachable
+from velapy.kube import Access, ApiError, Client, KubeError, RetryPolicy, Unreachable
 from velapy.pipeline import Inputs, load, load_clusters, open_evaluator
 from velapy.plan import A_GROUP, A_USERNAME, Plan, build_plan, dry_run_clusters
 
@@ -181,6 +181,11 @@ def open_store(hub: Client | None, state_dir: str, reporter: Reporter | None, na
             reporter.say(f"warning: the hub is unreachable ({exc.diagnostics[0].message}); run state goes to "
                          f"{files.path(namespace, name)}")
         return files
+    except ApiError as exc:
+        raise ClusterError(
+            f"cluster {hub.cluster} (the hub): cannot read the run state of app {namespace}/{name}, kept in ConfigMap "
+            f"{namespace}/{ConfigMapStore.cm_name(name)}: HTTP {exc.status} {exc.reason}: {exc.server_message}",
+            Location(cluster=hub.cluster)) from None
     return store
 
 
