@@ -210,7 +210,10 @@ class Store:
                     continue
                 labels = obj.get("metadata", {}).get("labels") or {}
                 if all(r.matches(labels) for r in reqs) and field_matches(obj, terms):
-                    items.append(self.serve(t, obj))
+                    item = self.serve(t, obj)
+                    if not t.crd:  # built-in list items carry no apiVersion/kind on a real server
+                        del item["apiVersion"], item["kind"]
+                    items.append(item)
             return {"kind": t.kind + "List", "apiVersion": t.api_version,
                     "metadata": {"resourceVersion": str(self.rv)}, "items": items}
 
@@ -466,7 +469,7 @@ class Store:
             if live is None:
                 merged.setdefault("metadata", {})
                 merged["metadata"]["name"] = name
-                self._validate(t, merged)
+            self._validate(t, merged)
             self._secret_data(t, merged)
             entries = [e for e in entries if e.paths]
             if live is not None:
@@ -527,6 +530,7 @@ class Store:
     def _secret_data(self, t: ResourceType, obj: dict[str, Any]) -> None:
         if t.kind != "Secret" or t.group:
             return
+        obj.setdefault("type", "Opaque")  # the server's default
         string_data = obj.pop("stringData", None)
         if isinstance(string_data, dict):
             data = obj.setdefault("data", {})
@@ -551,7 +555,7 @@ class Store:
         meta["managedFields"] = [e.doc() for e in entries]
         if not meta["managedFields"]:
             del meta["managedFields"]
-        self._controllers(t, key, old, new, now)
+        self._controllers(t, key, old, new, now, dry_run)
         if dry_run:
             meta["resourceVersion"] = old["metadata"]["resourceVersion"] if old else ""
             if not meta["resourceVersion"]:
@@ -731,7 +735,7 @@ class Store:
                 self.objects[key] = new
 
     def _controllers(self, t: ResourceType, key: Key, old: dict[str, Any] | None, new: dict[str, Any],
-                     now: float) -> None:
+                     now: float, dry_run: bool) -> None:
         if t.group == "" and t.plural == "namespaces" and old is None:
             new["status"] = {"phase": "Active"}
         if t.group == "" and t.plural == "services" and old is None:
@@ -749,7 +753,7 @@ class Store:
                      "message": "no conflicts found", "lastTransitionTime": now_text(now)},
                     {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
                      "message": "the initial names have been accepted", "lastTransitionTime": now_text(now)}]}
-        if (t.group, t.plural) not in _WORKLOADS:
+        if (t.group, t.plural) not in _WORKLOADS or dry_run:  # no controller sees a dry run
             return
         changed = old is None or new["metadata"].get("generation") != old["metadata"].get("generation")
         if not changed:
