@@ -38,7 +38,7 @@ def test_ref_objects_from_the_live_hub_render_like_the_folder(emulator_fleet: An
         fleet["local"].put_object(doc.data, manager="kubectl")
     target = Target(str(case / "app.yaml"), Inputs(str(case / "app.yaml"), clusters=str(case / "clusters.yaml")),
                     str(fleet.kubeconfig_path))
-    live, stream = compile_live(target, evaluator, default_factory(FAST))
+    live, stream = compile_live(target, evaluator, default_factory(FAST), stream=True)
     assert emit.render_folder(live) == read_folder(case / "expected" / "out")  # as rendered from --resources
     assert "# Application(" in stream
     reads = [r for r in fleet["local"].journal if r.resource and r.verb in ("get", "list")]
