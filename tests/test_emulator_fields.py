@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from velapy.emulator.auth import Authorizer, RbacError, forbidden_message
 from velapy.emulator.fields import (
@@ -18,6 +20,7 @@ from velapy.emulator.fields import (
     strategic_merge,
     to_fields_v1,
 )
+from velapy.emulator.store import ApiError, Store
 
 POD_SPEC = {"containers": [{"name": "web", "image": "nginx", "ports": [{"containerPort": 80}],
                             "env": [{"name": "A", "value": "1"}], "args": ["--x"]}]}
@@ -110,3 +113,62 @@ def test_rbac_table() -> None:
     assert forbidden_message("alice", "get", "apps", "deployments/status", "demo", "web") == (
         'deployments.apps "web" is forbidden: User "alice" cannot get resource "deployments/status" in API group '
         '"apps" in the namespace "demo"')
+
+
+# ----------------------------------------------------------------------------------------------
+# server-side apply against a model of field ownership
+
+KEYS = ["a", "b", "c", "d"]
+apply_step = st.tuples(st.sampled_from(["alice", "bob", "carol"]),
+                       st.dictionaries(st.sampled_from(KEYS), st.sampled_from(["1", "2"]), max_size=4),
+                       st.booleans())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(apply_step, min_size=1, max_size=8))
+def test_apply_matches_the_ownership_model(steps: list[tuple[str, dict[str, str], bool]]) -> None:
+    store = Store()
+    t = store.types.by_kind("v1", "ConfigMap")
+    assert t is not None
+    values: dict[str, str] = {}
+    owners: dict[str, set[str]] = {}
+    applied: dict[str, set[str]] = {}
+    rv = ""
+    for manager, data, force in steps:
+        body: dict[str, object] = {"apiVersion": "v1", "kind": "ConfigMap",
+                                   "metadata": {"name": "x", "namespace": "default"}}
+        if data:  # (an empty `data: {}` is itself a field someone owns; the model leaves it out)
+            body["data"] = data
+        conflicts = sorted(k for k, v in data.items() if k in values and values[k] != v and owners[k] - {manager})
+        if conflicts and not force:
+            with pytest.raises(ApiError) as err:
+                store.apply(t, "default", "x", body, manager)
+            assert err.value.code == 409
+            causes = err.value.details["causes"]  # type: ignore[index]
+            assert sorted((c["field"], c["message"]) for c in causes) == sorted(  # one per (field, other owner)
+                (f".data.{k}", f'conflict with "{o}"') for k in conflicts for o in owners[k] - {manager})
+            continue
+        before = (dict(values), {k: set(v) for k, v in owners.items()})
+        for k, v in data.items():
+            if k in values and values[k] != v:
+                for other in owners[k] - {manager}:  # forced: the others lose the field
+                    applied[other].discard(k)
+                owners[k] = {manager}
+            else:
+                owners.setdefault(k, set()).add(manager)
+            values[k] = v
+        for k in applied.get(manager, set()) - set(data):
+            owners[k].discard(manager)
+            if not owners[k]:
+                del owners[k], values[k]
+        applied[manager] = set(data)
+        live, _ = store.apply(t, "default", "x", body, manager, force=force)
+        assert live.get("data", {}) == values
+        owned: dict[str, set[str]] = {}
+        for entry in live["metadata"].get("managedFields", []):
+            for key in entry["fieldsV1"].get("f:data", {}):
+                owned.setdefault(key[2:], set()).add(entry["manager"])
+        assert owned == owners
+        if (values, owners) == before and rv:
+            assert live["metadata"]["resourceVersion"] == rv  # nothing changed: nothing written
+        rv = live["metadata"]["resourceVersion"]

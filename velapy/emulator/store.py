@@ -476,7 +476,9 @@ class Store:
                 before = [(e.manager, e.operation, e.subresource, e.paths) for e in _entries(live)]
                 after = [(e.manager, e.operation, e.subresource, e.paths) for e in entries]
                 trial = copy.deepcopy(merged)
-                trial["metadata"]["managedFields"] = live["metadata"].get("managedFields")
+                trial["metadata"].pop("managedFields", None)
+                if "managedFields" in live["metadata"]:
+                    trial["metadata"]["managedFields"] = live["metadata"]["managedFields"]
                 trial["apiVersion"], trial["kind"] = live.get("apiVersion"), live.get("kind")
                 if trial == live and before == after:
                     return self.serve(t, live), 200  # a no-op apply writes nothing
