@@ -344,6 +344,7 @@ class Runner:
 
         def pre(p: ClusterRollout) -> Outcome:
             self.rep.working(f"  {p.client.cluster}: preflight")
+            p.client.set_deadline(deadline)  # the step's deadline bounds every request to the cluster
             return p.preflight()
 
         with ThreadPoolExecutor(max_workers=workers) as ex:
@@ -389,6 +390,8 @@ class Runner:
 
         with ThreadPoolExecutor(max_workers=workers) as ex:
             outs = list(ex.map(work, go))
+        for p in places:
+            p.client.set_deadline(None)
         bad = [o for o in pres if not o.ok] + [o for o in outs if not o.ok]
         if not bad:
             return "succeeded", "", ""

@@ -151,6 +151,9 @@ class Client(Protocol):
     def delete(self, rt: ResourceType, namespace: str, name: str, *, uid: str = "", propagation: str = "",
                dry_run: bool = False) -> None: ...
 
+    def set_deadline(self, when: float | None) -> None:
+        """No request (retries included) runs past `when` (time.monotonic()); None lifts the limit."""
+
     def close(self) -> None: ...
 
 

@@ -90,6 +90,7 @@ class KubeClient:
         cfg.debug = False
         self._api = kclient.ApiClient(configuration=cfg)
         self._lock = threading.Lock()
+        self._until: float | None = None  # the caller's deadline for this cluster (see set_deadline)
         self._discovery: dict[str, dict[str, ResourceType]] = {}
         self._fresh: set[str] = set()  # group versions fetched since the last refresh
 
@@ -104,6 +105,10 @@ class KubeClient:
 
     def close(self) -> None:
         self._api.close()  # type: ignore[no-untyped-call]
+
+    def set_deadline(self, when: float | None) -> None:
+        """A per-cluster deadline: no request (with its retries) goes on past `when`."""
+        self._until = when
 
     # ------------------------------------------------------------------------------------------
     # transport
@@ -159,6 +164,8 @@ class KubeClient:
         p = self._policy
         start = self._clock()
         deadline = start + p.deadline
+        if self._until is not None and self._clock is time.monotonic:
+            deadline = min(deadline, self._until)
         query = list(query)
         attempt = 0
         while True:
@@ -185,7 +192,7 @@ class KubeClient:
             if retry_after is not None:
                 pause = max(pause, retry_after)
             if self._clock() + pause >= deadline:
-                raise _exhausted(err, attempt, deadline=p.deadline)
+                raise _exhausted(err, attempt, deadline=round(deadline - start, 1))
             self._sleep(pause)
 
     # ------------------------------------------------------------------------------------------
