@@ -457,7 +457,7 @@ class Store:
                 e.paths.discard(p)
             if mine is not None:
                 others = set().union(*(e.paths for e in entries if e is not mine and e.subresource == sub))
-                for p in sorted(mine.paths - new_set, key=len, reverse=True):
+                for p in sorted(mine.paths - new_set, key=len):  # a list item before its fields (its key)
                     if not covers(others, p) and not covers(new_set, p):
                         remove(merged, p, new_set | others)
             else:
