@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from velapy.emulator.fields import (
-    MISSING,
     PatchError,
     Schema,
     SelectorError,
@@ -227,7 +226,7 @@ class Store:
     # ------------------------------------------------------------------------------------------
     # checks shared by the writes
 
-    def _check_identity(self, t: ResourceType, ns: str, name: str, body: Any, *, for_create: bool) -> dict[str, Any]:
+    def _check_identity(self, t: ResourceType, ns: str, name: str, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise ApiError(400, "the body of the request was in an unknown format - accepted media types include: "
                            "application/json, application/yaml")
@@ -294,7 +293,7 @@ class Store:
 
     def create(self, t: ResourceType, ns: str, body: Any, manager: str, dry_run: bool = False) -> dict[str, Any]:
         with self.lock:
-            obj = self._check_identity(t, ns, "", copy.deepcopy(body), for_create=True)
+            obj = self._check_identity(t, ns, "", copy.deepcopy(body))
             meta = obj["metadata"]
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = str(meta["generateName"]) + "".join(
@@ -321,7 +320,7 @@ class Store:
     def update(self, t: ResourceType, ns: str, name: str, body: Any, manager: str, dry_run: bool = False,
                sub: str = "") -> dict[str, Any]:
         with self.lock:
-            obj = self._check_identity(t, ns, name, copy.deepcopy(body), for_create=False)
+            obj = self._check_identity(t, ns, name, copy.deepcopy(body))
             key = self.key(t, ns, name)
             live = self.objects.get(key)
             if live is None:
@@ -403,7 +402,7 @@ class Store:
                                    f"include: {JSON_PATCH}, {MERGE}, {APPLY}, {STRATEGIC}", "UnsupportedMediaType")
             except PatchError as e:
                 raise ApiError(422 if content_type == JSON_PATCH else 400, str(e)) from None
-            new = self._check_identity(t, ns, name, new, for_create=False)
+            new = self._check_identity(t, ns, name, new)
             new["metadata"].setdefault("name", name)
             if new["metadata"].get("resourceVersion") == live["metadata"]["resourceVersion"]:
                 new["metadata"].pop("resourceVersion")
@@ -415,7 +414,7 @@ class Store:
         if not manager:
             raise ApiError(400, "PATCH, application/apply-patch+yaml requires fieldManager to be set", "BadRequest")
         with self.lock:
-            applied = self._check_identity(t, ns, name, drop_nulls(copy.deepcopy(body)), for_create=False)
+            applied = self._check_identity(t, ns, name, drop_nulls(copy.deepcopy(body)))
             if not body.get("apiVersion") or not body.get("kind"):
                 raise ApiError(400, "apiVersion and kind must be set in an apply configuration")
             meta = applied["metadata"]
@@ -842,5 +841,3 @@ def _ready(t: ResourceType, obj: dict[str, Any], now: float) -> dict[str, Any]:
     return {"phase": "Bound", "accessModes": spec.get("accessModes", ["ReadWriteOnce"]),
             "capacity": {"storage": storage}}
 
-
-MISSING_VALUE = MISSING
