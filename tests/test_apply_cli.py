@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from test_execute_support import configmap, namespace, write_plan
 
 from velapy.cli import main
+from velapy.engine import Evaluator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,7 +25,22 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(list(args), res.exit_code, res.stdout, res.stderr)
 
 
-def test_readme_walkthrough_on_the_demo_fleet(emulator_fleet: Any, tmp_path: Path, monkeypatch: Any) -> None:
+class _Shared:
+    """The session's engine process for every render of the walkthrough (starting one costs seconds here)."""
+
+    def __init__(self, ev: Evaluator) -> None:
+        self.ev = ev
+
+    def __enter__(self) -> Evaluator:
+        return self.ev
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def test_readme_walkthrough_on_the_demo_fleet(emulator_fleet: Any, tmp_path: Path, monkeypatch: Any,
+                                               evaluator: Evaluator) -> None:
+    monkeypatch.setattr("velapy.execute.session.open_evaluator", lambda: _Shared(evaluator))
     demo = tmp_path / "demo"
     shutil.copytree(ROOT / "examples" / "demo", demo)
     monkeypatch.chdir(demo)
