@@ -206,3 +206,25 @@ def test_force_is_never_the_default(fleet: RunningFleet, a: Any, tmp_path: Path)
     assert apply(plan, fleet.kubeconfig_path, tmp_path / "st").phase == "succeeded"
     assert all(not r.force for r in a.journal if r.method == "PATCH")
     assert Options().force_conflicts is False and OPTS.force_conflicts is False
+
+
+def test_resource_update_recreate_fields(fleet: RunningFleet, a: Any, tmp_path: Path) -> None:
+    kc, st = fleet.kubeconfig_path, tmp_path / "st"
+    rule = {"resourceUpdate": {"op": "patch", "recreateFields": ["data.immutable"]}}
+
+    def plan(name: str, immutable: str, other: str) -> Path:
+        return write_plan(tmp_path / name, "app", "shop", [{"name": "d", "type": "deploy", "placements": {
+            "a": [(configmap("cfg", "shop", immutable=immutable, other=other), rule)]}}])
+
+    assert apply(plan("v1", "1", "x"), kc, st).phase == "succeeded"
+    uid1 = a.get("v1", "ConfigMap", "shop", "cfg")["metadata"]["uid"]
+    assert apply(plan("v2", "1", "y"), kc, st).phase == "succeeded"  # another field: patched in place
+    uid2 = a.get("v1", "ConfigMap", "shop", "cfg")["metadata"]["uid"]
+    assert uid2 == uid1
+    a.clear_journal()
+    report = apply(plan("v3", "2", "y"), kc, st)  # a recreate field changed: deleted, then created
+    assert report.phase == "succeeded", report.problems
+    live = a.get("v1", "ConfigMap", "shop", "cfg")
+    assert live["metadata"]["uid"] != uid2 and live["data"] == {"immutable": "2", "other": "y"}
+    deletes = [r for r in a.writes(name="cfg") if r.method == "DELETE"]
+    assert len(deletes) == 1 and deletes[0].body["preconditions"]["uid"] == uid2

@@ -234,3 +234,20 @@ def test_parallelism_bounds_clusters_at_once(kc: Path, tmp_path: Path) -> None:
         report = apply(plan, kc, tmp_path / f"st{parallelism}", factory=factory)
         assert report.phase == "succeeded"
         assert busy["max"] == expected
+
+
+def test_resuming_a_failed_run_runs_the_steps_skipped_after_the_failure(fleet: RunningFleet, kc: Path,
+                                                                         tmp_path: Path) -> None:
+    fleet["a"].add_fault(mk_fault("/configmaps/first$"))
+    plan = write_plan(tmp_path / "p", "app", "shop", [
+        {"name": "one", "type": "deploy", "placements": {"a": [configmap("first", "shop")]}},
+        {"name": "two", "type": "deploy", "placements": {"b": [configmap("second", "shop")]}},
+        {"name": "only-if-one-failed", "type": "deploy", "if": "status.one.failed",
+         "placements": {"b": [configmap("alarm", "shop")]}}])
+    failed = apply(plan, kc, tmp_path / "st")
+    assert phases(failed) == {"one": "failed", "two": "skipped", "only-if-one-failed": "succeeded"}
+    fleet["a"].clear_faults()
+    done = apply(plan, kc, tmp_path / "st", resume=True)
+    assert done.phase == "succeeded"
+    assert phases(done) == {"one": "succeeded", "two": "succeeded", "only-if-one-failed": "succeeded"}
+    assert fleet["b"].get("v1", "ConfigMap", "shop", "second") is not None

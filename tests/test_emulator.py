@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,27 @@ def test_stop_and_start_on_the_same_port(emulator_fleet: Callable[..., RunningFl
     cluster.start()
     assert cluster.port == port
     assert http.get("/api/v1/namespaces/default")["metadata"]["name"] == "default"
+
+    # a request held by a long delay fault ends when the cluster stops, and commits nothing
+    cluster.add_fault(Fault(method="POST", delay=600))
+    outcome: list[BaseException] = []
+
+    def create() -> None:
+        try:
+            http.pool.request("POST", cluster.url + "/api/v1/namespaces", body=json.dumps(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "late"}}),
+                headers={"Authorization": f"Bearer {cluster.token}", "Content-Type": "application/json"})
+        except urllib3.exceptions.HTTPError as e:
+            outcome.append(e)
+
+    worker = threading.Thread(target=create)
+    worker.start()
+    while not cluster.faults[0].fired:
+        worker.join(0.01)
+    cluster.stop()
+    worker.join(10)
+    assert not worker.is_alive() and outcome
+    assert cluster.get("v1", "Namespace", "", "late") is None
 
 
 def test_unknown_token_is_401_and_a_token_belongs_to_one_cluster(shared_fleet: RunningFleet) -> None:
@@ -491,3 +513,19 @@ def test_status_subresource_bad_requests_finalizers_and_owner_gc(shared_fleet: R
     d.patch(cms, name="held", namespace=ns, content_type="application/merge-patch+json",
             body={"metadata": {"finalizers": None}})
     assert shared_fleet["b"].get("v1", "ConfigMap", ns, "held") is None
+
+
+def test_lists_and_selectors_as_the_real_server_sends_them(shared_fleet: RunningFleet, unique_namespace: str) -> None:
+    ns = unique_namespace
+    cluster = shared_fleet["a"]
+    cluster.put_object(cm(ns, "one"))
+    cluster.put_object({**cm(ns, "two"), "metadata": {"name": "two", "namespace": ns, "labels": {"app": "db"}}})
+    http = Http(shared_fleet, "a")
+    doc = http.get(f"/api/v1/namespaces/{ns}/configmaps?labelSelector=app%3Dweb")
+    assert doc["kind"] == "ConfigMapList" and doc["apiVersion"] == "v1" and doc["metadata"]["resourceVersion"]
+    assert [(i["metadata"]["name"], "kind" in i) for i in doc["items"]] == [("one", False)]  # items carry no kind
+    doc = http.get(f"/api/v1/configmaps?fieldSelector=metadata.namespace%3D{ns},metadata.name!%3Done")
+    assert [i["metadata"]["name"] for i in doc["items"]] == ["two"]
+    r = http.pool.request("GET", cluster.url + "/api/v1/configmaps?labelSelector=a%20in%20(b",
+                          headers={"Authorization": f"Bearer {cluster.token}"})
+    assert r.status == 400 and json.loads(r.data)["reason"] == "BadRequest"

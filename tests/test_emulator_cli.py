@@ -45,12 +45,14 @@ def test_emulate_serves_the_demo_fleet_until_sigterm(tmp_path: Path) -> None:
         assert [c["name"] for c in config["contexts"]] == ["local", "test-1", "prod-hangzhou", "prod-beijing"]
         assert all(c["cluster"]["server"].startswith("https://127.0.0.1:") for c in config["clusters"])
         assert kc.stat().st_mode & 0o077 == 0  # the tokens are readable by the owner only
-        run = subprocess.run([kubectl, "--kubeconfig", str(kc), "--context", "prod-beijing", "get", "ns", "-o",
-                              "name"], capture_output=True, text=True, timeout=60, check=False)
+        run = subprocess.run([kubectl, "--kubeconfig", str(kc), "--context", "prod-beijing", "--cache-dir",
+                              str(tmp_path / "cache"), "get", "ns", "-o", "name"],
+                             capture_output=True, text=True, timeout=60, check=False)
         assert run.returncode == 0, run.stderr
         assert "namespace/default" in run.stdout.split()
-        version = subprocess.run([kubectl, "--kubeconfig", str(kc), "--context", "prod-beijing", "version", "-o",
-                                  "json"], capture_output=True, text=True, timeout=60, check=False)
+        version = subprocess.run([kubectl, "--kubeconfig", str(kc), "--context", "prod-beijing", "--cache-dir",
+                                  str(tmp_path / "cache"), "version", "-o", "json"],
+                                 capture_output=True, text=True, timeout=60, check=False)
         assert json.loads(version.stdout)["serverVersion"]["gitVersion"] == "v1.26.0"  # from the inventory
     finally:
         proc.send_signal(signal.SIGTERM)

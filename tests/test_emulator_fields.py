@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from velapy.emulator.auth import Authorizer, RbacError, forbidden_message
 from velapy.emulator.fields import (
@@ -18,6 +20,7 @@ from velapy.emulator.fields import (
     strategic_merge,
     to_fields_v1,
 )
+from velapy.emulator.store import ApiError, Store
 
 POD_SPEC = {"containers": [{"name": "web", "image": "nginx", "ports": [{"containerPort": 80}],
                             "env": [{"name": "A", "value": "1"}], "args": ["--x"]}]}
@@ -110,3 +113,119 @@ def test_rbac_table() -> None:
     assert forbidden_message("alice", "get", "apps", "deployments/status", "demo", "web") == (
         'deployments.apps "web" is forbidden: User "alice" cannot get resource "deployments/status" in API group '
         '"apps" in the namespace "demo"')
+
+
+# ----------------------------------------------------------------------------------------------
+# server-side apply against a model of field ownership
+
+KEYS = ["a", "b", "c", "d"]
+apply_step = st.tuples(st.sampled_from(["alice", "bob", "carol"]),
+                       st.dictionaries(st.sampled_from(KEYS), st.sampled_from(["1", "2"]), max_size=4),
+                       st.booleans())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(apply_step, min_size=1, max_size=8))
+def test_apply_matches_the_ownership_model(steps: list[tuple[str, dict[str, str], bool]]) -> None:
+    store = Store()
+    t = store.types.by_kind("v1", "ConfigMap")
+    assert t is not None
+    values: dict[str, str] = {}
+    owners: dict[str, set[str]] = {}
+    applied: dict[str, set[str]] = {}
+    rv = ""
+    for manager, data, force in steps:
+        body: dict[str, object] = {"apiVersion": "v1", "kind": "ConfigMap",
+                                   "metadata": {"name": "x", "namespace": "default"}}
+        if data:  # (an empty `data: {}` is itself a field someone owns; the model leaves it out)
+            body["data"] = data
+        conflicts = sorted(k for k, v in data.items() if k in values and values[k] != v and owners[k] - {manager})
+        if conflicts and not force:
+            with pytest.raises(ApiError) as err:
+                store.apply(t, "default", "x", body, manager)
+            assert err.value.code == 409
+            causes = err.value.details["causes"]  # type: ignore[index]
+            assert sorted((c["field"], c["message"]) for c in causes) == sorted(  # one per (field, other owner)
+                (f".data.{k}", f'conflict with "{o}"') for k in conflicts for o in owners[k] - {manager})
+            continue
+        before = (dict(values), {k: set(v) for k, v in owners.items()})
+        for k, v in data.items():
+            if k in values and values[k] != v:
+                for other in owners[k] - {manager}:  # forced: the others lose the field
+                    applied[other].discard(k)
+                owners[k] = {manager}
+            else:
+                owners.setdefault(k, set()).add(manager)
+            values[k] = v
+        for k in applied.get(manager, set()) - set(data):
+            owners[k].discard(manager)
+            if not owners[k]:
+                del owners[k], values[k]
+        applied[manager] = set(data)
+        live, _ = store.apply(t, "default", "x", body, manager, force=force)
+        assert live.get("data", {}) == values
+        owned: dict[str, set[str]] = {}
+        for entry in live["metadata"].get("managedFields", []):
+            for key in entry["fieldsV1"].get("f:data", {}):
+                owned.setdefault(key[2:], set()).add(entry["manager"])
+        assert owned == owners
+        if (values, owners) == before and rv:
+            assert live["metadata"]["resourceVersion"] == rv  # nothing changed: nothing written
+        rv = live["metadata"]["resourceVersion"]
+
+
+container_step = st.tuples(
+    st.sampled_from(["alice", "bob", "carol"]),
+    st.dictionaries(st.sampled_from(["web", "side"]),
+                    st.dictionaries(st.sampled_from(["image", "workingDir"]), st.sampled_from(["x", "y"])),
+                    max_size=2),
+    st.booleans())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(container_step, min_size=1, max_size=8))
+def test_apply_of_keyed_list_items_matches_the_ownership_model(
+        steps: list[tuple[str, dict[str, dict[str, str]], bool]]) -> None:
+    """Containers merge by name: an item lives while anyone owns it or a field in it."""
+    store = Store()
+    t = store.types.by_kind("apps/v1", "Deployment")
+    assert t is not None
+    values: dict[tuple[str, str], str] = {}  # (container, field) → value; `name` included
+    owners: dict[tuple[str, ...], set[str]] = {}  # (container,) item nodes and (container, field) leaves
+    applied: dict[str, set[tuple[str, ...]]] = {}
+    for manager, containers, force in steps:
+        items = [{"name": n, **fields} for n, fields in containers.items()]
+        body = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "namespace": "default"},
+                "spec": {"template": {"spec": {"containers": items}}}} if items else \
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "namespace": "default"}}
+        paths = {(n,) for n in containers} | {(n, "name") for n in containers} | \
+            {(n, f) for n, fs in containers.items() for f in fs}
+        wanted = {(n, "name"): n for n in containers} | \
+            {(n, f): v for n, fs in containers.items() for f, v in fs.items()}
+        conflicts = [p for p, v in wanted.items() if p in values and values[p] != v and owners[p] - {manager}]
+        if conflicts and not force:
+            with pytest.raises(ApiError) as err:
+                store.apply(t, "default", "x", body, manager)
+            assert err.value.code == 409
+            continue
+        for p in paths:
+            if p in wanted and p in values and values[p] != wanted[p]:
+                for other in owners[p] - {manager}:
+                    applied[other].discard(p)
+                owners[p] = {manager}
+            else:
+                owners.setdefault(p, set()).add(manager)
+            if p in wanted:
+                values[p] = wanted[p]
+        for p in sorted(applied.get(manager, set()) - paths, key=len, reverse=True):
+            owners[p].discard(manager)
+            if not owners[p]:
+                del owners[p]
+                values.pop(p, None)  # type: ignore[arg-type]
+        applied[manager] = paths
+        live, _ = store.apply(t, "default", "x", body, manager, force=force)
+        got = {c["name"]: {k: v for k, v in c.items() if k != "name"}
+               for c in live.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])}
+        alive = {p[0] for p in owners}  # an item no one owns anything in is gone with its fields
+        want = {n: {f: v for (m, f), v in values.items() if m == n and f != "name"} for n in alive}
+        assert got == want

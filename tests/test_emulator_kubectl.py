@@ -20,7 +20,9 @@ KUBECTL = shutil.which("kubectl")
 def kubectl(fleet: RunningFleet, ctx: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     if KUBECTL is None:
         pytest.fail("kubectl is not on PATH: the emulator's conformance tests need the real kubectl (v1.32)")
-    return subprocess.run([KUBECTL, "--kubeconfig", str(fleet.kubeconfig_path), "--context", ctx, *args],
+    cache = fleet.kubeconfig_path.parent / "kubectl-cache"  # not ~/.kube/cache: ports get reused
+    return subprocess.run([KUBECTL, "--kubeconfig", str(fleet.kubeconfig_path), "--context", ctx,
+                           "--cache-dir", str(cache), *args],
                           input=stdin, capture_output=True, text=True, timeout=60, check=False)
 
 

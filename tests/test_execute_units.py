@@ -240,3 +240,32 @@ def test_file_store(tmp_path: Path) -> None:
     (tmp_path / "state" / "ns" / "app.json").write_text("{not json")
     with pytest.raises(Exception, match="unreadable run state"):
         store.load("ns", "app")
+
+
+def test_groups_without_a_user_are_refused(tmp_path: Path) -> None:
+    kc = tmp_path / "kc"
+    kc.write_text(yaml.safe_dump(KUBECONFIG))
+    with pytest.raises(InputError, match=r"cluster a: the identity names groups \(ops\) but no user"):
+        resolve(["a"], {}, Identity("", ("ops",)), AccessOptions(str(kc)))
+
+
+def test_reporter_live_and_plain() -> None:
+    import io
+
+    from velapy.execute.progress import Reporter
+
+    plain = io.StringIO()
+    rep = Reporter(plain, live=False, redact=lambda s: s.replace("secret", "<redacted>"))
+    rep.working("waiting 1")
+    rep.working("waiting 1")
+    rep.working("waiting 2")
+    rep.say("done with secret")
+    assert plain.getvalue() == "waiting 1\nwaiting 2\ndone with <redacted>\n"
+    assert rep.lines == ["done with <redacted>"]
+    tty = io.StringIO()
+    live = Reporter(tty, live=True)
+    live.working("applying x")
+    live.working("applying y")
+    live.say("step done")
+    live.done()
+    assert tty.getvalue() == "applying x\r\x1b[Kapplying y\r\x1b[Kstep done\n"

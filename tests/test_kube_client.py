@@ -137,3 +137,20 @@ def test_bad_kubeconfig_is_an_input_error(tmp_path: Path) -> None:
     kc.write_text("apiVersion: v1\nclusters: [\n")
     with pytest.raises(InputError, match=r"kc, context a: malformed YAML at line \d+"):
         connect(Access("a", str(kc), "a"))
+
+
+def test_a_cluster_deadline_bounds_retries(emulator_fleet: Any) -> None:
+    import time
+
+    fleet = emulator_fleet(["a"])
+    c = client(fleet, policy=RetryPolicy(attempts=1000, backoff=0.05, max_backoff=0.1, deadline=600,
+                                         connect_timeout=0.2, read_timeout=0.2))
+    fleet["a"].add_fault(Fault(method="GET", path="/version", status=503))
+    c.set_deadline(time.monotonic() + 1.0)
+    started = time.monotonic()
+    with pytest.raises(ApiError, match=r"gave up after \d+ attempts \(deadline 1(\.0)?s\)"):
+        c.version()
+    assert time.monotonic() - started < 30  # the 600 s request deadline did not apply
+    c.set_deadline(None)
+    fleet["a"].clear_faults()
+    assert c.version()["gitVersion"]

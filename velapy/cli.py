@@ -214,7 +214,8 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
 
                 target = _target(app, files, definition_dirs, "", namespace, clusters, allow_unknown, kubeconfig,
                                  "", (), ".velapy/state")
-                plan, stream = compile_live(target, ev, warn=lambda w: say("warning: " + w, err=True))
+                plan, stream = compile_live(target, ev, warn=lambda w: say("warning: " + w, err=True),
+                                            stream=not out)
                 if not out:
                     sys.stdout.write(stream)
                     return 0
@@ -880,7 +881,8 @@ def delete_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
               help="Seconds after each spec change until workloads report a finished rollout.")
 def emulate_cmd(clusters: str, kubeconfig: str, audit_log: str, rbac: str, ready_after: float) -> None:
     """Serve an emulated Kubernetes API for each cluster of CLUSTERS (and the hub) on 127.0.0.1 until
-    Ctrl-C. A test and demo tool: not a Kubernetes (no scheduling, no containers, no watch)."""
+    Ctrl-C. A test and demo tool, not a Kubernetes: objects live in memory, nothing is scheduled, no
+    container runs, controllers are simulated."""
 
     def go() -> int:
         from velapy.emulator.serve import serve

@@ -60,7 +60,7 @@ def fields(data: bytes) -> list[tuple[int, int | bytes]]:
 
 
 def _strings(data: bytes, names: dict[int, str]) -> dict[str, str]:
-    return {names[n]: v.decode() for n, v in fields(data) if n in names and isinstance(v, bytes)}
+    return {names[n]: v.decode() for n, v in fields(data) if n in names and isinstance(v, bytes) and v}
 
 
 def _map(entries: list[bytes], binary: bool = False) -> dict[str, str]:
@@ -80,7 +80,7 @@ def _meta(data: bytes) -> dict[str, Any]:
     for n, v in fields(data):
         if not isinstance(v, bytes):
             continue
-        if n in (1, 2, 3):
+        if n in (1, 2, 3) and v:  # Go's protobuf writes empty strings too: absent, as in JSON
             meta[{1: "name", 2: "generateName", 3: "namespace"}[n]] = v.decode()
         elif n == 11:
             labels.append(v)
@@ -114,7 +114,7 @@ def decode(body: bytes) -> dict[str, Any]:
             obj["metadata"] = _meta(v)
         elif n == 2 and isinstance(v, bytes) and kind in ("ConfigMap", "Secret"):
             data.append(v)
-        elif n == 3 and isinstance(v, bytes) and kind == "Secret":
+        elif n == 3 and isinstance(v, bytes) and v and kind == "Secret":
             obj["type"] = v.decode()
         elif n == 3 and isinstance(v, bytes) and kind == "ConfigMap":
             obj.setdefault("binaryData", {}).update(_map([v], binary=True))

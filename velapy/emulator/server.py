@@ -186,6 +186,8 @@ class Cluster:
         self._thread: threading.Thread | None = None
         self._audit = audit
         self.tls = tls
+        self.stopping = threading.Event()
+        self.epoch = 0  # bumped by reset(): requests of an older epoch are forgotten
         # the kubeconfig token of this cluster (its own, so a token for one cluster fails at another)
         self.token = token or secrets.token_hex(16)
 
@@ -208,6 +210,7 @@ class Cluster:
     def start(self) -> None:
         if self._server is not None:
             return
+        self.stopping.clear()
         server = _Server(self.port, self, self.tls)
         self.port = server.server_address[1]
         self._server = server
@@ -219,6 +222,7 @@ class Cluster:
         server, self._server = self._server, None
         if server is None:
             return
+        self.stopping.set()
         server.shutdown()
         server.server_close()
         server.close_all()
@@ -226,11 +230,17 @@ class Cluster:
             self._thread.join(timeout=5)
 
     def reset(self) -> None:
-        """Back to a fresh cluster: built-in namespaces only, empty journal, no faults."""
+        """Back to a fresh cluster: built-in namespaces only, empty journal, no faults. Requests still held
+        by a delay fault are dropped (and neither commit nor reach the new journal)."""
+        with self.lock:
+            self.epoch += 1
+            self.faults.clear()
+        self.stopping.set()  # wake the held requests; they see the new epoch
+        if self.running:
+            self.stopping.clear()
         self.store.reset()
         with self.lock:
             self.journal.clear()
-            self.faults.clear()
 
     # ------------------------------------------------------------------------------------------
     # state for tests
@@ -266,8 +276,7 @@ class Cluster:
 
     def objects(self, api_version: str, kind: str, namespace: str = "") -> list[dict[str, Any]]:
         t = self._type(api_version, kind)
-        items: list[dict[str, Any]] = self.store.list_objects(t, namespace)["items"]
-        return items
+        return [self.store.serve(t, o) for o in self.store.list_objects(t, namespace)["items"]]
 
     # ------------------------------------------------------------------------------------------
     # journal and faults
@@ -453,6 +462,7 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip()
         req = Request(method, path, query, ctype, user_agent=self.headers.get("User-Agent", ""))
+        epoch = cluster.epoch
         req.dry_run = "All" in query.get("dryRun", [])
         req.field_manager = query.get("fieldManager", [""])[0]
         req.force = query.get("force", [""])[0] in ("true", "1")
@@ -463,6 +473,12 @@ class _Handler(BaseHTTPRequestHandler):
         dropped = False
         route: _Route | None = None
         try:
+            auth = self.headers.get("Authorization", "")
+            user = cluster.authenticate(auth[7:].strip() if auth.lower().startswith("bearer ") else "")
+            if user is None:
+                raise ApiError(401, "Unauthorized")
+            req.user, req.groups = user.name, user.groups
+            who, groups = self._impersonate(cluster, req, user.name, user.groups)
             try:
                 req.body = self._parse_body(raw, ctype)
             except _Unsupported as e:
@@ -470,12 +486,6 @@ class _Handler(BaseHTTPRequestHandler):
                                f"include: application/json, application/yaml ({e})", "UnsupportedMediaType") from None
             except ValueError as e:
                 raise ApiError(400, f"the body of the request could not be decoded: {e}") from None
-            auth = self.headers.get("Authorization", "")
-            user = cluster.authenticate(auth[7:].strip() if auth.lower().startswith("bearer ") else "")
-            if user is None:
-                raise ApiError(401, "Unauthorized")
-            req.user, req.groups = user.name, user.groups
-            who, groups = self._impersonate(cluster, req, user.name, user.groups)
             imp_groups = req.impersonated_groups
             route = cluster.route(method, path, query)
             self._describe(req, route)
@@ -483,7 +493,9 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None:
                 req.fault = True
                 if fault.delay:
-                    time.sleep(fault.delay)
+                    cluster.stopping.wait(fault.delay)  # a stop or reset ends the wait
+                    if not cluster.running or cluster.epoch != epoch:
+                        raise _Dropped()
                 if fault.drop or fault.status:
                     if fault.commit:
                         with contextlib.suppress(ApiError):
@@ -522,7 +534,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(code, body, extra)
             except OSError:
                 self.close_connection = True
-        cluster._record(req, self._audit_event(cluster, req, received, imp_groups))
+        if cluster.epoch == epoch:
+            cluster._record(req, self._audit_event(cluster, req, received, imp_groups))
 
     def _stream(self, cluster: Cluster, watch: _Watch) -> None:
         """A watch: chunked JSON events, found by polling the store (there is no event history)."""
@@ -539,8 +552,8 @@ class _Handler(BaseHTTPRequestHandler):
         first = True
         while cluster.running and time.monotonic() < deadline:
             store.tick()
-            items = store.list_objects(watch.type, watch.namespace, watch.label_selector,
-                                       watch.field_selector)["items"]
+            items = [store.serve(watch.type, o) for o in store.list_objects(
+                watch.type, watch.namespace, watch.label_selector, watch.field_selector)["items"]]
             current = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in items}
             events = []
             for key, obj in current.items():

@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from velapy.emulator.fields import (
-    MISSING,
     PatchError,
     Schema,
     SelectorError,
@@ -210,7 +209,10 @@ class Store:
                     continue
                 labels = obj.get("metadata", {}).get("labels") or {}
                 if all(r.matches(labels) for r in reqs) and field_matches(obj, terms):
-                    items.append(self.serve(t, obj))
+                    item = self.serve(t, obj)
+                    if not t.crd:  # built-in list items carry no apiVersion/kind on a real server
+                        del item["apiVersion"], item["kind"]
+                    items.append(item)
             return {"kind": t.kind + "List", "apiVersion": t.api_version,
                     "metadata": {"resourceVersion": str(self.rv)}, "items": items}
 
@@ -224,7 +226,7 @@ class Store:
     # ------------------------------------------------------------------------------------------
     # checks shared by the writes
 
-    def _check_identity(self, t: ResourceType, ns: str, name: str, body: Any, *, for_create: bool) -> dict[str, Any]:
+    def _check_identity(self, t: ResourceType, ns: str, name: str, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise ApiError(400, "the body of the request was in an unknown format - accepted media types include: "
                            "application/json, application/yaml")
@@ -291,7 +293,7 @@ class Store:
 
     def create(self, t: ResourceType, ns: str, body: Any, manager: str, dry_run: bool = False) -> dict[str, Any]:
         with self.lock:
-            obj = self._check_identity(t, ns, "", copy.deepcopy(body), for_create=True)
+            obj = self._check_identity(t, ns, "", copy.deepcopy(body))
             meta = obj["metadata"]
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = str(meta["generateName"]) + "".join(
@@ -318,7 +320,7 @@ class Store:
     def update(self, t: ResourceType, ns: str, name: str, body: Any, manager: str, dry_run: bool = False,
                sub: str = "") -> dict[str, Any]:
         with self.lock:
-            obj = self._check_identity(t, ns, name, copy.deepcopy(body), for_create=False)
+            obj = self._check_identity(t, ns, name, copy.deepcopy(body))
             key = self.key(t, ns, name)
             live = self.objects.get(key)
             if live is None:
@@ -400,7 +402,7 @@ class Store:
                                    f"include: {JSON_PATCH}, {MERGE}, {APPLY}, {STRATEGIC}", "UnsupportedMediaType")
             except PatchError as e:
                 raise ApiError(422 if content_type == JSON_PATCH else 400, str(e)) from None
-            new = self._check_identity(t, ns, name, new, for_create=False)
+            new = self._check_identity(t, ns, name, new)
             new["metadata"].setdefault("name", name)
             if new["metadata"].get("resourceVersion") == live["metadata"]["resourceVersion"]:
                 new["metadata"].pop("resourceVersion")
@@ -412,7 +414,7 @@ class Store:
         if not manager:
             raise ApiError(400, "PATCH, application/apply-patch+yaml requires fieldManager to be set", "BadRequest")
         with self.lock:
-            applied = self._check_identity(t, ns, name, drop_nulls(copy.deepcopy(body)), for_create=False)
+            applied = self._check_identity(t, ns, name, drop_nulls(copy.deepcopy(body)))
             if not body.get("apiVersion") or not body.get("kind"):
                 raise ApiError(400, "apiVersion and kind must be set in an apply configuration")
             meta = applied["metadata"]
@@ -454,7 +456,7 @@ class Store:
                 e.paths.discard(p)
             if mine is not None:
                 others = set().union(*(e.paths for e in entries if e is not mine and e.subresource == sub))
-                for p in sorted(mine.paths - new_set, key=len, reverse=True):
+                for p in sorted(mine.paths - new_set, key=len):  # a list item before its fields (its key)
                     if not covers(others, p) and not covers(new_set, p):
                         remove(merged, p, new_set | others)
             else:
@@ -466,14 +468,16 @@ class Store:
             if live is None:
                 merged.setdefault("metadata", {})
                 merged["metadata"]["name"] = name
-                self._validate(t, merged)
+            self._validate(t, merged)
             self._secret_data(t, merged)
             entries = [e for e in entries if e.paths]
             if live is not None:
                 before = [(e.manager, e.operation, e.subresource, e.paths) for e in _entries(live)]
                 after = [(e.manager, e.operation, e.subresource, e.paths) for e in entries]
                 trial = copy.deepcopy(merged)
-                trial["metadata"]["managedFields"] = live["metadata"].get("managedFields")
+                trial["metadata"].pop("managedFields", None)
+                if "managedFields" in live["metadata"]:
+                    trial["metadata"]["managedFields"] = live["metadata"]["managedFields"]
                 trial["apiVersion"], trial["kind"] = live.get("apiVersion"), live.get("kind")
                 if trial == live and before == after:
                     return self.serve(t, live), 200  # a no-op apply writes nothing
@@ -527,6 +531,7 @@ class Store:
     def _secret_data(self, t: ResourceType, obj: dict[str, Any]) -> None:
         if t.kind != "Secret" or t.group:
             return
+        obj.setdefault("type", "Opaque")  # the server's default
         string_data = obj.pop("stringData", None)
         if isinstance(string_data, dict):
             data = obj.setdefault("data", {})
@@ -551,7 +556,7 @@ class Store:
         meta["managedFields"] = [e.doc() for e in entries]
         if not meta["managedFields"]:
             del meta["managedFields"]
-        self._controllers(t, key, old, new, now)
+        self._controllers(t, key, old, new, now, dry_run)
         if dry_run:
             meta["resourceVersion"] = old["metadata"]["resourceVersion"] if old else ""
             if not meta["resourceVersion"]:
@@ -731,7 +736,7 @@ class Store:
                 self.objects[key] = new
 
     def _controllers(self, t: ResourceType, key: Key, old: dict[str, Any] | None, new: dict[str, Any],
-                     now: float) -> None:
+                     now: float, dry_run: bool) -> None:
         if t.group == "" and t.plural == "namespaces" and old is None:
             new["status"] = {"phase": "Active"}
         if t.group == "" and t.plural == "services" and old is None:
@@ -749,7 +754,7 @@ class Store:
                      "message": "no conflicts found", "lastTransitionTime": now_text(now)},
                     {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
                      "message": "the initial names have been accepted", "lastTransitionTime": now_text(now)}]}
-        if (t.group, t.plural) not in _WORKLOADS:
+        if (t.group, t.plural) not in _WORKLOADS or dry_run:  # no controller sees a dry run
             return
         changed = old is None or new["metadata"].get("generation") != old["metadata"].get("generation")
         if not changed:
@@ -836,5 +841,3 @@ def _ready(t: ResourceType, obj: dict[str, Any], now: float) -> dict[str, Any]:
     return {"phase": "Bound", "accessModes": spec.get("accessModes", ["ReadWriteOnce"]),
             "capacity": {"storage": storage}}
 
-
-MISSING_VALUE = MISSING

@@ -69,7 +69,14 @@ def resolve(names: Iterable[str], plan_clusters: Mapping[str, ClusterEntry], app
         except InputError as exc:
             problems.extend(Diagnostic(f"cluster {name}: {d.message}", d.location, d.hint) for d in exc.diagnostics)
             continue
-        out[name] = Access(name, file, context, identity_for(entry, app_identity, opts))
+        ident = identity_for(entry, app_identity, opts)
+        if ident is not None and ident.groups and not ident.user:
+            problems.append(Diagnostic(
+                f"cluster {name}: the identity names groups ({', '.join(ident.groups)}) but no user",
+                hint="Kubernetes impersonates groups only together with a user: set app.oam.dev/username, the "
+                     "inventory identity's user, or --as"))
+            continue
+        out[name] = Access(name, file, context, ident)
     hub: Access | None = out.get(HUB)
     if hub is None and HUB not in wanted:
         entry = _merged(HUB, plan_clusters.get(HUB), opts)

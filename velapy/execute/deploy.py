@@ -29,7 +29,9 @@ from velapy.execute.objects import (
     L_APP_NS,
     Health,
     apply_rank,
+    contains,
     desired,
+    field_path,
     health,
     owner,
     shared_by,
@@ -121,11 +123,12 @@ def describe_error(exc: KubeError, client: Client, verb: str, rt: ResourceType |
 
 
 def impersonation_denied(exc: ApiError, identity: Identity | None) -> bool:
-    """A 403 from the impersonation filter (the Status names a user/group being impersonated)."""
-    if identity is None:
+    """A 403 from the impersonation filter: the Status's details name the user or a group being
+    impersonated (kind users / groups), not the object the request was about."""
+    if identity is None or exc.status != 403:
         return False
-    msg = exc.server_message
-    return " cannot impersonate " in msg or msg.startswith("impersonat")
+    kind, name = exc.details
+    return (kind == "users" and name == identity.user) or (kind == "groups" and name in identity.groups)
 
 
 class ClusterRollout:
@@ -253,6 +256,8 @@ class ClusterRollout:
                 it.action = "keep"
             elif unchanged(it.want, it.live):
                 it.action = "skip"
+            elif it.live is not None and _must_recreate(rules, it.want, it.live):
+                it.action = "recreate"
         if not self.out.ok:
             return self.out
         # may the identity write? a server-side dry-run of everything that will change
@@ -325,7 +330,9 @@ class ClusterRollout:
             it.action = "apply"
         if it.action == "share":
             return self._share(it)
-        if it.action != "apply" or it.want is None or it.rt is None:
+        if it.action == "recreate" and not self._delete_for_recreate(it):
+            return False
+        if it.action not in ("apply", "recreate") or it.want is None or it.rt is None:
             if it.action in ("skip", "keep", "read"):
                 self.out.unchanged += 1
             return True
@@ -338,6 +345,29 @@ class ClusterRollout:
         self.out.applied += 1
         if o.kind == "CustomResourceDefinition":
             c.refresh_discovery()
+        return True
+
+    def _delete_for_recreate(self, it: Item) -> bool:
+        """resource-update recreateFields: delete the live object (its uid as precondition) and wait until it
+        is gone, so that the apply creates it anew."""
+        assert it.rt is not None and it.live is not None
+        c, o = self.client, it.obj
+        ns = o.namespace if it.rt.namespaced else ""
+        uid = str((it.live.get("metadata") or {}).get("uid") or "")
+        self.working(f"  {c.cluster}: recreating {o.ref.describe()} (a recreateFields path changed)")
+        try:
+            c.delete(it.rt, ns, o.name, uid=uid, propagation="Background")
+            end = time.monotonic() + self.opts.crd_wait
+            while c.get(it.rt, ns, o.name) is not None:
+                if time.monotonic() >= end:
+                    self.out.fail(f"cluster {c.cluster}: {o.ref.describe()} was deleted to be recreated but is "
+                                  f"still there after {self.opts.crd_wait:g}s")
+                    return False
+                time.sleep(min(0.5, self.opts.poll_interval))
+        except KubeError as exc:
+            self._error(exc, "delete", it)
+            return False
+        self.say(f"  {c.cluster}: deleted {o.ref.describe()} to recreate it (resource-update recreateFields)")
         return True
 
     def _wait_served(self, o: PlanObject) -> ResourceType | None:
@@ -381,6 +411,7 @@ class ClusterRollout:
         c = self.client
         pending = [it for it in items if it.rt is not None]
         first = True
+        polls = 0
         while True:
             still: list[Item] = []
             for it in pending:
@@ -420,8 +451,32 @@ class ClusterRollout:
             self.working(f"  {c.cluster}: waiting for {head.obj.ref.describe()}"
                          + (f" ({head.health.message})" if head.health and head.health.message else "")
                          + (f" and {len(still) - 1} more" if len(still) > 1 else ""))
-            time.sleep(max(0.0, min(self.opts.poll_interval, deadline - time.monotonic())))
+            # poll quickly first (most rollouts finish soon), then every poll_interval
+            pause = min(self.opts.poll_interval, 0.05 * 2 ** polls)
+            polls += 1
+            time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
             pending = still
+
+
+def _must_recreate(rules: Mapping[str, Any], want: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
+    """resource-update `recreateFields`: does any listed path differ between what velapy applies and the live
+    object (a field the API server will not change in place)?"""
+    ru = rules.get("resourceUpdate") or {}
+    for text in ru.get("recreateFields") or []:
+        path = field_path(str(text))
+        if path and not _same_at(want, live, path):
+            return True
+    return False
+
+
+def _same_at(want: Any, live: Any, path: Sequence[str | int]) -> bool:
+    a, b = want, live
+    for step in path:
+        a = a[step] if isinstance(step, int) and isinstance(a, list) and step < len(a) else \
+            a.get(step) if isinstance(step, str) and isinstance(a, dict) else None
+        b = b[step] if isinstance(step, int) and isinstance(b, list) and step < len(b) else \
+            b.get(step) if isinstance(step, str) and isinstance(b, dict) else None
+    return a is None or contains(a, b)
 
 
 def owner_patch(live: Mapping[str, Any], remaining: Sequence[str]) -> dict[str, Any]:

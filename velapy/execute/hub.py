@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
 from velapy.application import Application
-from velapy.clusters import HUB, Inventory
+from velapy.clusters import HUB, Cluster, Inventory
 from velapy.errors import Diagnostic, InputError
 from velapy.kube import Client, KubeError
 from velapy.refobjects import HubObjects
@@ -86,27 +87,30 @@ _VERSION = re.compile(r"^v?(\d+)\.(\d+)")
 
 
 def live_versions(inventory: Inventory, get_client: GetClient, warn: Callable[[str], None]) -> Inventory:
-    """The inventory with each cluster's live version where it gives none."""
-    clusters = []
-    for c in inventory.clusters:
+    """The inventory with each cluster's live version where it gives none (clusters asked in parallel)."""
+
+    def one(c: Cluster) -> Cluster:
         if c.version:
-            clusters.append(c)
-            continue
+            return c
         client = get_client(c.name)
         if client is None:
-            clusters.append(c)
-            continue
+            return c
         try:
             info: dict[str, Any] = client.version()
         except KubeError as exc:
             warn(f"cluster {c.name}: cannot read its version ({exc.diagnostics[0].message}); rendering with the "
                  "hub's")
-            clusters.append(c)
-            continue
+            return c
         m = _VERSION.match(str(info.get("gitVersion") or ""))
         if m is None and info.get("major") and info.get("minor"):
             m = _VERSION.match(f"{info['major']}.{str(info['minor']).rstrip('+')}")
-        clusters.append(replace(c, version=f"{m.group(1)}.{m.group(2)}") if m else c)
+        return replace(c, version=f"{m.group(1)}.{m.group(2)}") if m else c
+
+    wanted = [c for c in inventory.clusters if not c.version]
+    for c in wanted:
+        get_client(c.name)  # clients are made here, one thread, before the requests go out in parallel
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(wanted)))) as ex:
+        clusters = list(ex.map(one, inventory.clusters))
     return Inventory(tuple(clusters), inventory.file)
 
 

@@ -153,6 +153,7 @@ class Runner:
             self.state.suspend, self.state.suspendedStep = False, ""
             self.state.phase = "running"
             self.keep = old.mode == "keep"
+            self._retry_failed()
             return True
         if old is not None and old.planDigest == self.plan.digest:
             if old.phase == "suspended":
@@ -164,6 +165,7 @@ class Runner:
                 self.state = old
                 self.state.phase = "running"
                 self.keep = old.mode == "keep"
+                self._retry_failed()
                 self.rep.say(f"continuing the unfinished run of {ident} (finished steps are not run again)")
                 return True
             # the finished plan again: re-apply everything, gates do not stop it
@@ -176,6 +178,13 @@ class Runner:
         if old is not None:
             self.rep.say(f"{ident}: a new plan ({self.plan.digest[7:19]}); starting a new run from the first step")
         return True
+
+    def _retry_failed(self) -> None:
+        """Continuing a failed run: failed steps run again (their clusters that succeeded are kept), and
+        steps skipped after them are decided again; succeeded steps stay done."""
+        for st in self.state.steps:
+            if st.phase in ("failed", "skipped", "running"):
+                st.phase, st.message, st.reason = "pending", "", ""
 
     # ------------------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> Report:
@@ -344,6 +353,7 @@ class Runner:
 
         def pre(p: ClusterRollout) -> Outcome:
             self.rep.working(f"  {p.client.cluster}: preflight")
+            p.client.set_deadline(deadline)  # the step's deadline bounds every request to the cluster
             return p.preflight()
 
         with ThreadPoolExecutor(max_workers=workers) as ex:
@@ -389,6 +399,8 @@ class Runner:
 
         with ThreadPoolExecutor(max_workers=workers) as ex:
             outs = list(ex.map(work, go))
+        for p in places:
+            p.client.set_deadline(None)
         bad = [o for o in pres if not o.ok] + [o for o in outs if not o.ok]
         if not bad:
             return "succeeded", "", ""

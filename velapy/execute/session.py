@@ -10,6 +10,7 @@ from (a folder, or the app file and its render options).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,7 +20,7 @@ from velapy.application import Application
 from velapy.clusters import HUB, Identity, load_inventory
 from velapy.dryrun import dry_run_blocks, format_blocks
 from velapy.engine import Evaluator
-from velapy.errors import InputError, Location
+from velapy.errors import ClusterError, InputError, Location
 from velapy.execute.access import AccessOptions, ClientPool, resolve
 from velapy.execute.hub import live_versions, read_hub_objects, uses_ref_objects
 from velapy.execute.planfile import ClusterEntry, ExecPlan, load_plan_files, load_plan_folder
@@ -27,11 +28,12 @@ from velapy.execute.progress import Reporter
 from velapy.execute.redact import Redactor
 from velapy.execute.runner import Options, Report, Runner
 from velapy.execute.state import ConfigMapStore, FileStore, RunState, StateStore
-from velapy.kube import Access, Client, KubeError, RetryPolicy, Unreachable
+from velapy.kube import Access, ApiError, Client, KubeError, RetryPolicy, Unreachable
 from velapy.pipeline import Inputs, load, load_clusters, open_evaluator
 from velapy.plan import A_GROUP, A_USERNAME, Plan, build_plan, dry_run_clusters
 
 ClientFactory = Callable[[Access], Client]
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")  # an Application's name (DNS-1123)
 
 
 def default_factory(policy: RetryPolicy | None = None) -> ClientFactory:
@@ -53,11 +55,12 @@ class Target:
 
     @property
     def kind(self) -> str:
+        """folder | app | name | missing (a path that does not exist)."""
         if os.path.isdir(self.app):
             return "folder"
         if os.path.isfile(self.app):
             return "app"
-        return "name"
+        return "name" if _NAME.fullmatch(self.app) else "missing"
 
     def access_options(self) -> AccessOptions:
         inv = load_inventory(self.inputs.clusters) if self.inputs.clusters else None
@@ -95,10 +98,10 @@ def _app_identity(app: Application) -> Identity | None:
 
 
 def compile_live(target: Target, evaluator: Evaluator, factory: ClientFactory | None = None,
-                 warn: Callable[[str], None] | None = None) -> tuple[Plan, str]:
+                 warn: Callable[[str], None] | None = None, *, stream: bool = False) -> tuple[Plan, str]:
     """Render an app file with what the live clusters hold: ref-objects read from the hub when no
     --resources folder is given, each cluster's live version where the inventory gives none.
-    Returns the plan and the `vela dry-run` stream of the same inputs."""
+    Returns the plan and (with `stream`) the `vela dry-run` stream of the same inputs."""
     inputs = target.inputs
     loaded = load(inputs, None, evaluator)
     live = LiveSources(target, factory or default_factory(), _app_identity(loaded.app))
@@ -110,11 +113,13 @@ def compile_live(target: Target, evaluator: Evaluator, factory: ClientFactory | 
     finally:
         live.close()
     plan = build_plan(loaded.app, loaded.registry, evaluator, inventory, hub)
+    if not stream:
+        return plan, ""
     warnings, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, hub)
-    stream = format_blocks(warnings, blocks)
+    text = format_blocks(warnings, blocks)
     if inputs.clusters:
-        stream = emit.name_clusters(stream, dry_run_clusters(loaded.app, inventory))
-    return plan, stream
+        text = emit.name_clusters(text, dry_run_clusters(loaded.app, inventory))
+    return plan, text
 
 
 def _render(target: Target, reporter: Reporter | None = None, factory: ClientFactory | None = None) -> ExecPlan:
@@ -176,6 +181,11 @@ def open_store(hub: Client | None, state_dir: str, reporter: Reporter | None, na
             reporter.say(f"warning: the hub is unreachable ({exc.diagnostics[0].message}); run state goes to "
                          f"{files.path(namespace, name)}")
         return files
+    except ApiError as exc:
+        raise ClusterError(
+            f"cluster {hub.cluster} (the hub): cannot read the run state of app {namespace}/{name}, kept in ConfigMap "
+            f"{namespace}/{ConfigMapStore.cm_name(name)}: HTTP {exc.status} {exc.reason}: {exc.server_message}",
+            Location(cluster=hub.cluster)) from None
     return store
 
 
@@ -194,6 +204,9 @@ def open_session(target: Target, reporter: Reporter | None, factory: ClientFacto
                  namespace: str = "") -> Session:
     """Plan + clients (every kubeconfig checked first) + state store."""
     factory = factory or default_factory()
+    if target.kind == "missing":
+        raise InputError(f"{target.app}: no such file or folder (give an Application file, a folder written by "
+                         "`velapy render -o`, or an app's name with -n)", Location(file=target.app))
     opts = target.access_options()
     if target.kind == "name":
         ns = namespace or target.inputs.namespace or "default"

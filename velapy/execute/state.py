@@ -180,6 +180,8 @@ class FileStore:
         return RunState.from_json(text, str(p))
 
     def load(self, namespace: str, name: str) -> RunState | None:
+        if not self.path(namespace, name).exists():
+            return None  # reading creates nothing
         with self._locked(namespace, name):
             return self._read(namespace, name)
 

@@ -25,6 +25,7 @@ from velapy.execute.planfile import ClusterEntry
 from velapy.execute.session import ClientFactory, Target, default_factory, open_store
 from velapy.execute.state import RunState
 from velapy.kube import Client, KubeError
+from velapy.plan import A_GROUP, A_USERNAME
 from velapy.yamlio import dump_yaml, load_file
 
 
@@ -45,24 +46,30 @@ def _age(created: str) -> str:
     return f"{secs // 86400}d"
 
 
-def _app_identity(target: Target) -> tuple[str, str]:
-    """(namespace, name) of APP without rendering it."""
+def _app_identity(target: Target) -> tuple[str, str, Identity | None]:
+    """(namespace, name, requesting identity) of APP without rendering it."""
     if target.kind == "folder":
         docs = load_file(os.path.join(target.app, "plan.yaml"))
         app = (docs[0].data or {}).get("application") or {} if docs else {}
-        return str(app.get("namespace") or ""), str(app.get("name") or "")
+        ident = app.get("identity") or {}
+        who = Identity(str(ident.get("user") or ""), tuple(ident.get("groups") or ())) if ident else None
+        return str(app.get("namespace") or ""), str(app.get("name") or ""), who
     if target.kind == "app":
         a = load_application(target.app, target.inputs.files, target.inputs.namespace)
-        return a.namespace, a.name
-    return target.inputs.namespace or "default", target.app
+        user = a.annotations.get(A_USERNAME, "")
+        groups = tuple(g for g in a.annotations.get(A_GROUP, "").split(",") if g)
+        return a.namespace, a.name, Identity(user, groups) if user or groups else None
+    return target.inputs.namespace or "default", target.app, None
 
 
 def status_data(target: Target, factory: ClientFactory | None = None) -> dict[str, Any]:
     """The run state of APP and its objects as the clusters hold them now."""
     factory = factory or default_factory()
-    namespace, name = _app_identity(target)
+    if target.kind == "missing":
+        raise InputError(f"{target.app}: no such file or folder")
+    namespace, name, who = _app_identity(target)
     opts = target.access_options()
-    _none, hub_acc = resolve([], {}, None, opts)
+    _none, hub_acc = resolve([], {}, who, opts)
     hub = factory(hub_acc) if hub_acc is not None else None
     try:
         store = open_store(hub, target.state_dir, None, namespace, name)

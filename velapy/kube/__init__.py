@@ -68,12 +68,14 @@ class ApiError(KubeError):
     """The API server answered with an error Status."""
 
     def __init__(self, cluster: str, status: int, reason: str, message: str,
-                 causes: Sequence[Cause] = (), retry_after: float | None = None) -> None:
+                 causes: Sequence[Cause] = (), retry_after: float | None = None,
+                 details: tuple[str, str] = ("", "")) -> None:
         self.status = status
         self.reason = reason
         self.server_message = message
         self.causes = tuple(causes)
         self.retry_after = retry_after
+        self.details = details  # the Status's details (kind, name): what was refused
         super().__init__(cluster, f"HTTP {status} {reason}: {message}" if message else f"HTTP {status} {reason}")
 
     @property
@@ -148,6 +150,9 @@ class Client(Protocol):
 
     def delete(self, rt: ResourceType, namespace: str, name: str, *, uid: str = "", propagation: str = "",
                dry_run: bool = False) -> None: ...
+
+    def set_deadline(self, when: float | None) -> None:
+        """No request (retries included) runs past `when` (time.monotonic()); None lifts the limit."""
 
     def close(self) -> None: ...
 

@@ -90,6 +90,7 @@ class KubeClient:
         cfg.debug = False
         self._api = kclient.ApiClient(configuration=cfg)
         self._lock = threading.Lock()
+        self._until: float | None = None  # the caller's deadline for this cluster (see set_deadline)
         self._discovery: dict[str, dict[str, ResourceType]] = {}
         self._fresh: set[str] = set()  # group versions fetched since the last refresh
 
@@ -104,6 +105,10 @@ class KubeClient:
 
     def close(self) -> None:
         self._api.close()  # type: ignore[no-untyped-call]
+
+    def set_deadline(self, when: float | None) -> None:
+        """A per-cluster deadline: no request (with its retries) goes on past `when`."""
+        self._until = when
 
     # ------------------------------------------------------------------------------------------
     # transport
@@ -128,7 +133,7 @@ class KubeClient:
         return int(resp.status), bytes(data), resp.headers
 
     def _error(self, status: int, data: bytes, headers: Mapping[str, str]) -> ApiError:
-        reason, message, causes = "", "", []
+        reason, message, causes, detail = "", "", [], ("", "")
         try:
             st = json.loads(data)
         except ValueError:
@@ -137,6 +142,8 @@ class KubeClient:
             reason = str(st.get("reason") or "")
             message = str(st.get("message") or "")
             details = st.get("details") or {}
+            if isinstance(details, dict):
+                detail = (str(details.get("kind") or ""), str(details.get("name") or ""))
             for c in (details.get("causes") or []) if isinstance(details, dict) else []:
                 if isinstance(c, dict):
                     causes.append(Cause(str(c.get("reason") or c.get("type") or ""), str(c.get("field") or ""),
@@ -148,7 +155,8 @@ class KubeClient:
                 retry_after = max(0.0, float(raw))
             except ValueError:
                 retry_after = None
-        return ApiError(self._cluster, status, reason or _REASONS.get(status, "Error"), message, causes, retry_after)
+        return ApiError(self._cluster, status, reason or _REASONS.get(status, "Error"), message, causes, retry_after,
+                        detail)
 
     def request(self, method: str, path: str, *, query: Iterable[tuple[str, str]] = (), body: Any = None,
                 content_type: str = JSON) -> Any:
@@ -156,6 +164,8 @@ class KubeClient:
         p = self._policy
         start = self._clock()
         deadline = start + p.deadline
+        if self._until is not None and self._clock is time.monotonic:
+            deadline = min(deadline, self._until)
         query = list(query)
         attempt = 0
         while True:
@@ -182,7 +192,7 @@ class KubeClient:
             if retry_after is not None:
                 pause = max(pause, retry_after)
             if self._clock() + pause >= deadline:
-                raise _exhausted(err, attempt, deadline=p.deadline)
+                raise _exhausted(err, attempt, deadline=round(deadline - start, 1))
             self._sleep(pause)
 
     # ------------------------------------------------------------------------------------------
@@ -300,7 +310,7 @@ def _exhausted(err: ApiError | Unreachable, attempts: int, deadline: float = 0.0
         (f" (deadline {deadline:g}s)" if deadline else "")
     if isinstance(err, ApiError):
         return ApiError(err.cluster, err.status, err.reason, f"{err.server_message} ({why})".strip(),
-                        err.causes, err.retry_after)
+                        err.causes, err.retry_after, err.details)
     return Unreachable(err.cluster, f"{err.diagnostics[0].message} ({why})")
 
 
