@@ -22,7 +22,7 @@ from typing import Any
 from velapy.application import Application, Component, Trait
 from velapy.definitions import Definition, Registry
 from velapy.engine import SELF_ALIAS, CueError, Evaluator, Instance, Result, Template, to_cue_open
-from velapy.errors import REASON_ENGINE_CRASH, Diagnostic, EngineError, InputError, Location
+from velapy.errors import REASON_ENGINE_CRASH, REASON_PROVIDER, Diagnostic, EngineError, InputError, Location
 from velapy.patch import PatchError, apply_patch, strategy_unify
 from velapy.refobjects import HubObjects, resolve_ref_objects
 
@@ -148,7 +148,8 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
         needs = [provider_import(d)] + [provider_import(registry.get("trait", t.type)) for t in comp.traits]
         missing = [n for n in needs if n]
         if missing:
-            problems.extend(Diagnostic(m, task.app.component_location(comp, "type")) for m in dict.fromkeys(missing))
+            problems.extend(Diagnostic(m, task.app.component_location(comp, "type"), reason=REASON_PROVIDER)
+                            for m in dict.fromkeys(missing))
             continue
         states.append(_State(task, d, d.template, props))
     # no raise here: the components that could be set up are still evaluated, so that one run

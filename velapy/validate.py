@@ -35,7 +35,7 @@ from jsonschema.exceptions import ValidationError
 from velapy import schemagen
 from velapy.definitions import Registry
 from velapy.engine import Evaluator
-from velapy.errors import Diagnostic, InputError, Location
+from velapy.errors import REASON_UNKNOWN_DEFINITION, Diagnostic, InputError, Location
 from velapy.yamlio import Document, load_file
 
 APP_API = "core.oam.dev/v1beta1"
@@ -207,10 +207,11 @@ class _Checker:
     # ---- reporting
 
     def add(self, doc: Document, path: JsonPath, message: str, hint: str = "", component: str = "",
-            trait: str = "") -> None:
+            trait: str = "", reason: str = "") -> None:
         loc = doc.location(list(path))
         self._order.setdefault(doc.file, len(self._order))
-        self.problems.append(Diagnostic(message, dataclasses.replace(loc, component=component, trait=trait), hint))
+        self.problems.append(Diagnostic(message, dataclasses.replace(loc, component=component, trait=trait), hint,
+                                        reason))
 
     def sorted_problems(self) -> list[Diagnostic]:
         unique = list(dict.fromkeys(self.problems))
@@ -486,7 +487,7 @@ class _Checker:
         elif not hint:
             listing = "workflowstep" if kind == "workflow-step" else kind
             hint = f"`velapy def list --kind {listing}` shows the known types; add definitions with -d DIR"
-        self.add(doc, path, f'{what}unknown {label} type "{name}"', hint, component, trait)
+        self.add(doc, path, f'{what}unknown {label} type "{name}"', hint, component, trait, REASON_UNKNOWN_DEFINITION)
         return False
 
     def check_properties(self, doc: Document, base: JsonPath, kind: str, name: str, owner: dict[str, Any],
