@@ -22,6 +22,7 @@ Exit 0 when no app is a velapy defect.
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 from collections import Counter
@@ -66,19 +67,30 @@ class Outcome:
     text: str = ""
 
 
+_FENCE = re.compile(r"^```[ \t]*(?:ya?ml)?[ \t]*\n(.*?)^```", re.M | re.S)
+
+
 def collect(checkout: Path) -> Iterator[tuple[str, str]]:
-    """(where, YAML text) of every Application document below `checkout`."""
+    """(where, YAML text) of every Application document below `checkout`: YAML files, and the
+    fenced code blocks of Markdown files (`where` is `file#document` or `file#block.document`)."""
     for path in sorted(checkout.rglob("*")):
-        if path.suffix not in (".yaml", ".yml") or SKIP_DIRS & set(path.parts) or not path.is_file():
+        if path.suffix not in (".yaml", ".yml", ".md") or SKIP_DIRS & set(path.parts) or not path.is_file():
             continue
         try:
-            docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-        except (yaml.YAMLError, UnicodeDecodeError):
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
             continue
-        for i, doc in enumerate(docs):
-            if isinstance(doc, dict) and doc.get("kind") == "Application" and \
-                    str(doc.get("apiVersion", "")).startswith("core.oam.dev/"):
-                yield f"{path.relative_to(checkout)}#{i}", yaml.safe_dump(doc, sort_keys=False)
+        sources = [(m.group(1), f"{k}.") for k, m in enumerate(_FENCE.finditer(text))] if path.suffix == ".md" \
+            else [(text, "")]
+        for source, prefix in sources:
+            try:
+                docs = list(yaml.safe_load_all(source))
+            except yaml.YAMLError:
+                continue
+            for i, doc in enumerate(docs):
+                if isinstance(doc, dict) and doc.get("kind") == "Application" and \
+                        str(doc.get("apiVersion", "")).startswith("core.oam.dev/"):
+                    yield f"{path.relative_to(checkout)}#{prefix}{i}", yaml.safe_dump(doc, sort_keys=False)
 
 
 def render(app_file: str, registry: Registry, ev: Evaluator) -> Outcome:

@@ -26,6 +26,8 @@ def checkout(tmp: Path) -> Path:
                                            + APP.format(name="b", ctype="my-addon-thing"))
     (tmp / "docs" / "other.yml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
     (tmp / "docs" / "broken.yaml").write_text("kind: Application\n  bad: [\n")
+    (tmp / "docs" / "guide.md").write_text("Text\n\n```yaml\n" + APP.format(name="d", ctype="worker")
+                                           + "```\n\n```shell\nvela up\n```\n")
     (tmp / ".git").mkdir()
     (tmp / ".git" / "app.yaml").write_text(APP.format(name="c", ctype="webservice"))
     return tmp
@@ -33,7 +35,7 @@ def checkout(tmp: Path) -> Path:
 
 def test_collect_finds_every_application_document(tmp_path: Path) -> None:
     found = list(cc.collect(checkout(tmp_path)))
-    assert [w for w, _t in found] == ["docs/two.yaml#0", "docs/two.yaml#1"]
+    assert [w for w, _t in found] == ["docs/guide.md#0.0", "docs/two.yaml#0", "docs/two.yaml#1"]
 
 
 def test_classify_by_structured_reasons() -> None:

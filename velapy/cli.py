@@ -185,7 +185,8 @@ def def_list_cmd(kind: str | None, definition_dirs: tuple[str, ...]) -> None:
     """NAME, KIND and DESCRIPTION of every definition."""
 
     def go() -> int:
-        rows = [[d.name, "workflowstep" if d.kind == "workflow-step" else d.kind,
+        rows = [[d.name + (" (deprecated)" if d.labels.get("deprecated") == "true" else ""),
+                 "workflowstep" if d.kind == "workflow-step" else d.kind,
                  d.description + ("" if d.builtin else f" [{d.file}]")]
                 for d in list_definitions(definition_dirs, kind or "")]
         click.echo(format_table(["NAME", "KIND", "DESCRIPTION"], rows, max_last=90), nl=False)
