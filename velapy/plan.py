@@ -47,6 +47,7 @@ from typing import Any
 
 from velapy.application import Application, Component, Policy
 from velapy.clusters import HUB, Cluster, Identity, Inventory
+from velapy.custompolicy import rendering_policies
 from velapy.definitions import Registry
 from velapy.engine import Evaluator
 from velapy.errors import Diagnostic, InputError, Location
@@ -337,6 +338,11 @@ def prepare_plan(app: Application, registry: Registry, inventory: Inventory,
                               "quoted); KubeVela's controller asks the cluster itself")
     if unknown is not None:
         warnings.append(unknown)
+    for p in rendering_policies(app, registry):
+        warnings.append(Diagnostic(
+            f"policy {p.name} (type {p.type}) renders objects that KubeVela applies to the hub before the "
+            "workflow; they are not in this plan", policy_location(p, "type"),
+            "`velapy render` without -o prints them as `# Application(...) -- Policy(...)` blocks"))
     return PlanDraft(app, inventory, hub, wf, resolved, units, rules_by_type, warnings, used_policies, tasks)
 
 
