@@ -1,8 +1,8 @@
 """Golden cases: `golden/<case>/` inputs → `golden/<case>/expected/` outputs.
 
 A case folder holds `app.yaml` and, optionally: `case.yaml` (`files: [...]` standalone Policy /
-Workflow files, `namespace: ...`, `allow_unknown_parameters: true`), `resources/` (hub objects for
-ref-objects), `definitions/` (extra `-d` folder), `clusters.yaml` (the cluster inventory). The
+Workflow files, `namespace: ...`, `allow_unknown_parameters: true`, `merge: true` for `--merge`),
+`resources/` (hub objects for ref-objects), `definitions/` (extra `-d` folder), `clusters.yaml` (the cluster inventory). The
 expected output is `expected/dry-run.yaml` (the `velapy render` stream) for a case that renders, or
 `expected/errors.txt` for one that must fail (the message and exit code). A case with
 `clusters.yaml` also compiles the multi-cluster output folder (`velapy render --clusters
@@ -47,7 +47,7 @@ class Case:
         res = str(self.path / "resources") if (self.path / "resources").is_dir() else ""
         clusters = str(self.path / "clusters.yaml") if (self.path / "clusters.yaml").is_file() else ""
         return Inputs(str(self.path / "app.yaml"), files, defs, res, str(cfg.get("namespace") or ""), clusters,
-                      bool(cfg.get("allow_unknown_parameters")))
+                      bool(cfg.get("allow_unknown_parameters")), bool(cfg.get("merge")))
 
 
 def cases() -> list[Case]:

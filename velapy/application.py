@@ -8,6 +8,7 @@ keeps each document so that any later problem can be located at file:line:col.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -240,3 +241,17 @@ def _standalone_policy(doc: Document, problems: list[Diagnostic]) -> Policy:
 
 
 __all__ = ["Application", "Component", "Policy", "Trait", "format_path", "load_application"]
+
+
+def merge_standalone(app: Application) -> Application:
+    """`vela dry-run --merge`: the standalone Workflow's steps become the app's workflow (by reference,
+    so positions stay in its file) and every standalone Policy joins the app's policies."""
+    workflow = app.workflow
+    if app.external_workflows:
+        meta = app.external_workflows[0].data.get("metadata") if isinstance(app.external_workflows[0].data, dict) \
+            else None
+        name = meta.get("name") if isinstance(meta, dict) else None
+        if isinstance(name, str) and name:
+            workflow = {"ref": name}
+    return dataclasses.replace(app, workflow=workflow, policies=(*app.policies, *app.external_policies),
+                               external_policies=())

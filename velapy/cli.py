@@ -92,11 +92,14 @@ def main() -> None:
 @click.option("--check", is_flag=True, default=False,
               help="With -o: render in memory and compare with the folder, writing nothing; "
                    "exit 0 when identical, 1 when a refresh would change it.")
+@click.option("--merge", "--merge-standalone", "merge", is_flag=True, default=False,
+              help="Merge the -f Workflow (its steps become the app's) and Policy files into the app "
+                   "(`vela dry-run --merge`).")
 @unknown_parameters_option
 def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
-               namespace: str, clusters: str, out: str, check: bool, allow_unknown: bool) -> None:
+               namespace: str, clusters: str, out: str, check: bool, merge: bool, allow_unknown: bool) -> None:
     """Render APP as `vela dry-run` prints it, or (-o) as a plan and per-cluster folders."""
-    inputs = Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown)
+    inputs = Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown, merge)
     if check and not out:
         raise click.UsageError("--check compares with an output folder: add -o DIR")
 

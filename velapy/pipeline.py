@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from velapy import emit
-from velapy.application import Application, load_application
+from velapy.application import Application, load_application, merge_standalone
 from velapy.clusters import Inventory, hub_only, load_inventory
 from velapy.definitions import Registry, load_registry
 
@@ -45,6 +45,7 @@ class Inputs:
     namespace: str = ""
     clusters: str = ""
     allow_unknown_parameters: bool = False
+    merge_standalone: bool = False  # `vela dry-run --merge`: -f Workflow/Policy files merged into the app
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ def load(inputs: Inputs, registry: Registry | None = None, evaluator: Evaluator 
     reg = registry if registry is not None else load_registry(inputs.definition_dirs)
     validate_files(inputs.app, inputs.files, reg, evaluator, ValidationOptions(inputs.allow_unknown_parameters))
     app = load_application(inputs.app, inputs.files, inputs.namespace)
+    if inputs.merge_standalone:
+        app = merge_standalone(app)
     hub = load_hub(inputs.resources) if inputs.resources else None
     return Loaded(app, reg, hub, inputs)
 
