@@ -2,7 +2,8 @@
 
 A case folder holds `app.yaml` and, optionally: `case.yaml` (`files: [...]` standalone Policy /
 Workflow files, `namespace: ...`, `allow_unknown_parameters: true`, `merge: true` for `--merge`),
-`resources/` (hub objects for ref-objects), `definitions/` (extra `-d` folder), `clusters.yaml` (the cluster inventory). The
+`resources/` (hub objects for ref-objects), `definitions/` (extra `-d` folder), `clusters.yaml` (the
+cluster inventory). The
 expected output is `expected/dry-run.yaml` (the `velapy render` stream) for a case that renders, or
 `expected/errors.txt` for one that must fail (the message and exit code). A case with
 `clusters.yaml` also compiles the multi-cluster output folder (`velapy render --clusters
