@@ -25,6 +25,16 @@ class Trait:
     type: str
     properties: Any  # None when the trait has no `properties`
     index: int
+    origin: TraitOrigin | None = None  # the override policy entry that added or changed it
+
+
+@dataclass(frozen=True)
+class TraitOrigin:
+    """Where an override policy writes a trait: its document, the path of the trait entry, the policy."""
+
+    doc: Document
+    path: tuple[str | int, ...]
+    policy: str
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,14 @@ class Application:
     def location(self, path: Sequence[str | int], **subject: str) -> Location:
         loc = self.doc.location(path)
         return Location(loc.file, loc.line, loc.column, loc.path, **subject)
+
+    def trait_location(self, comp: Component, trait: Trait, *rest: str | int) -> Location:
+        """Where a trait (or a part of it) is written: in the component, or in the override policy
+        that added or changed it."""
+        if trait.origin is not None:
+            loc = trait.origin.doc.location([*trait.origin.path, *rest])
+            return Location(loc.file, loc.line, loc.column, loc.path, component=comp.name, trait=trait.type)
+        return self.component_location(comp, "traits", trait.index, *rest, trait=trait.type)
 
     def component_location(self, comp: Component, *rest: str | int, trait: str = "") -> Location:
         if comp.index < 0:

@@ -31,6 +31,7 @@ from velapy.pipeline import (
     plan_text,
     regenerate_schemas,
     validate,
+    validation_warnings,
     vet_files,
     write_output,
 )
@@ -166,6 +167,8 @@ def validate_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, .
     def go() -> int:
         with open_evaluator() as ev:  # the engine starts only for the schemas of -d definitions
             summary = validate(inputs, ev)
+        for w in validation_warnings(inputs):
+            click.echo("warning: " + w.render(), err=True)
         click.echo(f"{app} is valid ({summary.text()} checked)")
         return 0
 

@@ -27,7 +27,7 @@ from velapy.engine import Evaluator, select_runner
 from velapy.errors import Diagnostic, InputError
 from velapy.placement import topology_placements, unchecked_cluster_names
 from velapy.plan import Plan, PlanDraft, build_plan, dry_run_clusters, finish_plan, prepare_plan
-from velapy.policies import OVERRIDE, TOPOLOGY
+from velapy.policies import OVERRIDE, TOPOLOGY, override_name_warnings
 from velapy.refobjects import HubObjects, load_hub
 from velapy.render import render, version_warning
 from velapy.validate import Options as ValidationOptions
@@ -99,6 +99,18 @@ def validate(inputs: Inputs, evaluator: Evaluator | None = None, registry: Regis
     return summary
 
 
+def validation_warnings(inputs: Inputs) -> list[Diagnostic]:
+    """What `velapy validate` warns about beside the errors: override names matching several
+    components, and cluster names no inventory checks."""
+    app = load_application(inputs.app, inputs.files, inputs.namespace)
+    notes = override_name_warnings(app)
+    if not inputs.clusters:
+        unchecked = unchecked_cluster_names((*app.policies, *app.external_policies))
+        if unchecked is not None:
+            notes.append(unchecked)
+    return notes
+
+
 def dry_run(inputs: Inputs, evaluator: Evaluator, registry: Registry | None = None) -> str:
     """The `vela dry-run` stream for the application."""
     return dry_run_with_warnings(inputs, evaluator, registry)[0]
@@ -110,8 +122,8 @@ def dry_run_with_warnings(inputs: Inputs, evaluator: Evaluator,
     loaded = load(inputs, registry, evaluator)
     warnings, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, loaded.hub)
     text = format_blocks(warnings, blocks)
-    notes: list[Diagnostic] = []
     app = loaded.app
+    notes: list[Diagnostic] = override_name_warnings(app)
     if inputs.clusters:  # name each block's clusters; without --clusters the bytes stay vela's
         text = emit.name_clusters(text, dry_run_clusters(app, load_clusters(inputs)))
     else:

@@ -52,7 +52,7 @@ from velapy.definitions import Registry
 from velapy.engine import Evaluator
 from velapy.errors import Diagnostic, InputError, Location
 from velapy.placement import Placement, deploy_placements, policy_location, topology_placements
-from velapy.policies import OVERRIDE, TOPOLOGY, apply_overrides
+from velapy.policies import OVERRIDE, TOPOLOGY, apply_overrides, override_name_warnings
 from velapy.refobjects import HubObjects
 from velapy.render import ComponentManifest, RenderTask, render, version_warning
 from velapy.workflow import (
@@ -338,6 +338,7 @@ def prepare_plan(app: Application, registry: Registry, inventory: Inventory,
                               "quoted); KubeVela's controller asks the cluster itself")
     if unknown is not None:
         warnings.append(unknown)
+    warnings.extend(override_name_warnings(app))
     for p in rendering_policies(app, registry):
         warnings.append(Diagnostic(
             f"policy {p.name} (type {p.type}) renders objects that KubeVela applies to the hub before the "
