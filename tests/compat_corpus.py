@@ -3,10 +3,11 @@
 Usage: `.venv/bin/python tests/compat_corpus.py KUBEVELA_CHECKOUT [-v] [--only SUBSTRING]`.
 Input: a KubeVela source tree (never committed here). Every `kind: Application` document it holds
 (docs/examples, test/, e2e testdata, pkg/**/testdata, references/, hack/load-test, vela-templates
-usage examples; any YAML file) is rendered twice, as `velapy render` does: with velapy's built-in
-definitions, and with KubeVela's `vela-templates/definitions/internal` + `deprecated` passed as
-`-d`. Output: a table of apps by cause, from the structured reasons of velapy's errors
-(`Diagnostic.reason`), not from message text:
+usage examples; any YAML file or Markdown code block) is rendered twice, as `velapy render
+--allow-unknown-parameters` does (KubeVela ignores undeclared parameters; how many apps need that
+is counted too): with velapy's built-in definitions, and with KubeVela's
+`vela-templates/definitions/internal` + `deprecated` passed as `-d`. Output: a table of apps by
+cause, from the structured reasons of velapy's errors (`Diagnostic.reason`), not message text:
 
 - identical       renders with both definition sets, same objects
 - builtins only   renders with velapy's built-ins; KubeVela's own CUE fails on the CUE v0.4 engine
@@ -45,7 +46,7 @@ from velapy.errors import (  # noqa: E402
     REASON_UNKNOWN_DEFINITION,
     VelapyError,
 )
-from velapy.pipeline import Inputs, load, open_evaluator  # noqa: E402
+from velapy.pipeline import Inputs, load, open_evaluator, validate  # noqa: E402
 
 IDENTICAL = "identical"
 BUILTINS_ONLY = "builtins only"
@@ -93,9 +94,20 @@ def collect(checkout: Path) -> Iterator[tuple[str, str]]:
                     yield f"{path.relative_to(checkout)}#{prefix}{i}", yaml.safe_dump(doc, sort_keys=False)
 
 
-def render(app_file: str, registry: Registry, ev: Evaluator) -> Outcome:
+def strict_problems(app_file: str, registry: Registry) -> bool:
+    """Whether velapy's default (strict) validation rejects the app: unknown parameters, which
+    KubeVela ignores, are errors unless --allow-unknown-parameters."""
     try:
-        loaded = load(Inputs(app_file), registry, ev)
+        validate(Inputs(app_file), None, registry)
+    except VelapyError:
+        return True
+    return False
+
+
+def render(app_file: str, registry: Registry, ev: Evaluator) -> Outcome:
+    """The app rendered as KubeVela does: unknown parameters ignored (--allow-unknown-parameters)."""
+    try:
+        loaded = load(Inputs(app_file, allow_unknown_parameters=True), registry, ev)
         _w, blocks = dry_run_blocks(loaded.app, loaded.registry, ev, loaded.hub)
     except VelapyError as exc:
         return Outcome(False, reasons=frozenset(d.reason for d in exc.diagnostics),
@@ -130,7 +142,7 @@ def main(argv: list[str]) -> int:
     ours = load_registry()
     theirs = load_registry([str(defs / "internal"), str(defs / "deprecated")])
     counts: Counter[str] = Counter()
-    differ = 0
+    differ = strict = 0
     with tempfile.TemporaryDirectory() as tmp, open_evaluator() as ev:
         for n, (where, text) in enumerate(collect(checkout)):
             if only and only not in where:
@@ -140,6 +152,7 @@ def main(argv: list[str]) -> int:
             a, b = render(str(app), ours, ev), render(str(app), theirs, ev)
             cause = classify(a, b)
             differ += a.ok and b.ok and cause == DEFECT
+            strict += a.ok and strict_problems(str(app), ours)
             counts[cause] += 1
             if cause == DEFECT or (verbose and cause != IDENTICAL):
                 print(f"{cause:14} {where}")
@@ -153,6 +166,8 @@ def main(argv: list[str]) -> int:
     for cause in CAUSES:
         print(f"  {cause:14} {counts[cause]:4}")
     print(f"identical objects: {counts[IDENTICAL]} of {counts[IDENTICAL] + differ} apps that render both ways")
+    print(f"rendered with KubeVela's leniency: {strict} of the apps velapy renders have parameters their definition "
+          "does not declare (errors by default; --allow-unknown-parameters)")
     return 1 if counts[DEFECT] else 0
 
 
