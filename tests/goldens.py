@@ -1,10 +1,10 @@
 """Golden cases: `golden/<case>/` inputs → `golden/<case>/expected/` outputs.
 
 A case folder holds `app.yaml` and, optionally: `case.yaml` (`files: [...]` standalone Policy /
-Workflow files, `namespace: ...`, `allow_unknown_parameters: true`, `handoff: {engines: [argocd,
-flux], repo_url: ..., ...}` — the `render --emit` options, fields of `velapy.handoff.Options`),
-`resources/` (hub objects for
-ref-objects), `definitions/` (extra `-d` folder), `clusters.yaml` (the cluster inventory). The
+Workflow files, `namespace: ...`, `allow_unknown_parameters: true`, `merge: true` for `--merge`,
+`handoff: {engines: [argocd, flux], repo_url: ..., ...}` — the `render --emit` options, fields of
+`velapy.handoff.Options`), `resources/` (hub objects for ref-objects), `definitions/` (extra `-d`
+folder), `clusters.yaml` (the cluster inventory). The
 expected output is `expected/dry-run.yaml` (the `velapy render` stream) for a case that renders, or
 `expected/errors.txt` for one that must fail (the message and exit code). A case with
 `clusters.yaml` also compiles the multi-cluster output folder (`velapy render --clusters
@@ -55,7 +55,7 @@ class Case:
             opts["engines"] = tuple(opts.get("engines") or ())
             handoff = HandoffOptions(**opts)
         return Inputs(str(self.path / "app.yaml"), files, defs, res, str(cfg.get("namespace") or ""), clusters,
-                      bool(cfg.get("allow_unknown_parameters")), handoff)
+                      bool(cfg.get("allow_unknown_parameters")), handoff, bool(cfg.get("merge")))
 
 
 def cases() -> list[Case]:

@@ -196,9 +196,10 @@ def test_render_output_folder_matches_the_golden(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("shared_engine")
 def test_render_stream_names_clusters_only_with_an_inventory() -> None:
     plain = CliRunner(mix_stderr=False).invoke(cli.main, ["render", str(CANARY / "app.yaml")])
-    assert plain.exit_code == 0 and "# Clusters:" not in plain.stdout
+    assert plain.exit_code == 0 and "# Clusters:" not in plain.output
+    assert "cluster test-hz not checked: no cluster inventory" in plain.stderr  # a warning, outside the stream
     named = CliRunner(mix_stderr=False).invoke(cli.main, ["render", str(CANARY / "app.yaml"), "--clusters",
-                                          str(CANARY / "clusters.yaml")])
+                                                          str(CANARY / "clusters.yaml")])
     assert named.exit_code == 0
     assert "# Clusters: prod-bj, prod-sh\n" in named.stdout
     unnamed = named.stdout.replace("# Clusters: test-hz\n", "").replace("# Clusters: prod-bj, prod-sh\n", "")

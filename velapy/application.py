@@ -8,6 +8,7 @@ keeps each document so that any later problem can be located at file:line:col.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,16 @@ class Trait:
     type: str
     properties: Any  # None when the trait has no `properties`
     index: int
+    origin: TraitOrigin | None = None  # the override policy entry that added or changed it
+
+
+@dataclass(frozen=True)
+class TraitOrigin:
+    """Where an override policy writes a trait: its document, the path of the trait entry, the policy."""
+
+    doc: Document
+    path: tuple[str | int, ...]
+    policy: str
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,14 @@ class Application:
     def location(self, path: Sequence[str | int], **subject: str) -> Location:
         loc = self.doc.location(path)
         return Location(loc.file, loc.line, loc.column, loc.path, **subject)
+
+    def trait_location(self, comp: Component, trait: Trait, *rest: str | int) -> Location:
+        """Where a trait (or a part of it) is written: in the component, or in the override policy
+        that added or changed it."""
+        if trait.origin is not None:
+            loc = trait.origin.doc.location([*trait.origin.path, *rest])
+            return Location(loc.file, loc.line, loc.column, loc.path, component=comp.name, trait=trait.type)
+        return self.component_location(comp, "traits", trait.index, *rest, trait=trait.type)
 
     def component_location(self, comp: Component, *rest: str | int, trait: str = "") -> Location:
         if comp.index < 0:
@@ -240,3 +259,17 @@ def _standalone_policy(doc: Document, problems: list[Diagnostic]) -> Policy:
 
 
 __all__ = ["Application", "Component", "Policy", "Trait", "format_path", "load_application"]
+
+
+def merge_standalone(app: Application) -> Application:
+    """`vela dry-run --merge`: the standalone Workflow's steps become the app's workflow (by reference,
+    so positions stay in its file) and every standalone Policy joins the app's policies."""
+    workflow = app.workflow
+    if app.external_workflows:
+        meta = app.external_workflows[0].data.get("metadata") if isinstance(app.external_workflows[0].data, dict) \
+            else None
+        name = meta.get("name") if isinstance(meta, dict) else None
+        if isinstance(name, str) and name:
+            workflow = {"ref": name}
+    return dataclasses.replace(app, workflow=workflow, policies=(*app.policies, *app.external_policies),
+                               external_policies=())

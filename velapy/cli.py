@@ -37,6 +37,7 @@ from velapy.pipeline import (
     plan_text,
     regenerate_schemas,
     validate,
+    validation_warnings,
     vet_files,
     write_files,
 )
@@ -169,6 +170,9 @@ def handoff_options(fn: F) -> F:
                    "each cluster's version from the cluster where the inventory gives none.")
 @click.option("--kubeconfig", "kubeconfig", default="", type=click.Path(),
               help="With --resources-from-hub: the kubeconfig (a cluster's context defaults to its name).")
+@click.option("--merge", "--merge-standalone", "merge", is_flag=True, default=False,
+              help="Merge the -f Workflow (its steps become the app's) and Policy files into the app "
+                   "(`vela dry-run --merge`).")
 @unknown_parameters_option
 @click.option("--force", is_flag=True, default=False,
               help="With -o: take over a folder an older velapy wrote without a manifest (foreign files are "
@@ -180,8 +184,8 @@ def handoff_options(fn: F) -> F:
 def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
                namespace: str, clusters: str, out: str, check: bool, emit: tuple[str, ...], repo_url: str,
                revision: str, repo_path: str | None, argocd_namespace: str, argocd_sa: str, flux_source: str,
-               flux_namespace: str, vela_layout: bool, from_hub: bool, kubeconfig: str, allow_unknown: bool,
-               force: bool, lock_timeout: float | None) -> None:
+               flux_namespace: str, vela_layout: bool, from_hub: bool, kubeconfig: str, merge: bool,
+               allow_unknown: bool, force: bool, lock_timeout: float | None) -> None:
     """Render APP as `vela dry-run` prints it, or (-o) as a plan and per-cluster folders.
 
     With --emit argocd and/or --emit flux, OUT also gets the GitOps engine objects that deploy
@@ -200,7 +204,7 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
         handoff = HandoffOptions(tuple(dict.fromkeys(emit)), repo_url, revision,
                                  repo_path if repo_path is not None else "", argocd_namespace, argocd_sa,
                                  flux_source, flux_namespace)
-    inputs = Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown, handoff)
+    inputs = Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown, handoff, merge)
 
     def go() -> int:
         nonlocal inputs
@@ -300,6 +304,8 @@ def validate_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, .
     def go() -> int:
         with open_evaluator() as ev:  # the engine starts only for the schemas of -d definitions
             summary = validate(inputs, ev)
+        for w in validation_warnings(inputs):
+            click.echo("warning: " + w.render(), err=True)
         click.echo(f"{app} is valid ({summary.text()} checked)")
         return 0
 
@@ -322,7 +328,8 @@ def def_list_cmd(kind: str | None, definition_dirs: tuple[str, ...]) -> None:
     """NAME, KIND and DESCRIPTION of every definition."""
 
     def go() -> int:
-        rows = [[d.name, "workflowstep" if d.kind == "workflow-step" else d.kind,
+        rows = [[d.name + (" (deprecated)" if d.labels.get("deprecated") == "true" else ""),
+                 "workflowstep" if d.kind == "workflow-step" else d.kind,
                  d.description + ("" if d.builtin else f" [{d.file}]")]
                 for d in list_definitions(definition_dirs, kind or "")]
         click.echo(format_table(["NAME", "KIND", "DESCRIPTION"], rows, max_last=90), nl=False)

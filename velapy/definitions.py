@@ -20,7 +20,7 @@ from typing import Any
 
 from velapy.cuesyntax import CueSyntaxError, outline, parse_value
 from velapy.engine import Template, template_declares_context
-from velapy.errors import Diagnostic, InputError, Location
+from velapy.errors import REASON_UNKNOWN_DEFINITION, Diagnostic, InputError, Location
 from velapy.resources import definitions_dir
 from velapy.yamlio import load_file
 
@@ -85,7 +85,8 @@ class Registry:
         d = self.get(kind, name)
         if d is None:
             label = "workflow step" if kind == "workflow-step" else kind
-            raise InputError([Diagnostic(f'unknown {label} type "{name}"', location, self.suggest(kind, name))])
+            raise InputError([Diagnostic(f'unknown {label} type "{name}"', location, self.suggest(kind, name),
+                                         REASON_UNKNOWN_DEFINITION)])
         return d
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from velapy.application import Application, Component
+from velapy.custompolicy import render_policies
 from velapy.definitions import Registry
 from velapy.engine import Evaluator
 from velapy.errors import Diagnostic, InputError
@@ -29,6 +31,7 @@ class Block:
 
     title: str
     manifests: tuple[ComponentManifest, ...]
+    policies: tuple[dict[str, Any], ...] = ()  # objects of custom PolicyDefinitions, printed after the components
 
 
 def dry_run_blocks(app: Application, registry: Registry, evaluator: Evaluator,
@@ -70,10 +73,11 @@ def dry_run_blocks(app: Application, registry: Registry, evaluator: Evaluator,
         tasks.extend(RenderTask(app, c, components=tuple(comps)) for c in comps)
         spans.append((start, len(tasks)))
     rendered = render(tasks, registry, evaluator, hub)
+    policy_objects = render_policies(app, registry, evaluator, [rendered[a:b] for a, b in spans])
     blocks: list[Block] = []
-    for (titles, _comps), (a, b) in zip(plans, spans, strict=True):
+    for (titles, _comps), (a, b), objs in zip(plans, spans, policy_objects, strict=True):
         for title in titles:
-            blocks.append(Block(title, tuple(rendered[a:b])))
+            blocks.append(Block(title, tuple(rendered[a:b]), tuple(o for _name, o in objs)))
     return warnings, blocks
 
 
@@ -95,6 +99,11 @@ def format_blocks(warnings: Sequence[str], blocks: Sequence[Block]) -> str:
                 parts.append(dump_yaml(o.obj))
                 parts.append("\n---\n")
             parts.append("\n")
+        for obj in block.policies:
+            parts.append(f"---\n# Application({block.title}) -- Policy({(obj.get('metadata') or {}).get('name', '')})"
+                         "\n---\n\n")
+            parts.append(dump_yaml(obj))
+            parts.append("\n---\n")
     return "".join(parts)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
 from velapy import emit, outdir, redact
-from velapy.application import Application, load_application
+from velapy.application import Application, load_application, merge_standalone
 from velapy.cache import RenderCache
 from velapy.clusters import Inventory, hub_only, load_inventory
 from velapy.definitions import Registry, load_registry
@@ -33,7 +33,7 @@ from velapy.handoff import Handoff, prepare, repo_path_for
 from velapy.handoff import Options as HandoffOptions
 from velapy.placement import topology_placements, unchecked_cluster_names
 from velapy.plan import Plan, PlanDraft, build_plan, dry_run_clusters, finish_plan, prepare_plan
-from velapy.policies import OVERRIDE, TOPOLOGY
+from velapy.policies import OVERRIDE, TOPOLOGY, override_name_warnings
 from velapy.refobjects import HubObjects, load_hub
 from velapy.render import render, version_warning
 from velapy.validate import Options as ValidationOptions
@@ -52,6 +52,7 @@ class Inputs:
     clusters: str = ""
     allow_unknown_parameters: bool = False
     handoff: HandoffOptions | None = None  # `--emit argocd|flux` and its options (render -o only)
+    merge_standalone: bool = False  # `vela dry-run --merge`: -f Workflow/Policy files merged into the app
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ def load(inputs: Inputs, registry: Registry | None = None, evaluator: Evaluator 
     reg = registry if registry is not None else load_registry(inputs.definition_dirs)
     validate_files(inputs.app, inputs.files, reg, evaluator, ValidationOptions(inputs.allow_unknown_parameters))
     app = load_application(inputs.app, inputs.files, inputs.namespace)
+    if inputs.merge_standalone:
+        app = merge_standalone(app)
     hub = load_hub(inputs.resources) if inputs.resources else None
     return Loaded(app, reg, hub, inputs)
 
@@ -128,6 +131,18 @@ def validate(inputs: Inputs, evaluator: Evaluator | None = None, registry: Regis
     return summary
 
 
+def validation_warnings(inputs: Inputs) -> list[Diagnostic]:
+    """What `velapy validate` warns about beside the errors: override names matching several
+    components, and cluster names no inventory checks."""
+    app = load_application(inputs.app, inputs.files, inputs.namespace)
+    notes = override_name_warnings(app)
+    if not inputs.clusters:
+        unchecked = unchecked_cluster_names((*app.policies, *app.external_policies))
+        if unchecked is not None:
+            notes.append(unchecked)
+    return notes
+
+
 def dry_run(inputs: Inputs, evaluator: Evaluator, registry: Registry | None = None) -> str:
     """The `vela dry-run` stream for the application."""
     return dry_run_with_warnings(inputs, evaluator, registry)[0]
@@ -140,8 +155,8 @@ def dry_run_with_warnings(inputs: Inputs, evaluator: Evaluator,
     loaded = load(inputs, registry, evaluator)
     warnings, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, loaded.hub)
     text = format_blocks(warnings, blocks)
-    notes: list[Diagnostic] = []
     app = loaded.app
+    notes: list[Diagnostic] = override_name_warnings(app)
     if inputs.clusters:  # name each block's clusters; without --clusters the bytes stay vela's
         text = emit.name_clusters(text, dry_run_clusters(app, load_clusters(inputs)))
     else:

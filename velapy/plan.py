@@ -47,11 +47,12 @@ from typing import Any
 
 from velapy.application import Application, Component, Policy
 from velapy.clusters import HUB, Cluster, Identity, Inventory
+from velapy.custompolicy import rendering_policies
 from velapy.definitions import Registry
 from velapy.engine import Evaluator
 from velapy.errors import Diagnostic, InputError, Location
 from velapy.placement import Placement, deploy_placements, policy_location, topology_placements
-from velapy.policies import OVERRIDE, TOPOLOGY, apply_overrides
+from velapy.policies import OVERRIDE, TOPOLOGY, apply_overrides, override_name_warnings
 from velapy.refobjects import HubObjects
 from velapy.render import ComponentManifest, RenderTask, render, version_warning
 from velapy.workflow import (
@@ -337,6 +338,12 @@ def prepare_plan(app: Application, registry: Registry, inventory: Inventory,
                               "quoted); KubeVela's controller asks the cluster itself")
     if unknown is not None:
         warnings.append(unknown)
+    warnings.extend(override_name_warnings(app))
+    for p in rendering_policies(app, registry):
+        warnings.append(Diagnostic(
+            f"policy {p.name} (type {p.type}) renders objects that KubeVela applies to the hub before the "
+            "workflow; they are not in this plan", policy_location(p, "type"),
+            "`velapy render` without -o prints them as `# Application(...) -- Policy(...)` blocks"))
     return PlanDraft(app, inventory, hub, wf, resolved, units, rules_by_type, warnings, used_policies, tasks)
 
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from velapy.application import Application, Component, Policy, Trait
+from velapy.application import Application, Component, Policy, Trait, TraitOrigin
 from velapy.definitions import Registry
 from velapy.errors import Diagnostic, InputError
 
@@ -54,12 +54,21 @@ def _component(name: str, ctype: str, props: Any, traits: list[Trait], base: Com
         raw["traits"] = _traits_raw(traits)
     else:
         raw.pop("traits", None)
-    renumbered = tuple(Trait(t.type, t.properties, t.index) for t in traits)
+    renumbered = tuple(Trait(t.type, t.properties, t.index, t.origin) for t in traits)
     return Component(name, ctype, props, renumbered, base.depends_on if base else (), raw,
                      base.index if base else -1)
 
 
-def _merge_component(base: Component, patch: dict[str, Any]) -> Component:
+def _origin(policy: Policy | None, entry: int, j: int) -> TraitOrigin | None:
+    if policy is None:
+        return None
+    base: tuple[str | int, ...] = ("properties", "components", entry, "traits", j)
+    return TraitOrigin(policy.doc, ("spec", "policies", policy.index, *base) if policy.index >= 0 else base,
+                       policy.name)
+
+
+def _merge_component(base: Component, patch: dict[str, Any], policy: Policy | None = None,
+                     entry: int = 0) -> Component:
     props = base.properties
     if "properties" in patch and patch["properties"] is not None:
         props = deep_merge(props if props is not None else {}, patch["properties"])
@@ -67,7 +76,7 @@ def _merge_component(base: Component, patch: dict[str, Any]) -> Component:
     by_type: dict[str, Trait] = {t.type: t for t in base.traits}
     order: list[str] = [t.type for t in base.traits]
     removed: set[str] = set()
-    for pt in patch.get("traits") or []:
+    for j, pt in enumerate(patch.get("traits") or []):
         ttype = str(pt.get("type", ""))
         if ttype in by_type:
             if pt.get("disable"):
@@ -77,17 +86,17 @@ def _merge_component(base: Component, patch: dict[str, Any]) -> Component:
             tprops = old.properties
             if pt.get("properties") is not None:
                 tprops = deep_merge(tprops if tprops is not None else {}, pt["properties"])
-            by_type[ttype] = Trait(ttype, tprops, old.index)
+            by_type[ttype] = Trait(ttype, tprops, old.index, _origin(policy, entry, j) or old.origin)
         elif not pt.get("disable"):
-            by_type[ttype] = Trait(ttype, pt.get("properties"), -1)
+            by_type[ttype] = Trait(ttype, pt.get("properties"), -1, _origin(policy, entry, j))
             order.append(ttype)
     traits = [by_type[t] for t in order if t not in removed]
     return _component(base.name, base.type, props, traits, base)
 
 
-def _new_component(patch: dict[str, Any], name: str) -> Component:
-    traits = [Trait(str(t.get("type", "")), t.get("properties"), -1)
-              for t in patch.get("traits") or [] if not t.get("disable")]
+def _new_component(patch: dict[str, Any], name: str, policy: Policy | None = None, entry: int = 0) -> Component:
+    traits = [Trait(str(t.get("type", "")), t.get("properties"), -1, _origin(policy, entry, j))
+              for j, t in enumerate(patch.get("traits") or []) if not t.get("disable")]
     return _component(name, str(patch.get("type", "")), patch.get("properties"), traits, None)
 
 
@@ -95,13 +104,13 @@ def apply_override(components: Sequence[Component], policy: Policy) -> list[Comp
     """One override policy applied to the components (KubeVela's PatchComponents)."""
     props = policy.properties or {}
     comps = list(components)
-    for entry in props.get("components") or []:
+    for i, entry in enumerate(props.get("components") or []):
         if not isinstance(entry, dict):
             continue
         name = str(entry.get("name") or "")
         ptype = str(entry.get("type") or "")
         if not name:
-            comps = [_merge_component(c, entry) if (not ptype or c.type == ptype) else c for c in comps]
+            comps = [_merge_component(c, entry, policy, i) if (not ptype or c.type == ptype) else c for c in comps]
             continue
         pattern = re.compile(name.replace("*", ".*"))
         matched = False
@@ -110,13 +119,13 @@ def apply_override(components: Sequence[Component], policy: Policy) -> list[Comp
             if pattern.search(c.name):
                 matched = True
                 if ptype and ptype != c.type:
-                    out.append(_new_component(entry, name))
+                    out.append(_new_component(entry, name, policy, i))
                 else:
-                    out.append(_merge_component(c, entry))
+                    out.append(_merge_component(c, entry, policy, i))
             else:
                 out.append(c)
         if not matched and any(ch.islower() for ch in name):
-            out.append(_new_component(entry, name))
+            out.append(_new_component(entry, name, policy, i))
         comps = out
     selector = props.get("selector")
     if selector is not None:
@@ -157,3 +166,31 @@ def apply_overrides(app: Application, components: Sequence[Component], policies:
     for p in policies:
         comps = apply_override(comps, p)
     return comps
+
+
+def override_name_warnings(app: Application) -> list[Diagnostic]:
+    """An override entry's `name` is a regular expression in KubeVela (`demo` also matches
+    `demo-config`): warn when it matches more components than the one it spells exactly."""
+    names = [c.name for c in app.components]
+    out: list[Diagnostic] = []
+    for p in (*app.policies, *app.external_policies):
+        entries = p.properties.get("components") if p.type == OVERRIDE and isinstance(p.properties, dict) else None
+        for i, entry in enumerate(entries if isinstance(entries, list) else []):
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if not isinstance(name, str) or not name:
+                continue
+            try:
+                pattern = re.compile(name.replace("*", ".*"))
+            except re.error:
+                continue
+            hits = [n for n in names if pattern.search(n)]
+            if len(hits) > 1 or (hits and hits != [name]):
+                base: list[str | int] = ["properties", "components", i, "name"]
+                loc = p.doc.location(["spec", "policies", p.index, *base] if p.index >= 0 else base)
+                exact = f"^{re.escape(name)}$"
+                out.append(Diagnostic(
+                    f"override policy {p.name}: component name {name!r} is a regular expression in KubeVela and "
+                    f"matches {', '.join(hits)}", loc,
+                    f"write {exact!r} to change only {name}" if name in names else
+                    "anchor it (^...$) to match exactly the components you mean"))
+    return out

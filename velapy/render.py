@@ -11,6 +11,7 @@ Finally the OAM label/annotation contract and namespaces are applied (semantics 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -21,7 +22,7 @@ from typing import Any
 from velapy.application import Application, Component, Trait
 from velapy.definitions import Definition, Registry
 from velapy.engine import SELF_ALIAS, CueError, Evaluator, Instance, Result, Template, to_cue_open
-from velapy.errors import REASON_ENGINE_CRASH, Diagnostic, EngineError, InputError, Location
+from velapy.errors import REASON_ENGINE_CRASH, REASON_PROVIDER, Diagnostic, EngineError, InputError, Location
 from velapy.patch import PatchError, apply_patch, strategy_unify
 from velapy.refobjects import HubObjects, resolve_ref_objects
 
@@ -129,8 +130,7 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
         try:
             d = registry.require("component", comp.type, loc)
             for t in comp.traits:
-                registry.require("trait", t.type, task.app.component_location(comp, "traits", t.index, "type",
-                                                                              trait=t.type))
+                registry.require("trait", t.type, task.app.trait_location(comp, t, "type"))
         except InputError as exc:
             problems.extend(exc.diagnostics)
             continue
@@ -147,7 +147,8 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
         needs = [provider_import(d)] + [provider_import(registry.get("trait", t.type)) for t in comp.traits]
         missing = [n for n in needs if n]
         if missing:
-            problems.extend(Diagnostic(m, task.app.component_location(comp, "type")) for m in dict.fromkeys(missing))
+            problems.extend(Diagnostic(m, task.app.component_location(comp, "type"), reason=REASON_PROVIDER)
+                            for m in dict.fromkeys(missing))
             continue
         states.append(_State(task, d, d.template, props))
     # no raise here: the components that could be set up are still evaluated, so that one run
@@ -248,8 +249,8 @@ def _crash_diagnostic(s: _State, trait: Trait | None, definition: Definition | N
     what = f"component {comp.name}" + (f", trait {trait.type} (traits[{trait.index}])" if trait is not None else "")
     if s.task.cluster:
         what += f", cluster {s.task.cluster}"
-    steps: list[str | int] = ["traits", trait.index, "type"] if trait is not None else ["type"]
-    loc = s.task.app.component_location(comp, *steps, trait=trait.type if trait is not None else "")
+    loc = s.task.app.trait_location(comp, trait, "type") if trait is not None else \
+        s.task.app.component_location(comp, "type")
     where = f" ({definition.file})" if definition is not None and definition.file else ""
     return Diagnostic(
         f"the CUE engine crashed while evaluating {who} for {what}; this is not a mistake in your application",
@@ -303,8 +304,14 @@ def _take_component(s: _State, r: Result, problems: list[Diagnostic]) -> None:
 
 def _take_trait(s: _State, index: int, ttype: str, r: Result, problems: list[Diagnostic]) -> None:
     v = r.value
-    loc = s.task.app.component_location(s.task.component, "traits", index, trait=ttype)
+    trait = next((t for t in s.task.component.traits if t.index == index and t.type == ttype), None)
+    loc = s.task.app.trait_location(s.task.component, trait) if trait is not None else \
+        s.task.app.component_location(s.task.component, "traits", index, trait=ttype)
     if _user_errors(v, loc, problems):
+        if trait is not None and trait.origin is not None:  # say which override policy brought the trait in
+            problems[-1] = dataclasses.replace(
+                problems[-1], hint=f"the trait comes from override policy {trait.origin.policy}, whose component "
+                                   f"name matched {s.task.component.name}")
         return
     for name, obj in (v.get("outputs") or {}).items():
         if isinstance(obj, dict):
@@ -370,12 +377,16 @@ def _cue_diagnostics(s: _State, errors: list[CueError], trait: Trait | None,
     crashed = [e for e in errors if e.crashed]
     if crashed:
         return [_crash_diagnostic(s, trait, definition, crashed[0].message)]
-    props_path: list[str | int]
-    trait_index = trait.index if trait is not None else 0
+    props_path: list[str | int] = ["properties"]
     if trait is None:
-        what, tname, props_path = f"component type {comp.type}", "", ["properties"]
+        what, tname = f"component type {comp.type}", ""
     else:
-        what, tname, props_path = f"trait {trait.type}", trait.type, ["traits", trait.index, "properties"]
+        what, tname = f"trait {trait.type}", trait.type
+        if trait.origin is not None:
+            what += f" (from override policy {trait.origin.policy})"
+
+    def at(*rest: str | int) -> Location:
+        return app.trait_location(comp, trait, *rest) if trait is not None else app.component_location(comp, *rest)
     out: list[Diagnostic] = []
     if any(e.path == "parameter" or e.path.startswith("parameter.") for e in errors):
         # the values given are wrong: report them, not what they broke further down the template
@@ -395,16 +406,16 @@ def _cue_diagnostics(s: _State, errors: list[CueError], trait: Trait | None,
             if any(m != e.message and e.message.endswith(": " + m) for m in messages.get(e.path, [])):
                 continue
             steps: list[str | int] = [int(p) if p.isdigit() else p for p in e.path.split(".")[1:] if p]
-            loc = app.component_location(comp, *props_path, *steps, trait=tname)
+            loc = at(*props_path, *steps)
             missing = re.fullmatch(r"incomplete value (\w+)", e.message)
             if missing and steps and isinstance(steps[-1], str):
                 out.append(Diagnostic(f'missing required parameter "{steps[-1]}" ({missing.group(1)}) of {what}',
-                                      app.component_location(comp, *props_path, *steps[:-1], trait=tname)))
+                                      at(*props_path, *steps[:-1])))
                 continue
             out.append(Diagnostic(f"invalid properties for {what}: {e.message}" if steps and loc.line else
                                   f"invalid properties for {what}: {e.path or 'parameter'}: {e.message}", loc))
         elif e.path == UNIFIED or e.path.startswith(UNIFIED + "."):
-            loc = app.component_location(comp, "traits", trait_index or 0, trait=tname)
+            loc = at()
             out.append(Diagnostic(f"invalid patch trait {tname} into workload: {e.path[len(UNIFIED) + 1:]}: "
                                   f"{e.message}", loc))
         else:

@@ -35,7 +35,7 @@ from jsonschema.exceptions import ValidationError
 from velapy import redact, schemagen
 from velapy.definitions import Registry
 from velapy.engine import Evaluator
-from velapy.errors import Diagnostic, InputError, Location
+from velapy.errors import REASON_UNKNOWN_DEFINITION, Diagnostic, InputError, Location
 from velapy.yamlio import Document, load_file
 
 APP_API = "core.oam.dev/v1beta1"
@@ -210,12 +210,13 @@ class _Checker:
     # ---- reporting
 
     def add(self, doc: Document, path: JsonPath, message: str, hint: str = "", component: str = "",
-            trait: str = "") -> None:
+            trait: str = "", reason: str = "") -> None:
         loc = doc.location(list(path))
         if redact.is_secret_value_path(doc.data, path):  # never quote a Secret's value
             message = message.split(", found ", 1)[0] + f" {redact.WITHHELD}"
         self._order.setdefault(doc.file, len(self._order))
-        self.problems.append(Diagnostic(message, dataclasses.replace(loc, component=component, trait=trait), hint))
+        self.problems.append(Diagnostic(message, dataclasses.replace(loc, component=component, trait=trait), hint,
+                                        reason))
 
     def sorted_problems(self) -> list[Diagnostic]:
         unique = list(dict.fromkeys(self.problems))
@@ -491,7 +492,7 @@ class _Checker:
         elif not hint:
             listing = "workflowstep" if kind == "workflow-step" else kind
             hint = f"`velapy def list --kind {listing}` shows the known types; add definitions with -d DIR"
-        self.add(doc, path, f'{what}unknown {label} type "{name}"', hint, component, trait)
+        self.add(doc, path, f'{what}unknown {label} type "{name}"', hint, component, trait, REASON_UNKNOWN_DEFINITION)
         return False
 
     def check_properties(self, doc: Document, base: JsonPath, kind: str, name: str, owner: dict[str, Any],
