@@ -80,7 +80,9 @@ def no_cache_option(fn: F) -> F:
 
 def _evaluator() -> Evaluator:
     """The command's evaluator, with the render cache unless --no-cache was given."""
-    return open_evaluator(cache=not click.get_current_context().meta.get("velapy.no_cache", False))
+    if click.get_current_context().meta.get("velapy.no_cache", False):
+        return open_evaluator(cache=False)
+    return open_evaluator()
 
 
 def unknown_parameters_option(fn: F) -> F:
