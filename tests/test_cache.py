@@ -116,3 +116,15 @@ def test_cli_render_fills_the_cache_and_no_cache_bypasses_it(tmp_path: Path) -> 
     files = {p.relative_to(tmp_path / "out1"): p.read_bytes() for p in (tmp_path / "out1").rglob("*") if p.is_file()}
     assert files == {p.relative_to(tmp_path / "out2"): p.read_bytes()
                      for p in (tmp_path / "out2").rglob("*") if p.is_file()}
+
+
+def test_engine_processes_follow_the_free_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from velapy import pipeline
+    monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    monkeypatch.setattr(pipeline.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert pipeline.engine_processes({}) == 2  # idle: one per core
+    monkeypatch.setattr(pipeline.os, "getloadavg", lambda: (1.2, 1.0, 1.0))
+    assert pipeline.engine_processes({}) == 1  # one core busy elsewhere
+    monkeypatch.setattr(pipeline.os, "getloadavg", lambda: (7.0, 6.0, 5.0))
+    assert pipeline.engine_processes({}) == 1  # never fewer than one
+    assert pipeline.engine_processes({"VELAPY_ENGINE_PROCESSES": "3"}) == 3
