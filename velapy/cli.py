@@ -35,7 +35,7 @@ from velapy.pipeline import (
     vet_files,
     write_output,
 )
-from velapy.review import check_output
+from velapy.review import check_output, fresh_output, remember_output
 from velapy.review import diff as review_diff
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -124,8 +124,16 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
             if not out:
                 sys.stdout.write(dry_run(inputs, ev))
                 return 0
+            fresh = fresh_output(inputs, out, ev)
+            if fresh is not None:
+                for text in fresh.warnings:
+                    click.echo("warning: " + text, err=True)
+                click.echo(f"{out} is up to date with its inputs: nothing written "
+                           f"(objects per cluster: {fresh.counts or 'none'})", err=True)
+                return 0
             plan = compile_app(inputs, ev)
         written = write_output(plan, out)
+        remember_output(inputs, out, ev, plan, written)
         for w in plan.warnings:
             click.echo("warning: " + w.render(), err=True)
         counts = ", ".join(f"{name} {len(objs)}" for name, objs in plan.bundles().items())
