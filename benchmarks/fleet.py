@@ -281,23 +281,22 @@ def main() -> None:
     cpus = len(os.sched_getaffinity(0))
     print(f"fleet benchmark: {cpus} CPUs, load average {load:.1f} at start "
           f"({'busy' if load > 0.5 * cpus else 'idle'} machine)", flush=True)
-    rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="velapy-bench-") as tmp:
-        for n, m in cases:
-            rows.append(measure(n, m, Path(tmp), not args.no_kustomize))
-            print(f"  measured {rows[-1].case}", flush=True)
-    print(f"load average {os.getloadavg()[0]:.1f} at the end")
     head = ("case", "wall s", "objects", "objects/s", "engine floor s", "wall/floor", "re-render/cold",
             "check/cold", "peak RSS MiB", "check RSS MiB", "kustomize s", "kustomize/velapy")
     print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
-    for r in rows:
-        kz = f"{r.kustomize:.1f}" if isinstance(r.kustomize, float) else "n/a"
-        kzr = f"{r.kustomize / r.wall:.2f}x" if isinstance(r.kustomize, float) else "n/a"
-        print(f"| {r.case} | {r.wall:.1f} | {r.objects} | {r.objects / r.wall:.0f} | "
-              f"{r.floor:.1f} ({r.rounds} rounds, {r.processes} proc) | {r.wall / r.floor:.2f}x | "
-              f"{r.rerender / r.wall:.2f}x | {r.check / r.wall:.2f}x | {r.rss / 2**20:.0f} | "
-              f"{r.check_rss / 2**20:.0f} | {kz} | {kzr} |")
+    print("|" + "---|" * len(head), flush=True)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="velapy-bench-") as tmp:
+        for n, m in cases:
+            r = measure(n, m, Path(tmp), not args.no_kustomize)
+            rows.append(r)
+            kz = f"{r.kustomize:.1f}" if isinstance(r.kustomize, float) else "n/a"
+            kzr = f"{r.kustomize / r.wall:.2f}x" if isinstance(r.kustomize, float) else "n/a"
+            print(f"| {r.case} | {r.wall:.1f} | {r.objects} | {r.objects / r.wall:.0f} | "
+                  f"{r.floor:.1f} ({r.rounds} rounds, {r.processes} proc) | {r.wall / r.floor:.2f}x | "
+                  f"{r.rerender / r.wall:.2f}x | {r.check / r.wall:.2f}x | {r.rss / 2**20:.0f} | "
+                  f"{r.check_rss / 2**20:.0f} | {kz} | {kzr} |", flush=True)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
     notes = sorted({r.kustomize for r in rows if isinstance(r.kustomize, str)})
     for note in notes:
         print(f"kustomize: {note}")

@@ -110,9 +110,63 @@ def test_cli_render_fills_the_cache_and_no_cache_bypasses_it(tmp_path: Path) -> 
     assert not (tmp_path / "c1").exists()
     r2 = runner.invoke(cli.main, ["render", str(app), "-o", str(tmp_path / "out2")], env=env)
     assert r2.exit_code == 0, r2.output
-    assert len(list((tmp_path / "c1").rglob("*.json"))) == 2  # the component and its trait
+    assert len(list((tmp_path / "c1").rglob("*.json"))) == 3  # the component, its trait, the folder record
     r3 = runner.invoke(cli.main, ["render", str(app), "-o", str(tmp_path / "out2"), "--check"], env=env)
     assert r3.exit_code == 0, r3.output
     files = {p.relative_to(tmp_path / "out1"): p.read_bytes() for p in (tmp_path / "out1").rglob("*") if p.is_file()}
     assert files == {p.relative_to(tmp_path / "out2"): p.read_bytes()
                      for p in (tmp_path / "out2").rglob("*") if p.is_file()}
+
+
+def test_engine_processes_follow_the_free_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from velapy import pipeline
+    monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    monkeypatch.setattr(pipeline.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert pipeline.engine_processes({}) == 2  # idle: one per core
+    monkeypatch.setattr(pipeline.os, "getloadavg", lambda: (1.2, 1.0, 1.0))
+    assert pipeline.engine_processes({}) == 1  # one core busy elsewhere
+    monkeypatch.setattr(pipeline.os, "getloadavg", lambda: (7.0, 6.0, 5.0))
+    assert pipeline.engine_processes({}) == 1  # never fewer than one
+    assert pipeline.engine_processes({"VELAPY_ENGINE_PROCESSES": "3"}) == 3
+
+
+def test_an_unchanged_render_answers_from_the_cache_and_any_change_renders_again(tmp_path: Path) -> None:
+    app = tmp_path / "app.yaml"
+
+    def write_app(replicas: int, secret: bool = False) -> None:
+        comps: list[dict[str, object]] = [
+            {"name": "web", "type": "webservice", "properties": {"image": "nginx"},
+             "traits": [{"type": "scaler", "properties": {"replicas": replicas}}]}]
+        if secret:
+            comps.append({"name": "creds", "type": "k8s-objects", "properties": {"objects": [
+                {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+                 "stringData": {"token": "hunter2"}}]}})
+        app.write_text(yaml.safe_dump({"apiVersion": "core.oam.dev/v1beta1", "kind": "Application",
+                                       "metadata": {"name": "a"}, "spec": {"components": comps}}))
+
+    env = {"VELAPY_CACHE_DIR": str(tmp_path / "cache")}
+    out = str(tmp_path / "out")
+    runner = CliRunner()
+
+    def render(*extra: str) -> str:
+        r = runner.invoke(cli.main, ["render", str(app), "-o", out, *extra], env=env)
+        assert r.exit_code == 0, r.output
+        return r.output
+
+    write_app(2)
+    assert "wrote" in render()
+    assert "up to date" in render()
+    assert "up to date" in runner.invoke(cli.main, ["render", str(app), "-o", out, "--check"], env=env).output
+    assert "wrote" in render("--no-cache")
+    deployment = next((tmp_path / "out").rglob("deployment_web.yaml"))
+    deployment.write_text(deployment.read_text().replace("replicas: 2", "replicas: 9"))
+    assert "wrote" in render()  # the folder was edited: render again
+    assert "replicas: 2" in deployment.read_text()
+    write_app(3)
+    check = runner.invoke(cli.main, ["render", str(app), "-o", out, "--check"], env=env)
+    assert check.exit_code == 1  # a changed input is never answered from the cache
+    assert "wrote" in render() and "replicas: 3" in deployment.read_text()
+    write_app(3, secret=True)
+    assert "wrote" in render()
+    assert "wrote" in render()  # a render holding a Secret is not remembered
+    assert not any("hunter2" in p.read_text() for p in (tmp_path / "cache").rglob("*.json"))

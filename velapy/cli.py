@@ -42,7 +42,7 @@ from velapy.pipeline import (
     write_files,
 )
 from velapy.plan import Plan
-from velapy.review import check_output
+from velapy.review import check_output, fresh_output, remember_output
 from velapy.review import diff as review_diff
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -104,7 +104,9 @@ def no_cache_option(fn: F) -> F:
 
 def _evaluator() -> Evaluator:
     """The command's evaluator, with the render cache unless --no-cache was given."""
-    return open_evaluator(cache=not click.get_current_context().meta.get("velapy.no_cache", False))
+    if click.get_current_context().meta.get("velapy.no_cache", False):
+        return open_evaluator(cache=False)
+    return open_evaluator()
 
 
 def unknown_parameters_option(fn: F) -> F:
@@ -223,7 +225,7 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
                 if not out:
                     sys.stdout.write(stream)
                     return 0
-                return _write_rendered(plan, out, inputs, force, lock_timeout)
+                return _write_rendered(plan, out, inputs, ev, force, lock_timeout)
             if check:
                 cmp, exists = check_output(inputs, out, ev)
                 return _report_check(cmp, exists, out, _render_command(inputs, out))
@@ -239,17 +241,26 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
                     say("warning: " + note, err=True)
                 sys.stdout.write(stream)
                 return 0
+            fresh = fresh_output(inputs, out, ev)
+            if fresh is not None:
+                for text in fresh.warnings:
+                    click.echo("warning: " + text, err=True)
+                click.echo(f"{out} is up to date with its inputs: nothing written "
+                           f"(objects per cluster: {fresh.counts or 'none'})", err=True)
+                return 0
             plan = compile_app(inputs, ev)
-        return _write_rendered(plan, out, inputs, force, lock_timeout)
+        return _write_rendered(plan, out, inputs, ev, force, lock_timeout)
 
     _run(go)
 
 
-def _write_rendered(plan: Plan, out: str, inputs: Inputs, force: bool, lock_timeout: float | None) -> int:
+def _write_rendered(plan: Plan, out: str, inputs: Inputs, ev: Evaluator, force: bool,
+                    lock_timeout: float | None) -> int:
     """Write a compiled plan (and its hand-off files) into OUT, then say what was written."""
     written, result = handoff_output(plan, inputs.handoff)
     write_files(out, written, force=force, lock_timeout=lock_timeout,
                 on_wait=lambda text: click.echo(f"note: {text}", err=True))
+    remember_output(inputs, out, ev, plan, written)
     for w in (*plan.warnings, *result.warnings):
         say("warning: " + w.render(), err=True)
     for note in result.notes:

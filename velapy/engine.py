@@ -301,6 +301,7 @@ class _Segment:
     last_line: int
     kind: str  # "body", "parameter", "context"
     template: Template | None = None
+    users: tuple[int, ...] = ()  # a template written once: the instances that use it
 
 
 _ERR_POS = re.compile(r"^\s+(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)\s*$")
@@ -325,6 +326,7 @@ class Evaluator:
         self.cache = cache
         self.calls = 0
         self._identity = ""
+        self._inline: set[Template] = set()  # templates that cannot be written once (see _run_batch)
         self._runners: list[CueRunner] = [runner]
         self._tmp = tempfile.mkdtemp(prefix="velapy-cue-")
         self._n = itertools.count(1)
@@ -425,7 +427,7 @@ class Evaluator:
     def _run_batch(self, runner: CueRunner, instances: list[Instance], results: list[Result],
                    selected: set[int]) -> set[int] | None:
         """Export one batch into `results`; None on success, else the positions that failed."""
-        source, segments = _batch_source(instances, isinstance(runner, WasmCue), selected)
+        source, segments = _batch_source(instances, isinstance(runner, WasmCue), selected, frozenset(self._inline))
         path = os.path.join(self._tmp, f"batch{next(self._n)}.cue")
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(source)
@@ -450,7 +452,14 @@ class Evaluator:
         panic = engine_panic(reply.stderr or reply.stdout)
         if panic:
             return self._isolate_crash(runner, instances, results, selected, panic)
-        errors = _parse_errors(reply.stderr or reply.stdout, path, segments)
+        orphans: set[Template] = set()
+        errors = _parse_errors(reply.stderr or reply.stdout, path, segments, orphans)
+        if orphans - self._inline:
+            # A template written once is also evaluated on its own, without any instance's context;
+            # some fail there (`[...][0]` of a list only the context fills). Write those into each
+            # instance instead, as before, and run the batch again.
+            self._inline.update(orphans)
+            return self._run_batch(runner, instances, results, selected)
         if not errors:
             raise EngineError(f"the CUE engine failed without a readable error: {reply.stderr.strip()[:2000]}")
         located = {n for n, _e in errors if n >= 0}
@@ -637,7 +646,8 @@ def _matching_paren(body: str, i: int) -> int:
 
 
 def _batch_source(instances: list[Instance], fix_v04: bool = False,
-                  selected: set[int] | frozenset[int] = frozenset()) -> tuple[str, list[_Segment]]:
+                  selected: set[int] | frozenset[int] = frozenset(),
+                  inline: frozenset[Template] = frozenset()) -> tuple[str, list[_Segment]]:
     imports: list[str] = []
     for inst in instances:
         for spec in inst.template.imports:
@@ -662,28 +672,54 @@ def _batch_source(instances: list[Instance], fix_v04: bool = False,
         if count > 1:
             shared[text] = f"_velapy_shared{len(shared)}"
             lines.append(f"{shared[text]}: {text}")
+    # Each template is written once, as a hidden struct that reads its context from `_ctx`; an
+    # instance unifies it with its parameter and context. (A template that declares its own
+    # `context` field keeps the older form: the body written into the instance.)
+    shared_templates: dict[Template, str] = {}
+    users: dict[Template, list[int]] = {}
+    for n, inst in enumerate(instances):
+        if not inst.template.declares_context and inst.template not in inline:
+            users.setdefault(inst.template, []).append(n)
+    for template, members in users.items():
+        name = f"_velapy_T{len(shared_templates)}"
+        shared_templates[template] = name
+        lines.append(f"{name}: {{")
+        lines.append("\t_ctx: _")
+        lines.append("\tlet context = _ctx")
+        lines.append("\t_velapy_context: context")  # a let must be used
+        first = len(lines) + 1
+        _add_body(lines, template, fix_v04)
+        segments.append(_Segment(-1, first, len(lines), "body", template, tuple(members)))
+        lines.append("}")
     for n, inst in enumerate(instances):
         # a selected instance is evaluated as a hidden struct and only its result fields exported
         head = f"_velapy_t{n}" if n in selected else f"velapy_{n}"
-        lines.append(f"{head}: {SELF_ALIAS}={{" if inst.extra else f"{head}: {{")
-        first = len(lines) + 1
-        body = compat_v04(inst.template.body) if fix_v04 else inst.template.body
-        body_lines = body.split("\n")
-        # keep the body's first line at its original column so positions map back exactly
-        body_lines[0] = " " * (inst.template.column - 1) + body_lines[0]
-        lines.extend(body_lines)
-        segments.append(_Segment(n, first, len(lines), "body", inst.template))
+        tname = shared_templates.get(inst.template)
+        if tname is None:
+            lines.append(f"{head}: {SELF_ALIAS}={{" if inst.extra else f"{head}: {{")
+            first = len(lines) + 1
+            _add_body(lines, inst.template, fix_v04)
+            segments.append(_Segment(n, first, len(lines), "body", inst.template))
+        elif inst.extra:
+            lines.append(f"{head}: {SELF_ALIAS}={{")
+            lines.append(tname)
+        else:
+            lines.append(f"{head}: {tname} & {{")
         if inst.parameter is not None:
             lines.append("parameter: " + json.dumps(inst.parameter, ensure_ascii=False))
             segments.append(_Segment(n, len(lines), len(lines), "parameter"))
         ctx = _context_text(inst.context, shared)
-        if inst.template.declares_context:
+        if tname is not None:
+            lines.append("_ctx: " + ctx)
+            segments.append(_Segment(n, len(lines), len(lines), "context"))
+        elif inst.template.declares_context:
             lines.append("context: " + ctx)
+            segments.append(_Segment(n, len(lines), len(lines), "context"))
         else:
             # a let keeps the (large) context out of the export; the hidden field marks it used
             lines.append("let context = " + ctx)
             lines.append("_velapy_context: context")
-        segments.append(_Segment(n, len(lines) - 1, len(lines), "context"))
+            segments.append(_Segment(n, len(lines) - 1, len(lines), "context"))
         if inst.extra:
             first = len(lines) + 1
             lines.extend(inst.extra)
@@ -694,6 +730,14 @@ def _batch_source(instances: list[Instance], fix_v04: bool = False,
             lines.extend(f"\tif _velapy_t{n}.{k} != _|_ {{{k}: _velapy_t{n}.{k}}}" for k in RESULT_FIELDS)
             lines.append("}")
     return "\n".join(lines) + "\n", segments
+
+
+def _add_body(lines: list[str], template: Template, fix_v04: bool) -> None:
+    body = compat_v04(template.body) if fix_v04 else template.body
+    body_lines = body.split("\n")
+    # keep the body's first line at its original column so positions map back exactly
+    body_lines[0] = " " * (template.column - 1) + body_lines[0]
+    lines.extend(body_lines)
 
 
 RESULT_FIELDS = ("output", "outputs", "patch", "patchOutputs", "errs", "velapy_patched")
@@ -792,7 +836,9 @@ def error_blocks(text: str) -> list[tuple[str, list[tuple[str, int, int]]]]:
     return blocks
 
 
-def _parse_errors(text: str, batch_path: str, segments: list[_Segment]) -> list[tuple[int, CueError]]:
+def _parse_errors(text: str, batch_path: str, segments: list[_Segment],
+                  orphans: set[Template] | None = None) -> list[tuple[int, CueError]]:
+    """Errors by instance; `orphans` collects the templates written once that failed on their own."""
     out: list[tuple[int, CueError]] = []
     for head, raw_positions in error_blocks(text):
         inst_no = -1
@@ -806,7 +852,13 @@ def _parse_errors(text: str, batch_path: str, segments: list[_Segment]) -> list[
                 inst_no = int(km.group(1))
                 path = km.group(2) or ""
                 message = m.group(2)
+        else:
+            # an instance evaluated as a hidden struct (`_velapy_t3.output: ...`) is that instance
+            hm = re.match(r"^_velapy_t(\d+)[.:]", head)
+            if hm:
+                inst_no = int(hm.group(1))
         positions: list[tuple[str, int, int]] = []
+        users: tuple[int, ...] = ()
         in_parameter = path == "parameter" or path.startswith("parameter.")
         for file, lno, col in raw_positions:
             if file != batch_path:
@@ -817,6 +869,9 @@ def _parse_errors(text: str, batch_path: str, segments: list[_Segment]) -> list[
                 continue
             if inst_no < 0:
                 inst_no = seg.instance
+                users = users or seg.users
+                if seg.users and seg.template is not None and orphans is not None:
+                    orphans.add(seg.template)
             if seg.kind == "body" and seg.template is not None:
                 positions.append((seg.template.file, seg.template.line + lno - seg.first_line, col))
             elif seg.kind == "parameter":
@@ -824,7 +879,11 @@ def _parse_errors(text: str, batch_path: str, segments: list[_Segment]) -> list[
         if inst_no < 0 and not raw_positions:
             inst_no = -1
         message = message.replace(batch_path, "<generated>")
-        out.append((inst_no, CueError(path, message, tuple(dict.fromkeys(positions)), in_parameter)))
+        err = CueError(path, message, tuple(dict.fromkeys(positions)), in_parameter)
+        if inst_no < 0 and users:  # in a template written once: every instance of it
+            out.extend((n, err) for n in users)
+        else:
+            out.append((inst_no, err))
     return out
 
 

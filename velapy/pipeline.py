@@ -86,13 +86,36 @@ def _secrets_withheld(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 ENGINE_PROCESSES = 2  # large rounds are split over this many engine processes (at most one per core)
+ENGINE_PROCESSES = 4  # large rounds are split over at most this many engine processes (memory: ~100 MiB each)
+
+
+def engine_processes(env: dict[str, str] | None = None) -> int:
+    """How many engine processes a large round is split over: the cores this process may use that
+    the machine leaves free (1-minute load average), at most ENGINE_PROCESSES, at least one.
+
+    On a busy machine a second process only competes for the same core: measured here with
+    `benchmarks/engine_parallel.py`, two processes were 1.6x faster than one on an idle 2-core
+    machine and 0.61x as fast on a busy one. `VELAPY_ENGINE_PROCESSES=N` decides instead.
+    """
+    env = dict(os.environ if env is None else env)
+    named = env.get("VELAPY_ENGINE_PROCESSES", "")
+    if named.isdigit() and int(named) > 0:
+        return int(named)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    return max(1, min(ENGINE_PROCESSES, cores, int(cores - busy + 0.5)))
 
 
 def open_evaluator(cache: bool = True) -> Evaluator:
     """An evaluator on the configured engine (VELAPY_CUE, cue on PATH, or the embedded one), with
     the render cache (`velapy.cache`) unless `cache` is False (`--no-cache`)."""
-    return Evaluator(select_runner(), parallel=min(ENGINE_PROCESSES, os.cpu_count() or 1),
-                     cache=RenderCache() if cache else None)
+    return Evaluator(select_runner(), parallel=engine_processes(), cache=RenderCache() if cache else None)
 
 
 def load(inputs: Inputs, registry: Registry | None = None, evaluator: Evaluator | None = None) -> Loaded:

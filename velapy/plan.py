@@ -41,7 +41,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -359,7 +359,7 @@ def finish_plan(draft: PlanDraft, manifests: Sequence[ComponentManifest]) -> Pla
         for m in manifests[u.first_task:u.first_task + len(u.components)]:
             for o in m.objects():
                 member = _member_object(o.obj, u.placement.cluster, inventory, hub, problems,
-                                        app.component_location(_component(u, m.component)))
+                                        functools.partial(_location_of, app, u, m.component))
                 if member is None:
                     continue
                 target = str(member["metadata"]["labels"][L_CLUSTER])
@@ -531,8 +531,12 @@ def is_cluster_scoped(obj: Mapping[str, Any], hub: HubObjects | None = None) -> 
     return hub is not None and not hub.namespaced(group, kind)
 
 
+def _location_of(app: Application, u: _Unit, component: str) -> Location:
+    return app.component_location(_component(u, component))
+
+
 def _member_object(rendered: dict[str, Any], cluster: str, inventory: Inventory, hub: HubObjects | None,
-                   problems: list[Diagnostic], where: Location) -> dict[str, Any] | None:
+                   problems: list[Diagnostic], where: Callable[[], Location]) -> dict[str, Any] | None:
     # only the top level, `metadata` and its labels change: deeper values stay shared with the
     # rendered object (rendered data is never changed in place)
     obj = dict(rendered)
@@ -544,7 +548,7 @@ def _member_object(rendered: dict[str, Any], cluster: str, inventory: Inventory,
     if inventory.get(target) is None:
         problems.append(Diagnostic(
             f"{obj.get('kind')} {meta.get('name')} is labelled {L_CLUSTER}: {target}, which is not in the "
-            "cluster inventory", where, inventory.suggest(target)))
+            "cluster inventory", where(), inventory.suggest(target)))
         return None
     labels[L_CLUSTER] = target
     if is_cluster_scoped(obj, hub):

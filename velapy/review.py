@@ -23,10 +23,12 @@ from pathlib import Path
 from velapy.diff import CLUSTERS_DIR, HANDOFF_DIRS, PLAN_FILE, Comparison, compare_folders, read_folder
 from velapy.engine import Evaluator
 from velapy.errors import Diagnostic, InputError, Location
+from velapy.freshness import Remembered, input_key, recall, remember
 from velapy.gitrev import checkout_paths, repo_root
 from velapy.pipeline import Inputs, compile_apps, output_files
+from velapy.plan import Plan
 
-__all__ = ["DiffResult", "check_output", "diff", "owned_files"]
+__all__ = ["DiffResult", "check_output", "diff", "fresh_output", "owned_files", "remember_output"]
 
 
 def owned_files(files: Mapping[str, str]) -> dict[str, str]:
@@ -38,6 +40,8 @@ def owned_files(files: Mapping[str, str]) -> dict[str, str]:
 
 def check_output(inputs: Inputs, out: str, evaluator: Evaluator) -> tuple[Comparison, bool]:
     """(what a refresh of OUT would change, whether OUT exists). Nothing is written."""
+    if fresh_output(inputs, out, evaluator) is not None:
+        return Comparison(), True
     (plan,) = compile_apps([inputs], evaluator)
     rendered = output_files(plan, inputs.handoff)
     if not Path(out).is_dir():
@@ -46,8 +50,43 @@ def check_output(inputs: Inputs, out: str, evaluator: Evaluator) -> tuple[Compar
         return compare_folders({}, rendered, new_origin="rendered"), False
     old = owned_files(read_folder(out))
     if old == rendered:  # the common answer, without parsing thousands of objects twice
+        remember_output(inputs, out, evaluator, plan, rendered)
         return Comparison(), True
     return compare_folders(old, rendered, old_origin=out, new_origin="rendered"), True
+
+
+def _output_key(inputs: Inputs, out: str, evaluator: Evaluator) -> str:
+    fields = {"app": os.path.abspath(inputs.app), "files": [os.path.abspath(f) for f in inputs.files],
+              "definitions": [os.path.abspath(d) for d in inputs.definition_dirs],
+              "resources": inputs.resources and os.path.abspath(inputs.resources), "namespace": inputs.namespace,
+              "clusters": inputs.clusters and os.path.abspath(inputs.clusters),
+              "allow_unknown": inputs.allow_unknown_parameters, "merge": inputs.merge_standalone,
+              "handoff": repr(inputs.handoff)}
+    return input_key(fields, [inputs.app, *inputs.files, inputs.clusters, inputs.resources],
+                     list(inputs.definition_dirs), out, evaluator.identity())
+
+
+def fresh_output(inputs: Inputs, out: str, evaluator: Evaluator) -> Remembered | None:
+    """What the last `render -o OUT` of these very inputs reported, when OUT still holds exactly
+    what it wrote (velapy.freshness); None when a render is needed (or the cache is off)."""
+    if evaluator.cache is None or not Path(out).is_dir():
+        return None
+    try:
+        current = owned_files(read_folder(out))
+    except InputError:
+        return None
+    return recall(evaluator.cache, _output_key(inputs, out, evaluator), current)
+
+
+def remember_output(inputs: Inputs, out: str, evaluator: Evaluator, plan: Plan, files: Mapping[str, str]) -> None:
+    """Note that OUT now holds `files`, rendered from these inputs (not for renders holding a Secret)."""
+    if evaluator.cache is None:
+        return
+    bundles = plan.bundles()
+    counts = ", ".join(f"{name} {len(objs)}" for name, objs in bundles.items())
+    secret = any(o.kind == "Secret" for objs in bundles.values() for o in objs)
+    remember(evaluator.cache, _output_key(inputs, out, evaluator), owned_files(files), counts,
+             [w.render() for w in plan.warnings], secret)
 
 
 @dataclass(frozen=True)
