@@ -349,6 +349,12 @@ def test_render_emit_check_and_diff(repo: Path) -> None:
     assert res.exit_code == 1
     assert "argocd  ApplicationSet argocd/rollouts-demo  spec.template.spec.source.targetRevision: HEAD → v2" \
         in res.stdout
+    # an app side renders with the same hand-off, placed where the folder side sits in the repository
+    res = run("diff", "canary/app.yaml", "canary/out", "--clusters", "canary/clusters.yaml", *emit_args)
+    assert (res.exit_code, res.stdout) == (0, "no differences\n"), res.stdout + res.stderr
+    res = run("diff", "canary/out", "canary/app.yaml", "--clusters", "canary/clusters.yaml")
+    assert res.exit_code == 1 and "argocd (no longer emitted)" in res.stdout
+    assert res.stdout.endswith("\nargocd, flux: 0 added, 5 removed, 0 changed objects\n")
 
 
 def test_render_emit_usage_errors(repo: Path) -> None:
