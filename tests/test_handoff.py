@@ -279,10 +279,14 @@ def test_names_and_pointers() -> None:
 def test_options_are_checked() -> None:
     Options(("argocd",), repo_url="https://x/y.git", repo_path="deploy/out").check()
     bad = [Options(("argocd",)), Options(("flux",), repo_path="/abs/out"), Options(("flux",), repo_path="../up"),
-           Options(("flux",), argocd_service_account="nobody"), Options(("flux",), flux_source="Bad_Name")]
+           Options(("flux",), argocd_service_account="nobody"), Options(("flux",), flux_source="Bad_Name"),
+           Options(("argocd",), repo_url="https://bot:ghp_notreal@git.example.com/fleet.git")]
     for opts in bad:
-        with pytest.raises(InputError):
+        with pytest.raises(InputError) as info:
             opts.check()
+        assert "ghp_notreal" not in info.value.render()
+    Options(("argocd",), repo_url="git@github.com:org/fleet.git").check()
+    Options(("argocd",), repo_url="ssh://git@git.example.com/fleet.git").check()
     assert repo_path_for("/r/deploy/out", "/r") == "deploy/out"
     assert repo_path_for("out", None) == "out"
 
