@@ -383,6 +383,12 @@ def test_outside_a_repository_out_is_taken_as_given(tmp_path: Path, evaluator: E
     assert res.exit_code == 0, res.stderr
     kss = list(yaml.safe_load_all((tmp_path / "canary/out/flux/kustomizations.yaml").read_text()))
     assert kss[0]["spec"]["path"] == "./canary/out/clusters/test-hz"
+    res = run("render", "canary/app.yaml", "--clusters", "canary/clusters.yaml", "-o", str(tmp_path / "abs"),
+              "--emit", "flux")
+    assert res.exit_code == 2 and "is not inside a git repository" in res.stderr and "give --repo-path" in res.stderr
+    res = run("render", "canary/app.yaml", "--clusters", "canary/clusters.yaml", "-o", str(tmp_path / "abs"),
+              "--emit", "flux", "--repo-path", "fleet/canary")
+    assert res.exit_code == 0, res.stderr
 
 
 # ----------------------------------------------------------------------------------------------

@@ -193,6 +193,15 @@ def _sequence(steps: Sequence[PlannedStep], mode: str, sub_mode: str, warnings: 
         branches: list[list[_Slot]] = []
         for s in group:
             if s.type == STEP_GROUP:
+                if s.if_:
+                    warnings.append(Diagnostic(
+                        f"step-group {s.name}: `if: {s.if_}` cannot be expressed in {engine}: its sub-steps always "
+                        "run", s.location))
+                if s.timeout:
+                    warnings.append(Diagnostic(
+                        f"step-group {s.name}: timeout {s.timeout} is not expressed in {engine} (only a sub-step's "
+                        "own timeout is)" if engine == "Flux" else
+                        f"step-group {s.name}: timeout {s.timeout} is not expressed in {engine}", s.location))
                 branches.append(_sequence(s.sub_steps, s.mode or sub_mode, sub_mode, warnings, engine))
             else:
                 branches.append([_Slot([s])])
