@@ -216,6 +216,9 @@ def _notes_text(plan: Plan, lay: Layout, options: Options, found: Findings) -> s
     if members:
         lines.append(f"         kubeconfig Secrets in {options.flux_namespace}: "
                      + ", ".join(kubeconfig_secret(c) for c in members) + " (key value or value.yaml)")
+    if any(stage.held for stage in lay.stages):
+        lines.append("gates:   spec.suspend; `flux resume` approves one rollout, and the Kustomization stays resumed: "
+                     "re-apply flux/ (or let a parent Kustomization reconcile it) to hold the next one")
     lines += ["", "stages (dependsOn chain, in order):"]
     n = 0
     for stage in lay.stages:
