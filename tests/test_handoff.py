@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -482,3 +483,11 @@ def test_golden_project_with_a_handoff(repo: Path) -> None:
     res = run("golden", "check")
     assert res.exit_code == 2
     assert "velapy.yaml:7:14: apps[0].handoff: emit argocd needs repoURL" in res.stderr
+
+
+def test_unit_names_never_meet() -> None:
+    plan = _plan("StepByStep", _deploy("a-b", "c1", "one"), _deploy("a", "b-c1", "two"))
+    plan = replace(plan, clusters=(*plan.clusters, Cluster("b-c1")))
+    names = layout(plan, object_paths(plan), "Flux").names("app")
+    assert len(set(names.values())) == 2
+    assert all(re.fullmatch(r"app-a-b-c1-[0-9a-f]{8}", n) for n in names.values())

@@ -195,9 +195,10 @@ def _project(plan: Plan, lay: Layout, options: Options, found: Findings) -> dict
 def _application_set(plan: Plan, lay: Layout, options: Options, found: Findings) -> dict[str, Any]:
     app = plan.app_name
     elements: list[dict[str, Any]] = []
+    names = lay.names(app)
     for unit in lay.units():
         elements.append({
-            "name": object_name(app, unit.step.name, unit.cluster),
+            "name": names[(unit.step.name, unit.cluster)],
             "step": label_value(unit.step.name),
             "cluster": label_value(unit.cluster),
             "destination": destination(unit.cluster),

@@ -70,6 +70,17 @@ class Layout:
         for s in self.stages:
             yield from s.units
 
+    def names(self, app: str) -> dict[tuple[str, str], str]:
+        """(step, cluster) → the engine object's name `<app>-<step>-<cluster>`, unique: two units
+        whose names would meet (step `a-b` in cluster `c`, step `a` in cluster `b-c`) get a hash."""
+        base = {(u.step.name, u.cluster): object_name(app, u.step.name, u.cluster) for u in self.units()}
+        counts: dict[str, int] = {}
+        for name in base.values():
+            counts[name] = counts.get(name, 0) + 1
+        return {key: name if counts[name] == 1 else
+                name[:54].rstrip("-") + "-" + _short_hash("\0".join((app, *key)))
+                for key, name in base.items()}
+
 
 # ----------------------------------------------------------------------------------------------
 # names
