@@ -265,16 +265,5 @@ def count(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def any_rule(plan: Plan, key: str) -> list[PlannedObject]:
-    out: list[PlannedObject] = []
-    seen: set[ObjectKey] = set()
-    for objs in plan.bundles().values():
-        for o in objs:
-            if key in o.rules and o.key not in seen:
-                seen.add(o.key)
-                out.append(o)
-    return out
-
-
 __all__ = ["ARGOCD", "ENGINES", "FLUX", "HANDOFF_DIRS", "Findings", "Handoff", "Options", "engine_annotations",
            "prepare", "repo_path_for"]
