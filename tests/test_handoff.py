@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,19 +42,31 @@ CANARY = ROOT / "golden" / "fleet-canary"
 # conformance with the engines' CRDs
 
 
-@pytest.fixture(scope="module")
-def schemas() -> dict[tuple[str, str], jsonschema.Draft202012Validator]:
-    """(apiVersion, kind) → validator, from the CRDs in ../shared/crds."""
-    missing = [f for f in CRD_FILES if not (CRDS / f).is_file()]
+def load_schemas(folder: Path) -> dict[tuple[str, str], jsonschema.Draft202012Validator]:
+    """(apiVersion, kind) → validator, from the CRDs in `folder`; a skip that says so when they are absent."""
+    missing = [f for f in CRD_FILES if not (folder / f).is_file()]
     if missing:
-        pytest.skip(f"the engines' CRDs are not here: {CRDS} lacks {', '.join(missing)} (CI has ../shared; "
+        pytest.skip(f"the engines' CRDs are not here: {folder} lacks {', '.join(missing)} (CI has ../shared; "
                     "the conformance of emitted Argo CD / Flux objects is NOT checked in this run)")
     out: dict[tuple[str, str], jsonschema.Draft202012Validator] = {}
     for f in CRD_FILES:
-        crd = load_crd(CRDS / f)
+        crd = load_crd(folder / f)
         for api_version, validator in validators(crd).items():
             out[(api_version, crd["spec"]["names"]["kind"])] = validator
     return out
+
+
+@pytest.fixture(scope="module")
+def schemas() -> dict[tuple[str, str], jsonschema.Draft202012Validator]:
+    """(apiVersion, kind) → validator, from the CRDs in ../shared/crds."""
+    return load_schemas(CRDS)
+
+
+def test_without_the_crds_the_run_says_conformance_is_not_checked(tmp_path: Path) -> None:
+    with pytest.raises(pytest.skip.Exception) as info:
+        load_schemas(tmp_path)
+    assert f"{tmp_path} lacks argocd-application-crd.yaml" in str(info.value)
+    assert "is NOT checked in this run" in str(info.value)
 
 
 def emitted_objects() -> list[tuple[str, dict[str, Any]]]:
@@ -279,10 +292,14 @@ def test_names_and_pointers() -> None:
 def test_options_are_checked() -> None:
     Options(("argocd",), repo_url="https://x/y.git", repo_path="deploy/out").check()
     bad = [Options(("argocd",)), Options(("flux",), repo_path="/abs/out"), Options(("flux",), repo_path="../up"),
-           Options(("flux",), argocd_service_account="nobody"), Options(("flux",), flux_source="Bad_Name")]
+           Options(("flux",), argocd_service_account="nobody"), Options(("flux",), flux_source="Bad_Name"),
+           Options(("argocd",), repo_url="https://bot:ghp_notreal@git.example.com/fleet.git")]
     for opts in bad:
-        with pytest.raises(InputError):
+        with pytest.raises(InputError) as info:
             opts.check()
+        assert "ghp_notreal" not in info.value.render()
+    Options(("argocd",), repo_url="git@github.com:org/fleet.git").check()
+    Options(("argocd",), repo_url="ssh://git@git.example.com/fleet.git").check()
     assert repo_path_for("/r/deploy/out", "/r") == "deploy/out"
     assert repo_path_for("out", None) == "out"
 
@@ -350,6 +367,12 @@ def test_render_emit_check_and_diff(repo: Path) -> None:
     assert res.exit_code == 1
     assert "argocd  ApplicationSet argocd/rollouts-demo  spec.template.spec.source.targetRevision: HEAD → v2" \
         in res.stdout
+    # an app side renders with the same hand-off, placed where the folder side sits in the repository
+    res = run("diff", "canary/app.yaml", "canary/out", "--clusters", "canary/clusters.yaml", *emit_args)
+    assert (res.exit_code, res.stdout) == (0, "no differences\n"), res.stdout + res.stderr
+    res = run("diff", "canary/out", "canary/app.yaml", "--clusters", "canary/clusters.yaml")
+    assert res.exit_code == 1 and "argocd (no longer emitted)" in res.stdout
+    assert res.stdout.endswith("\nargocd, flux: 0 added, 5 removed, 0 changed objects\n")
 
 
 def test_render_emit_usage_errors(repo: Path) -> None:
@@ -374,6 +397,12 @@ def test_outside_a_repository_out_is_taken_as_given(tmp_path: Path, evaluator: E
     assert res.exit_code == 0, res.stderr
     kss = list(yaml.safe_load_all((tmp_path / "canary/out/flux/kustomizations.yaml").read_text()))
     assert kss[0]["spec"]["path"] == "./canary/out/clusters/test-hz"
+    res = run("render", "canary/app.yaml", "--clusters", "canary/clusters.yaml", "-o", str(tmp_path / "abs"),
+              "--emit", "flux")
+    assert res.exit_code == 2 and "is not inside a git repository" in res.stderr and "give --repo-path" in res.stderr
+    res = run("render", "canary/app.yaml", "--clusters", "canary/clusters.yaml", "-o", str(tmp_path / "abs"),
+              "--emit", "flux", "--repo-path", "fleet/canary")
+    assert res.exit_code == 0, res.stderr
 
 
 # ----------------------------------------------------------------------------------------------
@@ -467,3 +496,11 @@ def test_golden_project_with_a_handoff(repo: Path) -> None:
     res = run("golden", "check")
     assert res.exit_code == 2
     assert "velapy.yaml:7:14: apps[0].handoff: emit argocd needs repoURL" in res.stderr
+
+
+def test_unit_names_never_meet() -> None:
+    plan = _plan("StepByStep", _deploy("a-b", "c1", "one"), _deploy("a", "b-c1", "two"))
+    plan = replace(plan, clusters=(*plan.clusters, Cluster("b-c1")))
+    names = layout(plan, object_paths(plan), "Flux").names("app")
+    assert len(set(names.values())) == 2
+    assert all(re.fullmatch(r"app-a-b-c1-[0-9a-f]{8}", n) for n in names.values())

@@ -489,15 +489,18 @@ _DIFF_FORMATS = click.Choice(["text", "json", "markdown"])
               help="With --live: default kubeconfig; a cluster's context defaults to its name.")
 @click.option("--as", "as_user", default="", metavar="USER", help="With --live: impersonate this user.")
 @click.option("--as-group", "as_groups", multiple=True, metavar="GROUP", help="With --live: and this group.")
+@handoff_options
 @unknown_parameters_option
 @no_cache_option
 def diff_cmd(old: str, new: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
              namespace: str, clusters: str, git_base: str, unified: bool, fmt: str, show_secrets: bool,
-             live: bool, kubeconfig: str, as_user: str, as_groups: tuple[str, ...], allow_unknown: bool) -> None:
+             live: bool, kubeconfig: str, as_user: str, as_groups: tuple[str, ...], emit: tuple[str, ...],
+             repo_url: str, revision: str, repo_path: str | None, argocd_namespace: str, argocd_sa: str,
+             flux_source: str, flux_namespace: str, allow_unknown: bool) -> None:
     """What changes for every cluster between OLD and NEW.
 
     Each side is an Application file (rendered in memory with the same --clusters, -f, -d,
-    --resources and -n) or a folder written by `velapy render -o`. With --git-base REV give one
+    --resources, -n and --emit options) or a folder written by `velapy render -o`. With --git-base REV give one
     path: it is compared with itself at REV (e.g. `velapy diff app.yaml --git-base origin/main`).
     Secret values are masked unless --show-secrets. Exit code 0 when equal, 1 when different,
     2 on bad input.
@@ -515,10 +518,19 @@ def diff_cmd(old: str, new: str, files: tuple[str, ...], definition_dirs: tuple[
         raise click.UsageError("give two sides, OLD and NEW (or one path and --git-base REV)")
     if unified and fmt != "text":
         raise click.UsageError("--unified is a text format: leave out --output")
-    options = Inputs("", files, definition_dirs, resources, namespace, clusters, allow_unknown)
     old_path, new_path = ("", old) if git_base else (old, new)
+    handoff = None
+    if emit:  # app sides are rendered with the hand-off; OUT's place in the repo is the folder side's
+        if repo_path is None:
+            folder = next((p for p in (old_path, new_path) if p and os.path.isdir(p)), "")
+            repo_path = handoff_repo_path(folder) if folder else ""
+        handoff = HandoffOptions(tuple(dict.fromkeys(emit)), repo_url, revision, repo_path, argocd_namespace,
+                                 argocd_sa, flux_source, flux_namespace)
+    options = Inputs("", files, definition_dirs, resources, namespace, clusters, allow_unknown, handoff)
 
     def go() -> int:
+        if options.handoff is not None:
+            options.handoff.check()
         with _evaluator() as ev:
             result = review_diff(old_path, new_path, options, ev, git_base=git_base, show_secrets=show_secrets)
         for note in result.notes:

@@ -648,8 +648,11 @@ def summary_line(cmp: Comparison) -> str:
     if cmp.equal:
         return "no differences"
     t = cmp.totals()
-    n = len(cmp.clusters)
-    text = (f"{n} cluster{'s' if n != 1 else ''}: {t[ADDED]} added, {t[REMOVED]} removed, "
+    handoff = [c.cluster.rstrip("/") for c in cmp.clusters if c.cluster.endswith("/")]
+    n = len(cmp.clusters) - len(handoff)
+    head = f"{n} cluster{'s' if n != 1 else ''}" if n or not handoff else ""
+    head += (" and " if head else "") + ", ".join(handoff) if handoff else ""
+    text = (f"{head}: {t[ADDED]} added, {t[REMOVED]} removed, "
             f"{t[CHANGED]} changed object{'s' if t[CHANGED] != 1 else ''}")
     if cmp.plan:
         text += "; plan changed"

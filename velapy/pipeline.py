@@ -27,7 +27,7 @@ from velapy.deflib import regenerate_schemas as regenerate_schemas
 from velapy.deflib import vet_files as vet_files
 from velapy.dryrun import dry_run_blocks, format_blocks, one_object_per_document
 from velapy.engine import Evaluator, select_runner
-from velapy.errors import Diagnostic, InputError, VelapyError
+from velapy.errors import Diagnostic, InputError, Location, VelapyError
 from velapy.gitrev import repo_root
 from velapy.handoff import Handoff, prepare, repo_path_for
 from velapy.handoff import Options as HandoffOptions
@@ -288,7 +288,12 @@ def handoff_repo_path(out: str) -> str:
         root: str | None = repo_root(out)
     except InputError:
         root = None
-    return repo_path_for(out, root)
+    path = repo_path_for(out, root)
+    if os.path.isabs(path):
+        raise InputError([Diagnostic(
+            f"-o {out} is not inside a git repository, so where the GitOps engine finds it is unknown",
+            Location(file=out), "give --repo-path: the folder's path inside the repository the engine reads")])
+    return path
 
 
 def write_output(plan: Plan, out: str, handoff: HandoffOptions | None = None, *, force: bool = False,

@@ -20,6 +20,7 @@ import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
 
 from velapy.errors import Diagnostic, InputError, Location
 from velapy.plan import ObjectKey, Plan, PlannedObject, PlannedPlacement, PlannedStep, digest_of
@@ -35,6 +36,14 @@ A_FLUX_SSA = "kustomize.toolkit.fluxcd.io/ssa"
 A_FLUX_FORCE = "kustomize.toolkit.fluxcd.io/force"
 
 _DNS = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _has_credentials(url: str) -> bool:
+    """`https://user:token@host/...` (a password or token in the URL); `git@host:` and `ssh://git@` are fine."""
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,9 @@ class Options:
         if ARGOCD in self.engines and not self.repo_url:
             problems.append(Diagnostic("--emit argocd needs --repo-url: the git repository Argo CD reads OUT from",
                                        hint="e.g. --repo-url https://git.example.com/fleet.git"))
+        if self.repo_url and _has_credentials(self.repo_url):
+            problems.append(Diagnostic("--repo-url carries credentials: they would be written into the output",
+                                       hint="give the bare URL; Argo CD takes credentials from a repository Secret"))
         if not self.revision:
             problems.append(Diagnostic("--revision must not be empty", hint="a branch, tag or commit; default HEAD"))
         path = self.repo_path
@@ -251,17 +263,6 @@ def located_objects(objs: list[PlannedObject]) -> str:
 
 def count(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def any_rule(plan: Plan, key: str) -> list[PlannedObject]:
-    out: list[PlannedObject] = []
-    seen: set[ObjectKey] = set()
-    for objs in plan.bundles().values():
-        for o in objs:
-            if key in o.rules and o.key not in seen:
-                seen.add(o.key)
-                out.append(o)
-    return out
 
 
 __all__ = ["ARGOCD", "ENGINES", "FLUX", "HANDOFF_DIRS", "Findings", "Handoff", "Options", "engine_annotations",

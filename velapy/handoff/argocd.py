@@ -16,7 +16,9 @@ Mapping (README "Hand off to Argo CD / Flux"):
   `maxUpdate: 0`, and approving is syncing its Applications by label;
 * apply-once paths → `ignoreDifferences.jsonPointers` with `ServerSideApply=true` and
   `RespectIgnoreDifferences=true`; garbage-collect → `automated.prune` (false with
-  `keepLegacyResource`); drift correction → `selfHeal: true`;
+  `keepLegacyResource`): RollingSync turns auto-sync off and triggers each sync itself with the
+  template's `automated.prune` and `syncOptions`; it re-syncs Applications that drift OutOfSync
+  (`selfHeal: true` matters only where Progressive Syncs is off);
 * the AppProject allows exactly the plan's destinations (cluster × namespace), the group/kinds the
   plan deploys, and the repository; `--argocd-service-account NS/NAME` adds
   `destinationServiceAccounts` (Argo CD impersonates service accounts, never users).
@@ -193,9 +195,10 @@ def _project(plan: Plan, lay: Layout, options: Options, found: Findings) -> dict
 def _application_set(plan: Plan, lay: Layout, options: Options, found: Findings) -> dict[str, Any]:
     app = plan.app_name
     elements: list[dict[str, Any]] = []
+    names = lay.names(app)
     for unit in lay.units():
         elements.append({
-            "name": object_name(app, unit.step.name, unit.cluster),
+            "name": names[(unit.step.name, unit.cluster)],
             "step": label_value(unit.step.name),
             "cluster": label_value(unit.cluster),
             "destination": destination(unit.cluster),
@@ -278,7 +281,8 @@ def _notes_text(plan: Plan, lay: Layout, options: Options, found: Findings) -> s
              " regenerated, do not edit)",
              "",
              f"apply:   kubectl apply -n {options.argocd_namespace} -f {FOLDER}/",
-             "needs:   Progressive Syncs enabled on the ApplicationSet controller (--enable-progressive-syncs);",
+             "needs:   Progressive Syncs enabled on the ApplicationSet controller (--enable-progressive-syncs):",
+             "         without it the strategy is ignored and every Application auto-syncs at once, past the gates;",
              "         a cluster secret per member cluster whose name is the cluster name below",
              f"source:  {options.repo_url} at {options.revision}, path {options.base_path or '.'}",
              "",

@@ -44,7 +44,6 @@ from velapy.handoff.model import (
     json_pointer,
     label_value,
     layout,
-    object_name,
     whole_object_pointers,
 )
 from velapy.plan import ObjectKey, Plan, PlannedObject, group_of
@@ -122,11 +121,12 @@ def _kustomizations(plan: Plan, lay: Layout, options: Options, found: Findings) 
     previous: list[str] = []
     base = options.base_path
     not_always: list[PlannedObject] = []
+    unit_names = lay.names(plan.app_name)
     for stage in lay.stages:
         names: list[str] = []
         units = list(stage.units)
         for unit in units:
-            name = object_name(plan.app_name, unit.step.name, unit.cluster)
+            name = unit_names[(unit.step.name, unit.cluster)]
             names.append(name)
             spec: dict[str, Any] = {
                 "interval": INTERVAL,
@@ -216,6 +216,9 @@ def _notes_text(plan: Plan, lay: Layout, options: Options, found: Findings) -> s
     if members:
         lines.append(f"         kubeconfig Secrets in {options.flux_namespace}: "
                      + ", ".join(kubeconfig_secret(c) for c in members) + " (key value or value.yaml)")
+    if any(stage.held for stage in lay.stages):
+        lines.append("gates:   spec.suspend; `flux resume` approves one rollout, and the Kustomization stays resumed: "
+                     "re-apply flux/ (or let a parent Kustomization reconcile it) to hold the next one")
     lines += ["", "stages (dependsOn chain, in order):"]
     n = 0
     for stage in lay.stages:

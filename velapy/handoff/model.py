@@ -70,6 +70,17 @@ class Layout:
         for s in self.stages:
             yield from s.units
 
+    def names(self, app: str) -> dict[tuple[str, str], str]:
+        """(step, cluster) → the engine object's name `<app>-<step>-<cluster>`, unique: two units
+        whose names would meet (step `a-b` in cluster `c`, step `a` in cluster `b-c`) get a hash."""
+        base = {(u.step.name, u.cluster): object_name(app, u.step.name, u.cluster) for u in self.units()}
+        counts: dict[str, int] = {}
+        for name in base.values():
+            counts[name] = counts.get(name, 0) + 1
+        return {key: name if counts[name] == 1 else
+                name[:54].rstrip("-") + "-" + _short_hash("\0".join((app, *key)))
+                for key, name in base.items()}
+
 
 # ----------------------------------------------------------------------------------------------
 # names
@@ -193,6 +204,15 @@ def _sequence(steps: Sequence[PlannedStep], mode: str, sub_mode: str, warnings: 
         branches: list[list[_Slot]] = []
         for s in group:
             if s.type == STEP_GROUP:
+                if s.if_:
+                    warnings.append(Diagnostic(
+                        f"step-group {s.name}: `if: {s.if_}` cannot be expressed in {engine}: its sub-steps always "
+                        "run", s.location))
+                if s.timeout:
+                    warnings.append(Diagnostic(
+                        f"step-group {s.name}: timeout {s.timeout} is not expressed in {engine} (only a sub-step's "
+                        "own timeout is)" if engine == "Flux" else
+                        f"step-group {s.name}: timeout {s.timeout} is not expressed in {engine}", s.location))
                 branches.append(_sequence(s.sub_steps, s.mode or sub_mode, sub_mode, warnings, engine))
             else:
                 branches.append([_Slot([s])])
