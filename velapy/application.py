@@ -93,6 +93,17 @@ class Application:
         return self.location(["spec", "components", comp.index, *rest], component=comp.name, trait=trait)
 
 
+def not_one_application_at(path: str, docs: Sequence[Document]) -> Location:
+    """Where to point when a file does not hold exactly one Application: the `kind` of its second
+    Application, else of its first document, else line 1 of the file."""
+    apps = [d for d in docs if isinstance(d.data, dict) and d.data.get("kind") == "Application"]
+    pick = apps[1] if len(apps) > 1 else docs[0] if docs else None
+    if pick is None:
+        return Location(file=path, line=1, column=1)
+    loc = pick.location(["kind"] if isinstance(pick.data, dict) and "kind" in pick.data else [])
+    return Location(file=path, line=loc.line or 1, column=loc.column or 1, path=loc.path)
+
+
 def load_application(path: str, extra_files: Sequence[str] = (), namespace: str = "") -> Application:
     """Read the Application and the standalone Policy/Workflow files; all shape problems at once."""
     docs = load_file(path)
@@ -101,7 +112,7 @@ def load_application(path: str, extra_files: Sequence[str] = (), namespace: str 
     if len(apps) != 1:
         found = "none" if not apps else f"{len(apps)}"
         raise InputError([Diagnostic(f"expected exactly one Application in the file, found {found}",
-                                     Location(file=path, line=1))])
+                                     not_one_application_at(path, docs))])
     extra_docs: list[Document] = [d for d in docs if d is not apps[0]]
     for f in extra_files:
         extra_docs.extend(load_file(f))

@@ -49,9 +49,15 @@ class PlanSchemaError(VelapyError):
 # file layout
 
 
+_NAME_MAX = 200  # file systems allow 255 bytes per name; Kubernetes names go to 253 characters
+
+
 def _file_name(kind: str, name: str, group: str = "") -> str:
     kind_part = kind.lower() + (f".{group or 'core'}" if group != "-" and group else "")
-    return f"{_UNSAFE.sub('_', kind_part)}_{_UNSAFE.sub('_', name)}.yaml"
+    text = f"{_UNSAFE.sub('_', kind_part)}_{_UNSAFE.sub('_', name)}"
+    if len(text) > _NAME_MAX:  # a long (valid) name: cut it, keep it unique with a hash of the whole
+        text = text[:_NAME_MAX - 9] + "-" + hashlib.sha256(text.encode()).hexdigest()[:8]
+    return text + ".yaml"
 
 
 def object_paths(plan: Plan) -> dict[ObjectKey, str]:

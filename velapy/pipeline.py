@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
-from velapy import emit, outdir, redact
+from velapy import emit, k8snames, limits, outdir, redact
 from velapy.application import Application, load_application, merge_standalone
 from velapy.cache import RenderCache
 from velapy.clusters import Inventory, hub_only, load_inventory
@@ -32,7 +32,7 @@ from velapy.gitrev import repo_root
 from velapy.handoff import Handoff, prepare, repo_path_for
 from velapy.handoff import Options as HandoffOptions
 from velapy.placement import topology_placements, unchecked_cluster_names
-from velapy.plan import Plan, PlanDraft, build_plan, dry_run_clusters, finish_plan, prepare_plan
+from velapy.plan import Plan, PlanDraft, dry_run_clusters, finish_plan, prepare_plan
 from velapy.policies import OVERRIDE, TOPOLOGY, override_name_warnings
 from velapy.refobjects import HubObjects, load_hub
 from velapy.render import render, version_warning
@@ -124,6 +124,9 @@ def load(inputs: Inputs, registry: Registry | None = None, evaluator: Evaluator 
     With an evaluator, the properties of `-d` definitions are checked too (their parameter schemas
     are computed by the engine); without one they are left to CUE at render time.
     """
+    if inputs.namespace and (why := k8snames.label_problem(inputs.namespace)):
+        raise InputError(f"-n: the namespace {inputs.namespace[:70]!r}{'…' if len(inputs.namespace) > 70 else ''} "
+                         f"{why}")
     reg = registry if registry is not None else load_registry(inputs.definition_dirs)
     validate_files(inputs.app, inputs.files, reg, evaluator, ValidationOptions(inputs.allow_unknown_parameters))
     app = load_application(inputs.app, inputs.files, inputs.namespace)
@@ -221,7 +224,10 @@ def compile_app(inputs: Inputs, evaluator: Evaluator, registry: Registry | None 
     per trait depth for all clusters) → assemble member-cluster objects → plan with rules and checks."""
     loaded = load(inputs, registry, evaluator)
     inventory = load_clusters(inputs)
-    return build_plan(loaded.app, loaded.registry, evaluator, inventory, loaded.hub)
+    draft = prepare_plan(loaded.app, loaded.registry, inventory, loaded.hub)
+    limits.check_instances(len(draft.tasks), inputs.app)
+    plan = finish_plan(draft, render(draft.tasks, loaded.registry, evaluator, loaded.hub))
+    return names_checked(plan, loaded.app)
 
 
 @_secrets_withheld
@@ -241,6 +247,7 @@ def compile_apps(inputs: Sequence[Inputs], evaluator: Evaluator) -> list[Plan]:
                 reg = registries[inp.definition_dirs] = load_registry(inp.definition_dirs)
             loaded = load(inp, reg, evaluator)
             drafts.append(prepare_plan(loaded.app, reg, load_clusters(inp), loaded.hub))
+            limits.check_instances(len(drafts[-1].tasks), inp.app)
         except InputError as exc:
             problems.extend(exc.diagnostics)
     if problems:
@@ -258,13 +265,34 @@ def compile_apps(inputs: Sequence[Inputs], evaluator: Evaluator) -> list[Plan]:
         for n in members:
             count = len(drafts[n].tasks)
             try:
-                plans[n] = finish_plan(drafts[n], manifests[start:start + count])
+                plans[n] = names_checked(finish_plan(drafts[n], manifests[start:start + count]), drafts[n].app)
             except InputError as exc:
                 problems.extend(exc.diagnostics)
             start += count
     if problems:
         raise InputError(list(dict.fromkeys(problems)))
     return [plans[n] for n in range(len(drafts))]
+
+
+def names_checked(plan: Plan, app: Application) -> Plan:
+    """`plan`, or an InputError naming every object name, namespace or label Kubernetes would
+    reject (`velapy.k8snames`), located at its component, before anything is written."""
+
+    def locate(component: str, trait: str) -> Location:
+        comp = next((c for c in app.components if c.name == component), None)
+        if comp is None:
+            return Location(file=app.file, component=component, trait=trait)
+        if trait:
+            index = next((i for i, t in enumerate(comp.raw.get("traits") or []) if isinstance(t, dict)
+                          and t.get("type") == trait), None)
+            if index is not None:
+                return app.component_location(comp, "traits", index, trait=trait)
+        return app.component_location(comp, trait=trait)
+
+    problems = k8snames.check_plan(plan, locate)
+    if problems:
+        raise InputError(problems)
+    return plan
 
 
 def output_files(plan: Plan, handoff: HandoffOptions | None = None) -> dict[str, str]:

@@ -13,12 +13,14 @@ hub object under `--resources`). Two defences, both used:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from velapy import limits
 from velapy.errors import Diagnostic, VelapyError
 
 SECRET_FIELDS = ("data", "stringData")
@@ -88,9 +90,12 @@ def secret_strings_of_files(paths: Iterable[str]) -> set[str]:
             if os.path.isdir(p) else []
         for f in files:
             try:
+                with open(f, "rb") as fh:
+                    if b"Secret" not in fh.read(limits.current().file_bytes + 1):
+                        continue  # no Secret in it: not worth parsing again on an error path
                 for doc in load_file(f):
                     out |= secret_strings(doc.data)
-            except VelapyError:
+            except (VelapyError, OSError):
                 continue
     return out
 
@@ -119,8 +124,11 @@ def scrub_error(exc: E, values: Iterable[str]) -> E:
     out: list[Diagnostic] = []
     for d in exc.diagnostics:
         message, hint = scrub(d.message, vals), scrub(d.hint, vals)
-        changed = changed or message != d.message or hint != d.hint
-        out.append(Diagnostic(message, d.location, hint))
+        loc = d.location
+        where = dataclasses.replace(loc, component=scrub(loc.component, vals), trait=scrub(loc.trait, vals),
+                                    path=scrub(loc.path, vals))
+        changed = changed or message != d.message or hint != d.hint or where != loc
+        out.append(Diagnostic(message, where, hint))
     if not changed:
         return exc
     new = type(exc).__new__(type(exc))

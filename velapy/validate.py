@@ -32,10 +32,11 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from velapy import redact, schemagen
+from velapy import limits, redact, schemagen
+from velapy.application import not_one_application_at
 from velapy.definitions import Registry
 from velapy.engine import Evaluator
-from velapy.errors import REASON_UNKNOWN_DEFINITION, Diagnostic, InputError, Location
+from velapy.errors import REASON_UNKNOWN_DEFINITION, Diagnostic, InputError
 from velapy.yamlio import Document, load_file
 
 APP_API = "core.oam.dev/v1beta1"
@@ -165,6 +166,7 @@ def validate_files(app: str, files: Sequence[str], registry: Registry, evaluator
             problems.extend(exc.diagnostics)
     if problems:
         raise InputError(problems)
+    limits.check_application_size(app_docs)  # before any work that grows with the app's size
     checker = _Checker(registry, options or Options())
     checker.run(app, app_docs, extra_docs, evaluator)
     diags = checker.sorted_problems()
@@ -232,7 +234,7 @@ class _Checker:
         if len(apps) != 1:
             found = "none" if not apps else str(len(apps))
             self.problems.append(Diagnostic(f"expected exactly one Application in the file, found {found}",
-                                            Location(file=app_file, line=(apps[1].location([]).line if apps else 1))))
+                                            not_one_application_at(app_file, app_docs)))
             self._order.setdefault(app_file, 0)
             return
         app = apps[0]

@@ -37,7 +37,6 @@ import re
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -58,7 +57,7 @@ from yaml.events import (
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 
-from velapy import redact
+from velapy import limits, redact
 from velapy.errors import Diagnostic, InputError, Location
 
 __all__ = [
@@ -842,7 +841,6 @@ _TYPED_TAGS = {
     _YAML_TAG + "null": _NULL,
     _YAML_TAG + "timestamp": _TIME,
 }
-_EXPANDED_NODE_LIMIT = 1_000_000
 
 
 class _PlainMarkingResolver:
@@ -936,6 +934,11 @@ def _compose(text: str, file: str) -> list[Node]:
         try:
             nodes = _compose_with(composer, text)
         except yaml.YAMLError as error:
+            if "maximum nesting depth" in str(error):  # libyaml's own bound, located: say it plainly
+                mark = getattr(error, "problem_mark", None)
+                where = Location(file=file, line=mark.line + 1, column=mark.column + 1) if mark else Location(file=file)
+                raise InputError([limits.exceeded("the YAML nests too deeply: levels", 1000,
+                                                  limits.current().yaml_depth, "yaml_depth", where)]) from None
             # The pure parser runs again only to word the error the same way everywhere.
             first_error = first_error or error
             if composer is _PureComposer:
@@ -967,6 +970,8 @@ class _Builder:
         self._built: set[int] = set()
         self._active: set[int] = set()
         self._expanded = 0
+        lim = limits.current()
+        self._max_nodes, self._max_depth = lim.yaml_nodes, lim.yaml_depth
         self.quoted: list[tuple[int, tuple[str | int, ...], str]] = []  # problems that quote a value
 
     def withhold_secrets(self, data: Any) -> None:
@@ -990,10 +995,16 @@ class _Builder:
             return None, _Spot(*_node_start(node))
         if key in self._built:
             self._expanded += 1
-            if self._expanded > _EXPANDED_NODE_LIMIT:
+            if self._expanded > self._max_nodes:
                 line, column = _node_start(node)
                 where = Location(file=self.file, line=line, column=column, path=format_path(path))
-                raise InputError("aliases expand to too many nodes", where)
+                raise InputError([limits.exceeded("aliases expand to too many nodes", self._expanded,
+                                                  self._max_nodes, "yaml_nodes", where)])
+        if len(path) > self._max_depth:
+            line, column = _node_start(node)
+            where = Location(file=self.file, line=line, column=column)
+            raise InputError([limits.exceeded("the YAML nests too deeply: levels", len(path), self._max_depth,
+                                              "yaml_depth", where)])
         self._built.add(key)
         self._active.add(key)
         try:
@@ -1177,10 +1188,34 @@ def load_documents(text: str, file: str) -> list[Document]:
             builder.withhold_secrets(data)
             documents.append(Document(data, file, index, spot))
     except RecursionError:
-        raise InputError("the YAML nests too deeply to read", Location(file=file)) from None
+        line, column = _too_deep_at(text)
+        raise InputError("the YAML nests too deeply to read", Location(file=file, line=line, column=column)) \
+            from None
     if builder.problems:
         raise InputError(builder.problems)
     return documents
+
+
+def _too_deep_at(text: str) -> tuple[int, int]:
+    """Where nesting first goes past the depth limit (by the parser's event stream, which does not
+    recurse), or (0, 0) when the parser itself fails first."""
+    limit = limits.current().yaml_depth
+    depth = 0
+    loader: Any = yaml.BaseLoader(text)  # the pure parser: libyaml scans a whole flow collection first
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > limit and event.start_mark is not None:
+                    return event.start_mark.line + 1, event.start_mark.column + 1
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    finally:
+        loader.dispose()
+    return 0, 0
 
 
 def _decode(raw: bytes, file: str) -> str:
@@ -1198,8 +1233,17 @@ def _decode(raw: bytes, file: str) -> str:
 def load_file(path: str | os.PathLike[str]) -> list[Document]:
     """Read `path` and load its documents (see `load_documents`); unreadable files are InputErrors."""
     name = os.fspath(path)
+    max_bytes = limits.current().file_bytes
     try:
-        raw = Path(name).read_bytes()
+        size = os.stat(name).st_size
+        if size > max_bytes:
+            raise InputError([limits.exceeded("the file is too large to read: bytes", size, max_bytes, "file_bytes",
+                                              Location(file=name))])
+        with open(name, "rb") as fh:
+            raw = fh.read(max_bytes + 1)
+        if len(raw) > max_bytes:  # a file that grows, or a pipe
+            raise InputError([limits.exceeded("the file is too large to read: bytes", len(raw), max_bytes,
+                                              "file_bytes", Location(file=name))])
     except OSError as error:
         raise InputError(f"cannot read the file: {error.strerror or error}", Location(file=name)) from None
     return load_documents(_decode(raw, name), name)

@@ -1,0 +1,380 @@
+"""Fuzzer: the golden inputs, mutated → velapy must answer with exit 0 or 2 only, every error
+located, and no Secret value anywhere but the object files it renders.
+
+Each case takes a golden case (`golden/<case>/`), plants a Secret holding SENTINEL in it (a
+`k8s-objects` component of the app, and a hub object when the case has `resources/`), then
+applies one to three mutations drawn by hypothesis: text edits (delete, duplicate or re-indent a
+line, insert YAML punctuation, tags, anchors and aliases, cut the file) and data edits (a value
+replaced by another of any shape, a key deleted or renamed, the Secret's value tagged). It runs
+the compile pipeline in-process on one shared CUE engine and checks:
+
+- the outcome is a plan (exit 0) or an InputError (exit 2): never another VelapyError (exit 4,
+  an internal error) nor any other exception (a traceback);
+- every error names the file it is about;
+- SENTINEL appears in no error, no warning, no `plan.yaml`, and no diff of the result against the
+  unmutated case (text, unified, JSON, Markdown) — only in the Secret's own object file.
+
+Seeded and derandomized, so a run is reproducible. `make test` runs FUZZ_CASES (tests/test_fuzz.py);
+more on demand:
+
+    .venv/bin/python tests/fuzz_inputs.py --cases 10000 [--seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from goldens import Case, cases  # noqa: E402
+
+from velapy import redact  # noqa: E402
+from velapy.definitions import Registry, load_registry  # noqa: E402
+from velapy.diff import compare_folders, format_json, format_markdown, format_text, format_unified  # noqa: E402
+from velapy.engine import Evaluator  # noqa: E402
+from velapy.errors import EXIT_INVALID, VelapyError  # noqa: E402
+from velapy.pipeline import Inputs, compile_app, output_files  # noqa: E402
+
+SENTINEL = "fuzz-SENTINEL-7c1e9a0b"
+FUZZ_CASES = 200  # in `make test`
+SECRET_COMPONENT = {
+    "name": "fuzz-secret",
+    "type": "k8s-objects",
+    "properties": {"objects": [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "fuzz-db"},
+                                "stringData": {"password": SENTINEL}, "type": "Opaque"}]},
+}
+HUB_SECRET = (f"apiVersion: v1\nkind: Secret\nmetadata: {{name: fuzz-hub, namespace: default}}\n"
+              f"stringData:\n  token: {SENTINEL}\n")
+PUNCTUATION = [": ", "- ", "[", "]", "{", "}", ",", "&a ", "*a", "!!int ", "!!bool ", "!!float ", "!!str ",
+               "!!binary ", "<<: *a", "~", "null", "'", '"', "|", ">", "#", "\t", "\n", "---\n", "...\n",
+               "1e999", "0x1F", "-0", ".inf", "2024-01-01", "yes", "on", "\\u0000", "%YAML 1.2\n", "? ",
+               "\ufeff", "é", "\u202e", "  ", "x" * 300]
+
+
+# ------------------------------------------------------------------------------------------
+# the seed inputs
+
+
+@dataclass(frozen=True)
+class Seed:
+    case: Case
+    files: dict[str, str]  # relative path → text (app.yaml, clusters.yaml, resources/..., -f files)
+    inputs: Inputs  # relative paths; resolved against the folder a run copies the files to
+
+
+def _plant(app_text: str) -> str:
+    try:
+        docs = list(yaml.safe_load_all(app_text))
+    except yaml.YAMLError:
+        return app_text
+    for d in docs:
+        if isinstance(d, dict) and d.get("kind") == "Application" and isinstance(d.get("spec"), dict) \
+                and isinstance(d["spec"].get("components"), list):
+            d["spec"]["components"].append(SECRET_COMPONENT)
+            return yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True)
+    return app_text
+
+
+def load_seeds() -> list[Seed]:
+    out = []
+    for case in cases():
+        inp = case.inputs()
+        files: dict[str, str] = {}
+        for p in sorted(case.path.rglob("*")):
+            rel = p.relative_to(case.path).as_posix()
+            if p.is_file() and not rel.startswith(("expected/", "definitions/")) and rel != "case.yaml":
+                files[rel] = p.read_text(encoding="utf-8")
+        files["app.yaml"] = _plant(files["app.yaml"])
+        if inp.resources:
+            files["resources/fuzz-secret.yaml"] = HUB_SECRET
+
+        def relative(path: str, home: Path = case.path) -> str:
+            return Path(path).relative_to(home).as_posix() if path else ""
+
+        out.append(Seed(case, files, Inputs(
+            "app.yaml", tuple(relative(f) for f in inp.files), inp.definition_dirs, relative(inp.resources),
+            inp.namespace, relative(inp.clusters), inp.allow_unknown_parameters)))
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# mutations
+
+
+def _json_values() -> st.SearchStrategy[Any]:
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2 ** 70), max_value=2 ** 70),
+                        st.floats(allow_nan=False), st.text(max_size=20), st.sampled_from(["", "x" * 300]))
+    return st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                         st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+                        max_leaves=6)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out.extend(_paths(v, (*prefix, k)))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out.extend(_paths(v, (*prefix, i)))
+    return out
+
+
+def _text_op(draw: st.DrawFn, text: str) -> str:
+    lines = text.split("\n")
+    op = draw(st.sampled_from(["delete", "duplicate", "indent", "insert", "cut", "tag-secret"]))
+    i = draw(st.integers(0, max(0, len(lines) - 1)))
+    if op == "delete":
+        del lines[i:i + 1]
+    elif op == "duplicate":
+        lines.insert(i, lines[i] if lines else "")
+    elif op == "indent":
+        delta = draw(st.sampled_from([-4, -2, -1, 1, 2, 4]))
+        lines[i] = " " * delta + lines[i] if delta > 0 else lines[i][-delta:]
+    elif op == "insert":
+        pos = draw(st.integers(0, len(lines[i]) if lines else 0))
+        piece = draw(st.one_of(st.sampled_from(PUNCTUATION), st.text(max_size=5)))
+        lines[i] = lines[i][:pos] + piece + lines[i][pos:]
+    elif op == "cut":
+        return text[:draw(st.integers(0, len(text)))]
+    else:
+        tag = draw(st.sampled_from(["!!int ", "!!bool ", "!!float ", "!!null ", "!!timestamp ", "!!binary ", "&s "]))
+        return text.replace(SENTINEL, tag + SENTINEL, 1)
+    return "\n".join(lines)
+
+
+def _at(node: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        node = node[step]
+    return node
+
+
+def _data_op(draw: st.DrawFn, text: str) -> str:
+    try:
+        docs = list(yaml.safe_load_all(text))
+    except Exception:
+        return text
+    if not docs:
+        return text
+    d = draw(st.integers(0, len(docs) - 1))
+    paths = _paths(docs[d])
+    path = draw(st.sampled_from(paths))
+    op = draw(st.sampled_from(["tweak", "tweak", "tweak", "replace", "delete", "rename"]))
+    if op == "tweak":  # same shape, another value: the input mostly stays valid and renders
+        scalars = [p for p in paths if p and not isinstance(_at(docs[d], p), dict | list)]
+        if not scalars:
+            return text
+        path = draw(st.sampled_from(scalars))
+        old = _at(docs[d], path)
+        new: Any = draw(st.integers(-3, 70000)) if isinstance(old, int) and not isinstance(old, bool) else \
+            draw(st.booleans()) if isinstance(old, bool) else \
+            draw(st.sampled_from([f"{old}x", f"{old}-2", str(old).upper(), str(old)[:1], f"{old}.{old}"]))
+        _at(docs[d], path[:-1])[path[-1]] = new
+        op = "done"
+    if op == "done":
+        pass
+    elif not path:
+        docs[d] = draw(_json_values())
+    else:
+        parent = docs[d]
+        for step in path[:-1]:
+            parent = parent[step]
+        last = path[-1]
+        if op == "replace":
+            parent[last] = draw(_json_values())
+        elif op == "delete":
+            del parent[last]
+        elif isinstance(parent, dict):
+            parent[str(last) + draw(st.sampled_from(["x", "_", "s", ""]))] = parent.pop(last)
+    try:
+        return yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True)
+    except (yaml.YAMLError, ValueError):
+        return text
+
+
+@st.composite
+def mutated(draw: st.DrawFn, seeds: list[Seed]) -> tuple[Seed, dict[str, str]]:
+    valid = [x for x in seeds if not x.case.name.startswith(("err-", "fleet-err-"))]
+    s = draw(st.one_of(st.sampled_from(valid), st.sampled_from(valid), st.sampled_from(seeds)))
+    files = dict(s.files)
+    names = sorted(files)
+    for _ in range(draw(st.sampled_from([1, 1, 1, 2, 3]))):
+        target = draw(st.sampled_from(["app.yaml"] * 3 + names))
+        op = draw(st.sampled_from([_text_op, _data_op]))
+        files[target] = op(draw, files[target])
+    return s, files
+
+
+# ------------------------------------------------------------------------------------------
+# one run and its checks
+
+
+class Finding(AssertionError):
+    """A case velapy got wrong."""
+
+
+def _check_no_leak(where: str, text: str) -> None:
+    if SENTINEL in text:
+        at = text.index(SENTINEL)
+        raise Finding(f"the Secret value leaked into {where}: ...{text[max(0, at - 200):at + 40]!r}")
+
+
+def _only_in_secrets(files: dict[str, str]) -> bool:
+    """Whether every SENTINEL of the inputs is still a Secret's data/stringData value (a mutation
+    may have moved it elsewhere: then it is no secret, and printing it is no leak). A file that
+    does not parse counts as yes: its errors must not quote anything of it."""
+    for text in files.values():
+        if SENTINEL not in text:
+            continue
+        try:
+            docs = list(yaml.load_all(text, Loader=yaml.BaseLoader))
+        except Exception:
+            continue
+        inside = sum(1 for d in docs for v in redact.secret_strings(d) if SENTINEL in v)
+        everywhere = sum(1 for d in docs for v in _scalars(d) if SENTINEL in v)
+        if everywhere > inside:
+            return False
+    return True
+
+
+def _scalars(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [*node.keys(), *(x for v in node.values() for x in _scalars(v))]
+    if isinstance(node, list):
+        return [x for v in node for x in _scalars(v)]
+    return [str(node)] if node is not None else []
+
+
+def run_case(s: Seed, files: dict[str, str], evaluator: Evaluator,
+             baseline: Callable[[], dict[str, str] | None], registry: Registry | None = None) -> str:
+    """Run one case; raise Finding when velapy misbehaves. Returns "rendered" or "rejected"."""
+    with tempfile.TemporaryDirectory(prefix="velapy-fuzz-") as tmp:
+        base = Path(tmp)
+        for rel, text in files.items():
+            (base / rel).parent.mkdir(parents=True, exist_ok=True)
+            (base / rel).write_text(text, encoding="utf-8")
+
+        def at(rel: str) -> str:
+            return str(base / rel) if rel else ""
+
+        inputs = replace(s.inputs, app=at(s.inputs.app), files=tuple(at(f) for f in s.inputs.files),
+                         resources=at(s.inputs.resources), clusters=at(s.inputs.clusters))
+        check_leaks = _only_in_secrets(files)
+        try:
+            plan = compile_app(inputs, evaluator, registry)
+            rendered = output_files(plan)
+        except VelapyError as exc:
+            text = exc.render()
+            if check_leaks:
+                _check_no_leak("an error message", text)
+            if exc.exit_code != EXIT_INVALID:
+                raise Finding(f"exit {exc.exit_code} (not an input error) for {s.case.name}: {text[:2000]}") from None
+            unlocated = [d for d in exc.diagnostics if not d.location.file]
+            if unlocated:
+                raise Finding(f"an error without a location ({s.case.name}): {unlocated[0].render()}") from None
+            return "rejected"
+        except Exception as exc:  # a traceback a user would see
+            raise Finding(f"{type(exc).__name__} for {s.case.name}: {exc}") from exc
+        if not check_leaks:
+            return "rendered"
+        for w in plan.warnings:
+            _check_no_leak("a warning", w.render())
+        _check_no_leak("plan.yaml", rendered.get("plan.yaml", ""))
+        before = baseline()  # rendered once per golden case, only when a mutation of it renders
+        if before is not None:
+            cmp = compare_folders(before, rendered, old_origin="before", new_origin="after")
+            for name, out in (("diff text", format_text(cmp, with_files=True)), ("unified", format_unified(cmp)),
+                              ("json", format_json(cmp)), ("markdown", format_markdown([("app", cmp)]))):
+                _check_no_leak(f"the {name} diff", out)
+        return "rendered"
+
+
+# ------------------------------------------------------------------------------------------
+# the runner
+
+
+@dataclass
+class Fuzz:
+    evaluator: Evaluator
+    seeds: list[Seed]
+    baselines: dict[str, dict[str, str] | None]
+    counts: Counter[str]
+    registries: dict[tuple[str, ...], Registry]
+
+    def registry(self, s: Seed) -> Registry:
+        """Definitions are inputs the fuzzer does not mutate: load each set once."""
+        dirs = s.inputs.definition_dirs
+        if dirs not in self.registries:
+            self.registries[dirs] = load_registry(dirs)
+        return self.registries[dirs]
+
+    def baseline(self, s: Seed) -> dict[str, str] | None:
+        if s.case.name not in self.baselines:
+            try:
+                with tempfile.TemporaryDirectory(prefix="velapy-fuzz-") as tmp:
+                    for rel, text in s.files.items():
+                        (Path(tmp) / rel).parent.mkdir(parents=True, exist_ok=True)
+                        (Path(tmp) / rel).write_text(text, encoding="utf-8")
+                    t = Path(tmp)
+                    inputs = replace(s.inputs, app=str(t / s.inputs.app),
+                                     files=tuple(str(t / f) for f in s.inputs.files),
+                                     resources=str(t / s.inputs.resources) if s.inputs.resources else "",
+                                     clusters=str(t / s.inputs.clusters) if s.inputs.clusters else "")
+                    self.baselines[s.case.name] = output_files(compile_app(inputs, self.evaluator,
+                                                                           self.registry(s)))
+            except VelapyError:
+                self.baselines[s.case.name] = None
+        return self.baselines[s.case.name]
+
+    def run(self, cases: int, seed_value: int | None = None) -> Counter[str]:
+        @settings(max_examples=cases, derandomize=seed_value is None, database=None, deadline=None,
+                  suppress_health_check=list(HealthCheck), print_blob=True)
+        @given(mutated(self.seeds))
+        def one(case: tuple[Seed, dict[str, str]]) -> None:
+            s, files = case
+            self.counts[run_case(s, files, self.evaluator, lambda: self.baseline(s), self.registry(s))] += 1
+
+        if seed_value is not None:
+            one = seed(seed_value)(one)
+        one()
+        return self.counts
+
+
+def fuzz(evaluator: Evaluator, cases: int, seed_value: int | None = None) -> Counter[str]:
+    """Run `cases` mutated inputs; raise Finding (after hypothesis shrank it) on the first failure."""
+    return Fuzz(evaluator, load_seeds(), {}, Counter(), {}).run(cases, seed_value)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", type=int, default=FUZZ_CASES, help="how many mutated inputs to run")
+    parser.add_argument("--seed", type=int, default=None, help="a seed other than the fixed one")
+    args = parser.parse_args()
+    from velapy.pipeline import open_evaluator
+
+    start = time.monotonic()
+    with open_evaluator() as ev:
+        counts = fuzz(ev, args.cases, args.seed)
+    total = sum(counts.values())
+    print(f"fuzzed {total} cases in {time.monotonic() - start:.0f} s: {counts['rendered']} rendered, "
+          f"{counts['rejected']} rejected with a located error (exit 2); no traceback, no internal error, "
+          "no Secret value leaked")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
