@@ -102,7 +102,7 @@ class Request:
     def is_write(self) -> bool:
         """A non-dry-run create/update/patch/delete of an object (whatever its answer; look at `code`)."""
         return (self.verb in _WRITE_VERBS and not self.dry_run and bool(self.resource)
-                and self.resource not in ("selfsubjectaccessreviews",))
+                and self.resource not in ("selfsubjectaccessreviews", "selfsubjectreviews"))
 
 
 @dataclass
@@ -647,6 +647,13 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(405, "the server does not allow this method on the requested resource",
                                "MethodNotAllowed")
             return 201, self._access_review(cluster, req.body, user, groups), {}
+        if t.plural == "selfsubjectreviews" and t.group == "authentication.k8s.io":
+            if req.method != "POST":
+                raise ApiError(405, "the server does not allow this method on the requested resource",
+                               "MethodNotAllowed")
+            return 201, {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                         "metadata": {"creationTimestamp": None},
+                         "status": {"userInfo": {"username": user, "groups": list(groups)}}}, {}
         resource = t.plural + (f"/{route.sub}" if route.sub else "")
         if not cluster.authz.allowed(cluster.name, user, groups, route.verb, t.group, resource, route.namespace,
                                      route.name):
