@@ -520,6 +520,8 @@ class _Handler(BaseHTTPRequestHandler):
             err = ApiError(500, f"emulator internal error: {type(e).__name__}: {e}")
             code, body = err.code, err.status()
         req.code = code
+        if cluster.epoch == epoch:  # journal first: a client that has its answer finds its request recorded
+            cluster._record(req, self._audit_event(cluster, req, received, imp_groups))
         if isinstance(body, _Watch):
             try:
                 self._stream(cluster, body)
@@ -534,8 +536,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(code, body, extra)
             except OSError:
                 self.close_connection = True
-        if cluster.epoch == epoch:
-            cluster._record(req, self._audit_event(cluster, req, received, imp_groups))
 
     def _stream(self, cluster: Cluster, watch: _Watch) -> None:
         """A watch: chunked JSON events, found by polling the store (there is no event history)."""
