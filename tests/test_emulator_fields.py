@@ -124,7 +124,7 @@ apply_step = st.tuples(st.sampled_from(["alice", "bob", "carol"]),
                        st.booleans())
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(apply_step, min_size=1, max_size=8))
 def test_apply_matches_the_ownership_model(steps: list[tuple[str, dict[str, str], bool]]) -> None:
     store = Store()
@@ -182,7 +182,7 @@ container_step = st.tuples(
     st.booleans())
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(container_step, min_size=1, max_size=8))
 def test_apply_of_keyed_list_items_matches_the_ownership_model(
         steps: list[tuple[str, dict[str, dict[str, str]], bool]]) -> None:
@@ -229,3 +229,70 @@ def test_apply_of_keyed_list_items_matches_the_ownership_model(
         alive = {p[0] for p in owners}  # an item no one owns anything in is gone with its fields
         want = {n: {f: v for (m, f), v in values.items() if m == n and f != "name"} for n in alive}
         assert got == want
+
+
+mixed_step = st.tuples(st.sampled_from(["apply", "update"]), st.sampled_from(["alice", "bob"]),
+                       st.dictionaries(st.sampled_from(KEYS), st.sampled_from(["1", "2"]), max_size=4),
+                       st.booleans())
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(mixed_step, min_size=1, max_size=8))
+def test_apply_and_update_share_ownership_like_the_api_server(
+        steps: list[tuple[str, str, dict[str, str], bool]]) -> None:
+    """Updates (PUT) take the fields they change without conflicts and drop removed fields from everyone;
+    applies conflict with every other manager entry, the same name's Update entry included."""
+    store = Store()
+    t = store.types.by_kind("v1", "ConfigMap")
+    assert t is not None
+    values: dict[str, str] = {}
+    owners: dict[str, set[tuple[str, str]]] = {}
+    applied: dict[str, set[str]] = {}
+    meta = {"name": "x", "namespace": "default"}
+    for verb, manager, data, force in steps:
+        me = (manager, "Apply" if verb == "apply" else "Update")
+        if verb == "update":
+            live = store.objects.get(("", "configmaps", "default", "x"))
+            if live is None:
+                continue
+            body = {"apiVersion": "v1", "kind": "ConfigMap", "data": data,
+                    "metadata": {**meta, "resourceVersion": live["metadata"]["resourceVersion"]}}
+            store.update(t, "default", "x", body, manager)
+            for k in set(values) - set(data):
+                del values[k], owners[k]
+            for k, v in data.items():
+                if values.get(k) != v:
+                    owners[k] = {me}
+                values[k] = v
+            for m in applied:  # an Apply entry keeps only what it still owns
+                applied[m] = {k for k in applied[m] if (m, "Apply") in owners.get(k, set())}
+        else:
+            body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": dict(meta), **({"data": data} if data else {})}
+            conflicts = [k for k, v in data.items() if k in values and values[k] != v and owners[k] - {me}]
+            if conflicts and not force:
+                with pytest.raises(ApiError):
+                    store.apply(t, "default", "x", body, manager)
+                continue
+            for k, v in data.items():
+                if k in values and values[k] != v:
+                    for other in owners[k] - {me}:
+                        if other[1] == "Apply":
+                            applied[other[0]].discard(k)
+                    owners[k] = {me}
+                else:
+                    owners.setdefault(k, set()).add(me)
+                values[k] = v
+            for k in applied.get(manager, set()) - set(data):
+                owners[k].discard(me)
+                if not owners[k]:
+                    del owners[k], values[k]
+            applied[manager] = set(data)
+            store.apply(t, "default", "x", body, manager, force=force)
+        live = store.objects[("", "configmaps", "default", "x")]
+        assert live.get("data", {}) == values
+        owned: dict[str, set[tuple[str, str]]] = {}
+        for entry in live["metadata"].get("managedFields", []):
+            for key in entry["fieldsV1"].get("f:data", {}):
+                if key != ".":  # the map itself (an Update that wrote `data: {}`); the model has no maps
+                    owned.setdefault(key[2:], set()).add((entry["manager"], entry["operation"]))
+        assert owned == owners

@@ -135,6 +135,10 @@ def test_auth_can_i_and_impersonation(emulator_fleet: Callable[..., RunningFleet
                         "--as-group", "team-a")
     assert elsewhere.stdout.strip() == "no"
 
+    whoami = ok(kubectl(fleet, "a", "auth", "whoami", "--as", "alice", "--as-group", "team-a"))
+    assert whoami.split() == ["ATTRIBUTE", "VALUE", "Username", "alice", "Groups", "[team-a",
+                              "system:authenticated]"]
+
     fleet["a"].clear_journal()
     ok(kubectl(fleet, "a", "get", "cm", "-n", "default", "--as", "alice", "--as-group", "team-a"))
     seen = [r for r in fleet["a"].journal if r.resource == "configmaps"]

@@ -95,6 +95,7 @@ BUILTIN: tuple[ResourceType, ...] = (
     _t("multicluster.x-k8s.io/v1alpha1", "ServiceImport", "serviceimports", short=("svcim",), status=True,
        generation=True),
     _t("authorization.k8s.io/v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False, verbs=("create",)),
+    _t("authentication.k8s.io/v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=("create",)),
 )
 
 # the preferred version of a group comes first in BUILTIN (autoscaling/v2 before v1)

@@ -1,11 +1,11 @@
 """A Kubernetes protobuf request body → the JSON-shaped dict of the object, for a few kinds.
 
-kubectl's typed clients (`auth can-i`, `create namespace|configmap|secret|serviceaccount`) send
+kubectl's typed clients (`auth can-i`, `auth whoami`, `create namespace|configmap|secret|serviceaccount`) send
 `application/vnd.kubernetes.protobuf` and accept a JSON answer. The envelope is the 4-byte magic
 `k8s\\0` then a `runtime.Unknown` message: field 1 the TypeMeta (apiVersion, kind), field 2 the
-object's own bytes. Decoded: SelfSubjectAccessReview's spec, and for Namespace, ConfigMap, Secret
-and ServiceAccount the metadata (name, generateName, namespace, labels, annotations) and the
-ConfigMap/Secret data. Any other protobuf body is refused by the server with 415.
+object's own bytes. Decoded: SelfSubjectAccessReview's spec, SelfSubjectReview (empty), and for
+Namespace, ConfigMap, Secret and ServiceAccount the metadata (name, generateName, namespace, labels,
+annotations) and the ConfigMap/Secret data. Any other protobuf body is refused by the server with 415.
 """
 
 from __future__ import annotations
@@ -105,6 +105,8 @@ def decode(body: bytes) -> dict[str, Any]:
     kind = tm.get("kind", "")
     if kind == "SelfSubjectAccessReview":
         return decode_access_review(raw)
+    if kind == "SelfSubjectReview":  # `kubectl auth whoami`: nothing to read but the kind
+        return {"apiVersion": tm.get("apiVersion", "authentication.k8s.io/v1"), "kind": kind}
     if kind not in ("Namespace", "ConfigMap", "Secret", "ServiceAccount"):
         raise ProtobufError(f"the emulator reads {kind or 'this'} objects only as JSON or YAML")
     obj: dict[str, Any] = {"apiVersion": tm.get("apiVersion", "v1"), "kind": kind}

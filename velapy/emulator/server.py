@@ -102,7 +102,7 @@ class Request:
     def is_write(self) -> bool:
         """A non-dry-run create/update/patch/delete of an object (whatever its answer; look at `code`)."""
         return (self.verb in _WRITE_VERBS and not self.dry_run and bool(self.resource)
-                and self.resource not in ("selfsubjectaccessreviews",))
+                and self.resource not in ("selfsubjectaccessreviews", "selfsubjectreviews"))
 
 
 @dataclass
@@ -520,6 +520,8 @@ class _Handler(BaseHTTPRequestHandler):
             err = ApiError(500, f"emulator internal error: {type(e).__name__}: {e}")
             code, body = err.code, err.status()
         req.code = code
+        if cluster.epoch == epoch:  # journal first: a client that has its answer finds its request recorded
+            cluster._record(req, self._audit_event(cluster, req, received, imp_groups))
         if isinstance(body, _Watch):
             try:
                 self._stream(cluster, body)
@@ -534,8 +536,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(code, body, extra)
             except OSError:
                 self.close_connection = True
-        if cluster.epoch == epoch:
-            cluster._record(req, self._audit_event(cluster, req, received, imp_groups))
 
     def _stream(self, cluster: Cluster, watch: _Watch) -> None:
         """A watch: chunked JSON events, found by polling the store (there is no event history)."""
@@ -647,6 +647,13 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(405, "the server does not allow this method on the requested resource",
                                "MethodNotAllowed")
             return 201, self._access_review(cluster, req.body, user, groups), {}
+        if t.plural == "selfsubjectreviews" and t.group == "authentication.k8s.io":
+            if req.method != "POST":
+                raise ApiError(405, "the server does not allow this method on the requested resource",
+                               "MethodNotAllowed")
+            return 201, {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                         "metadata": {"creationTimestamp": None},
+                         "status": {"userInfo": {"username": user, "groups": list(groups)}}}, {}
         resource = t.plural + (f"/{route.sub}" if route.sub else "")
         if not cluster.authz.allowed(cluster.name, user, groups, route.verb, t.group, resource, route.namespace,
                                      route.name):

@@ -445,7 +445,7 @@ class Store:
             merged["apiVersion"], merged["kind"] = t.api_version, t.kind
             conflicts: list[tuple[Entry, tuple[str, ...]]] = []
             for e in entries:
-                if e.manager == manager or e.subresource != sub:
+                if e is mine or e.subresource != sub:  # the same name's Update entry is another manager
                     continue
                 for p in sorted(e.paths & new_set):
                     if is_leaf(p) and resolve(merged, p) != resolve(base, p):
