@@ -35,7 +35,7 @@ from jsonschema.exceptions import ValidationError
 from velapy import schemagen
 from velapy.definitions import Registry
 from velapy.engine import Evaluator
-from velapy.errors import REASON_UNKNOWN_DEFINITION, Diagnostic, InputError, Location
+from velapy.errors import REASON_NEEDS_INPUT, REASON_UNKNOWN_DEFINITION, Diagnostic, InputError, Location
 from velapy.yamlio import Document, load_file
 
 APP_API = "core.oam.dev/v1beta1"
@@ -434,7 +434,8 @@ class _Checker:
             names = [_text(_mapping(_mapping(d.data).get("metadata")).get("name")) for d in workflows]
             if ref not in names:
                 hint = _did_you_mean(ref, names) or "pass the Workflow document with -f FILE"
-                self.add(app, ("spec", "workflow", "ref"), f"workflow {ref} not found", hint)
+                self.add(app, ("spec", "workflow", "ref"), f"workflow {ref} not found", hint,
+                         reason=REASON_NEEDS_INPUT)
                 return
         steps = self._all_steps(app, workflows)
         seen: dict[str, _StepRef] = {}
