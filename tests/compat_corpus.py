@@ -13,7 +13,8 @@ cause, from the structured reasons of velapy's errors (`Diagnostic.reason`), not
 - builtins only   renders with velapy's built-ins; KubeVela's own CUE fails on the CUE v0.4 engine
 - custom def      needs a definition neither set has (a custom or addon definition)
 - provider        needs a KubeVela controller provider (`vela/kube`, ...), not renderable offline
-- invalid         rejected with both sets for its input (invalid on purpose, or needs -f files)
+- needs input     needs what the docs around it provide: hub objects (--resources), a -f Workflow
+- invalid         rejected with both sets for its input (invalid on purpose)
 - velapy defect   objects differ, velapy's built-ins fail where KubeVela's render, the engine
                   crashed, or velapy failed with an internal error
 
@@ -42,6 +43,7 @@ from velapy.dryrun import dry_run_blocks  # noqa: E402
 from velapy.engine import Evaluator  # noqa: E402
 from velapy.errors import (  # noqa: E402
     REASON_ENGINE_CRASH,
+    REASON_NEEDS_INPUT,
     REASON_PROVIDER,
     REASON_UNKNOWN_DEFINITION,
     VelapyError,
@@ -52,9 +54,10 @@ IDENTICAL = "identical"
 BUILTINS_ONLY = "builtins only"
 CUSTOM = "custom def"
 PROVIDER = "provider"
+NEEDS_INPUT = "needs input"
 INVALID = "invalid"
 DEFECT = "velapy defect"
-CAUSES = (IDENTICAL, BUILTINS_ONLY, CUSTOM, PROVIDER, INVALID, DEFECT)
+CAUSES = (IDENTICAL, BUILTINS_ONLY, CUSTOM, PROVIDER, NEEDS_INPUT, INVALID, DEFECT)
 SKIP_DIRS = {".git", "node_modules", "vendor"}
 
 
@@ -131,6 +134,8 @@ def classify(ours: Outcome, theirs: Outcome) -> str:
         return CUSTOM
     if REASON_PROVIDER in reasons:
         return PROVIDER
+    if REASON_NEEDS_INPUT in reasons:
+        return NEEDS_INPUT
     return INVALID
 
 

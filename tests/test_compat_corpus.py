@@ -7,7 +7,7 @@ from pathlib import Path
 
 from velapy.definitions import Registry
 from velapy.engine import Evaluator
-from velapy.errors import REASON_ENGINE_CRASH, REASON_PROVIDER, REASON_UNKNOWN_DEFINITION
+from velapy.errors import REASON_ENGINE_CRASH, REASON_NEEDS_INPUT, REASON_PROVIDER, REASON_UNKNOWN_DEFINITION
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compat_corpus as cc
@@ -49,6 +49,7 @@ def test_classify_by_structured_reasons() -> None:
     assert cc.classify(cc.Outcome(False, reasons=frozenset({REASON_PROVIDER})), fail) == cc.PROVIDER
     assert cc.classify(cc.Outcome(False, reasons=frozenset({REASON_ENGINE_CRASH})), fail) == cc.DEFECT
     assert cc.classify(cc.Outcome(False, reasons=frozenset({"internal"})), fail) == cc.DEFECT
+    assert cc.classify(cc.Outcome(False, reasons=frozenset({REASON_NEEDS_INPUT})), fail) == cc.NEEDS_INPUT
     assert cc.classify(fail, fail) == cc.INVALID
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from velapy.apiresources import ResourceTable
-from velapy.errors import Diagnostic, InputError, Location
+from velapy.errors import REASON_NEEDS_INPUT, Diagnostic, InputError, Location
 from velapy.yamlio import Document, load_file
 
 if TYPE_CHECKING:
@@ -170,7 +170,8 @@ def _select(sel: dict[str, Any], task: RenderTask, hub: HubObjects | None, loc: 
         raise InputError([Diagnostic("neither resource nor apiVersion/kind is set for the referred objects", loc)])
     if hub is None:
         raise InputError([Diagnostic(
-            "ref-objects needs the hub's objects: pass --resources DIR (a folder of the manifests on the hub)", loc)])
+            "ref-objects needs the hub's objects: pass --resources DIR (a folder of the manifests on the hub)", loc,
+            reason=REASON_NEEDS_INPUT)])
     cluster = str(sel.get("cluster") or HUB)
     ns = str(sel.get("namespace") or task.app.namespace)
     pool = hub.objects.get(cluster, [])

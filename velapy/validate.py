@@ -36,7 +36,7 @@ from velapy import limits, redact, schemagen
 from velapy.application import not_one_application_at
 from velapy.definitions import Registry
 from velapy.engine import Evaluator
-from velapy.errors import REASON_UNKNOWN_DEFINITION, Diagnostic, InputError
+from velapy.errors import REASON_NEEDS_INPUT, REASON_UNKNOWN_DEFINITION, Diagnostic, InputError
 from velapy.yamlio import Document, load_file
 
 APP_API = "core.oam.dev/v1beta1"
@@ -441,7 +441,8 @@ class _Checker:
             names = [_text(_mapping(_mapping(d.data).get("metadata")).get("name")) for d in workflows]
             if ref not in names:
                 hint = _did_you_mean(ref, names) or "pass the Workflow document with -f FILE"
-                self.add(app, ("spec", "workflow", "ref"), f"workflow {ref} not found", hint)
+                self.add(app, ("spec", "workflow", "ref"), f"workflow {ref} not found", hint,
+                         reason=REASON_NEEDS_INPUT)
                 return
         steps = self._all_steps(app, workflows)
         seen: dict[str, _StepRef] = {}
