@@ -463,10 +463,12 @@ def _write_locked(shown: str, real: str, files: Mapping[str, str], force: bool, 
     if takeover and force:
         owned |= _plan_listed(real)
     foreign = foreign_paths(real, owned, tops)
-    if manifest is None and not force and present:
+    adoptable = False
+    if takeover and not force:
+        adoptable = not foreign_paths(real, _plan_listed(real), tops)  # --force would take it over
         foreign = foreign or present
     if foreign:
-        raise _refuse(shown, foreign, manifest=manifest is not None, force=force, takeover=takeover)
+        raise _refuse(shown, foreign, manifest=manifest is not None, force=force, takeover=adoptable)
 
     entries = sorted(os.listdir(real))
     mine = tops | {MANIFEST, WORK_DIR}
