@@ -299,7 +299,10 @@ def run_case(s: Seed, files: dict[str, str], evaluator: Evaluator,
         _check_no_leak("plan.yaml", rendered.get("plan.yaml", ""))
         before = baseline()  # rendered once per golden case, only when a mutation of it renders
         if before is not None:
-            cmp = compare_folders(before, rendered, old_origin="before", new_origin="after")
+            try:
+                cmp = compare_folders(before, rendered, old_origin="before", new_origin="after")
+            except VelapyError as exc:
+                raise Finding(f"velapy wrote a folder it cannot read back ({s.case.name}): {exc.render()}") from None
             for name, out in (("diff text", format_text(cmp, with_files=True)), ("unified", format_unified(cmp)),
                               ("json", format_json(cmp)), ("markdown", format_markdown([("app", cmp)]))):
                 _check_no_leak(f"the {name} diff", out)
