@@ -50,6 +50,9 @@ from velapy.errors import EXIT_INVALID, VelapyError  # noqa: E402
 from velapy.pipeline import Inputs, compile_app, output_files  # noqa: E402
 
 SENTINEL = "fuzz-SENTINEL-7c1e9a0b"
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: the fuzzer's own parsing
+_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_BASE: Any = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
 FUZZ_CASES = 200  # in `make test`
 SECRET_COMPONENT = {
     "name": "fuzz-secret",
@@ -78,14 +81,14 @@ class Seed:
 
 def _plant(app_text: str) -> str:
     try:
-        docs = list(yaml.safe_load_all(app_text))
+        docs = list(yaml.load_all(app_text, Loader=_LOADER))
     except yaml.YAMLError:
         return app_text
     for d in docs:
         if isinstance(d, dict) and d.get("kind") == "Application" and isinstance(d.get("spec"), dict) \
                 and isinstance(d["spec"].get("components"), list):
             d["spec"]["components"].append(SECRET_COMPONENT)
-            return yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True)
+            return yaml.dump_all(docs, Dumper=_DUMPER, sort_keys=False, allow_unicode=True)
     return app_text
 
 
@@ -165,7 +168,7 @@ def _at(node: Any, path: tuple[Any, ...]) -> Any:
 
 def _data_op(draw: st.DrawFn, text: str) -> str:
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = list(yaml.load_all(text, Loader=_LOADER))
     except Exception:
         return text
     if not docs:
@@ -201,7 +204,7 @@ def _data_op(draw: st.DrawFn, text: str) -> str:
         elif isinstance(parent, dict):
             parent[str(last) + draw(st.sampled_from(["x", "_", "s", ""]))] = parent.pop(last)
     try:
-        return yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True)
+        return yaml.dump_all(docs, Dumper=_DUMPER, sort_keys=False, allow_unicode=True)
     except (yaml.YAMLError, ValueError):
         return text
 
@@ -241,7 +244,7 @@ def _only_in_secrets(files: dict[str, str]) -> bool:
         if SENTINEL not in text:
             continue
         try:
-            docs = list(yaml.load_all(text, Loader=yaml.BaseLoader))
+            docs = list(yaml.load_all(text, Loader=_BASE))
         except Exception:
             continue
         inside = sum(1 for d in docs for v in redact.secret_strings(d) if SENTINEL in v)
@@ -296,7 +299,10 @@ def run_case(s: Seed, files: dict[str, str], evaluator: Evaluator,
         _check_no_leak("plan.yaml", rendered.get("plan.yaml", ""))
         before = baseline()  # rendered once per golden case, only when a mutation of it renders
         if before is not None:
-            cmp = compare_folders(before, rendered, old_origin="before", new_origin="after")
+            try:
+                cmp = compare_folders(before, rendered, old_origin="before", new_origin="after")
+            except VelapyError as exc:
+                raise Finding(f"velapy wrote a folder it cannot read back ({s.case.name}): {exc.render()}") from None
             for name, out in (("diff text", format_text(cmp, with_files=True)), ("unified", format_unified(cmp)),
                               ("json", format_json(cmp)), ("markdown", format_markdown([("app", cmp)]))):
                 _check_no_leak(f"the {name} diff", out)

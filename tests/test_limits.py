@@ -170,6 +170,16 @@ def test_name_rules() -> None:
     assert k8snames.label_value_problem("a b")
 
 
+def test_an_object_kubernetes_cannot_read_is_refused(tmp_path: Path) -> None:
+    """Found by the fuzzer: `apiVersion: 1` rendered, and velapy's own diff could not read it back."""
+    objs = ("    - name: objs\n      type: k8s-objects\n      properties:\n        objects:\n"
+            "          - {apiVersion: 1, kind: ConfigMap, metadata: {name: c}}\n")
+    app = write(tmp_path / "app.yaml", HEAD + objs)
+    res = run("render", app, "-o", str(tmp_path / "out"))
+    assert res.exit_code == 2 and "the apiVersion of ConfigMap 'c' must be a non-empty string, not 1" in res.stderr
+    assert f"{app}:6:7: spec.components[0]" in res.stderr
+
+
 def test_a_long_namespace_fails_before_writing(tmp_path: Path) -> None:
     app = write(tmp_path / "app.yaml", HEAD + WEB)
     out = tmp_path / "out"

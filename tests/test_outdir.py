@@ -119,6 +119,7 @@ def test_flux_repository_with_dash_o_dot(tmp_path: Path) -> None:
         with pytest.raises(InputError) as exc:
             write_folder(repo, output("one"), force=force)
         assert exc.value.diagnostics[0].location.file == str(flux)
+        assert "--force" not in exc.value.render()  # it would not help: the file is not velapy's
     assert tree(repo) == {"app.yaml": "app\n", "clusters/production/flux-system.yaml": "kind: Kustomization\n"}
 
 
@@ -336,3 +337,21 @@ def test_kill_9_inside_an_in_place_swap_is_completed_by_the_next_writer(repo: Pa
         lock.release()
     assert tree(repo) == {"app.yaml": "app\n", **with_manifest(output("new"))}
     assert not (repo / WORK_DIR).exists()
+
+
+def test_force_adopts_files_it_would_write_unchanged_but_nothing_else(tmp_path: Path) -> None:
+    """An older velapy's folder with a file its plan does not list (e.g. written by an emitter):
+    --force takes it over only when velapy would write the very same bytes there."""
+    out = tmp_path / "out"
+    files = {**output("one"), "flux/kustomization.yaml": "kind: Kustomization\n"}
+    for rel, text in files.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text(text)
+    changed = {**files, "flux/kustomization.yaml": "kind: Kustomization  # new\n"}
+    with pytest.raises(InputError) as exc:
+        write_folder(out, changed, force=True)
+    assert exc.value.diagnostics[0].location.file == str(out / "flux/kustomization.yaml")
+    write_folder(out, files, force=True)
+    assert tree(out) == with_manifest(files)
+    write_folder(out, changed)  # now velapy's: replaced without --force
+    assert tree(out) == with_manifest(changed)

@@ -1,7 +1,8 @@
 """Command line → one library call → text on stdout and an exit code. The only click importer.
 
 Errors velapy raises on purpose print as located messages (never a traceback) and map to the
-exit codes of `velapy.errors`: 0 ok, 1 differences, 2 invalid input, 3 cluster failure, 4 internal.
+exit codes of `velapy.errors`: 0 ok, 1 differences, 2 invalid input, 3 cluster failure, 4 internal,
+5 environment failure (disk, permissions, a folder locked too long).
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Every error a user can cause carries a location: a file with line and column, a JSON path inside
 the document, and the component/trait/cluster involved. The CLI turns these into one message and an
-exit code without a traceback.
+exit code without a traceback. Exit codes: 0 ok, 1 differences, 2 invalid input, 3 cluster
+failure, 4 internal error, 5 environment failure (the machine, not the input: disk full,
+permissions, read-only file system, a lock held too long).
 """
 
 from __future__ import annotations

@@ -92,6 +92,13 @@ def object_problems(o: PlannedObject) -> list[tuple[str, str]]:
     """(field path, message) for every name of the object Kubernetes would reject."""
     out: list[tuple[str, str]] = []
     what = f"{o.kind} {_short(o.name)!r}"
+    for field in ("apiVersion", "kind"):
+        value = o.obj.get(field)
+        if not isinstance(value, str) or not value:
+            out.append((field, f"the {field} of {what} must be a non-empty string, not {value!r}"))
+    meta_name = o.obj.get("metadata", {}).get("name") if isinstance(o.obj.get("metadata"), dict) else None
+    if not isinstance(meta_name, str):
+        out.append(("metadata.name", f"the name of {what} must be a string, not {meta_name!r}"))
     if o.namespace and (why := label_problem(o.namespace)):
         out.append(("metadata.namespace", f"the namespace {_short(o.namespace)!r} of {what} {why}"))
     if why := name_problem(o.key.group, o.kind, o.name):

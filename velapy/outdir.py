@@ -10,7 +10,8 @@ The rules (README "Safety"):
   Other top-level entries of OUT (a README, the app itself with `-o .`) are never touched.
   A folder without a manifest that already holds `plan.yaml` or `clusters/` (e.g. written by an
   older velapy) is refused too, unless `force`: then it is taken over if every file there is one
-  its own velapy `plan.yaml` lists. `force` never lets velapy delete a foreign file.
+  its own velapy `plan.yaml` lists or one velapy is about to write with the very same bytes.
+  `force` never lets velapy delete or change any other file.
 - **Lock.** The writer holds an exclusive `flock` on the OUT directory itself for the whole write;
   a second writer waits up to `lock_timeout` seconds (env `VELAPY_LOCK_TIMEOUT`, default 30) and
   then fails with exit 5. After acquiring, the lock is re-checked against the path (the directory
@@ -174,6 +175,22 @@ def _plan_listed(root: str) -> set[str]:
 
     walk(data.get("steps"))
     return {p for p in out if _check_rel(p)}
+
+
+def _same_content(root: str, files: Mapping[str, str]) -> set[str]:
+    """The files of `files` that `root` already holds byte for byte (rewriting them loses nothing)."""
+    out: set[str] = set()
+    for rel, text in files.items():
+        path = os.path.join(root, rel)
+        try:
+            if not os.path.islink(path) and os.path.isfile(path) and \
+                    os.path.getsize(path) == len(text.encode("utf-8")):
+                with open(path, "rb") as fh:
+                    if fh.read() == text.encode("utf-8"):
+                        out.add(rel)
+        except OSError:
+            continue
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -461,12 +478,14 @@ def _write_locked(shown: str, real: str, files: Mapping[str, str], force: bool, 
     present = [t for t in sorted(tops) if os.path.lexists(os.path.join(real, t))]
     takeover = manifest is None and bool(present)
     if takeover and force:
-        owned |= _plan_listed(real)
+        owned |= _plan_listed(real) | _same_content(real, files)
     foreign = foreign_paths(real, owned, tops)
-    if manifest is None and not force and present:
+    adoptable = False
+    if takeover and not force:
+        adoptable = not foreign_paths(real, _plan_listed(real), tops)  # --force would take it over
         foreign = foreign or present
     if foreign:
-        raise _refuse(shown, foreign, manifest=manifest is not None, force=force, takeover=takeover)
+        raise _refuse(shown, foreign, manifest=manifest is not None, force=force, takeover=adoptable)
 
     entries = sorted(os.listdir(real))
     mine = tops | {MANIFEST, WORK_DIR}
