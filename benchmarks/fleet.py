@@ -12,6 +12,9 @@ measured side by side, more than the walls):
 - --check ÷ cold: `render --check` against the folder just written, cache warm;
 - peak RSS of the whole process tree (velapy and its engine processes, sampled from /proc), for
   the cold render and for --check;
+- CPU: user + system seconds of the whole process tree (velapy and its engines; for the floor,
+  the replaying engines including their start), which the load of a shared machine disturbs far
+  less than walls; the same ratios by CPU;
 - kustomize ratio: the same objects built by `kubectl kustomize`, one overlay per cluster on one
   base per ring (the benchmark writes them from velapy's output and checks that kustomize's
   objects equal velapy's before it times anything), kustomize's time ÷ velapy's cold wall.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -89,10 +93,17 @@ class Run:
     peak_rss: int
     code: int
     stderr: str
+    cpu: float  # user + system seconds of the whole process tree
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def run(cmd: Sequence[str], env: dict[str, str]) -> Run:
     start = time.perf_counter()
+    cpu0 = _children_cpu()
     proc = subprocess.Popen(list(cmd), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak = 0
     done = threading.Event()
@@ -109,21 +120,22 @@ def run(cmd: Sequence[str], env: dict[str, str]) -> Run:
     wall = time.perf_counter() - start
     done.set()
     sampler.join()
-    return Run(wall, peak, proc.returncode, err)
+    return Run(wall, peak, proc.returncode, err, _children_cpu() - cpu0)
 
 
 # ----------------------------------------------------------------------------------------------
 # the engine floor: replay the recorded batches
 
 
-def engine_floor(trace: Path) -> tuple[float, int, int]:
-    """(seconds, rounds, processes) for the engine alone on the recorded batch files."""
+def engine_floor(trace: Path) -> tuple[float, float, int, int]:
+    """(seconds, CPU seconds, rounds, processes) for the engine alone on the recorded batch files."""
     rounds: dict[str, list[Path]] = {}
     for f in sorted(trace.iterdir()):
         m = re.match(r"(round\d+)-", f.name)
         if m:
             rounds.setdefault(m.group(1), []).append(f)
     width = max((len(b) for b in rounds.values()), default=1)
+    cpu0 = _children_cpu()  # the CPU floor includes the engines' start, as velapy's CPU does
     first = select_runner()
     runners = [first] + [first.clone() for _ in range(width - 1)]
     warm = trace / "warm.cue"
@@ -131,17 +143,19 @@ def engine_floor(trace: Path) -> tuple[float, int, int]:
     try:
         with ThreadPoolExecutor(max_workers=width) as pool:
             list(pool.map(lambda r: r.run(["export", str(warm), "--out", "cue"]), runners))
-            start = time.perf_counter()
+            start = time.perf_counter()  # the wall floor starts from warm engines
             for batches in rounds.values():
                 replies = list(pool.map(lambda rb: rb[0].run(["export", str(rb[1]), "--out", "cue"]),
                                         zip(runners, batches, strict=False)))
                 bad = [r for r in replies if r.code != 0]
                 if bad:
                     raise SystemExit(f"replayed batch failed: {bad[0].stderr[:500]}")
-            return time.perf_counter() - start, len(rounds), width
+            elapsed = time.perf_counter() - start
     finally:
         for r in runners:
             r.close()
+    # the engine processes' CPU is counted once they have ended (the warm-up call is left in)
+    return elapsed, _children_cpu() - cpu0, len(rounds), width
 
 
 # ----------------------------------------------------------------------------------------------
@@ -232,6 +246,10 @@ class Row:
     wall: float
     objects: int
     floor: float
+    floor_cpu: float
+    cpu: float
+    rerender_cpu: float
+    check_cpu: float
     rounds: int
     processes: int
     rerender: float
@@ -256,7 +274,7 @@ def measure(n: int, m: int, tmp: Path, with_kustomize: bool) -> Row:
     if cold.code != 0:
         raise SystemExit(f"render failed ({cold.code}): {cold.stderr[-2000:]}")
     objects = sum(1 for p in (out / "clusters").rglob("*.yaml") if p.name != "kustomization.yaml")
-    floor, rounds, processes = engine_floor(trace)
+    floor, floor_cpu, rounds, processes = engine_floor(trace)
     again = run(cmd, env)
     check = run([*cmd, "--check"], env)
     if again.code != 0 or check.code != 0:
@@ -264,8 +282,8 @@ def measure(n: int, m: int, tmp: Path, with_kustomize: bool) -> Row:
     kz: float | str = "skipped: --no-kustomize"
     if with_kustomize:
         kz = kustomize(out, clusters, case / "kustomize")
-    return Row(f"{n}x{m}", cold.wall, objects, floor, rounds, processes, again.wall, check.wall, cold.peak_rss,
-               check.peak_rss, kz)
+    return Row(f"{n}x{m}", cold.wall, objects, floor, floor_cpu, cold.cpu, again.cpu, check.cpu, rounds, processes,
+               again.wall, check.wall, cold.peak_rss, check.peak_rss, kz)
 
 
 def main() -> None:
@@ -282,7 +300,8 @@ def main() -> None:
     print(f"fleet benchmark: {cpus} CPUs, load average {load:.1f} at start "
           f"({'busy' if load > 0.5 * cpus else 'idle'} machine)", flush=True)
     head = ("case", "wall s", "objects", "objects/s", "engine floor s", "wall/floor", "re-render/cold",
-            "check/cold", "peak RSS MiB", "check RSS MiB", "kustomize s", "kustomize/velapy")
+            "check/cold", "CPU s", "CPU/floor CPU", "re-render CPU/cold", "check CPU/cold",
+            "peak RSS MiB", "check RSS MiB", "kustomize s", "kustomize/velapy")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head), flush=True)
     rows: list[Row] = []
@@ -294,7 +313,9 @@ def main() -> None:
             kzr = f"{r.kustomize / r.wall:.2f}x" if isinstance(r.kustomize, float) else "n/a"
             print(f"| {r.case} | {r.wall:.1f} | {r.objects} | {r.objects / r.wall:.0f} | "
                   f"{r.floor:.1f} ({r.rounds} rounds, {r.processes} proc) | {r.wall / r.floor:.2f}x | "
-                  f"{r.rerender / r.wall:.2f}x | {r.check / r.wall:.2f}x | {r.rss / 2**20:.0f} | "
+                  f"{r.rerender / r.wall:.2f}x | {r.check / r.wall:.2f}x | {r.cpu:.1f} | "
+                  f"{r.cpu / r.floor_cpu:.2f}x | {r.rerender_cpu / r.cpu:.2f}x | {r.check_cpu / r.cpu:.2f}x | "
+                  f"{r.rss / 2**20:.0f} | "
                   f"{r.check_rss / 2**20:.0f} | {kz} | {kzr} |", flush=True)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     notes = sorted({r.kustomize for r in rows if isinstance(r.kustomize, str)})

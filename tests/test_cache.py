@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -40,6 +41,23 @@ def cached(evaluator: Evaluator, tmp_path: Path) -> Iterator[Evaluator]:
     assert ev.cache is not None
     ev.cache.close()
     shutil.rmtree(ev._tmp, ignore_errors=True)
+
+
+@pytest.fixture()
+def lent_engine(monkeypatch: pytest.MonkeyPatch, evaluator: Evaluator) -> None:
+    """The CLI gets the session's engine process, with the cache the command asks for."""
+
+    @contextlib.contextmanager
+    def lend(cache: bool = True) -> Iterator[Evaluator]:
+        ev = Evaluator(evaluator.runner, cache=RenderCache() if cache else None)
+        try:
+            yield ev
+        finally:
+            if ev.cache is not None:
+                ev.cache.close()
+            shutil.rmtree(ev._tmp, ignore_errors=True)
+
+    monkeypatch.setattr(cli, "open_evaluator", lend)
 
 
 def test_cache_folder_follows_the_environment() -> None:
@@ -97,6 +115,7 @@ def test_failures_and_secrets_are_never_stored(cached: Evaluator) -> None:
     assert not any(cached.cache.root.rglob("*.json"))
 
 
+@pytest.mark.usefixtures("lent_engine")
 def test_cli_render_fills_the_cache_and_no_cache_bypasses_it(tmp_path: Path) -> None:
     app = tmp_path / "app.yaml"
     app.write_text(yaml.safe_dump({
@@ -130,6 +149,7 @@ def test_engine_processes_follow_the_free_cores(monkeypatch: pytest.MonkeyPatch)
     assert pipeline.engine_processes({"VELAPY_ENGINE_PROCESSES": "3"}) == 3
 
 
+@pytest.mark.usefixtures("lent_engine")
 def test_an_unchanged_render_answers_from_the_cache_and_any_change_renders_again(tmp_path: Path) -> None:
     app = tmp_path / "app.yaml"
 

@@ -637,7 +637,7 @@ _data = st.recursive(_scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(_texts, inner, max_size=4)), max_leaves=24)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.dictionaries(_texts, _data, max_size=5))
 def test_fast_writer_matches_the_emitter(value: dict[str, Any]) -> None:
     fast = yamlio._fast_dump(value)

