@@ -23,7 +23,7 @@ from velapy.diff import read_folder
 from velapy.emit import validate_plan_data
 from velapy.errors import Diagnostic, InputError, Location, VelapyError
 from velapy.execute.conditions import Condition, ConditionError, parse_condition
-from velapy.plan import digest_of, group_of
+from velapy.plan import ObjectKey, digest_of, group_of
 from velapy.yamlio import Document, load_documents
 
 RUNNABLE_STEPS = ("deploy", "apply-component", "suspend", "step-group", "notification", "webhook")
@@ -50,19 +50,9 @@ def parse_duration(text: str) -> float:
     return total
 
 
-@dataclass(frozen=True)
-class ObjectRef:
-    """Identifies one object in one cluster (the API version does not count)."""
-
-    cluster: str
-    group: str
-    kind: str
-    namespace: str
-    name: str
-
-    def describe(self) -> str:
-        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
-        return f"{self.kind} {where}"
+@dataclass(frozen=True, order=True)
+class ObjectRef(ObjectKey):
+    """Identifies one object in one cluster (the API version does not count): the plan's key."""
 
     def text(self) -> str:
         return f"{self.describe()} in cluster {self.cluster}"
