@@ -18,12 +18,16 @@ import copy
 import os
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from velapy.errors import Diagnostic, InputError, Location
 from velapy.plan import ObjectKey, Plan, PlannedObject, PlannedPlacement, PlannedStep, digest_of
+
+if TYPE_CHECKING:
+    from velapy.handoff.model import Stage
 
 ARGOCD = "argocd"
 FLUX = "flux"
@@ -263,6 +267,31 @@ def located_objects(objs: list[PlannedObject]) -> str:
 
 def count(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def stage_lines(stages: Sequence[Stage], held_as: str, destination: Callable[[str], str]) -> list[str]:
+    """NOTES.txt: one numbered line per stage that deploys something, `held_as` naming its gate."""
+    lines, n = [], 0
+    for stage in stages:
+        units = list(stage.units)
+        if not units:
+            continue
+        n += 1
+        held = f" [held by {stage.held}: {held_as}]" if stage.held else ""
+        parts = [f"{u.step.name} → {destination(u.cluster)} ({count(len(u.files), 'object')})" for u in units]
+        lines.append(f"  {n}. " + "; ".join(parts) + held)
+    return lines
+
+
+def findings_lines(found: Findings, app_file: str) -> list[str]:
+    """NOTES.txt: the notes and the located differences from KubeVela."""
+    lines: list[str] = []
+    if found.notes:
+        lines += ["", "notes:"] + [f"  - {x}" for x in found.notes]
+    if found.warnings:
+        lines += ["", "differences from KubeVela (warnings):"]
+        lines += [f"  - {diagnostic_line(w, app_file)}" for w in found.warnings]
+    return lines
 
 
 __all__ = ["ARGOCD", "ENGINES", "FLUX", "HANDOFF_DIRS", "Findings", "Handoff", "Options", "engine_annotations",

@@ -36,10 +36,10 @@ from velapy.handoff import (
     Findings,
     Options,
     app_location,
-    count,
-    diagnostic_line,
+    findings_lines,
     identity_text,
     located_objects,
+    stage_lines,
 )
 from velapy.handoff.model import (
     L_APP,
@@ -287,20 +287,8 @@ def _notes_text(plan: Plan, lay: Layout, options: Options, found: Findings) -> s
              f"source:  {options.repo_url} at {options.revision}, path {options.base_path or '.'}",
              "",
              "stages (RollingSync steps, in order):"]
-    n = 0
-    for stage in lay.stages:
-        units = list(stage.units)
-        if not units:
-            continue
-        n += 1
-        held = f" [held by {stage.held}: maxUpdate 0]" if stage.held else ""
-        parts = [f"{u.step.name} → {destination(u.cluster)} ({count(len(u.files), 'object')})" for u in units]
-        lines.append(f"  {n}. " + "; ".join(parts) + held)
-    if found.notes:
-        lines += ["", "notes:"] + [f"  - {x}" for x in found.notes]
-    if found.warnings:
-        lines += ["", "differences from KubeVela (warnings):"]
-        lines += [f"  - {diagnostic_line(w, plan.app_file)}" for w in found.warnings]
+    lines += stage_lines(lay.stages, "maxUpdate 0", destination)
+    lines += findings_lines(found, plan.app_file)
     return "\n".join(lines) + "\n"
 
 

@@ -30,10 +30,10 @@ from velapy.handoff import (
     Findings,
     Options,
     app_location,
-    count,
-    diagnostic_line,
+    findings_lines,
     identity_text,
     located_objects,
+    stage_lines,
 )
 from velapy.handoff.model import (
     L_APP,
@@ -220,20 +220,8 @@ def _notes_text(plan: Plan, lay: Layout, options: Options, found: Findings) -> s
         lines.append("gates:   spec.suspend; `flux resume` approves one rollout, and the Kustomization stays resumed: "
                      "re-apply flux/ (or let a parent Kustomization reconcile it) to hold the next one")
     lines += ["", "stages (dependsOn chain, in order):"]
-    n = 0
-    for stage in lay.stages:
-        units = list(stage.units)
-        if not units:
-            continue
-        n += 1
-        held = f" [held by {stage.held}: suspend]" if stage.held else ""
-        parts = [f"{u.step.name} → {u.cluster} ({count(len(u.files), 'object')})" for u in units]
-        lines.append(f"  {n}. " + "; ".join(parts) + held)
-    if found.notes:
-        lines += ["", "notes:"] + [f"  - {x}" for x in found.notes]
-    if found.warnings:
-        lines += ["", "differences from KubeVela (warnings):"]
-        lines += [f"  - {diagnostic_line(w, plan.app_file)}" for w in found.warnings]
+    lines += stage_lines(lay.stages, "suspend", str)
+    lines += findings_lines(found, plan.app_file)
     return "\n".join(lines) + "\n"
 
 
