@@ -322,6 +322,8 @@ def main() -> None:
     for note in notes:
         print(f"kustomize: {note}")
     by = {r.case: r for r in rows}
+    if len(cases) < 2:
+        return
     small, big = (f"{cases[0][0]}x{cases[0][1]}", f"{cases[1][0]}x{cases[1][1]}")
     if small in by and big in by and cases[0][0] == cases[1][0]:
         print(f"cluster growth: wall {big} / {small} = {by[big].wall / by[small].wall:.2f}x "
