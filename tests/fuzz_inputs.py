@@ -319,13 +319,17 @@ class Fuzz:
     seeds: list[Seed]
     baselines: dict[str, dict[str, str] | None]
     counts: Counter[str]
-    registries: dict[tuple[str, ...], Registry]
+    registries: dict[tuple[str, ...], Registry | None]
 
-    def registry(self, s: Seed) -> Registry:
-        """Definitions are inputs the fuzzer does not mutate: load each set once."""
+    def registry(self, s: Seed) -> Registry | None:
+        """Definitions are inputs the fuzzer does not mutate: load each set once (None when they
+        are invalid on purpose: then every run loads them and reports that, as velapy would)."""
         dirs = s.inputs.definition_dirs
         if dirs not in self.registries:
-            self.registries[dirs] = load_registry(dirs)
+            try:
+                self.registries[dirs] = load_registry(dirs)
+            except VelapyError:
+                self.registries[dirs] = None
         return self.registries[dirs]
 
     def baseline(self, s: Seed) -> dict[str, str] | None:
