@@ -130,3 +130,13 @@ def test_a_source_checkout_without_the_engine_points_at_make_setup(
     monkeypatch.setattr(resources, "source_root", lambda: tmp_path)
     with pytest.raises(EngineError, match="make setup"):
         engine.select_runner({"PATH": ""})
+
+
+def test_every_subpackage_ships_in_the_wheel() -> None:
+    # a subpackage missing from pyproject's `packages` is absent from the wheel: `velapy` then fails to import
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "velapy").rglob("__init__.py")}
+    assert found <= listed, f"add to [tool.setuptools] packages in pyproject.toml: {sorted(found - listed)}"
