@@ -87,3 +87,9 @@ def test_outline_reports_unbalanced_braces() -> None:
     with pytest.raises(CueSyntaxError) as info:
         outline("a: {\n b: 1\n")
     assert "missing" in info.value.message
+
+
+def test_unicode_labels_are_identifiers() -> None:
+    # CUE exports a label made of Unicode letters bare (found by the fuzzer: a ConfigMap key "À")
+    data, _tags = parse_data('velapy_0: {\n\tdata: {\n\t\tÀ:    "1"\n\t\tключ: "v"\n\t}\n}\n')
+    assert data == {"velapy_0": {"data": {"À": "1", "ключ": "v"}}}
