@@ -24,7 +24,7 @@ demo: setup
 	$(BIN)/velapy render examples/demo/app.yaml --clusters examples/demo/clusters.yaml
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 	$(BIN)/mypy
 	$(BIN)/ruff check velapy tests
 
