@@ -8,6 +8,7 @@ their own namespaces (`unique_namespace`).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,18 @@ _counter = itertools.count()
 
 class RunningFleet(Fleet):
     kubeconfig_path: Path
+
+
+@contextlib.contextmanager
+def running_fleet(names: list[str], folder: Path, **kwargs: Any) -> Iterator[RunningFleet]:
+    """A started fleet with its kubeconfig written into `folder`; stopped on exit."""
+    fleet = RunningFleet(names, **kwargs)
+    fleet.start()
+    try:
+        fleet.kubeconfig_path = fleet.write_kubeconfig(folder / "kubeconfig")
+        yield fleet
+    finally:
+        fleet.stop()
 
 
 @pytest.fixture
@@ -42,11 +55,8 @@ def emulator_fleet(tmp_path: Path) -> Iterator[Callable[..., RunningFleet]]:
 
 @pytest.fixture(scope="module")
 def shared_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
-    fleet = RunningFleet(["local", "a", "b"])
-    fleet.start()
-    fleet.kubeconfig_path = fleet.write_kubeconfig(tmp_path_factory.mktemp("emulator") / "kubeconfig")
-    yield fleet
-    fleet.stop()
+    with running_fleet(["local", "a", "b"], tmp_path_factory.mktemp("emulator")) as fleet:
+        yield fleet
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from emulator_fixtures import RunningFleet
+from emulator_fixtures import RunningFleet, running_fleet
 from test_execute_support import (
     FAST,
     OPTS,
@@ -47,11 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
-    f = RunningFleet(["local", "a", "b"])
-    f.start()
-    f.kubeconfig_path = f.write_kubeconfig(tmp_path_factory.mktemp("emu") / "kubeconfig")
-    yield f
-    f.stop()
+    with running_fleet(["local", "a", "b"], tmp_path_factory.mktemp("emu")) as f:
+        yield f
 
 
 @pytest.fixture

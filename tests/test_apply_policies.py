@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from emulator_fixtures import RunningFleet
+from emulator_fixtures import RunningFleet, running_fleet
 from test_execute_support import OPTS, apply, configmap, deployment, namespace, open_, write_plan
 
 from velapy.execute import delete
@@ -17,11 +17,8 @@ from velapy.execute.runner import Options
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
-    f = RunningFleet(["a", "b"])
-    f.start()
-    f.kubeconfig_path = f.write_kubeconfig(tmp_path_factory.mktemp("emu") / "kubeconfig")
-    yield f
-    f.stop()
+    with running_fleet(["a", "b"], tmp_path_factory.mktemp("emu")) as f:
+        yield f
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from emulator_fixtures import RunningFleet
+from emulator_fixtures import RunningFleet, running_fleet
 from test_execute_support import apply, configmap, deployment, lines, namespace, open_, write_plan
 
 from velapy.errors import InputError
@@ -19,11 +19,8 @@ from velapy.errors import InputError
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
-    f = RunningFleet(["a", "b"])
-    f.start()
-    f.kubeconfig_path = f.write_kubeconfig(tmp_path_factory.mktemp("emu") / "kubeconfig")
-    yield f
-    f.stop()
+    with running_fleet(["a", "b"], tmp_path_factory.mktemp("emu")) as f:
+        yield f
 
 
 @pytest.fixture

@@ -34,22 +34,23 @@ def _short(text: str) -> str:
     return text if len(text) <= 70 else text[:40] + "…" + text[-20:]
 
 
+def _problem(text: str, limit: int, pattern: re.Pattern[str], shape: str) -> str:
+    """Why `text` breaks its length `limit` or its `pattern` ("" when it keeps both)."""
+    if len(text) > limit:
+        return f"is {len(text)} characters long; Kubernetes allows {limit}"
+    return "" if pattern.fullmatch(text) else shape
+
+
 def label_problem(text: str) -> str:
     """Why `text` is not a DNS-1123 label ("" when it is one)."""
-    if len(text) > LABEL_MAX:
-        return f"is {len(text)} characters long; Kubernetes allows {LABEL_MAX}"
-    if not _LABEL.fullmatch(text):
-        return "must be lowercase letters, digits and '-', starting and ending with a letter or digit"
-    return ""
+    return _problem(text, LABEL_MAX, _LABEL,
+                    "must be lowercase letters, digits and '-', starting and ending with a letter or digit")
 
 
 def subdomain_problem(text: str) -> str:
     """Why `text` is not a DNS-1123 subdomain ("" when it is one)."""
-    if len(text) > SUBDOMAIN_MAX:
-        return f"is {len(text)} characters long; Kubernetes allows {SUBDOMAIN_MAX}"
-    if not _SUBDOMAIN.fullmatch(text):
-        return "must be lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
-    return ""
+    return _problem(text, SUBDOMAIN_MAX, _SUBDOMAIN,
+                    "must be lowercase letters, digits, '-' and '.', starting and ending with a letter or digit")
 
 
 def name_problem(group: str, kind: str, name: str) -> str:
@@ -81,11 +82,8 @@ def label_key_problem(key: str) -> str:
 
 
 def label_value_problem(value: str) -> str:
-    if len(value) > LABEL_MAX:
-        return f"is {len(value)} characters long; Kubernetes allows {LABEL_MAX}"
-    if not _LABEL_VALUE.fullmatch(value):
-        return "must be empty or alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric"
-    return ""
+    return _problem(value, LABEL_MAX, _LABEL_VALUE,
+                    "must be empty or alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric")
 
 
 def object_problems(o: PlannedObject) -> list[tuple[str, str]]:
