@@ -15,7 +15,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from velapy.emit import render_folder
+from velapy.bundle.emit import render_folder
 from velapy.pipeline import Inputs, compile_app, open_evaluator
 
 APP = {

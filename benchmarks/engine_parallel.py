@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from render_scale import app
 
-from velapy.dryrun import dry_run_blocks
-from velapy.engine import Evaluator, select_runner
+from velapy.bundle.dryrun import dry_run_blocks
+from velapy.cue.engine import Evaluator, select_runner
 from velapy.pipeline import Inputs, load
 
 

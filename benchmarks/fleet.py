@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fleetgen import fleet_app, fleet_clusters  # noqa: E402
 
-from velapy.engine import select_runner  # noqa: E402
+from velapy.cue.engine import select_runner  # noqa: E402
 
 FULL = ((100, 2), (100, 50), (300, 50))
 QUICK = ((20, 2), (20, 10), (40, 10))

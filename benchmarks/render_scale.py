@@ -16,7 +16,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from velapy.dryrun import dry_run_blocks
+from velapy.bundle.dryrun import dry_run_blocks
 from velapy.pipeline import Inputs, load, open_evaluator
 
 

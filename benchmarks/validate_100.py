@@ -18,10 +18,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from velapy.definitions import load_registry
 from velapy.errors import InputError
+from velapy.load.definitions import load_registry
 from velapy.pipeline import open_evaluator
-from velapy.validate import validate_files
+from velapy.validate.documents import validate_files
 
 N = 100
 

@@ -38,9 +38,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from velapy.definitions import Registry, load_registry  # noqa: E402
-from velapy.dryrun import dry_run_blocks  # noqa: E402
-from velapy.engine import Evaluator  # noqa: E402
+from velapy.bundle.dryrun import dry_run_blocks  # noqa: E402
+from velapy.cue.engine import Evaluator  # noqa: E402
 from velapy.errors import (  # noqa: E402
     REASON_ENGINE_CRASH,
     REASON_NEEDS_INPUT,
@@ -48,6 +47,7 @@ from velapy.errors import (  # noqa: E402
     REASON_UNKNOWN_DEFINITION,
     VelapyError,
 )
+from velapy.load.definitions import Registry, load_registry  # noqa: E402
 from velapy.pipeline import Inputs, load, open_evaluator, validate  # noqa: E402
 
 IDENTICAL = "identical"

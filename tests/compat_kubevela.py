@@ -19,10 +19,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from goldens import Case, cases  # noqa: E402
 
-from velapy.definitions import load_registry  # noqa: E402
-from velapy.dryrun import dry_run_blocks  # noqa: E402
-from velapy.emit import render_folder  # noqa: E402
+from velapy.bundle.dryrun import dry_run_blocks  # noqa: E402
+from velapy.bundle.emit import render_folder  # noqa: E402
 from velapy.errors import VelapyError  # noqa: E402
+from velapy.load.definitions import load_registry  # noqa: E402
 from velapy.pipeline import compile_app, load, open_evaluator  # noqa: E402
 
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from velapy.definitions import Registry, load_registry
-from velapy.engine import Evaluator, select_runner
+from velapy.cue.engine import Evaluator, select_runner
+from velapy.load.definitions import Registry, load_registry
 
 
 @pytest.fixture(scope="session")
@@ -33,4 +33,4 @@ def _private_render_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         os.environ.pop("VELAPY_CACHE_DIR", None)
     else:
         os.environ["VELAPY_CACHE_DIR"] = old
-pytest_plugins = ["emulator_fixtures"]  # emulated clusters (velapy.emulator) for any test
+pytest_plugins = ["emulator_fixtures"]  # emulated clusters (velapy.kube.emulator) for any test

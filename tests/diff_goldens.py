@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "diff"
 sys.path.insert(0, str(ROOT))
 
-from velapy.diff import (  # noqa: E402
+from velapy.review.diff import (  # noqa: E402
     compare_folders,
     format_json,
     format_markdown,

@@ -1,4 +1,4 @@
-"""Pytest fixtures for tests that need emulated clusters (velapy.emulator).
+"""Pytest fixtures for tests that need emulated clusters (velapy.kube.emulator).
 
 `emulator_fleet` is a factory: `emulator_fleet(["local", "a"], rbac=..., ready_after=...)` starts a
 Fleet, writes its kubeconfig under tmp_path (`fleet.kubeconfig_path`) and stops it at teardown.
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from velapy.emulator import Fleet
+from velapy.kube.emulator import Fleet
 
 _counter = itertools.count()
 

@@ -42,12 +42,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from goldens import Case, cases  # noqa: E402
 
-from velapy import redact  # noqa: E402
-from velapy.definitions import Registry, load_registry  # noqa: E402
-from velapy.diff import compare_folders, format_json, format_markdown, format_text, format_unified  # noqa: E402
-from velapy.engine import Evaluator  # noqa: E402
+from velapy.cue.engine import Evaluator  # noqa: E402
 from velapy.errors import EXIT_INVALID, VelapyError  # noqa: E402
+from velapy.load import redact  # noqa: E402
+from velapy.load.definitions import Registry, load_registry  # noqa: E402
 from velapy.pipeline import Inputs, compile_app, output_files  # noqa: E402
+from velapy.review.diff import compare_folders, format_json, format_markdown, format_text, format_unified  # noqa: E402
 
 SENTINEL = "fuzz-SENTINEL-7c1e9a0b"
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: the fuzzer's own parsing

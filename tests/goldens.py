@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "golden"
 sys.path.insert(0, str(ROOT))
 
-from velapy.engine import Evaluator  # noqa: E402
+from velapy.cue.engine import Evaluator  # noqa: E402
 from velapy.errors import VelapyError  # noqa: E402
 from velapy.handoff import Options as HandoffOptions  # noqa: E402
 from velapy.pipeline import Inputs, compile_app, dry_run_with_warnings, output_files  # noqa: E402

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from velapy.apiresources import ResourceTable
 from velapy.errors import InputError
+from velapy.load.apiresources import ResourceTable
 
 
 @pytest.mark.parametrize(("name", "group", "kind", "api_version"), [

@@ -33,12 +33,12 @@ from test_execute_support import (
 )
 
 from velapy.cli import main
-from velapy.emulator import Fault, Fleet
 from velapy.errors import InputError
 from velapy.execute.runner import Options
 from velapy.execute.state import StateConflict
 from velapy.kube import Access, RetryPolicy
 from velapy.kube.client import KubeClient, connect
+from velapy.kube.emulator import Fault, Fleet
 from velapy.kube.kubeconfig import load_context
 
 VELAPY = [sys.executable, "-m", "velapy"]

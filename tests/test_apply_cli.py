@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from test_execute_support import configmap, namespace, write_plan
 
 from velapy.cli import main
-from velapy.engine import Evaluator
+from velapy.cue.engine import Evaluator
 
 ROOT = Path(__file__).resolve().parent.parent
 

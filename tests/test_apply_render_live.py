@@ -10,13 +10,13 @@ from typing import Any
 import yaml
 from test_execute_support import FAST
 
-from velapy import emit
-from velapy.diff import read_folder
-from velapy.engine import Evaluator
+from velapy.bundle import emit
+from velapy.cue.engine import Evaluator
 from velapy.execute import Target
 from velapy.execute.session import compile_live, default_factory
+from velapy.load.yamlio import load_file
 from velapy.pipeline import Inputs
-from velapy.yamlio import load_file
+from velapy.review.diff import read_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "golden"

@@ -54,7 +54,7 @@ def test_step_by_step_stops_after_a_failure_but_runs_if_steps(fleet: RunningFlee
 
 
 def mk_fault(path: str) -> Any:
-    from velapy.emulator import Fault
+    from velapy.kube.emulator import Fault
     return Fault(method="PATCH", path=path, status=400)
 
 

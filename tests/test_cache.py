@@ -13,8 +13,8 @@ import yaml
 from click.testing import CliRunner
 
 from velapy import cli
-from velapy.cache import RenderCache, cache_root
-from velapy.engine import Evaluator, Instance, Template
+from velapy.cue.cache import RenderCache, cache_root
+from velapy.cue.engine import Evaluator, Instance, Template
 
 BODY = """
 	parameter: {image: string}

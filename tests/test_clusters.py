@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from velapy.application import Policy
-from velapy.clusters import HUB, Cluster, Inventory, hub_only, load_inventory
+from velapy.compile.placement import HUB_PLACEMENT, Placement, deploy_placements, topology_placements
 from velapy.errors import Diagnostic, InputError
-from velapy.placement import HUB_PLACEMENT, Placement, deploy_placements, topology_placements
-from velapy.yamlio import load_documents
+from velapy.load.application import Policy
+from velapy.load.clusters import HUB, Cluster, Inventory, hub_only, load_inventory
+from velapy.load.yamlio import load_documents
 
 INVENTORY = """\
 clusters:

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from velapy import cli
 from velapy.colour import BOLD, GREEN, RED, YELLOW, paint, plain, style, wanted
-from velapy.engine import Evaluator
+from velapy.cue.engine import Evaluator
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD_APP = "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: a}\nspec:\n  components:\n" \

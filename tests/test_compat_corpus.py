@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from velapy.definitions import Registry
-from velapy.engine import Evaluator
+from velapy.cue.engine import Evaluator
 from velapy.errors import REASON_ENGINE_CRASH, REASON_NEEDS_INPUT, REASON_PROVIDER, REASON_UNKNOWN_DEFINITION
+from velapy.load.definitions import Registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compat_corpus as cc

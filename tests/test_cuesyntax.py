@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from velapy.cuesyntax import CueSyntaxError, outline, parse_data, parse_value
+from velapy.cue.cuesyntax import CueSyntaxError, outline, parse_data, parse_value
 
 DEF = '''import (
 	"strings"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from velapy.definitions import load_registry, parse_cue_definition
-from velapy.engine import Evaluator, Instance
+from velapy.cue.engine import Evaluator, Instance
 from velapy.errors import InputError
+from velapy.load.definitions import load_registry, parse_cue_definition
 
 CUE_DEF = '''import (
 	"strings"
@@ -98,7 +98,7 @@ def test_missing_definition_dir_is_an_input_error(tmp_path: Path) -> None:
 
 
 def test_builtins_have_every_kind(registry: object) -> None:
-    from velapy.definitions import Registry
+    from velapy.load.definitions import Registry
     assert isinstance(registry, Registry)
     for kind, names in {
         "component": ["webservice", "worker", "task", "k8s-objects", "ref-objects", "cron-task", "daemon",

@@ -1,4 +1,4 @@
-"""velapy.diff on hand-made folder contents: keys, field paths, masking, the four output formats."""
+"""velapy.review.diff on hand-made folder contents: keys, field paths, masking, the four output formats."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from velapy.diff import (
+from velapy.errors import InputError
+from velapy.load.yamlio import dump_yaml
+from velapy.review.diff import (
     ABSENT,
     FieldChange,
     Match,
@@ -21,8 +23,6 @@ from velapy.diff import (
     read_folder,
     show_value,
 )
-from velapy.errors import InputError
-from velapy.yamlio import dump_yaml
 
 
 def deployment(name: str = "web", ns: str = "demo", replicas: int = 2, image: str = "nginx:1.25",

@@ -14,8 +14,8 @@ import yaml
 from click.testing import CliRunner
 
 from velapy import cli
-from velapy.dryrun import one_object_per_document
-from velapy.engine import Evaluator
+from velapy.bundle.dryrun import one_object_per_document
+from velapy.cue.engine import Evaluator
 
 ROOT = Path(__file__).resolve().parent.parent
 VELA_STREAMS = sorted(ROOT.glob("golden/*/expected/dry-run.yaml"))

@@ -14,8 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from velapy import cli
-from velapy.clusters import Cluster, Identity
-from velapy.emit import (
+from velapy.bundle.emit import (
     PlanSchemaError,
     format_plan,
     name_clusters,
@@ -25,10 +24,11 @@ from velapy.emit import (
     validate_plan_data,
     write_folder,
 )
-from velapy.engine import Evaluator
+from velapy.bundle.outdir import MANIFEST, manifest_text
+from velapy.compile.plan import Gate, Plan, PlannedObject, PlannedPlacement, PlannedStep, digest_of
+from velapy.cue.engine import Evaluator
 from velapy.errors import InputError
-from velapy.outdir import MANIFEST, manifest_text
-from velapy.plan import Gate, Plan, PlannedObject, PlannedPlacement, PlannedStep, digest_of
+from velapy.load.clusters import Cluster, Identity
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ from emulator_fixtures import RunningFleet
 from kubernetes import client, config, dynamic
 from kubernetes.dynamic.exceptions import ConflictError, ForbiddenError, NotFoundError, ResourceNotFoundError
 
-from velapy.emulator import Fault
+from velapy.kube.emulator import Fault
 
 
 def dyn(fleet: RunningFleet, ctx: str, tmp_path: Path, **headers: str) -> dynamic.DynamicClient:
@@ -436,8 +436,8 @@ def write_ca(fleet: RunningFleet, where: Path) -> Path:
 
 
 def test_controllers_finish_after_ready_after_seconds() -> None:
-    from velapy.emulator.kinds import TypeRegistry
-    from velapy.emulator.store import Store
+    from velapy.kube.emulator.kinds import TypeRegistry
+    from velapy.kube.emulator.store import Store
 
     now = [1000.0]
     store = Store(ready_after=30.0, clock=lambda: now[0])

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from velapy.emulator.auth import Authorizer, RbacError, forbidden_message
-from velapy.emulator.fields import (
+from velapy.kube.emulator.auth import Authorizer, RbacError, forbidden_message
+from velapy.kube.emulator.fields import (
     PatchError,
     Schema,
     SelectorError,
@@ -20,7 +20,7 @@ from velapy.emulator.fields import (
     strategic_merge,
     to_fields_v1,
 )
-from velapy.emulator.store import ApiError, Store
+from velapy.kube.emulator.store import ApiError, Store
 
 POD_SPEC = {"containers": [{"name": "web", "image": "nginx", "ports": [{"containerPort": 80}],
                             "env": [{"name": "A", "value": "1"}], "args": ["--x"]}]}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from velapy.engine import Evaluator, Instance, Template, select_runner
+from velapy.cue.engine import Evaluator, Instance, Template, select_runner
 from velapy.errors import EngineError
 
 BODY = """
@@ -76,7 +76,7 @@ def test_runner_selection_errors_are_clear(tmp_path: Path) -> None:
 
 
 def test_only_the_context_keys_a_template_reads_are_sent() -> None:
-    from velapy.engine import context_keys_used
+    from velapy.cue.engine import context_keys_used
 
     assert context_keys_used('a: context.name + context["ns"]\nb: context . output.spec') == {"name", "ns", "output"}
     assert context_keys_used("x: context") is None  # used whole: everything is sent
@@ -94,7 +94,7 @@ def test_instances_differing_only_in_unread_context_are_one_evaluation(evaluator
 
 
 def test_dynamic_labels_in_comprehensions_work_on_the_embedded_engine(evaluator: Evaluator) -> None:
-    from velapy.engine import rewrite_dynamic_labels
+    from velapy.cue.engine import rewrite_dynamic_labels
 
     body = '\t_del: {for k in parameter.unset {(k): ""}}\n\toutput: {kind: "X", keys: [for k, _ in _del {k}]}\n'
     assert rewrite_dynamic_labels('x: {(a.b + "-"): 1}\nif (c) {}\ns: "(k): v"') == \
@@ -104,7 +104,7 @@ def test_dynamic_labels_in_comprehensions_work_on_the_embedded_engine(evaluator:
 
 
 def test_iterating_an_absent_optional_field_yields_nothing(evaluator: Evaluator) -> None:
-    from velapy.engine import guard_optional_iteration
+    from velapy.cue.engine import guard_optional_iteration
 
     assert guard_optional_iteration('x: [for v in p.a.b {v}]\ns: "for v in p.a {"') == \
         'x: [if p.a.b != _|_ for v in p.a.b {v}]\ns: "for v in p.a {"'
@@ -137,7 +137,7 @@ def test_a_large_round_is_split_over_two_engine_processes_in_order() -> None:
 
 def test_a_non_concrete_helper_field_does_not_fail_the_instance(evaluator: Evaluator) -> None:
     """KubeVela checks only the result fields: a template's own open helper (`language: string`) is fine."""
-    from velapy.engine import root_tags
+    from velapy.cue.engine import root_tags
 
     body = ('\tlanguage: "go" | "java"\n'
             '\t// +patchStrategy=jsonMergePatch\n'

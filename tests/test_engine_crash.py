@@ -6,7 +6,7 @@ from typing import Any, cast
 
 import pytest
 
-from velapy.engine import Evaluator, Instance, Reply, Template, WasmCue, engine_panic
+from velapy.cue.engine import Evaluator, Instance, Reply, Template, WasmCue, engine_panic
 
 # The construct the CUE v0.4 engine panics on: a `let` naming a context value that the batch writes
 # once at the top level (a large value several context keys or instances share) and that a

@@ -8,14 +8,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from velapy.emit import validate_plan_data
+from velapy.bundle.emit import validate_plan_data
+from velapy.compile.plan import digest_of
 from velapy.execute import Options, Reporter, Target
 from velapy.execute.runner import Report, Runner
 from velapy.execute.session import ClientFactory, Session, default_factory, open_session
 from velapy.kube import RetryPolicy
+from velapy.load.yamlio import dump_yaml
 from velapy.pipeline import Inputs
-from velapy.plan import digest_of
-from velapy.yamlio import dump_yaml
 
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.05, deadline=5.0, connect_timeout=1.0, read_timeout=1.0)
 OPTS = Options(poll_interval=0.02, health_timeout=10.0, crd_wait=5.0)

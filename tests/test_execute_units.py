@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import yaml
 
-from velapy.clusters import Cluster, Identity, Inventory
 from velapy.errors import InputError
 from velapy.execute.access import AccessOptions, resolve
 from velapy.execute.conditions import ConditionError, StepStatus, parse_condition
@@ -19,6 +18,7 @@ from velapy.execute.objects import contains, desired, field_path, health, owner,
 from velapy.execute.planfile import ClusterEntry, parse_duration
 from velapy.execute.redact import Redactor
 from velapy.execute.state import Entry, FileStore, RunState, StateConflict, StepState
+from velapy.load.clusters import Cluster, Identity, Inventory
 
 STEPS = ["canary", "my-step", "prod"]
 

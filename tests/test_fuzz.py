@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fuzz_inputs import FUZZ_CASES, fuzz
 
-from velapy.engine import Evaluator
+from velapy.cue.engine import Evaluator
 
 
 def test_mutated_inputs_exit_0_or_2_located_and_leak_no_secret(evaluator: Evaluator) -> None:

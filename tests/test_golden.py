@@ -7,7 +7,7 @@ import difflib
 import pytest
 from goldens import REFRESH, Case, cases, produce, read_expected
 
-from velapy.engine import Evaluator
+from velapy.cue.engine import Evaluator
 
 
 @pytest.mark.parametrize("case", cases(), ids=lambda c: c.name)

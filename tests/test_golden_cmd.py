@@ -18,10 +18,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from velapy import cli
-from velapy.engine import Evaluator
+from velapy.cue.engine import Evaluator
 from velapy.errors import InputError
-from velapy.golden import check, load_project
 from velapy.pipeline import Inputs, compile_app, compile_apps, output_files, write_output
+from velapy.review.golden import check, load_project
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "gitops"

@@ -23,13 +23,13 @@ from crd_schema import convert, load_crd, problems, validators
 from goldens import cases
 
 from velapy import cli
-from velapy.clusters import Cluster
-from velapy.emit import object_paths
-from velapy.engine import Evaluator
+from velapy.bundle.emit import object_paths
+from velapy.compile.plan import Gate, Plan, PlannedObject, PlannedPlacement, PlannedStep, digest_of
+from velapy.cue.engine import Evaluator
 from velapy.errors import InputError, Location
 from velapy.handoff import Options, repo_path_for
 from velapy.handoff.model import json_pointer, label_value, layout, object_name
-from velapy.plan import Gate, Plan, PlannedObject, PlannedPlacement, PlannedStep, digest_of
+from velapy.load.clusters import Cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 CRDS = ROOT.parent / "shared" / "crds"
@@ -358,7 +358,7 @@ def test_render_emit_check_and_diff(repo: Path) -> None:
     res = run(*RENDER)
     assert res.exit_code == 0
     # the folder holds what this render produces: velapy's own earlier hand-off files go, as a removed
-    # component's files do (velapy.outdir removes only files its manifest says it wrote)
+    # component's files do (velapy.bundle.outdir removes only files its manifest says it wrote)
     assert not (out / "argocd").exists() and not (out / "flux").exists()
     run(*RENDER, *emit_args)
     # two folders: the hand-off objects are compared like a cluster's

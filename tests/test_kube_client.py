@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
-from velapy.clusters import Identity
-from velapy.emulator import Fault
 from velapy.errors import InputError
 from velapy.kube import Access, ApiError, NotServed, ResourceType, RetryPolicy, Unreachable
 from velapy.kube.client import KubeClient, connect
+from velapy.kube.emulator import Fault
 from velapy.kube.kubeconfig import load_context
+from velapy.load.clusters import Identity
 
 CM = ResourceType("", "v1", "ConfigMap", "configmaps", True)
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from velapy import cli, k8snames
-from velapy.engine import Evaluator
+from velapy import cli
+from velapy.compile import k8snames
+from velapy.cue.engine import Evaluator
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo"

@@ -22,10 +22,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from velapy import cli, outdir
-from velapy.engine import Evaluator
+from velapy import cli
+from velapy.bundle import outdir
+from velapy.bundle.outdir import MANIFEST, WORK_DIR, lock_folder, manifest_text, recover, write_folder
+from velapy.cue.engine import Evaluator
 from velapy.errors import EnvironmentFailure, InputError
-from velapy.outdir import MANIFEST, WORK_DIR, lock_folder, manifest_text, recover, write_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo"
@@ -136,7 +137,7 @@ def test_user_files_beside_the_output_are_left_alone(tmp_path: Path, monkeypatch
 
 def test_force_takes_over_an_old_velapy_folder_but_never_deletes_foreign_files(tmp_path: Path,
                                                                                  evaluator: Evaluator) -> None:
-    from velapy.emit import render_folder
+    from velapy.bundle.emit import render_folder
     from velapy.pipeline import Inputs, compile_app
 
     plan = compile_app(Inputs(str(DEMO / "app.yaml"), clusters=str(DEMO / "clusters.yaml")), evaluator)
@@ -222,7 +223,7 @@ def test_a_read_only_place_is_an_environment_failure(tmp_path: Path) -> None:
 
 _WRITER = r"""
 import os, sys, time
-from velapy.outdir import write_folder
+from velapy.bundle.outdir import write_folder
 out, label, stage, signal_file = sys.argv[1:5]
 files = {"plan.yaml": f"app: {label}\n"}
 for i in range(int(sys.argv[5])):

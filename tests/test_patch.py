@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from velapy.patch import (
+from velapy.compile.patch import (
     PatchError,
     apply_patch,
     json_merge_patch,

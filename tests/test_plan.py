@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from velapy.application import load_application
-from velapy.clusters import Inventory, load_inventory
-from velapy.definitions import Registry
-from velapy.emit import render_folder
-from velapy.engine import Evaluator
+from velapy.bundle.emit import render_folder
+from velapy.compile.plan import Plan, PlannedObject, build_plan, digest_of, dry_run_clusters, selector_matches
+from velapy.compile.workflow import check_workflow, is_go_duration, resolve_workflow
+from velapy.cue.engine import Evaluator
 from velapy.errors import InputError
+from velapy.load.application import load_application
+from velapy.load.clusters import Inventory, load_inventory
+from velapy.load.definitions import Registry
 from velapy.pipeline import Inputs, compile_app
-from velapy.plan import Plan, PlannedObject, build_plan, digest_of, dry_run_clusters, selector_matches
-from velapy.workflow import check_workflow, is_go_duration, resolve_workflow
 
 CLUSTERS = """\
 clusters:
@@ -591,7 +591,7 @@ def test_secret_values_never_enter_a_digest_plainly() -> None:
     import hashlib
     import json as _json
 
-    from velapy.plan import digest_of
+    from velapy.compile.plan import digest_of
 
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "shop"},
               "stringData": {"password": "hunter2"}}

@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from velapy import cli
-from velapy.engine import Evaluator
+from velapy.cue.engine import Evaluator
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from velapy.application import load_application
-from velapy.definitions import load_registry
-from velapy.dryrun import dry_run_blocks, format_blocks
-from velapy.engine import Evaluator
+from velapy.bundle.dryrun import dry_run_blocks, format_blocks
+from velapy.cue.engine import Evaluator
 from velapy.errors import InputError
+from velapy.load.application import load_application
+from velapy.load.definitions import load_registry
 from velapy.pipeline import Inputs, load
 
 BASE = '''

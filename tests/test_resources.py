@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from velapy import engine, resources
-from velapy.engine import WasmCue, embedded_installed, install_embedded, select_runner
+from velapy import resources
+from velapy.cue import engine
+from velapy.cue.engine import WasmCue, embedded_installed, install_embedded, select_runner
 from velapy.errors import EngineError
 
 ROOT = Path(__file__).resolve().parent.parent

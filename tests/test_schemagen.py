@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from velapy import schemagen
-from velapy.definitions import Definition, Registry, parse_cue_definition
-from velapy.engine import Evaluator
+from velapy.cue.engine import Evaluator
+from velapy.load.definitions import Definition, Registry, parse_cue_definition
+from velapy.validate import schemagen
 
 REFRESH = "velapy def schema` (or `make schemas"
 

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from velapy import cli, redact
-from velapy.definitions import Registry
-from velapy.engine import Evaluator
+from velapy import cli
+from velapy.cue.engine import Evaluator
 from velapy.errors import InputError
-from velapy.validate import Options, _Checker
-from velapy.yamlio import load_documents
+from velapy.load import redact
+from velapy.load.definitions import Registry
+from velapy.load.yamlio import load_documents
+from velapy.validate.documents import Options, _Checker
 
 SENTINEL = "SENTINEL-hunter2-do-not-print"
 

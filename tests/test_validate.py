@@ -10,12 +10,12 @@ import pytest
 from click.testing import CliRunner
 from jsonschema import Draft202012Validator
 
-from velapy.definitions import Registry, load_registry
-from velapy.engine import Evaluator
+from velapy.cue.engine import Evaluator
 from velapy.errors import Diagnostic, InputError
+from velapy.load.definitions import Registry, load_registry
+from velapy.load.yamlio import load_documents
 from velapy.pipeline import Inputs, validate
-from velapy.validate import Options, document_schema, validate_documents, validate_files
-from velapy.yamlio import load_documents
+from velapy.validate.documents import Options, document_schema, validate_documents, validate_files
 
 HEAD = """\
 apiVersion: core.oam.dev/v1beta1
@@ -358,7 +358,7 @@ def test_cli_def_vet_and_render(cli: CliRunner, tmp_path: Path) -> None:
 
 def test_fields_cue_fills_in_by_itself_are_not_required() -> None:
     """`annotations: [string]: string`, open lists and structs of defaults are concrete when absent."""
-    from velapy.schemagen import _concrete_when_absent
+    from velapy.validate.schemagen import _concrete_when_absent
 
     assert _concrete_when_absent({"type": "object", "additionalProperties": {"type": "string"}})
     assert _concrete_when_absent({"type": "array", "items": {"type": "string"}})

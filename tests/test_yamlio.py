@@ -1,4 +1,4 @@
-"""velapy.yamlio: located reading of user YAML, and go-yaml v2 (sigs.k8s.io/yaml) compatible writing.
+"""velapy.load.yamlio: located reading of user YAML, and go-yaml v2 (sigs.k8s.io/yaml) compatible writing.
 
 Expected texts are written by hand from go-yaml v2's rules: keys in its natural order, two-space
 indentation, sequences level with their key, strings that would read back as another type in
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from velapy.errors import InputError
-from velapy.yamlio import Document, dump_yaml, dump_yaml_all, format_path, load_documents, load_file
+from velapy.load.yamlio import Document, dump_yaml, dump_yaml_all, format_path, load_documents, load_file
 
 APP = """\
 apiVersion: core.oam.dev/v1beta1
@@ -605,7 +605,7 @@ def test_bad_indentation_gets_a_hint() -> None:
 
 
 def test_pure_python_parser_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
-    from velapy import yamlio
+    from velapy.load import yamlio
 
     fast, fast_error = load_documents(APP, "app.yaml"), str(error_of("a: [1\n"))
     monkeypatch.setattr(yamlio, "_COMPOSERS", (yamlio._PureComposer,))
@@ -623,7 +623,7 @@ def test_pure_python_parser_gives_the_same_result(monkeypatch: pytest.MonkeyPatc
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from velapy import yamlio  # noqa: E402
+from velapy.load import yamlio  # noqa: E402
 
 _TRICKY_WORDS = ["", " ", "on", "yes", "null", "~", "1", "0x1F", "1:20", "2024-01-02", "-", "- a", "a: b", "a:b",
                  "#x", "a #b", "x'y", 'say "hi"', "back\\slash", "*star", "&amp", "!bang", "%p", "@at", "`tick",

@@ -16,12 +16,11 @@ from typing import Any, TypeVar
 
 import click
 
-from velapy import __version__, colour, golden
+from velapy import __version__, colour
+from velapy.compile.plan import Plan
+from velapy.cue.engine import Evaluator
 from velapy.deflib import format_table
-from velapy.diff import Comparison, format_json, format_markdown, format_text, format_unified
-from velapy.engine import Evaluator
 from velapy.errors import EXIT_DIFFERENT, EXIT_INTERNAL, EXIT_OK, InputError, VelapyError
-from velapy.golden import find_config, format_report, load_project
 from velapy.handoff import Options as HandoffOptions
 from velapy.pipeline import (
     Inputs,
@@ -42,9 +41,11 @@ from velapy.pipeline import (
     vet_files,
     write_files,
 )
-from velapy.plan import Plan
-from velapy.review import check_output, fresh_output, remember_output
-from velapy.review import diff as review_diff
+from velapy.review import golden
+from velapy.review.diff import Comparison, format_json, format_markdown, format_text, format_unified
+from velapy.review.golden import find_config, format_report, load_project
+from velapy.review.sides import check_output, fresh_output, remember_output
+from velapy.review.sides import diff as review_diff
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,7 +98,7 @@ def app_inputs(fn: F) -> F:
 
 
 def no_cache_option(fn: F) -> F:
-    """`--no-cache`: neither read nor fill the render cache (velapy.cache) in this command."""
+    """`--no-cache`: neither read nor fill the render cache (velapy.cue.cache) in this command."""
     return click.option("--no-cache", "no_cache", is_flag=True, default=False, expose_value=False,
                         callback=lambda ctx, _p, v: ctx.meta.__setitem__("velapy.no_cache", v),
                         help="Do not use the render cache (neither read nor write it).")(fn)
@@ -916,7 +917,7 @@ def emulate_cmd(clusters: str, kubeconfig: str, audit_log: str, rbac: str, ready
     container runs, controllers are simulated."""
 
     def go() -> int:
-        from velapy.emulator.serve import serve
+        from velapy.kube.emulator.serve import serve
 
         return serve(clusters, kubeconfig, sys.stdout, audit_log=audit_log, rbac=rbac, ready_after=ready_after)
 

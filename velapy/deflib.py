@@ -28,8 +28,9 @@ import yaml.representer
 import yaml.resolver
 import yaml.serializer
 
-from velapy import schemagen
-from velapy.definitions import (
+from velapy.cue.engine import Evaluator
+from velapy.errors import Diagnostic, InputError, Location
+from velapy.load.definitions import (
     OBJECT_KIND,
     Definition,
     Registry,
@@ -37,9 +38,8 @@ from velapy.definitions import (
     parse_cue_definition,
     parse_yaml_definitions,
 )
-from velapy.engine import Evaluator
-from velapy.errors import Diagnostic, InputError, Location
 from velapy.resources import writable_schemas_dir
+from velapy.validate import schemagen
 
 DEFINITION_API = "core.oam.dev/v1beta1"
 DESCRIPTION_KEY = "definition.oam.dev/description"

@@ -12,11 +12,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
-from velapy import emit, k8snames, limits, outdir, redact
-from velapy.application import Application, load_application, merge_standalone
-from velapy.cache import RenderCache
-from velapy.clusters import Inventory, hub_only, load_inventory
-from velapy.definitions import Registry, load_registry
+from velapy.bundle import emit, outdir
+from velapy.bundle.dryrun import dry_run_blocks, format_blocks, one_object_per_document
+from velapy.compile import k8snames
+from velapy.compile.placement import topology_placements, unchecked_cluster_names
+from velapy.compile.plan import Plan, PlanDraft, dry_run_clusters, finish_plan, prepare_plan
+from velapy.compile.policies import OVERRIDE, TOPOLOGY, override_name_warnings
+from velapy.compile.render import render, version_warning
+from velapy.cue.cache import RenderCache
+from velapy.cue.engine import Evaluator, select_runner
 
 # the `velapy def` library, re-exported for the CLI
 from velapy.deflib import definition_object as definition_object
@@ -25,19 +29,17 @@ from velapy.deflib import list_definitions as list_definitions
 from velapy.deflib import parameter_table as parameter_table
 from velapy.deflib import regenerate_schemas as regenerate_schemas
 from velapy.deflib import vet_files as vet_files
-from velapy.dryrun import dry_run_blocks, format_blocks, one_object_per_document
-from velapy.engine import Evaluator, select_runner
 from velapy.errors import Diagnostic, InputError, Location, VelapyError
-from velapy.gitrev import repo_root
 from velapy.handoff import Handoff, prepare, repo_path_for
 from velapy.handoff import Options as HandoffOptions
-from velapy.placement import topology_placements, unchecked_cluster_names
-from velapy.plan import Plan, PlanDraft, dry_run_clusters, finish_plan, prepare_plan
-from velapy.policies import OVERRIDE, TOPOLOGY, override_name_warnings
-from velapy.refobjects import HubObjects, load_hub
-from velapy.render import render, version_warning
-from velapy.validate import Options as ValidationOptions
-from velapy.validate import Summary, validate_files
+from velapy.load import limits, redact
+from velapy.load.application import Application, load_application, merge_standalone
+from velapy.load.clusters import Inventory, hub_only, load_inventory
+from velapy.load.definitions import Registry, load_registry
+from velapy.load.refobjects import HubObjects, load_hub
+from velapy.review.gitrev import repo_root
+from velapy.validate.documents import Options as ValidationOptions
+from velapy.validate.documents import Summary, validate_files
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ P = ParamSpec("P")
 
 
 def _secrets_withheld(fn: Callable[P, R]) -> Callable[P, R]:
-    """A stage's errors scrubbed of the Secret values of its inputs (`velapy.redact`): no message
+    """A stage's errors scrubbed of the Secret values of its inputs (`velapy.load.redact`): no message
     may quote one, whichever stage (schema, CUE, patch, plan) wrote it."""
 
     @functools.wraps(fn)
@@ -114,7 +116,7 @@ def engine_processes(env: dict[str, str] | None = None) -> int:
 
 def open_evaluator(cache: bool = True) -> Evaluator:
     """An evaluator on the configured engine (VELAPY_CUE, cue on PATH, or the embedded one), with
-    the render cache (`velapy.cache`) unless `cache` is False (`--no-cache`)."""
+    the render cache (`velapy.cue.cache`) unless `cache` is False (`--no-cache`)."""
     return Evaluator(select_runner(), parallel=engine_processes(), cache=RenderCache() if cache else None)
 
 
@@ -276,7 +278,7 @@ def compile_apps(inputs: Sequence[Inputs], evaluator: Evaluator) -> list[Plan]:
 
 def names_checked(plan: Plan, app: Application) -> Plan:
     """`plan`, or an InputError naming every object name, namespace or label Kubernetes would
-    reject (`velapy.k8snames`), located at its component, before anything is written."""
+    reject (`velapy.compile.k8snames`), located at its component, before anything is written."""
 
     def locate(component: str, trait: str) -> Location:
         comp = next((c for c in app.components if c.name == component), None)
@@ -326,7 +328,7 @@ def handoff_repo_path(out: str) -> str:
 
 def write_output(plan: Plan, out: str, handoff: HandoffOptions | None = None, *, force: bool = False,
                  lock_timeout: float | None = None, on_wait: Callable[[str], None] | None = None) -> dict[str, str]:
-    """Write the output folder (locked, atomic, replacing only what velapy wrote: `velapy.outdir`);
+    """Write the output folder (locked, atomic, replacing only what velapy wrote: `velapy.bundle.outdir`);
     returns what was written."""
     files = output_files(plan, handoff)
     write_files(out, files, force=force, lock_timeout=lock_timeout, on_wait=on_wait)

@@ -11,7 +11,7 @@ Two layouts, one answer each:
   installed on first use (`npm ci` of the shipped, pinned `package.json` + `package-lock.json`)
   into the user's data folder, `engine_home()`.
 
-This module only names places; `velapy.engine` decides when to install the engine.
+This module only names places; `velapy.cue.engine` decides when to install the engine.
 """
 
 from __future__ import annotations

@@ -13,16 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from velapy.application import Application, Component
-from velapy.custompolicy import render_policies
-from velapy.definitions import Registry
-from velapy.engine import Evaluator
+from velapy.compile.custompolicy import render_policies
+from velapy.compile.policies import apply_overrides
+from velapy.compile.render import AUXILIARY_WORKLOAD, ComponentManifest, RenderTask, render
+from velapy.compile.workflow import DEPLOY, deploy_policies, resolve_workflow
+from velapy.cue.engine import Evaluator
 from velapy.errors import Diagnostic, InputError
-from velapy.policies import apply_overrides
-from velapy.refobjects import HubObjects
-from velapy.render import AUXILIARY_WORKLOAD, ComponentManifest, RenderTask, render
-from velapy.workflow import DEPLOY, deploy_policies, resolve_workflow
-from velapy.yamlio import dump_yaml
+from velapy.load.application import Application, Component
+from velapy.load.definitions import Registry
+from velapy.load.refobjects import HubObjects
+from velapy.load.yamlio import dump_yaml
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ name, different API groups), both get `<kind>.<group>_<name>.yaml`. Bytes are de
 YAML as sigs.k8s.io/yaml writes it, objects in the order the steps deploy them, file paths in
 the plan relative to the folder, source files relative to the application's folder, no time
 stamps. `render_folder` builds the whole folder as {relative path: text} so that a check or a
-diff can compare without writing; `velapy.outdir.write_folder` writes it (re-exported here):
+diff can compare without writing; `velapy.bundle.outdir.write_folder` writes it (re-exported here):
 locked, atomic as a whole, replacing only the files velapy wrote before.
 """
 
@@ -28,11 +28,11 @@ from typing import Any
 
 import jsonschema
 
-from velapy.clusters import SCHEMA_DIR, Cluster, Identity
+from velapy.bundle.outdir import write_folder
+from velapy.compile.plan import ObjectKey, Plan, PlannedObject, PlannedStep
 from velapy.errors import Diagnostic, InputError, Location, VelapyError
-from velapy.outdir import write_folder
-from velapy.plan import ObjectKey, Plan, PlannedObject, PlannedStep
-from velapy.yamlio import Memo, dump_yaml
+from velapy.load.clusters import SCHEMA_DIR, Cluster, Identity
+from velapy.load.yamlio import Memo, dump_yaml
 
 PLAN_API_VERSION = "velapy.dev/v1alpha1"
 PLAN_KIND = "Plan"

@@ -1,6 +1,6 @@
 """Whether an output folder already holds what `render -o` would write: inputs' bytes → yes/no.
 
-After `render -o OUT` writes a folder, the render cache (`velapy.cache`) keeps one small entry
+After `render -o OUT` writes a folder, the render cache (`velapy.cue.cache`) keeps one small entry
 under a key made of everything the render read — the bytes of the application, `-f` files,
 `--clusters`, `--resources`, every definition file (velapy's own and `-d`), every option, the
 absolute paths, velapy's whole source and schemas, and the engine's identity — holding the
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from velapy.cache import RenderCache, digest
+from velapy.cue.cache import RenderCache, digest
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent  # velapy/
 _PROJECT = _PACKAGE.parent
 
 

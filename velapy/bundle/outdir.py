@@ -144,7 +144,7 @@ def read_manifest(root: str) -> list[str] | None:
 
 def _plan_listed(root: str) -> set[str]:
     """The files an existing velapy `plan.yaml` in `root` says velapy wrote (for `force`)."""
-    from velapy.yamlio import load_file  # local: yamlio is heavy and only needed here
+    from velapy.load.yamlio import load_file  # local: yamlio is heavy and only needed here
 
     path = os.path.join(root, PLAN_FILE)
     if not os.path.isfile(path) or os.path.islink(path):

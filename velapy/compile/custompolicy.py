@@ -17,12 +17,12 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from velapy.application import Application, Policy
-from velapy.definitions import Registry
-from velapy.engine import Evaluator, Instance
+from velapy.compile.placement import policy_location
+from velapy.compile.render import ComponentManifest
+from velapy.cue.engine import Evaluator, Instance
 from velapy.errors import Diagnostic, InputError
-from velapy.placement import policy_location
-from velapy.render import ComponentManifest
+from velapy.load.application import Application, Policy
+from velapy.load.definitions import Registry
 
 # policy types KubeVela handles itself (no PolicyDefinition template is rendered for them)
 BUILTIN_POLICY_TYPES = frozenset({

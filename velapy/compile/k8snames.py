@@ -17,8 +17,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from velapy.compile.plan import Plan, PlannedObject
 from velapy.errors import Diagnostic, Location
-from velapy.plan import Plan, PlannedObject
 
 LABEL_MAX = 63
 SUBDOMAIN_MAX = 253

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from velapy.application import Policy
-from velapy.clusters import HUB, Inventory
 from velapy.errors import Diagnostic, InputError, Location
+from velapy.load.application import Policy
+from velapy.load.clusters import HUB, Inventory
 
 _TOPOLOGY_FIELDS = ("clusters", "clusterLabelSelector", "allowEmpty", "clusterSelector", "namespace")
 

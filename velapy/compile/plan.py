@@ -4,7 +4,7 @@ Stages (pure, except the one `render` call):
 
 1. resolve — the workflow (explicit, `workflow.ref`, or KubeVela's default steps) is checked
    (`workflow.check_workflow`); each `deploy` step (also inside a `step-group`) names its
-   policies in order: topology policies give the placements (`velapy.placement`), override
+   policies in order: topology policies give the placements (`velapy.compile.placement`), override
    policies the step's effective components (left to right); each `apply-component` step names
    one component and, optionally, a cluster and namespace.
 2. render — every component of every placement of every step is one `RenderTask` with
@@ -33,7 +33,7 @@ Stages (pure, except the one `render` call):
    topology or override policy no deploy step uses; a deploy step naming a policy type deploy
    ignores.
 
-The result is a frozen `Plan`; `velapy.emit` writes it and the per-cluster bundles.
+The result is a frozen `Plan`; `velapy.bundle.emit` writes it and the per-cluster bundles.
 """
 
 from __future__ import annotations
@@ -45,17 +45,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from velapy.application import Application, Component, Policy
-from velapy.clusters import HUB, Cluster, Identity, Inventory
-from velapy.custompolicy import rendering_policies
-from velapy.definitions import Registry
-from velapy.engine import Evaluator
-from velapy.errors import Diagnostic, InputError, Location
-from velapy.placement import Placement, deploy_placements, policy_location, topology_placements
-from velapy.policies import OVERRIDE, TOPOLOGY, apply_overrides, override_name_warnings
-from velapy.refobjects import HubObjects
-from velapy.render import ComponentManifest, RenderTask, render, version_warning
-from velapy.workflow import (
+from velapy.compile.custompolicy import rendering_policies
+from velapy.compile.placement import Placement, deploy_placements, policy_location, topology_placements
+from velapy.compile.policies import OVERRIDE, TOPOLOGY, apply_overrides, override_name_warnings
+from velapy.compile.render import ComponentManifest, RenderTask, render, version_warning
+from velapy.compile.workflow import (
     APPLY_COMPONENT,
     DEPLOY,
     STEP_GROUP,
@@ -66,6 +60,12 @@ from velapy.workflow import (
     deploy_policies,
     resolve_workflow,
 )
+from velapy.cue.engine import Evaluator
+from velapy.errors import Diagnostic, InputError, Location
+from velapy.load.application import Application, Component, Policy
+from velapy.load.clusters import HUB, Cluster, Identity, Inventory
+from velapy.load.definitions import Registry
+from velapy.load.refobjects import HubObjects
 
 L_CLUSTER = "app.oam.dev/cluster"
 L_COMPONENT = "app.oam.dev/component"

@@ -15,9 +15,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from velapy.application import Application, Component, Policy, Trait, TraitOrigin
-from velapy.definitions import Registry
 from velapy.errors import Diagnostic, InputError
+from velapy.load.application import Application, Component, Policy, Trait, TraitOrigin
+from velapy.load.definitions import Registry
 
 TOPOLOGY = "topology"
 OVERRIDE = "override"

@@ -5,7 +5,7 @@ the k-th trait of every task that has one, in one call, with `context.output` / 
 taken from the previous round, so the number of engine calls grows with the trait depth, never
 with the number of components or clusters. Between rounds the trait results are merged in
 Python: trait `outputs` are appended, `patch` is applied with KubeVela's strategies
-(`velapy.patch`), `patchOutputs` merged into the auxiliaries of that name, `errs` reported.
+(`velapy.compile.patch`), `patchOutputs` merged into the auxiliaries of that name, `errs` reported.
 Finally the OAM label/annotation contract and namespaces are applied (semantics §4.1).
 """
 
@@ -19,12 +19,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from velapy.application import Application, Component, Trait
-from velapy.definitions import Definition, Registry
-from velapy.engine import SELF_ALIAS, CueError, Evaluator, Instance, Result, Template, to_cue_open
+from velapy.compile.patch import PatchError, apply_patch, strategy_unify
+from velapy.cue.engine import SELF_ALIAS, CueError, Evaluator, Instance, Result, Template, to_cue_open
 from velapy.errors import REASON_ENGINE_CRASH, REASON_PROVIDER, Diagnostic, EngineError, InputError, Location
-from velapy.patch import PatchError, apply_patch, strategy_unify
-from velapy.refobjects import HubObjects, resolve_ref_objects
+from velapy.load.application import Application, Component, Trait
+from velapy.load.definitions import Definition, Registry
+from velapy.load.refobjects import HubObjects, resolve_ref_objects
 
 AUXILIARY_WORKLOAD = "AuxiliaryWorkload"
 UNIFIED = "velapy_patched"  # the field holding a patch unified with the workload by CUE

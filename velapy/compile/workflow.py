@@ -20,11 +20,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from velapy.application import Application, Policy
 from velapy.errors import Diagnostic, InputError, Location
+from velapy.load.application import Application, Policy
 
 if TYPE_CHECKING:
-    from velapy.definitions import Registry
+    from velapy.load.definitions import Registry
 
 DEPLOY = "deploy"
 SUSPEND = "suspend"

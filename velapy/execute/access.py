@@ -20,11 +20,11 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from velapy.clusters import HUB, Identity, Inventory
 from velapy.errors import Diagnostic, InputError
 from velapy.execute.planfile import ClusterEntry
 from velapy.kube import Access, Client
 from velapy.kube.kubeconfig import default_kubeconfig, load_context
+from velapy.load.clusters import HUB, Identity, Inventory
 
 
 @dataclass(frozen=True)

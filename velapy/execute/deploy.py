@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from velapy.clusters import Identity
 from velapy.execute.objects import (
     A_SHARED_BY,
     L_APP,
@@ -39,6 +38,7 @@ from velapy.execute.objects import (
 )
 from velapy.execute.planfile import PlanObject
 from velapy.kube import ApiError, Client, KubeError, NotServed, ResourceType, Unreachable
+from velapy.load.clusters import Identity
 
 NS_TYPE = ResourceType("", "v1", "Namespace", "namespaces", False, ("create", "get", "patch"))
 

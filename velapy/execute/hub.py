@@ -18,11 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from velapy.application import Application
-from velapy.clusters import HUB, Cluster, Inventory
 from velapy.errors import Diagnostic, InputError
 from velapy.kube import Client, KubeError
-from velapy.refobjects import HubObjects
+from velapy.load.application import Application
+from velapy.load.clusters import HUB, Cluster, Inventory
+from velapy.load.refobjects import HubObjects
 
 GetClient = Callable[[str], Client | None]
 

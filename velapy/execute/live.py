@@ -13,14 +13,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from velapy.diff import Comparison, compare_folders
+from velapy.compile.plan import group_of
 from velapy.errors import ClusterError
 from velapy.execute.deploy import describe_error
 from velapy.execute.objects import A_DIGEST, A_TRACKING, desired, owner
 from velapy.execute.session import Session, read_state
 from velapy.kube import KubeError
-from velapy.plan import group_of
-from velapy.yamlio import dump_yaml
+from velapy.load.yamlio import dump_yaml
+from velapy.review.diff import Comparison, compare_folders
 
 _META_DROP = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink")
 

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from velapy.clusters import Identity
-from velapy.diff import read_folder
-from velapy.emit import validate_plan_data
+from velapy.bundle.emit import validate_plan_data
+from velapy.compile.plan import ObjectKey, digest_of, group_of
 from velapy.errors import Diagnostic, InputError, Location, VelapyError
 from velapy.execute.conditions import Condition, ConditionError, parse_condition
-from velapy.plan import ObjectKey, digest_of, group_of
-from velapy.yamlio import Document, load_documents
+from velapy.load.clusters import Identity
+from velapy.load.yamlio import Document, load_documents
+from velapy.review.diff import read_folder
 
 RUNNABLE_STEPS = ("deploy", "apply-component", "suspend", "step-group", "notification", "webhook")
 

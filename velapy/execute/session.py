@@ -15,11 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from velapy import emit
-from velapy.application import Application
-from velapy.clusters import HUB, Identity, load_inventory
-from velapy.dryrun import dry_run_blocks, format_blocks
-from velapy.engine import Evaluator
+from velapy.bundle import emit
+from velapy.bundle.dryrun import dry_run_blocks, format_blocks
+from velapy.compile.plan import A_GROUP, A_USERNAME, Plan, build_plan, dry_run_clusters
+from velapy.cue.engine import Evaluator
 from velapy.errors import ClusterError, InputError, Location
 from velapy.execute.access import AccessOptions, ClientPool, resolve
 from velapy.execute.hub import live_versions, read_hub_objects, uses_ref_objects
@@ -29,8 +28,9 @@ from velapy.execute.redact import Redactor
 from velapy.execute.runner import Options, Report, Runner
 from velapy.execute.state import ConfigMapStore, FileStore, RunState, StateStore
 from velapy.kube import Access, ApiError, Client, KubeError, RetryPolicy, Unreachable
+from velapy.load.application import Application
+from velapy.load.clusters import HUB, Identity, load_inventory
 from velapy.pipeline import Inputs, load, load_clusters, open_evaluator
-from velapy.plan import A_GROUP, A_USERNAME, Plan, build_plan, dry_run_clusters
 
 ClientFactory = Callable[[Access], Client]
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")  # an Application's name (DNS-1123)

@@ -28,10 +28,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from velapy.compile.plan import group_of
 from velapy.errors import ClusterError, Location
 from velapy.execute.planfile import ObjectRef
 from velapy.kube import ApiError, Client, ResourceType
-from velapy.plan import group_of
 
 STATE_API_VERSION = "velapy.dev/v1alpha1"
 STATE_KIND = "RunState"

@@ -15,8 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from velapy.application import load_application
-from velapy.clusters import Identity
+from velapy.compile.plan import A_GROUP, A_USERNAME
 from velapy.deflib import format_table
 from velapy.errors import InputError
 from velapy.execute.access import resolve
@@ -25,8 +24,9 @@ from velapy.execute.planfile import ClusterEntry
 from velapy.execute.session import ClientFactory, Target, default_factory, open_store
 from velapy.execute.state import RunState
 from velapy.kube import Client, KubeError
-from velapy.plan import A_GROUP, A_USERNAME
-from velapy.yamlio import dump_yaml, load_file
+from velapy.load.application import load_application
+from velapy.load.clusters import Identity
+from velapy.load.yamlio import dump_yaml, load_file
 
 
 def _age(created: str) -> str:

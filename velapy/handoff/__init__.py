@@ -23,8 +23,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from velapy.compile.plan import ObjectKey, Plan, PlannedObject, PlannedPlacement, PlannedStep, digest_of
 from velapy.errors import Diagnostic, InputError, Location
-from velapy.plan import ObjectKey, Plan, PlannedObject, PlannedPlacement, PlannedStep, digest_of
 
 if TYPE_CHECKING:
     from velapy.handoff.model import Stage
@@ -207,7 +207,7 @@ def prepare(plan: Plan, options: Options) -> Handoff:
     engines = tuple(e for e in ENGINES if e in options.engines)
     if not engines:
         return Handoff(plan, {})
-    from velapy.emit import object_paths
+    from velapy.bundle.emit import object_paths
     from velapy.handoff import argocd, flux
 
     annotated = _with_annotations(plan, engines)

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from velapy.clusters import HUB
+from velapy.compile.plan import ObjectKey, Plan, PlannedObject, group_of, is_cluster_scoped
 from velapy.errors import Diagnostic
 from velapy.handoff import (
     ARGOCD,
@@ -53,8 +53,8 @@ from velapy.handoff.model import (
     object_name,
     whole_object_pointers,
 )
-from velapy.plan import ObjectKey, Plan, PlannedObject, group_of, is_cluster_scoped
-from velapy.yamlio import dump_yaml
+from velapy.load.clusters import HUB
+from velapy.load.yamlio import dump_yaml
 
 API_VERSION = "argoproj.io/v1alpha1"
 IN_CLUSTER = "in-cluster"

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from velapy.clusters import HUB
+from velapy.compile.plan import ObjectKey, Plan, PlannedObject, group_of
 from velapy.errors import Diagnostic
 from velapy.handoff import (
     Findings,
@@ -46,8 +46,8 @@ from velapy.handoff.model import (
     layout,
     whole_object_pointers,
 )
-from velapy.plan import ObjectKey, Plan, PlannedObject, group_of
-from velapy.yamlio import dump_yaml, dump_yaml_all
+from velapy.load.clusters import HUB
+from velapy.load.yamlio import dump_yaml, dump_yaml_all
 
 API_VERSION = "kustomize.toolkit.fluxcd.io/v1"
 FOLDER = "flux"

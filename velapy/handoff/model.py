@@ -24,8 +24,8 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from velapy.compile.plan import ObjectKey, Plan, PlannedObject, PlannedStep
 from velapy.errors import Diagnostic, Location
-from velapy.plan import ObjectKey, Plan, PlannedObject, PlannedStep
 
 DEPLOYING = ("deploy", "apply-component")
 SUSPEND = "suspend"

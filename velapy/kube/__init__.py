@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from velapy.clusters import Identity
 from velapy.errors import ClusterError, Location
+from velapy.load.clusters import Identity
 
 FIELD_MANAGER = "velapy"
 

@@ -33,7 +33,6 @@ from kubernetes import client as kclient
 from kubernetes import config as kconfig
 from kubernetes.config.config_exception import ConfigException
 
-from velapy.clusters import Identity
 from velapy.errors import InputError, Location
 from velapy.kube import (
     FIELD_MANAGER,
@@ -46,6 +45,7 @@ from velapy.kube import (
     Unreachable,
 )
 from velapy.kube.kubeconfig import KubeContext, load_context
+from velapy.load.clusters import Identity
 
 JSON = "application/json"
 APPLY_PATCH = "application/apply-patch+yaml"

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from velapy.clusters import Identity
 from velapy.errors import Diagnostic, InputError, Location
+from velapy.load.clusters import Identity
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from velapy.errors import Diagnostic, InputError, Location
-from velapy.yamlio import Document, format_path, load_file
+from velapy.load.yamlio import Document, format_path, load_file
 
 APP_API = "core.oam.dev/v1beta1"
 STANDALONE_API = "core.oam.dev/v1alpha1"

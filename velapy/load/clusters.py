@@ -22,10 +22,10 @@ from typing import Any
 
 import jsonschema
 
+from velapy.compile.render import ClusterVersion
 from velapy.errors import Diagnostic, InputError, Location
-from velapy.render import ClusterVersion
+from velapy.load.yamlio import Document, load_file
 from velapy.resources import schemas_dir
-from velapy.yamlio import Document, load_file
 
 HUB = "local"
 SCHEMA_DIR = schemas_dir()

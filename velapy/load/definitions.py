@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from velapy.cuesyntax import CueSyntaxError, outline, parse_value
-from velapy.engine import Template, template_declares_context
+from velapy.cue.cuesyntax import CueSyntaxError, outline, parse_value
+from velapy.cue.engine import Template, template_declares_context
 from velapy.errors import REASON_UNKNOWN_DEFINITION, Diagnostic, InputError, Location
+from velapy.load.yamlio import load_file
 from velapy.resources import definitions_dir
-from velapy.yamlio import load_file
 
 BUILTIN_DIR = definitions_dir()
 

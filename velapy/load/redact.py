@@ -20,8 +20,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from velapy import limits
 from velapy.errors import Diagnostic, VelapyError
+from velapy.load import limits
 
 SECRET_FIELDS = ("data", "stringData")
 SHOWN = "<secret>"
@@ -79,7 +79,7 @@ def secret_strings(data: Any) -> set[str]:
 
 def secret_strings_of_files(paths: Iterable[str]) -> set[str]:
     """Secret values in the YAML files (or folders of them) named; unreadable files add nothing."""
-    from velapy.yamlio import load_file  # local: yamlio imports nothing of ours but errors
+    from velapy.load.yamlio import load_file  # local: yamlio imports nothing of ours but errors
 
     out: set[str] = set()
     for p in paths:

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from velapy.apiresources import ResourceTable
 from velapy.errors import REASON_NEEDS_INPUT, Diagnostic, InputError, Location
-from velapy.yamlio import Document, load_file
+from velapy.load.apiresources import ResourceTable
+from velapy.load.yamlio import Document, load_file
 
 if TYPE_CHECKING:
-    from velapy.render import RenderTask
+    from velapy.compile.render import RenderTask
 
 HUB = "local"
 

@@ -57,8 +57,8 @@ from yaml.events import (
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 
-from velapy import limits, redact
 from velapy.errors import Diagnostic, InputError, Location
+from velapy.load import limits, redact
 
 __all__ = [
     "Document",

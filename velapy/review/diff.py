@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from velapy.errors import Diagnostic, InputError, Location
-from velapy.yamlio import dump_yaml, format_step, load_documents
+from velapy.load.yamlio import dump_yaml, format_step, load_documents
 
 __all__ = [
     "ABSENT",

@@ -7,7 +7,7 @@ rendered output is committed to. Relative
 paths are relative to the folder holding `velapy.yaml`.
 
 `check` renders every app in memory (all apps share one evaluator, and one render batch) and
-compares each result with its golden folder, byte for byte and by content (`velapy.diff`), so a
+compares each result with its golden folder, byte for byte and by content (`velapy.review.diff`), so a
 report can name the clusters and fields that are stale. `update` writes the stale folders.
 """
 
@@ -23,18 +23,18 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from velapy.clusters import schema_problems
-from velapy.diff import Comparison, compare_folders, comparison_json, format_text, read_folder
-from velapy.engine import Evaluator
+from velapy.bundle.outdir import read_manifest, write_folder
+from velapy.cue.engine import Evaluator
 from velapy.errors import Diagnostic, InputError, Location
-from velapy.gitrev import checkout_paths, repo_root
 from velapy.handoff import Options as HandoffOptions
 from velapy.handoff import repo_path_for
-from velapy.outdir import read_manifest, write_folder
+from velapy.load.clusters import schema_problems
+from velapy.load.yamlio import Document, load_file
 from velapy.pipeline import Inputs, compile_apps, output_files
 from velapy.resources import schemas_dir
-from velapy.review import owned_files
-from velapy.yamlio import Document, load_file
+from velapy.review.diff import Comparison, compare_folders, comparison_json, format_text, read_folder
+from velapy.review.gitrev import checkout_paths, repo_root
+from velapy.review.sides import owned_files
 
 __all__ = [
     "CONFIG_NAME",
@@ -266,7 +266,7 @@ def check(apps: Sequence[GoldenApp], evaluator: Evaluator) -> list[AppResult]:
 def update(apps: Sequence[GoldenApp], evaluator: Evaluator, *, force: bool = False,
            lock_timeout: float | None = None) -> list[AppResult]:
     """`check`, then write the golden folder of every stale app (atomically, one app at a time,
-    through `velapy.outdir`: only files velapy wrote are replaced; `force` takes over a folder
+    through `velapy.bundle.outdir`: only files velapy wrote are replaced; `force` takes over a folder
     written by an older velapy without a manifest)."""
     rendered = render_apps(apps, evaluator)
     results = [compare_golden(a, files) for a, files in zip(apps, rendered, strict=True)]

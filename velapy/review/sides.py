@@ -3,7 +3,7 @@
 A side of `velapy diff` is an Application file, rendered in memory with the options both sides
 share (`-f`, `-d`, `--resources`, `-n`, `--clusters`), or a folder already rendered by
 `velapy render -o`. With a git base revision, the one path given is compared with itself as it
-was at that revision (`velapy.gitrev`): an app is rendered from the files of that revision, a
+was at that revision (`velapy.review.gitrev`): an app is rendered from the files of that revision, a
 folder is read from it. Every app of one command renders in one batch (`pipeline.compile_apps`).
 
 `velapy render -o DIR --check` renders in memory and compares with what DIR holds, byte for byte.
@@ -20,13 +20,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from velapy.diff import CLUSTERS_DIR, HANDOFF_DIRS, PLAN_FILE, Comparison, compare_folders, read_folder
-from velapy.engine import Evaluator
+from velapy.bundle.freshness import Remembered, input_key, recall, remember
+from velapy.compile.plan import Plan
+from velapy.cue.engine import Evaluator
 from velapy.errors import Diagnostic, InputError, Location
-from velapy.freshness import Remembered, input_key, recall, remember
-from velapy.gitrev import checkout_paths, repo_root
 from velapy.pipeline import Inputs, compile_apps, output_files
-from velapy.plan import Plan
+from velapy.review.diff import CLUSTERS_DIR, HANDOFF_DIRS, PLAN_FILE, Comparison, compare_folders, read_folder
+from velapy.review.gitrev import checkout_paths, repo_root
 
 __all__ = ["DiffResult", "check_output", "diff", "fresh_output", "owned_files", "remember_output"]
 
@@ -68,7 +68,7 @@ def _output_key(inputs: Inputs, out: str, evaluator: Evaluator) -> str:
 
 def fresh_output(inputs: Inputs, out: str, evaluator: Evaluator) -> Remembered | None:
     """What the last `render -o OUT` of these very inputs reported, when OUT still holds exactly
-    what it wrote (velapy.freshness); None when a render is needed (or the cache is off)."""
+    what it wrote (velapy.bundle.freshness); None when a render is needed (or the cache is off)."""
     if evaluator.cache is None or not Path(out).is_dir():
         return None
     try:

@@ -9,7 +9,7 @@ Checks, all collected before anything is reported:
    is not combined with `steps` and names a Workflow given with `-f`, every policy a deploy step
    names exists, `apply-component` names a component, override policies name known types;
 3. the `properties` of every component, trait, policy and step against the parameter schema of
-   its definition (`velapy.schemagen`): wrong types, missing required parameters, values outside
+   its definition (`velapy.validate.schemagen`): wrong types, missing required parameters, values outside
    an enum or a pattern, and unknown parameters, which KubeVela accepts silently and velapy
    rejects unless `allow_unknown_parameters` is set (`--allow-unknown-parameters`).
 
@@ -32,12 +32,13 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from velapy import limits, redact, schemagen
-from velapy.application import not_one_application_at
-from velapy.definitions import Registry
-from velapy.engine import Evaluator
+from velapy.cue.engine import Evaluator
 from velapy.errors import REASON_NEEDS_INPUT, REASON_UNKNOWN_DEFINITION, Diagnostic, InputError
-from velapy.yamlio import Document, load_file
+from velapy.load import limits, redact
+from velapy.load.application import not_one_application_at
+from velapy.load.definitions import Registry
+from velapy.load.yamlio import Document, load_file
+from velapy.validate import schemagen
 
 APP_API = "core.oam.dev/v1beta1"
 STANDALONE_API = "core.oam.dev/v1alpha1"

@@ -55,10 +55,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from velapy.cuesyntax import CueSyntaxError, Token, outline, parse_value, tokenize
-from velapy.definitions import Definition
-from velapy.engine import Evaluator, WasmCue, compat_v04, error_blocks
+from velapy.cue.cuesyntax import CueSyntaxError, Token, outline, parse_value, tokenize
+from velapy.cue.engine import Evaluator, WasmCue, compat_v04, error_blocks
 from velapy.errors import Diagnostic, EngineError, Location
+from velapy.load.definitions import Definition
 from velapy.resources import schemas_dir
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -328,7 +328,7 @@ def _batch(plans: Sequence[_Plan], fix_v04: bool = False
         if not t.declares_context:
             lines.append("context: _")
         first = len(lines) + 1
-        # the embedded v0.4 engine gets the same source rewrites as when rendering (velapy.engine)
+        # the embedded v0.4 engine gets the same source rewrites as when rendering (velapy.cue.engine)
         body = (compat_v04(p.source) if fix_v04 else p.source).split("\n")
         body[0] = " " * (t.column - 1) + body[0]  # keep columns as in the .cue file
         lines.extend(body)

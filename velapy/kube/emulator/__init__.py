@@ -6,15 +6,15 @@ does for the calls velapy, kubectl and the official Python client make: discover
 apply with field ownership, dry runs, RBAC and impersonation, an audit log, simulated controllers
 and injected faults. It is not a Kubernetes: nothing is scheduled, no container runs.
 
-    from velapy.emulator import Fleet, Fault
+    from velapy.kube.emulator import Fleet, Fault
     with Fleet(["local", "a"]) as fleet:
         fleet.write_kubeconfig(path)
         fleet["a"].add_fault(Fault(method="PATCH", status=503, times=1))
 """
 
-from velapy.emulator.auth import Authorizer, RbacError
-from velapy.emulator.fleet import Fleet
-from velapy.emulator.server import Cluster, Fault, Request
-from velapy.emulator.store import ApiError
+from velapy.kube.emulator.auth import Authorizer, RbacError
+from velapy.kube.emulator.fleet import Fleet
+from velapy.kube.emulator.server import Cluster, Fault, Request
+from velapy.kube.emulator.store import ApiError
 
 __all__ = ["ApiError", "Authorizer", "Cluster", "Fault", "Fleet", "RbacError", "Request"]

@@ -20,9 +20,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from velapy.emulator.auth import Authorizer
-from velapy.emulator.server import AuditLog, Cluster
-from velapy.emulator.tls import certificate, server_context
+from velapy.kube.emulator.auth import Authorizer
+from velapy.kube.emulator.server import AuditLog, Cluster
+from velapy.kube.emulator.tls import certificate, server_context
 
 
 class Fleet:

@@ -15,11 +15,11 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from velapy.clusters import load_inventory
-from velapy.emulator.auth import RbacError
-from velapy.emulator.fleet import Fleet
-from velapy.emulator.tls import TlsError
 from velapy.errors import EXIT_OK, ClusterError, Diagnostic, InputError, Location
+from velapy.kube.emulator.auth import RbacError
+from velapy.kube.emulator.fleet import Fleet
+from velapy.kube.emulator.tls import TlsError
+from velapy.load.clusters import load_inventory
 
 
 def serve(inventory: str, kubeconfig: str, out: TextIO, *, audit_log: str = "", rbac: str = "",

@@ -28,12 +28,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from velapy.emulator import kinds
-from velapy.emulator.auth import AUTHENTICATED, Authorizer, User, forbidden_message
-from velapy.emulator.kinds import ResourceType
-from velapy.emulator.protobuf import ProtobufError
-from velapy.emulator.protobuf import decode as decode_protobuf
-from velapy.emulator.store import APPLY, ApiError, Store, now_text
+from velapy.kube.emulator import kinds
+from velapy.kube.emulator.auth import AUTHENTICATED, Authorizer, User, forbidden_message
+from velapy.kube.emulator.kinds import ResourceType
+from velapy.kube.emulator.protobuf import ProtobufError
+from velapy.kube.emulator.protobuf import decode as decode_protobuf
+from velapy.kube.emulator.store import APPLY, ApiError, Store, now_text
 
 _WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 

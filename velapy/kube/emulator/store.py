@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from velapy.emulator.fields import (
+from velapy.kube.emulator.fields import (
     PatchError,
     Schema,
     SelectorError,
@@ -47,7 +47,7 @@ from velapy.emulator.fields import (
     strategic_merge,
     to_fields_v1,
 )
-from velapy.emulator.kinds import ResourceType, TypeRegistry
+from velapy.kube.emulator.kinds import ResourceType, TypeRegistry
 
 Key = tuple[str, str, str, str]  # group, plural, namespace ("" = cluster scope), name
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
