@@ -17,7 +17,6 @@ from velapy import cli
 from velapy.bundle.emit import (
     PlanSchemaError,
     format_plan,
-    name_clusters,
     object_paths,
     plan_data,
     render_folder,
@@ -153,15 +152,6 @@ def test_formats() -> None:
     assert json.loads(format_plan(plan, "json")) == yaml.safe_load(format_plan(plan, "yaml"))
     with pytest.raises(InputError, match="unknown plan format"):
         format_plan(plan, "dot")
-
-
-def test_name_clusters_in_the_stream() -> None:
-    stream = ("---\n# Application(a with topology t) -- Component(c)\n---\n\nkind: X\n---\n\n"
-              "---\n# Application(a only with override policies) -- Component(c)\n---\n\nkind: X\n---\n\n")
-    got = name_clusters(stream, {"a with topology t": ["bj", "hz/x"], "a only with override policies": ["local"]})
-    assert got.splitlines()[1:3] == ["# Application(a with topology t) -- Component(c)", "# Clusters: bj, hz/x"]
-    assert "# Clusters: local\n" in got
-    assert name_clusters(stream, {}) == stream
 
 
 # ----------------------------------------------------------------------------------------------

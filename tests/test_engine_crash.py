@@ -70,6 +70,10 @@ class _PanicsOnMarker:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
+        self.needs_v04_rewrites = inner.needs_v04_rewrites
+
+    def identity(self) -> str:
+        return "panics on a marker, over " + str(self.inner.identity())
 
     def run(self, args: list[str]) -> Reply:
         with open(args[1], encoding="utf-8") as fh:

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from velapy.bundle.dryrun import dry_run_blocks, format_blocks
 from velapy.bundle.emit import render_folder
-from velapy.compile.plan import Plan, PlannedObject, build_plan, digest_of, dry_run_clusters, selector_matches
+from velapy.compile.plan import Plan, PlannedObject, build_plan, digest_of, selector_matches
 from velapy.compile.workflow import check_workflow, is_go_duration, resolve_workflow
 from velapy.cue.engine import Evaluator
 from velapy.errors import InputError
@@ -497,7 +498,7 @@ def test_deterministic_output(tmp_path: Path, evaluator: Evaluator) -> None:
     assert digest_of({"b": 1, "a": [1, "x"]}) == digest_of({"a": [1, "x"], "b": 1})
 
 
-def test_dry_run_clusters(tmp_path: Path) -> None:
+def test_dry_run_blocks_name_their_clusters(tmp_path: Path, evaluator: Evaluator, registry: Registry) -> None:
     app = load_application(app_yaml(tmp_path, WEB + D("""\
         policies:
           - {name: prod, type: topology, properties: {clusterLabelSelector: {env: prod}, namespace: x}}
@@ -508,8 +509,16 @@ def test_dry_run_clusters(tmp_path: Path) -> None:
             - {name: b, type: deploy, properties: {policies: [o]}}
         """)))
     inv = load_inventory(clusters_yaml(tmp_path))
-    assert dry_run_clusters(app, inv) == {"app with topology prod": ["bj/x", "hz/x"],
-                                          "app only with override policies": ["local"]}
+    _warnings, blocks = dry_run_blocks(app, registry, evaluator, None, inv)
+    assert {b.title: b.clusters for b in blocks} == {"app with topology prod": ("bj/x", "hz/x"),
+                                                     "app only with override policies": ("local",)}
+    text = format_blocks([], blocks)
+    assert text.splitlines()[1:3] == ["# Application(app with topology prod) -- Component(web)",
+                                      "# Clusters: bj/x, hz/x"]
+    assert "# Clusters: local\n" in text
+    # without an inventory the stream stays vela's: no cluster lines
+    _warnings, plain = dry_run_blocks(app, registry, evaluator)
+    assert all(b.clusters is None for b in plain) and "# Clusters" not in format_blocks([], plain)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -17,18 +17,18 @@ from typing import Any, TypeVar
 import click
 
 from velapy import __version__, colour
-from velapy.compile.plan import Plan
-from velapy.cue.engine import Evaluator
-from velapy.deflib import format_table
 from velapy.errors import EXIT_DIFFERENT, EXIT_INTERNAL, EXIT_OK, InputError, VelapyError
-from velapy.handoff import Options as HandoffOptions
 from velapy.pipeline import (
+    Evaluator,
+    HandoffOptions,
     Inputs,
+    Plan,
     compile_app,
     definition_object,
     dry_run_documents,
     dry_run_with_warnings,
     dump_definition_object,
+    format_table,
     handoff_output,
     handoff_repo_path,
     list_definitions,

@@ -38,10 +38,11 @@ from velapy.load.definitions import (
     parse_cue_definition,
     parse_yaml_definitions,
 )
+from velapy.oam import APP_API
 from velapy.resources import writable_schemas_dir
 from velapy.validate import schemagen
 
-DEFINITION_API = "core.oam.dev/v1beta1"
+DEFINITION_API = APP_API
 DESCRIPTION_KEY = "definition.oam.dev/description"
 ALIAS_KEY = "definition.oam.dev/alias"
 USER_PREFIX = "custom.definition.oam.dev/"

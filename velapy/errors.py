@@ -9,6 +9,7 @@ permissions, read-only file system, a lock held too long).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 EXIT_OK = 0
@@ -126,3 +127,17 @@ class EnvironmentFailure(VelapyError):
     system, a lock another velapy holds too long (exit 5)."""
 
     exit_code = EXIT_ENVIRONMENT
+
+
+def raise_problems(problems: Sequence[Diagnostic]) -> None:
+    """Raise every collected problem at once (duplicates dropped, order kept), or return if none.
+
+    An engine crash among them makes it an EngineError (exit 4: not the input's fault); anything
+    else is the input's (InputError, exit 2).
+    """
+    if not problems:
+        return
+    unique = list(dict.fromkeys(problems))
+    if any(p.reason == REASON_ENGINE_CRASH for p in unique):
+        raise EngineError(unique)
+    raise InputError(unique)

@@ -16,22 +16,24 @@ from velapy.bundle import emit, outdir
 from velapy.bundle.dryrun import dry_run_blocks, format_blocks, one_object_per_document
 from velapy.compile import k8snames
 from velapy.compile.placement import topology_placements, unchecked_cluster_names
-from velapy.compile.plan import Plan, PlanDraft, dry_run_clusters, finish_plan, prepare_plan
+from velapy.compile.plan import Plan as Plan
+from velapy.compile.plan import PlanDraft, finish_plan, prepare_plan
 from velapy.compile.policies import OVERRIDE, TOPOLOGY, override_name_warnings
 from velapy.compile.render import render, version_warning
 from velapy.cue.cache import RenderCache
-from velapy.cue.engine import Evaluator, select_runner
+from velapy.cue.engine import Evaluator as Evaluator
+from velapy.cue.engine import select_runner
 
 # the `velapy def` library, re-exported for the CLI
 from velapy.deflib import definition_object as definition_object
 from velapy.deflib import dump_definition_object as dump_definition_object
+from velapy.deflib import format_table as format_table
 from velapy.deflib import list_definitions as list_definitions
 from velapy.deflib import parameter_table as parameter_table
 from velapy.deflib import regenerate_schemas as regenerate_schemas
 from velapy.deflib import vet_files as vet_files
 from velapy.errors import Diagnostic, InputError, Location, VelapyError
-from velapy.handoff import Handoff, prepare, repo_path_for
-from velapy.handoff import Options as HandoffOptions
+from velapy.handoff import Handoff, Options, prepare, repo_path_for
 from velapy.load import limits, redact
 from velapy.load.application import Application, load_application, merge_standalone
 from velapy.load.clusters import Inventory, hub_only, load_inventory
@@ -40,6 +42,8 @@ from velapy.load.refobjects import HubObjects, load_hub
 from velapy.review.gitrev import repo_root
 from velapy.validate.documents import Options as ValidationOptions
 from velapy.validate.documents import Summary, validate_files
+
+HandoffOptions = Options  # the hand-off options of `render --emit`, for the command line
 
 
 @dataclass(frozen=True)
@@ -181,13 +185,13 @@ def dry_run_with_warnings(inputs: Inputs, evaluator: Evaluator,
                           registry: Registry | None = None) -> tuple[str, list[Diagnostic]]:
     """The `vela dry-run` stream, and warnings for the user (outside the stream, which stays vela's)."""
     loaded = load(inputs, registry, evaluator)
-    warnings, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, loaded.hub)
+    # with --clusters each block names its clusters; without, the bytes stay vela's
+    inventory = load_clusters(inputs) if inputs.clusters else None
+    warnings, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, loaded.hub, inventory)
     text = format_blocks(warnings, blocks)
     app = loaded.app
     notes: list[Diagnostic] = override_name_warnings(app)
-    if inputs.clusters:  # name each block's clusters; without --clusters the bytes stay vela's
-        text = emit.name_clusters(text, dry_run_clusters(app, load_clusters(inputs)))
-    else:
+    if not inputs.clusters:
         unchecked = unchecked_cluster_names((*app.policies, *app.external_policies))
         if unchecked is not None:
             notes.append(unchecked)

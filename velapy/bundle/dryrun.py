@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from velapy.compile.custompolicy import render_policies
+from velapy.compile.placement import Placement, deploy_placements, topology_placements
 from velapy.compile.policies import apply_overrides
 from velapy.compile.render import AUXILIARY_WORKLOAD, ComponentManifest, RenderTask, render
-from velapy.compile.workflow import DEPLOY, deploy_policies, resolve_workflow
+from velapy.compile.workflow import APPLY_COMPONENT, DEPLOY, Step, deploy_policies, resolve_workflow
 from velapy.cue.engine import Evaluator
 from velapy.errors import Diagnostic, InputError
 from velapy.load.application import Application, Component
+from velapy.load.clusters import HUB, Inventory
 from velapy.load.definitions import Registry
 from velapy.load.refobjects import HubObjects
 from velapy.load.yamlio import dump_yaml
@@ -32,11 +34,13 @@ class Block:
     title: str
     manifests: tuple[ComponentManifest, ...]
     policies: tuple[dict[str, Any], ...] = ()  # objects of custom PolicyDefinitions, printed after the components
+    clusters: tuple[str, ...] | None = None  # `cluster` / `cluster/namespace` placements, when an inventory is given
 
 
 def dry_run_blocks(app: Application, registry: Registry, evaluator: Evaluator,
-                   hub: HubObjects | None = None) -> tuple[list[str], list[Block]]:
-    """(warnings, blocks) as `vela dry-run` computes them."""
+                   hub: HubObjects | None = None, inventory: Inventory | None = None) -> tuple[list[str], list[Block]]:
+    """(warnings, blocks) as `vela dry-run` computes them; with an inventory, each block also names
+    the placements its title stands for (merged over the deploy steps that share the title)."""
     wf = resolve_workflow(app)
     warnings: list[str] = []
     referenced: set[str] = set()
@@ -74,11 +78,40 @@ def dry_run_blocks(app: Application, registry: Registry, evaluator: Evaluator,
         spans.append((start, len(tasks)))
     rendered = render(tasks, registry, evaluator, hub)
     policy_objects = render_policies(app, registry, evaluator, [rendered[a:b] for a, b in spans])
+    placed = _placements_by_title(app, wf.steps, inventory) if inventory is not None else {}
     blocks: list[Block] = []
     for (titles, _comps), (a, b), objs in zip(plans, spans, policy_objects, strict=True):
         for title in titles:
-            blocks.append(Block(title, tuple(rendered[a:b]), tuple(o for _name, o in objs)))
+            where = tuple(placed.get(title, ())) if inventory is not None else None
+            blocks.append(Block(title, tuple(rendered[a:b]), tuple(o for _name, o in objs), where))
     return warnings, blocks
+
+
+def _placements_by_title(app: Application, steps: Sequence[Step], inventory: Inventory) -> dict[str, list[str]]:
+    """The placements (`cluster` or `cluster/namespace`) of each block title."""
+    out: dict[str, list[str]] = {}
+
+    def add(title: str, keys: Sequence[str]) -> None:
+        have = out.setdefault(title, [])
+        have.extend(k for k in keys if k not in have)
+
+    deploys = [s for s in steps if s.type == DEPLOY]
+    for step in deploys:
+        topologies = deploy_policies(app, step).topologies
+        for t in topologies:
+            add(f"{app.name} with topology {t.name}", [p.key() for p in topology_placements(t, inventory)])
+        if not topologies:
+            add(f"{app.name} only with override policies", [HUB])
+    if not deploys:  # dry-run renders once; name every cluster the steps (also inside groups) reach
+        keys: list[str] = []
+        for s in (x for top in steps for x in (top, *top.sub_steps)):
+            if s.type == APPLY_COMPONENT:
+                keys.append(Placement(str(s.properties.get("cluster") or HUB),
+                                      str(s.properties.get("namespace") or "")).key())
+            elif s.type == DEPLOY:
+                keys.extend(p.key() for p in deploy_placements(list(deploy_policies(app, s).topologies), inventory))
+        add(app.name, keys or [HUB])
+    return out
 
 
 def format_blocks(warnings: Sequence[str], blocks: Sequence[Block]) -> str:
@@ -87,8 +120,10 @@ def format_blocks(warnings: Sequence[str], blocks: Sequence[Block]) -> str:
     for w in warnings:
         parts.append(w + "\n\n")
     for block in blocks:
+        clusters = "" if block.clusters is None else \
+            "# Clusters: " + (", ".join(block.clusters) if block.clusters else "(none)") + "\n"
         for m in block.manifests:
-            parts.append(f"---\n# Application({block.title}) -- Component({m.component})\n---\n\n")
+            parts.append(f"---\n# Application({block.title}) -- Component({m.component})\n{clusters}---\n\n")
             parts.append(dump_yaml(m.workload) if m.workload is not None else "null\n")
             parts.append("\n---\n")
             for o in m.outputs:

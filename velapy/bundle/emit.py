@@ -28,6 +28,7 @@ from typing import Any
 
 import jsonschema
 
+from velapy.bundle.layout import CLUSTER_SCOPED_DIR, KUSTOMIZATION, PLAN_FILE, cluster_dir
 from velapy.bundle.outdir import write_folder
 from velapy.compile.plan import ObjectKey, Plan, PlannedObject, PlannedStep
 from velapy.errors import Diagnostic, InputError, Location, VelapyError
@@ -36,7 +37,6 @@ from velapy.load.yamlio import Memo, dump_yaml
 
 PLAN_API_VERSION = "velapy.dev/v1alpha1"
 PLAN_KIND = "Plan"
-CLUSTER_SCOPED_DIR = "_cluster"
 FORMATS = ("tree", "yaml", "json", "mermaid")
 _UNSAFE = re.compile(r"[^A-Za-z0-9.-]")
 
@@ -79,7 +79,7 @@ def object_paths(plan: Plan) -> dict[ObjectKey, str]:
                         tag = hashlib.sha256(repr(o.key).encode()).hexdigest()[:8]
                         name = name.removesuffix(".yaml") + f"-{tag}.yaml"
                     taken.add(name)
-                    out[o.key] = f"clusters/{cluster}/{folder}/{name}"
+                    out[o.key] = f"{cluster_dir(cluster)}/{folder}/{name}"
     return out
 
 
@@ -108,7 +108,7 @@ def _identity(ident: Identity | None) -> dict[str, Any] | None:
 
 
 def _cluster_data(c: Cluster, count: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": c.name, "objects": count, "bundle": f"clusters/{c.name}"}
+    out: dict[str, Any] = {"name": c.name, "objects": count, "bundle": cluster_dir(c.name)}
     if c.labels:
         out["labels"] = dict(c.labels)
     if c.version:
@@ -257,16 +257,16 @@ def _kustomization(files: Sequence[str]) -> str:
 def render_folder(plan: Plan) -> dict[str, str]:
     """The output folder as {path relative to OUT: text}, in a stable order."""
     paths = object_paths(plan)
-    files: dict[str, str] = {"plan.yaml": dump_yaml(plan_data(plan, paths, validate=False))}
+    files: dict[str, str] = {PLAN_FILE: dump_yaml(plan_data(plan, paths, validate=False))}
     memo: Memo = {}  # the clusters of a placement share their objects' specs: write each once
     for cluster, objs in plan.bundles().items():
-        prefix = f"clusters/{cluster}/"
+        prefix = cluster_dir(cluster) + "/"
         rels: list[str] = []
         for o in objs:
             rel = paths[o.key]
             files[rel] = dump_yaml(o.obj, memo)
             rels.append(rel.removeprefix(prefix))
-        files[prefix + "kustomization.yaml"] = _kustomization(rels)
+        files[prefix + KUSTOMIZATION] = _kustomization(rels)
     return files
 
 
@@ -399,22 +399,5 @@ def _mermaid(plan: Plan) -> str:
 # the dry-run stream, with the clusters of each block named
 
 
-def name_clusters(stream: str, clusters_by_title: Mapping[str, Sequence[str]]) -> str:
-    """Add `# Clusters: a, b` under each `# Application(<title>) -- Component(...)` header line.
-
-    Header lines start at column 0 with `# Application(`; object YAML never does (sigs.k8s.io/yaml
-    writes no comments), so the match is exact.
-    """
-    out: list[str] = []
-    for line in stream.splitlines(keepends=True):
-        out.append(line)
-        if line.startswith("# Application(") and ") -- Component(" in line:
-            title = line[len("# Application("):line.rindex(") -- Component(")]
-            names = clusters_by_title.get(title)
-            if names is not None:
-                out.append("# Clusters: " + (", ".join(names) if names else "(none)") + "\n")
-    return "".join(out)
-
-
-__all__ = ["FORMATS", "format_plan", "name_clusters", "object_paths", "plan_data", "render_folder",
+__all__ = ["FORMATS", "format_plan", "object_paths", "plan_data", "render_folder",
            "validate_plan_data", "write_folder"]

@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from velapy.bundle.layout import KUSTOMIZATION, PLAN_FILE
 from velapy.errors import Diagnostic, EnvironmentFailure, InputError, Location, VelapyError
 
 MANIFEST = ".velapy-manifest"
@@ -55,7 +56,6 @@ WORK_DIR = ".velapy-work"
 JOURNAL = "journal.json"
 LOCK_TIMEOUT_ENV = "VELAPY_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 30.0
-PLAN_FILE = "plan.yaml"
 _MANIFEST_HEAD = "# written by velapy: the files it owns in this folder (it replaces or removes only these)\n"
 _TEMP_NAME = re.compile(r"[0-9a-f]{12}")
 _GITIGNORE = "# velapy's temporaries: never commit them\n*\n"
@@ -161,7 +161,7 @@ def _plan_listed(root: str) -> set[str]:
     out = {PLAN_FILE}
     for c in data.get("clusters") or []:
         if isinstance(c, dict) and isinstance(c.get("bundle"), str):
-            out.add(c["bundle"].rstrip("/") + "/kustomization.yaml")
+            out.add(c["bundle"].rstrip("/") + "/" + KUSTOMIZATION)
 
     def walk(steps: Any) -> None:
         for s in steps or []:

@@ -23,6 +23,15 @@ from velapy.cue.engine import Evaluator, Instance
 from velapy.errors import Diagnostic, InputError
 from velapy.load.application import Application, Policy
 from velapy.load.definitions import Registry
+from velapy.oam import (
+    A_PUBLISH_VERSION,
+    A_WORKFLOW_NAME,
+    L_APP,
+    L_COMPONENT,
+    L_REVISION,
+    L_TRAIT_RESOURCE,
+    L_TRAIT_TYPE,
+)
 
 # policy types KubeVela handles itself (no PolicyDefinition template is rendered for them)
 BUILTIN_POLICY_TYPES = frozenset({
@@ -51,8 +60,8 @@ def artifacts(manifests: Sequence[ComponentManifest]) -> dict[str, Any]:
             entry["workload"] = m.workload
         for o in m.outputs:
             labels = (o.obj.get("metadata") or {}).get("labels") or {}
-            ttype = str(labels.get("trait.oam.dev/type", ""))
-            entry.setdefault("traits", {}).setdefault(ttype, {})[str(labels.get("trait.oam.dev/resource", ""))] = o.obj
+            ttype = str(labels.get(L_TRAIT_TYPE, ""))
+            entry.setdefault("traits", {}).setdefault(ttype, {})[str(labels.get(L_TRAIT_RESOURCE, ""))] = o.obj
     return data
 
 
@@ -101,8 +110,8 @@ def render_policies(app: Application, registry: Registry, evaluator: Evaluator,
 def _context(app: Application, p: Policy, manifests: Sequence[ComponentManifest]) -> dict[str, Any]:
     return {
         "name": p.name, "namespace": app.namespace, "appName": app.name, "appRevision": "", "appRevisionNum": 0,
-        "revision": "", "publishVersion": app.annotations.get("app.oam.dev/publishVersion", ""),
-        "workflowName": app.annotations.get("app.oam.dev/workflowName", ""),
+        "revision": "", "publishVersion": app.annotations.get(A_PUBLISH_VERSION, ""),
+        "workflowName": app.annotations.get(A_WORKFLOW_NAME, ""),
         "appLabels": dict(app.labels), "appAnnotations": dict(app.annotations), "replicaKey": "", "cluster": "",
         "clusterVersion": {"major": "", "minor": 0, "gitVersion": "", "platform": ""},
         "artifacts": artifacts(manifests),
@@ -112,8 +121,8 @@ def _context(app: Application, p: Policy, manifests: Sequence[ComponentManifest]
 def _contract(obj: dict[str, Any], app: Application, p: Policy) -> dict[str, Any]:
     meta = obj.setdefault("metadata", {})
     labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
-    meta["labels"] = {**labels, "app.oam.dev/name": app.name, "app.oam.dev/component": p.name,
-                      "app.oam.dev/appRevision": ""}
+    meta["labels"] = {**labels, L_APP: app.name, L_COMPONENT: p.name,
+                      L_REVISION: ""}
     if not meta.get("name"):
         meta["name"] = p.name
     if not meta.get("namespace"):

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from velapy.compile.custompolicy import rendering_policies
-from velapy.compile.placement import Placement, deploy_placements, policy_location, topology_placements
+from velapy.compile.placement import Placement, deploy_placements, policy_location
 from velapy.compile.policies import OVERRIDE, TOPOLOGY, apply_overrides, override_name_warnings
 from velapy.compile.render import ComponentManifest, RenderTask, render, version_warning
 from velapy.compile.workflow import (
@@ -61,19 +61,12 @@ from velapy.compile.workflow import (
     resolve_workflow,
 )
 from velapy.cue.engine import Evaluator
-from velapy.errors import Diagnostic, InputError, Location
+from velapy.errors import Diagnostic, InputError, Location, raise_problems
 from velapy.load.application import Application, Component, Policy
 from velapy.load.clusters import HUB, Cluster, Identity, Inventory
 from velapy.load.definitions import Registry
 from velapy.load.refobjects import HubObjects
-
-L_CLUSTER = "app.oam.dev/cluster"
-L_COMPONENT = "app.oam.dev/component"
-L_WORKLOAD_TYPE = "workload.oam.dev/type"
-L_RESOURCE_TYPE = "app.oam.dev/resourceType"
-L_TRAIT_TYPE = "trait.oam.dev/type"
-A_USERNAME = "app.oam.dev/username"
-A_GROUP = "app.oam.dev/group"
+from velapy.oam import A_GROUP, A_USERNAME, L_CLUSTER, L_COMPONENT, L_RESOURCE_TYPE, L_TRAIT_TYPE, L_WORKLOAD_TYPE
 
 REPLICATION = "replication"
 APPLY_ONCE = "apply-once"
@@ -113,6 +106,7 @@ HPA_FIX = ("policies: [{name: keep-replicas, type: apply-once, properties: {enab
 
 
 def group_of(api_version: str) -> str:
+    """`apps/v1` → `apps`; `v1` → `` (the core group)."""
     return api_version.split("/", 1)[0] if "/" in api_version else ""
 
 
@@ -143,7 +137,8 @@ def _secret_values_stretched(obj: Any) -> Any:
 
 @dataclass(frozen=True, order=True)
 class ObjectKey:
-    """One object in one cluster, as the API server identifies it (the version does not count)."""
+    """One object in one cluster, as the API server identifies it. The API version is not part of it:
+    moving a Deployment from `apps/v1beta2` to `apps/v1` is a change of the same object."""
 
     cluster: str
     group: str
@@ -152,6 +147,7 @@ class ObjectKey:
     name: str
 
     def describe(self) -> str:
+        """`Deployment demo/web`, or `Namespace demo` for a cluster-scoped object."""
         where = f"{self.namespace}/{self.name}" if self.namespace else self.name
         return f"{self.kind} {where}"
 
@@ -321,7 +317,7 @@ def prepare_plan(app: Application, registry: Registry, inventory: Inventory,
     used_policies: set[str] = set()
     resolved = [_resolve_step(app, s, registry, inventory, warnings, problems, used_policies) for s in wf.steps]
     rules_by_type = _resource_policies(app, problems, warnings)
-    _raise(problems)
+    raise_problems(problems)
 
     # one render call for every component of every placement of every step
     tasks: list[RenderTask] = []
@@ -366,12 +362,12 @@ def finish_plan(draft: PlanDraft, manifests: Sequence[ComponentManifest]) -> Pla
                 objs.append(PlannedObject(target, member, m.component, o.role, o.trait if o.role == "trait" else "",
                                           o.resource, digest_of(member), _rules_for(member, rules_by_type)))
         placed[n] = tuple(objs)
-    _raise(problems)
+    raise_problems(problems)
 
     index = {id(u): n for n, u in enumerate(units)}
     steps = tuple(_planned(r, placed, index, wf) for r in resolved)
     _check_conflicts(steps, problems)
-    _raise(problems)
+    raise_problems(problems)
     warnings.extend(_hpa_warnings(app, steps))
     warnings.extend(_unused_policy_warnings(app, used_policies))
 
@@ -394,11 +390,6 @@ def finish_plan(draft: PlanDraft, manifests: Sequence[ComponentManifest]) -> Pla
         resource_policies=resource_policies,
         warnings=tuple(dict.fromkeys(warnings)),
     )
-
-
-def _raise(problems: list[Diagnostic]) -> None:
-    if problems:
-        raise InputError(list(dict.fromkeys(problems)))
 
 
 def _units(r: _Resolved) -> list[_Unit]:
@@ -807,34 +798,6 @@ def _unused_policy_warnings(app: Application, used: set[str]) -> list[Diagnostic
     return out
 
 
-def dry_run_clusters(app: Application, inventory: Inventory) -> dict[str, list[str]]:
-    """The placements (`cluster` or `cluster/namespace`) of each block `vela dry-run` prints, by title."""
-    wf = resolve_workflow(app)
-    out: dict[str, list[str]] = {}
-
-    def add(title: str, keys: Sequence[str]) -> None:
-        have = out.setdefault(title, [])
-        have.extend(k for k in keys if k not in have)
-
-    deploys = [s for s in wf.steps if s.type == DEPLOY]
-    for step in deploys:
-        topologies = deploy_policies(app, step).topologies
-        for t in topologies:
-            add(f"{app.name} with topology {t.name}", [p.key() for p in topology_placements(t, inventory)])
-        if not topologies:
-            add(f"{app.name} only with override policies", [HUB])
-    if not deploys:  # dry-run renders once; name every cluster the steps (also inside groups) reach
-        keys: list[str] = []
-        for s in (x for top in wf.steps for x in (top, *top.sub_steps)):
-            if s.type == APPLY_COMPONENT:
-                keys.append(Placement(str(s.properties.get("cluster") or HUB),
-                                      str(s.properties.get("namespace") or "")).key())
-            elif s.type == DEPLOY:
-                keys.extend(p.key() for p in deploy_placements(list(deploy_policies(app, s).topologies), inventory))
-        add(app.name, keys or [HUB])
-    return out
-
-
 __all__ = [
     "Gate",
     "ObjectKey",
@@ -844,7 +807,6 @@ __all__ = [
     "PlannedStep",
     "build_plan",
     "digest_of",
-    "dry_run_clusters",
     "is_cluster_scoped",
     "selector_matches",
 ]

@@ -21,27 +21,38 @@ from typing import Any
 
 from velapy.compile.patch import PatchError, apply_patch, strategy_unify
 from velapy.cue.engine import SELF_ALIAS, CueError, Evaluator, Instance, Result, Template, to_cue_open
-from velapy.errors import REASON_ENGINE_CRASH, REASON_PROVIDER, Diagnostic, EngineError, InputError, Location
+from velapy.errors import (
+    REASON_ENGINE_CRASH,
+    REASON_PROVIDER,
+    Diagnostic,
+    InputError,
+    Location,
+    raise_problems,
+)
 from velapy.load.application import Application, Component, Trait
 from velapy.load.definitions import Definition, Registry
 from velapy.load.refobjects import HubObjects, resolve_ref_objects
+from velapy.oam import (
+    A_FILTER_ANNOTATIONS,
+    A_FILTER_LABELS,
+    A_INPLACE_UPGRADE,
+    A_PUBLISH_VERSION,
+    A_WORKFLOW_NAME,
+    L_APP,
+    L_APP_NS,
+    L_COMPONENT,
+    L_RESOURCE_TYPE,
+    L_REVISION,
+    L_TRAIT_RESOURCE,
+    L_TRAIT_TYPE,
+    L_WORKLOAD_TYPE,
+)
 
 AUXILIARY_WORKLOAD = "AuxiliaryWorkload"
 UNIFIED = "velapy_patched"  # the field holding a patch unified with the workload by CUE
 REF_OBJECTS = "ref-objects"
 
-# label keys of the OAM contract
-L_APP = "app.oam.dev/name"
-L_APP_NS = "app.oam.dev/namespace"
-L_COMPONENT = "app.oam.dev/component"
-L_REVISION = "app.oam.dev/appRevision"
-L_RESOURCE_TYPE = "app.oam.dev/resourceType"
-L_WORKLOAD_TYPE = "workload.oam.dev/type"
-L_TRAIT_TYPE = "trait.oam.dev/type"
-L_TRAIT_RESOURCE = "trait.oam.dev/resource"
-A_FILTER_LABELS = "filter.oam.dev/label-keys"
-A_FILTER_ANNOTATIONS = "filter.oam.dev/annotation-keys"
-_DROPPED_ANNOTATIONS = ("app.oam.dev/inplace-upgrade", A_FILTER_LABELS, A_FILTER_ANNOTATIONS,
+_DROPPED_ANNOTATIONS = (A_INPLACE_UPGRADE, A_FILTER_LABELS, A_FILTER_ANNOTATIONS,
                         "kubectl.kubernetes.io/last-applied-configuration")
 
 
@@ -175,7 +186,7 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
             problems.extend(_cue_diagnostics(s, r.errors, None, s.definition))
             continue
         _take_component(s, r, problems)
-    _raise(problems)
+    raise_problems(problems)
 
     depth = max((len(s.task.component.traits) for s in states), default=0)
     for k in range(depth):
@@ -193,14 +204,14 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
             ctx["outputs"] = {o.resource: o.obj for o in s.outputs}
             ctx["componentType"] = s.task.component.type
             insts.append(Instance(tdef.template, trait.properties, ctx, _unify_in_cue(tdef, s.workload)))
-        _raise(problems)
+        raise_problems(problems)
         for s, r in zip(active, evaluator.evaluate(insts), strict=True):
             trait = s.task.component.traits[k]
             if r.errors:
                 problems.extend(_cue_diagnostics(s, r.errors, trait, registry.get("trait", trait.type)))
                 continue
             _take_trait(s, trait.index, trait.type, r, problems)
-        _raise(problems)
+        raise_problems(problems)
     for s, lead in follows:
         s.workload, s.outputs = lead.workload, list(lead.outputs)
     return [_assemble(s) for s in everyone]
@@ -235,13 +246,6 @@ def provider_import(d: Definition | None) -> str:
     return ""
 
 
-def _raise(problems: list[Diagnostic]) -> None:
-    if any(p.reason == REASON_ENGINE_CRASH for p in problems):
-        raise EngineError(list(dict.fromkeys(problems)))
-    if problems:
-        raise InputError(list(dict.fromkeys(problems)))
-
-
 def _crash_diagnostic(s: _State, trait: Trait | None, definition: Definition | None, panic: str) -> Diagnostic:
     """The engine crashed (a Go panic) on this instance: say so once, and blame neither the app nor the author."""
     comp = s.task.component
@@ -272,8 +276,8 @@ def _context(s: _State) -> dict[str, Any]:
         "appRevision": "",
         "appRevisionNum": 0,
         "revision": "",
-        "publishVersion": app.annotations.get("app.oam.dev/publishVersion", ""),
-        "workflowName": app.annotations.get("app.oam.dev/workflowName", ""),
+        "publishVersion": app.annotations.get(A_PUBLISH_VERSION, ""),
+        "workflowName": app.annotations.get(A_WORKFLOW_NAME, ""),
         "appLabels": dict(app.labels),
         "appAnnotations": dict(app.annotations),
         "components": [c.raw for c in comps],

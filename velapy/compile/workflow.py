@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from velapy.errors import Diagnostic, InputError, Location
+from velapy.errors import Diagnostic, InputError, Location, raise_problems
 from velapy.load.application import Application, Policy
 
 if TYPE_CHECKING:
@@ -119,12 +119,12 @@ def resolve_workflow(app: Application) -> Workflow:
         doc = docs[0]
         steps = _parse_steps(doc.data.get("steps") or [], doc.location, ["steps"], problems)
         mode = wf.get("mode") or doc.data.get("mode") or {}
-        _raise(problems)
+        raise_problems(problems)
         return Workflow(steps, str(mode.get("steps") or STEP_BY_STEP), str(mode.get("subSteps") or DAG), False, ref)
     if wf is not None and wf.get("steps") is not None:
         steps = _parse_steps(wf.get("steps"), app.location, ["spec", "workflow", "steps"], problems)
         mode = wf.get("mode") or {}
-        _raise(problems)
+        raise_problems(problems)
         return Workflow(steps, str(mode.get("steps") or STEP_BY_STEP), str(mode.get("subSteps") or DAG), False)
     mode = (wf or {}).get("mode") or {}
     default_steps = STEP_BY_STEP if wf is not None else DAG
@@ -197,11 +197,6 @@ def deploy_policies(app: Application, step: Step) -> DeployPolicies:
     return DeployPolicies(tuple(topologies), tuple(overrides), tuple(others), tuple(missing))
 
 
-def _raise(problems: list[Diagnostic]) -> None:
-    if problems:
-        raise InputError(problems)
-
-
 # ----------------------------------------------------------------------------------------------
 # checks (KubeVela's validating webhook + what its workflow engine would trip over)
 
@@ -248,7 +243,7 @@ def check_workflow(wf: Workflow, registry: Registry | None = None) -> None:
                     step.at("dependsOn", k),
                     f'did you mean "{close[0]}"?' if close else "steps: " + ", ".join(names)))
     problems.extend(_cycles(wf.steps))
-    _raise(list(dict.fromkeys(problems)))
+    raise_problems(list(dict.fromkeys(problems)))
 
 
 def _all_steps(steps: Sequence[Step]) -> list[Step]:

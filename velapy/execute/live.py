@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from velapy.bundle.layout import CLUSTER_SCOPED_DIR, cluster_dir
 from velapy.compile.plan import group_of
 from velapy.errors import ClusterError
 from velapy.execute.deploy import describe_error
@@ -41,7 +42,7 @@ def _clean(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _path(cluster: str, kind: str, namespace: str, name: str, group: str) -> str:
-    return f"clusters/{cluster}/{namespace or '_cluster'}/{kind.lower()}.{group or 'core'}_{name}.yaml"
+    return f"{cluster_dir(cluster)}/{namespace or CLUSTER_SCOPED_DIR}/{kind.lower()}.{group or 'core'}_{name}.yaml"
 
 
 def live_diff(session: Session, *, show_secrets: bool = False) -> Comparison:

@@ -19,9 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-L_APP = "app.oam.dev/name"
-L_APP_NS = "app.oam.dev/namespace"
-A_SHARED_BY = "app.oam.dev/shared-by"
+from velapy.oam import A_SHARED_BY, L_APP, L_APP_NS
+
 A_DIGEST = "velapy.dev/digest"
 A_TRACKING = "velapy.dev/tracking-id"
 SERVER_FIELDS = ("resourceVersion", "uid", "managedFields", "creationTimestamp", "generation", "selfLink",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from velapy.bundle.emit import validate_plan_data
+from velapy.bundle.layout import PLAN_FILE
 from velapy.compile.plan import ObjectKey, digest_of, group_of
 from velapy.errors import Diagnostic, InputError, Location, VelapyError
 from velapy.execute.conditions import Condition, ConditionError, parse_condition
@@ -281,8 +282,8 @@ def _check_http_step(name: str, stype: str, props: Mapping[str, Any], loc: Locat
 
 def load_plan_files(files: Mapping[str, str], origin: str = "") -> ExecPlan:
     """Check and read a plan from its files ({relative path: text}); InputError lists every problem."""
-    text = files.get("plan.yaml")
-    plan_file = os.path.join(origin, "plan.yaml") if origin else "plan.yaml"
+    text = files.get(PLAN_FILE)
+    plan_file = os.path.join(origin, PLAN_FILE) if origin else PLAN_FILE
     if text is None:
         raise InputError(f"{plan_file}: no plan here: give a folder written by `velapy render -o DIR`",
                          Location(file=plan_file))
@@ -317,7 +318,7 @@ def load_plan_files(files: Mapping[str, str], origin: str = "") -> ExecPlan:
 def load_plan_folder(folder: str) -> ExecPlan:
     """`load_plan_files` on a folder written by `velapy render -o`."""
     path = Path(folder)
-    if not (path / "plan.yaml").is_file():
+    if not (path / PLAN_FILE).is_file():
         raise InputError(f"{folder}: no plan.yaml here: give an Application file or a folder written by "
                          "`velapy render -o DIR`", Location(file=folder))
     files = read_folder(path)

@@ -42,6 +42,7 @@ from velapy.execute.planfile import ExecPlan, ObjectRef, Step
 from velapy.execute.progress import Reporter
 from velapy.execute.state import Entry, RunState, StateStore, StepState
 from velapy.kube import ApiError, KubeError
+from velapy.oam import A_SHARED_BY
 
 FINISHED = ("succeeded", "failed", "skipped")
 
@@ -491,7 +492,7 @@ class Runner:
                     if own == me or tag in shared_by(live):
                         patch = owner_patch(live, rest) if own == me else {
                             "metadata": {"resourceVersion": (live.get("metadata") or {}).get("resourceVersion"),
-                                         "annotations": {"app.oam.dev/shared-by": ",".join(rest)}}}
+                                         "annotations": {A_SHARED_BY: ",".join(rest)}}}
                         client.merge_patch(rt, ns, e.name, patch)
                     self.rep.say(f"{verb}: released shared {e.ref.text()} (still used by {', '.join(rest)})")
                     self.state.inventory.remove(e)

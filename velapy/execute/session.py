@@ -17,7 +17,7 @@ from typing import Any
 
 from velapy.bundle import emit
 from velapy.bundle.dryrun import dry_run_blocks, format_blocks
-from velapy.compile.plan import A_GROUP, A_USERNAME, Plan, build_plan, dry_run_clusters
+from velapy.compile.plan import Plan, build_plan
 from velapy.cue.engine import Evaluator
 from velapy.errors import ClusterError, InputError, Location
 from velapy.execute.access import AccessOptions, ClientPool, resolve
@@ -30,6 +30,7 @@ from velapy.execute.state import ConfigMapStore, FileStore, RunState, StateStore
 from velapy.kube import Access, ApiError, Client, KubeError, RetryPolicy, Unreachable
 from velapy.load.application import Application
 from velapy.load.clusters import HUB, Identity, load_inventory
+from velapy.oam import A_GROUP, A_USERNAME
 from velapy.pipeline import Inputs, load, load_clusters, open_evaluator
 
 ClientFactory = Callable[[Access], Client]
@@ -115,11 +116,9 @@ def compile_live(target: Target, evaluator: Evaluator, factory: ClientFactory | 
     plan = build_plan(loaded.app, loaded.registry, evaluator, inventory, hub)
     if not stream:
         return plan, ""
-    warnings, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, hub)
-    text = format_blocks(warnings, blocks)
-    if inputs.clusters:
-        text = emit.name_clusters(text, dry_run_clusters(loaded.app, inventory))
-    return plan, text
+    warnings, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, hub,
+                                      inventory if inputs.clusters else None)
+    return plan, format_blocks(warnings, blocks)
 
 
 def _render(target: Target, reporter: Reporter | None = None, factory: ClientFactory | None = None) -> ExecPlan:

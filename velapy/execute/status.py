@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from velapy.compile.plan import A_GROUP, A_USERNAME
+from velapy.bundle.layout import PLAN_FILE
 from velapy.deflib import format_table
 from velapy.errors import InputError
 from velapy.execute.access import resolve
@@ -27,6 +27,7 @@ from velapy.kube import Client, KubeError
 from velapy.load.application import load_application
 from velapy.load.clusters import Identity
 from velapy.load.yamlio import dump_yaml, load_file
+from velapy.oam import A_GROUP, A_USERNAME
 
 
 def _age(created: str) -> str:
@@ -49,7 +50,7 @@ def _age(created: str) -> str:
 def _app_identity(target: Target) -> tuple[str, str, Identity | None]:
     """(namespace, name, requesting identity) of APP without rendering it."""
     if target.kind == "folder":
-        docs = load_file(os.path.join(target.app, "plan.yaml"))
+        docs = load_file(os.path.join(target.app, PLAN_FILE))
         app = (docs[0].data or {}).get("application") or {} if docs else {}
         ident = app.get("identity") or {}
         who = Identity(str(ident.get("user") or ""), tuple(ident.get("groups") or ())) if ident else None

@@ -23,16 +23,16 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from velapy.bundle.layout import ARGOCD_DIR, FLUX_DIR, HANDOFF_DIRS
 from velapy.compile.plan import ObjectKey, Plan, PlannedObject, PlannedPlacement, PlannedStep, digest_of
 from velapy.errors import Diagnostic, InputError, Location
 
 if TYPE_CHECKING:
     from velapy.handoff.model import Stage
 
-ARGOCD = "argocd"
-FLUX = "flux"
-ENGINES = (ARGOCD, FLUX)
-HANDOFF_DIRS = ENGINES  # the top-level folders of OUT the emitters own
+ARGOCD = ARGOCD_DIR  # an engine's name is the folder of OUT its emitter owns
+FLUX = FLUX_DIR
+ENGINES = HANDOFF_DIRS
 
 A_ARGO_SYNC = "argocd.argoproj.io/sync-options"
 A_FLUX_PRUNE = "kustomize.toolkit.fluxcd.io/prune"

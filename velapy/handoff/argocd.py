@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from velapy.bundle.layout import ARGOCD_DIR
 from velapy.compile.plan import ObjectKey, Plan, PlannedObject, group_of, is_cluster_scoped
 from velapy.errors import Diagnostic
 from velapy.handoff import (
@@ -58,7 +59,7 @@ from velapy.load.yamlio import dump_yaml
 
 API_VERSION = "argoproj.io/v1alpha1"
 IN_CLUSTER = "in-cluster"
-FOLDER = "argocd"
+FOLDER = ARGOCD_DIR
 
 
 def destination(cluster: str) -> str:

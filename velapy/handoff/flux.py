@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from velapy.bundle.layout import FLUX_DIR
 from velapy.compile.plan import ObjectKey, Plan, PlannedObject, group_of
 from velapy.errors import Diagnostic
 from velapy.handoff import (
@@ -50,7 +51,7 @@ from velapy.load.clusters import HUB
 from velapy.load.yamlio import dump_yaml, dump_yaml_all
 
 API_VERSION = "kustomize.toolkit.fluxcd.io/v1"
-FOLDER = "flux"
+FOLDER = FLUX_DIR
 INTERVAL = "5m"  # KubeVela re-syncs (keeps state) every 5 minutes
 
 

@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from velapy.bundle.layout import cluster_dir
 from velapy.compile.plan import ObjectKey, Plan, PlannedObject, PlannedStep
 from velapy.errors import Diagnostic, Location
 
@@ -144,7 +145,7 @@ def _units_of(step: PlannedStep, owners: Mapping[ObjectKey, str], paths: Mapping
     for cluster, objs in by_cluster.items():
         applied = [o for o in objs if "readOnly" not in o.rules]
         skipped = tuple(o for o in objs if "readOnly" in o.rules)
-        prefix = f"clusters/{cluster}/"
+        prefix = cluster_dir(cluster) + "/"
         files = tuple(paths[o.key].removeprefix(prefix) for o in applied)
         mine = {o.key for o in applied}
         others = tuple(o for o in bundles.get(cluster, []) if o.key not in mine)

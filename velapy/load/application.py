@@ -15,9 +15,7 @@ from typing import Any
 
 from velapy.errors import Diagnostic, InputError, Location
 from velapy.load.yamlio import Document, format_path, load_file
-
-APP_API = "core.oam.dev/v1beta1"
-STANDALONE_API = "core.oam.dev/v1alpha1"
+from velapy.oam import APP_API, STANDALONE_API
 
 
 @dataclass(frozen=True)

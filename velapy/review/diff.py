@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from velapy.bundle.layout import CLUSTERS_DIR, HANDOFF_DIRS, KUSTOMIZATION, PLAN_FILE
+from velapy.compile.plan import ObjectKey, group_of
 from velapy.errors import Diagnostic, InputError, Location
 from velapy.load.yamlio import dump_yaml, format_step, load_documents
 
@@ -65,12 +67,8 @@ __all__ = [
     "summary_line",
 ]
 
-PLAN_FILE = "plan.yaml"
-CLUSTERS_DIR = "clusters"
-# the GitOps hand-off folders (`render --emit`): their objects are compared like a cluster's, under
+# the GitOps hand-off folders (HANDOFF_DIRS): their objects are compared like a cluster's, under
 # a section key no cluster name can have (a cluster name has no "/")
-HANDOFF_DIRS = ("argocd", "flux")
-KUSTOMIZATION = "kustomization.yaml"
 ARROW = "→"
 MARKDOWN_MARKER = "<!-- velapy-diff -->"
 # GitHub refuses comments above 65,536 characters; stay well below so a bot can add a footer.
@@ -99,24 +97,9 @@ ABSENT: Any = _Absent()
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, order=True)
-class ObjectKey:
-    """What identifies an object in a cluster. The API version is not part of it: moving a
-    Deployment from `apps/v1beta2` to `apps/v1` is a change of the same object."""
-
-    cluster: str
-    group: str
-    kind: str
-    namespace: str
-    name: str
-
-    def label(self) -> str:
-        """`Deployment demo/web`, or `Namespace demo` for a cluster-scoped object."""
-        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
-
-    def pseudo_path(self) -> str:
-        """A path-like name for unified diff headers (not a file of the folder)."""
-        return f"{section(self.cluster)}/{self.namespace or '_cluster'}/{self.kind}/{self.name}"
+def pseudo_path(key: ObjectKey) -> str:
+    """A path-like name for unified diff headers (not a file of the folder)."""
+    return f"{section(key.cluster)}/{key.namespace or '_cluster'}/{key.kind}/{key.name}"
 
 
 def _where(cluster: str) -> str:
@@ -136,11 +119,6 @@ class Snapshot:
     plan: Any
     files: Mapping[str, str]
     clusters: frozenset[str]
-
-
-def group_of(api_version: str) -> str:
-    """`apps/v1` → `apps`; `v1` → `` (the core group)."""
-    return api_version.rpartition("/")[0]
 
 
 _SECRET_DECLARED = re.compile(r"^kind:\s*[\"']?Secret[\"']?\s*$", re.MULTILINE)
@@ -191,7 +169,7 @@ def parse_folder(files: Mapping[str, str], origin: str = "") -> Snapshot:
             namespace = meta.get("namespace") or ""
             key = ObjectKey(owner, group_of(api_version), kind, str(namespace), name)
             if key in objects:
-                problems.append(Diagnostic(f"{key.label()} is in {_where(key.cluster)} twice (also in "
+                problems.append(Diagnostic(f"{key.describe()} is in {_where(key.cluster)} twice (also in "
                                            f"{seen_in[key]})", Location(file=shown)))
                 continue
             objects[key] = obj
@@ -676,10 +654,10 @@ def format_text(cmp: Comparison, *, with_files: bool = False) -> str:
             lines.append(_cluster_title(c))
         for o in c.objects:
             if o.status != CHANGED:
-                lines.append(f"{title}  {o.key.label()}  {o.status}")
+                lines.append(f"{title}  {o.key.describe()}  {o.status}")
                 continue
             for fc in o.fields:
-                lines.append(f"{title}  {o.key.label()}  {_field_line(fc)}")
+                lines.append(f"{title}  {o.key.describe()}  {_field_line(fc)}")
     if cmp.plan:
         if lines:
             lines.append("")
@@ -718,7 +696,7 @@ def format_unified(cmp: Comparison, context: int = 3) -> str:
     chunks: list[str] = []
     for c in cmp.clusters:
         for o in c.objects:
-            name = o.key.pseudo_path()
+            name = pseudo_path(o.key)
             chunks.append(_unified(o.old, o.new, name, context))
     if cmp.plan:
         chunks.append(_unified(cmp.plan_old, cmp.plan_new, PLAN_FILE, context))
@@ -851,7 +829,7 @@ def _markdown_details(cmp: Comparison) -> list[list[str]]:
         rows = ["", f"<details><summary><code>{section(c.cluster)}</code></summary>", "",
                 "| object | field | old | new |", "| --- | --- | --- | --- |"]
         for o in c.objects:
-            label = f"{o.key.kind} {_code(o.key.label().partition(' ')[2])}"
+            label = f"{o.key.kind} {_code(o.key.describe().partition(' ')[2])}"
             if o.status == ADDED:
                 rows.append(f"| {label} | _added_ | | |")
             elif o.status == REMOVED:

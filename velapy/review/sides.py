@@ -21,11 +21,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from velapy.bundle.freshness import Remembered, input_key, recall, remember
+from velapy.bundle.layout import CLUSTERS_DIR, HANDOFF_DIRS, PLAN_FILE
 from velapy.compile.plan import Plan
 from velapy.cue.engine import Evaluator
 from velapy.errors import Diagnostic, InputError, Location
 from velapy.pipeline import Inputs, compile_apps, output_files
-from velapy.review.diff import CLUSTERS_DIR, HANDOFF_DIRS, PLAN_FILE, Comparison, compare_folders, read_folder
+from velapy.review.diff import Comparison, compare_folders, read_folder
 from velapy.review.gitrev import checkout_paths, repo_root
 
 __all__ = ["DiffResult", "check_output", "diff", "fresh_output", "owned_files", "remember_output"]

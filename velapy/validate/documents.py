@@ -40,8 +40,6 @@ from velapy.load.definitions import Registry
 from velapy.load.yamlio import Document, load_file
 from velapy.validate import schemagen
 
-APP_API = "core.oam.dev/v1beta1"
-STANDALONE_API = "core.oam.dev/v1alpha1"
 SCHEMA_ROOT = schemagen.SCHEMA_ROOT
 
 # built-in types KubeVela knows without a definition object (nothing to check their properties with)

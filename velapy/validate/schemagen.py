@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from velapy.cue.cuesyntax import CueSyntaxError, Token, outline, parse_value, tokenize
-from velapy.cue.engine import Evaluator, WasmCue, compat_v04, error_blocks
+from velapy.cue.engine import Evaluator, compat_v04, error_blocks
 from velapy.errors import Diagnostic, EngineError, Location
 from velapy.load.definitions import Definition
 from velapy.resources import schemas_dir
@@ -371,7 +371,7 @@ def generate(definitions: Sequence[Definition], evaluator: Evaluator, compile_ch
         if not active:
             break
         todo = [active[i] for i in sorted(active)]
-        source, requests, segments, import_lines = _batch(todo, isinstance(evaluator.runner, WasmCue))
+        source, requests, segments, import_lines = _batch(todo, evaluator.runner.needs_v04_rewrites)
         ok, payload = _run(evaluator, source)
         if not ok:
             if not _handle_errors(str(payload["stderr"]), str(payload["path"]), requests, segments, import_lines,
