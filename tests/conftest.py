@@ -4,11 +4,32 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from velapy.cue.engine import Evaluator, select_runner
 from velapy.load.definitions import Registry, load_registry
+
+# The longest files (pytest --durations, per-file totals), handed to the workers first: xdist's
+# loadfile hands files out by test count, so a long file with few tests (the fuzzer: one test)
+# started last on one worker while the other sat idle. Longest first balances the two workers.
+SLOW_FILES_FIRST = ("tests/test_golden.py", "tests/test_handoff.py", "tests/test_golden_cmd.py", "tests/test_readme.py",
+                    "tests/test_plan.py", "tests/test_fuzz.py", "tests/test_apply_cases.py", "tests/test_render.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadFileScheduling
+
+    class SlowFilesFirst(LoadFileScheduling):
+        def _assign_work_unit(self, node: Any) -> None:
+            for scope in reversed(SLOW_FILES_FIRST):
+                if scope in self.workqueue:
+                    self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
+
+    return SlowFilesFirst(config, log) if config.getoption("dist") == "loadfile" else None
 
 
 @pytest.fixture(scope="session")

@@ -72,7 +72,7 @@ def convert(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_crd(path: Path) -> dict[str, Any]:
-    crd = yaml.safe_load(path.read_text(encoding="utf-8"))
+    crd = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     assert crd.get("kind") == "CustomResourceDefinition", f"{path} is not a CRD"
     return dict(crd)
 

@@ -412,8 +412,8 @@ def test_case_09_bad_kubeconfig(clean: RunningFleet, tmp_path: Path) -> None:
         assert "context a" in msg or (label == "malformed" and "context" in msg)
     with pytest.raises(InputError, match="no such file"):
         open_(plan, tmp_path / "missing.yaml", tmp_path / "st")
-    cli = velapy("apply", str(plan), "--kubeconfig", str(tmp_path / "unknown-context.yaml"))
-    assert cli.returncode == 2 and "no such context" in cli.stderr and "Traceback" not in cli.stderr
+    res = cli("apply", str(plan), "--kubeconfig", str(tmp_path / "unknown-context.yaml"))  # raises on a crash
+    assert res.returncode == 2 and "no such context" in res.stderr and "Traceback" not in res.stderr
     assert [(c.name, r.method, r.path) for c in clean for r in c.journal] == []  # not one request reached a cluster
 
 

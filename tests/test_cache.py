@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,11 +35,8 @@ SECRET = Template("secret", """
 @pytest.fixture()
 def cached(evaluator: Evaluator, tmp_path: Path) -> Iterator[Evaluator]:
     """An evaluator on the session's engine process with a private cache folder."""
-    ev = Evaluator(evaluator.runner, cache=RenderCache(tmp_path / "cache"))
-    yield ev
-    assert ev.cache is not None
-    ev.cache.close()
-    shutil.rmtree(ev._tmp, ignore_errors=True)
+    with evaluator.lend(cache=RenderCache(tmp_path / "cache")) as ev:
+        yield ev
 
 
 @pytest.fixture()
@@ -49,13 +45,8 @@ def lent_engine(monkeypatch: pytest.MonkeyPatch, evaluator: Evaluator) -> None:
 
     @contextlib.contextmanager
     def lend(cache: bool = True) -> Iterator[Evaluator]:
-        ev = Evaluator(evaluator.runner, cache=RenderCache() if cache else None)
-        try:
+        with evaluator.lend(cache=RenderCache() if cache else None) as ev:
             yield ev
-        finally:
-            if ev.cache is not None:
-                ev.cache.close()
-            shutil.rmtree(ev._tmp, ignore_errors=True)
 
     monkeypatch.setattr(cli, "open_evaluator", lend)
 

@@ -124,12 +124,12 @@ def test_positions_map_back_whatever_the_current_directory(evaluator: Evaluator,
     assert {(f, line) for f, line, _c in r.errors[0].positions} == {("/defs/c2.cue", 7), ("/defs/c2.cue", 8)}
 
 
-def test_a_large_round_is_split_over_two_engine_processes_in_order() -> None:
-    with Evaluator(select_runner(), parallel=2) as ev:
+def test_a_large_round_is_split_over_two_engine_processes_in_order(evaluator: Evaluator) -> None:
+    with evaluator.lend(parallel=2) as ev:  # the session's process, and one more for the second half
         insts = [Instance(TEMPLATE, {"image": f"img:{i}"}, {"name": f"N{i}"}) for i in range(30)]
         bad = Instance(TEMPLATE, {"image": 7}, {"name": "bad"})
         results = ev.evaluate([*insts[:20], bad, *insts[20:]])
-        assert ev.calls == 1 and len(ev._runners) == 2
+        assert ev.calls == 1 and ev.processes == 2
         names = [r.value["output"]["metadata"]["name"] for k, r in enumerate(results) if k != 20]
         assert names == [f"n{i}" for i in range(30)]
         assert results[20].errors and results[20].errors[0].path == "parameter.image"

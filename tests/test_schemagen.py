@@ -250,22 +250,50 @@ def test_samples_need_few_engine_calls(samples: Any) -> None:
     assert calls <= 2  # one, then once more without the template that does not parse
 
 
-def test_text_facts() -> None:
-    facts = schemagen._text_facts(textwrap.dedent("""
-        {
-            a: *[] | [...string]
-            b: {
-                c: *"x" | string
-                ...
-            }
-            d?: [...{
-                if x {y: 1}
-            }]
-            e: f: *3 | int
-        }
-    """))
-    assert facts.open == {("b",), ("d", "[]")}
-    assert facts.defaults == {("a",): "[]", ("b", "c"): '"x"', ("e", "f"): "3"}
+FACTS = """\
+facts: {
+\ttype: "trait"
+\tattributes: appliesToWorkloads: ["*"]
+}
+template: {
+\tparameter: {
+\t\ta: *[] | [...string]
+\t\tb: {
+\t\t\tc: *"x" | string
+\t\t\t...
+\t\t}
+\t\td?: [...{
+\t\t\ty?: int
+\t\t\t...
+\t\t}]
+\t\te: f: *3 | int
+\t\tannotations: [string]: string
+\t\tlist: [...string]
+\t\tneed: {x: string}
+\t\tname: string
+\t\tclosed: {k: *1 | int}
+\t}
+}
+"""
+
+
+def test_defaults_open_structs_and_fields_cue_fills_in_by_itself(evaluator: Evaluator) -> None:
+    """What the template text says beyond the encoder's output: defaults it drops (`*[] | [...string]`)
+    and open structs (`...`) are read from the text; `annotations: [string]: string`, open lists and
+    structs of defaults are concrete when absent, so they are not required."""
+    d = parse_cue_definition(FACTS, "/defs/facts.cue")
+    generated = schemagen.generate([d], evaluator)
+    assert generated.problems == {}
+    schema = generated.schemas[schemagen.key_of(d)]
+    props = schema["properties"]
+    assert props["a"] == {"type": "array", "items": {"type": "string"}, "default": []}
+    assert props["b"] == {"type": "object", "properties": {"c": {"type": "string", "default": "x"}}}  # open
+    assert "additionalProperties" not in props["d"]["items"]  # open list items
+    assert props["e"]["properties"]["f"]["default"] == 3 and props["e"]["additionalProperties"] is False
+    assert props["closed"]["additionalProperties"] is False
+    assert schema["required"] == ["need", "name"]  # not a, b, e, annotations, list, closed
+    assert props["need"]["required"] == ["x"]
+    assert schema["additionalProperties"] is False
 
 
 def test_parameter_rows(registry: Registry) -> None:

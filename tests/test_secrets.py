@@ -16,9 +16,8 @@ from velapy import cli
 from velapy.cue.engine import Evaluator
 from velapy.errors import InputError
 from velapy.load import redact
-from velapy.load.definitions import Registry
-from velapy.load.yamlio import load_documents
-from velapy.validate.documents import Options, _Checker
+from velapy.load.definitions import load_registry
+from velapy.validate.documents import validate_files
 
 SENTINEL = "SENTINEL-hunter2-do-not-print"
 
@@ -112,18 +111,39 @@ def test_a_secret_renders_and_only_the_object_file_holds_it(tmp_path: Path, cli_
     no_leak(res)
 
 
-def test_schema_messages_under_a_secret_withhold_the_value(registry: Registry) -> None:
-    """A JSON Schema message about a value under a Secret's stringData (here: a k8s-objects
-    parameter schema that wants strings there) keeps its location and drops the value."""
-    text = APP.format(ctype="k8s-objects", traits="", props=SECRET_OBJECT.format(value=SENTINEL))
-    doc, = load_documents(text, "app.yaml")
-    checker = _Checker(registry, Options())
-    path = ("spec", "components", 0, "properties", "objects", 0, "stringData", "password")
-    checker.add(doc, path, f'expected an integer, found a string "{SENTINEL}"')
-    checker.add(doc, path[:-1], f"expected a string, found {SENTINEL}")
-    (one, two) = checker.sorted_problems()
-    assert f"expected a string {redact.WITHHELD}" in (one.message, two.message)
-    assert all(SENTINEL not in d.render() for d in (one, two)) and one.location.line == 13
+SEALED = """\
+sealed: {
+\ttype: "component"
+\tattributes: workload: type: "autodetects.core.oam.dev"
+}
+template: {
+\toutput: parameter.objects[0]
+\tparameter: objects: [...{
+\t\tapiVersion: string
+\t\tkind:       string
+\t\tmetadata: name: string
+\t\tstringData?: [string]: int
+\t}]
+}
+"""
+
+
+def test_schema_messages_under_a_secret_withhold_the_value(tmp_path: Path, evaluator: Evaluator) -> None:
+    """A JSON Schema message about a value under a Secret's stringData (here: a definition whose
+    parameter schema wants integers there) keeps its location and drops the value."""
+    (tmp_path / "defs").mkdir()
+    (tmp_path / "defs" / "sealed.cue").write_text(SEALED)
+    second = ("          - apiVersion: v1\n            kind: Secret\n            metadata: {name: t}\n"
+              f"            stringData: {SENTINEL}\n")
+    app = tmp_path / "app.yaml"
+    app.write_text(APP.format(ctype="sealed", traits="", props=SECRET_OBJECT.format(value=SENTINEL) + second))
+    with pytest.raises(InputError) as info:
+        validate_files(str(app), [], load_registry([tmp_path / "defs"]), evaluator)
+    (one, two) = info.value.diagnostics
+    assert (one.message, one.location.line, one.location.path) == (
+        f"expected an integer {redact.WITHHELD}", 14, "spec.components[0].properties.objects[0].stringData.password")
+    assert (two.message, two.location.line) == (f"expected a mapping {redact.WITHHELD}", 18)
+    assert SENTINEL not in info.value.render()
 
 
 def test_redact_finds_secrets_anywhere_and_scrubs_every_form() -> None:

@@ -354,14 +354,3 @@ def test_cli_def_vet_and_render(cli: CliRunner, tmp_path: Path) -> None:
     assert rendered.exit_code == 0
     assert rendered.output.startswith("--- scaler.cue ---\napiVersion: core.oam.dev/v1beta1\nkind: TraitDefinition\n")
     assert "      template: |\n        parameter: {\n" in rendered.output
-
-
-def test_fields_cue_fills_in_by_itself_are_not_required() -> None:
-    """`annotations: [string]: string`, open lists and structs of defaults are concrete when absent."""
-    from velapy.validate.schemagen import _concrete_when_absent
-
-    assert _concrete_when_absent({"type": "object", "additionalProperties": {"type": "string"}})
-    assert _concrete_when_absent({"type": "array", "items": {"type": "string"}})
-    assert not _concrete_when_absent({"type": "object", "required": ["x"]})
-    assert not _concrete_when_absent({"type": "array", "minItems": 1})
-    assert not _concrete_when_absent({"type": "string"})

@@ -21,6 +21,7 @@ from velapy.load.definitions import Registry
 
 TOPOLOGY = "topology"
 OVERRIDE = "override"
+_PATTERN_SYNTAX = frozenset("^$*+?[](){}|\\")  # a name with one of these is written as a pattern
 
 
 def deep_merge(base: Any, patch: Any) -> Any:
@@ -135,7 +136,8 @@ def apply_override(components: Sequence[Component], policy: Policy) -> list[Comp
 
 
 def check_override_types(app: Application, policy: Policy, registry: Registry) -> list[Diagnostic]:
-    """Component and trait types named by an override policy must be known definitions."""
+    """Component and trait types named by an override policy must be known definitions, and each
+    component name must be a valid pattern."""
     out: list[Diagnostic] = []
     props = policy.properties or {}
     for i, entry in enumerate(props.get("components") or []):
@@ -143,6 +145,16 @@ def check_override_types(app: Application, policy: Policy, registry: Registry) -
             continue
         base: list[str | int] = ["spec", "policies", policy.index, "properties", "components", i]
         where = policy.doc.location(base if policy.index >= 0 else ["properties", "components", i])
+        name = entry.get("name")
+        if isinstance(name, str) and name:
+            try:
+                re.compile(name.replace("*", ".*"))
+            except re.error as exc:
+                out.append(Diagnostic(f"override policy {policy.name}: component name {name!r} is not a valid "
+                                      f"regular expression ({exc})", policy.doc.location([*base, "name"]
+                                      if policy.index >= 0 else ["properties", "components", i, "name"]),
+                                      "KubeVela reads the name as a regular expression (`*` stands for `.*`): "
+                                      "escape special characters such as [ ( +"))
         if entry.get("type") and registry.get("component", str(entry["type"])) is None:
             out.append(Diagnostic(f'override policy {policy.name}: unknown component type "{entry["type"]}"', where,
                                   registry.suggest("component", str(entry["type"]))))
@@ -170,14 +182,16 @@ def apply_overrides(app: Application, components: Sequence[Component], policies:
 
 def override_name_warnings(app: Application) -> list[Diagnostic]:
     """An override entry's `name` is a regular expression in KubeVela (`demo` also matches
-    `demo-config`): warn when it matches more components than the one it spells exactly."""
+    `demo-config`): warn when a name written as a plain component name matches more components
+    than the one it spells exactly. A name written with pattern syntax (`^web$`, `web-*`) says
+    what it matches on purpose and is not warned about."""
     names = [c.name for c in app.components]
     out: list[Diagnostic] = []
     for p in (*app.policies, *app.external_policies):
         entries = p.properties.get("components") if p.type == OVERRIDE and isinstance(p.properties, dict) else None
         for i, entry in enumerate(entries if isinstance(entries, list) else []):
             name = entry.get("name") if isinstance(entry, dict) else None
-            if not isinstance(name, str) or not name:
+            if not isinstance(name, str) or not name or any(ch in _PATTERN_SYNTAX for ch in name):
                 continue
             try:
                 pattern = re.compile(name.replace("*", ".*"))

@@ -352,11 +352,24 @@ class Evaluator:
         self._identity = ""
         self._inline: set[Template] = set()  # templates that cannot be written once (see _run_batch)
         self._runners: list[CueRunner] = [runner]
+        self._owns_runner = True
         self._tmp = tempfile.mkdtemp(prefix="velapy-cue-")
         self._n = itertools.count(1)
 
+    def lend(self, cache: RenderCache | None = None, parallel: int | None = None) -> Evaluator:
+        """Another evaluator on this one's engine process, with its own cache (or none), round count
+        and `parallel`; closing it closes its cache and any extra processes it started, not the one lent."""
+        other = Evaluator(self.runner, self.parallel if parallel is None else parallel, cache)
+        other._owns_runner = False
+        return other
+
+    @property
+    def processes(self) -> int:
+        """How many engine processes this evaluator has (the first, and those a split round started)."""
+        return len(self._runners)
+
     def close(self) -> None:
-        for r in self._runners:
+        for r in self._runners if self._owns_runner else self._runners[1:]:
             r.close()
         if self.cache is not None:
             self.cache.close()

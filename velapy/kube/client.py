@@ -81,7 +81,7 @@ class KubeClient:
         self._identity = access.identity if access.identity is not None else ctx.impersonate
         cfg = kclient.Configuration()
         try:
-            kconfig.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
+            kconfig.load_kube_config_from_dict(
                 ctx.minimal(), context=ctx.context, client_configuration=cfg, persist_config=False)
         except ConfigException as exc:
             raise InputError(f"kubeconfig {ctx.file}, context {ctx.context}: {exc}",
@@ -104,7 +104,7 @@ class KubeClient:
         return self._identity
 
     def close(self) -> None:
-        self._api.close()  # type: ignore[no-untyped-call]
+        self._api.close()
 
     def set_deadline(self, when: float | None) -> None:
         """A per-cluster deadline: no request (with its retries) goes on past `when`."""
@@ -129,7 +129,7 @@ class KubeClient:
             for g in ident.groups:  # one header per group: the API server reads them as a list
                 hdrs.add("Impersonate-Group", g)
         resp = self._api.call_api(m, url, header_params=hdrs, body=sbody, _request_timeout=timeout)
-        data = resp.read() or b""  # type: ignore[no-untyped-call]
+        data = resp.read() or b""
         return int(resp.status), bytes(data), resp.headers
 
     def _error(self, status: int, data: bytes, headers: Mapping[str, str]) -> ApiError:

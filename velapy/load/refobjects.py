@@ -58,7 +58,8 @@ def load_hub(root: str | os.PathLike[str]) -> HubObjects:
     hub = HubObjects(root=str(root))
     base = Path(root)
     if not base.is_dir():
-        raise InputError([Diagnostic(f"--resources: {str(root)!r} is not a directory")])
+        raise InputError([Diagnostic(f"--resources: {str(root)!r} is not a directory", Location(file=str(root)),
+                                     "--resources names a folder of the manifests on the hub")])
     for path in _walk(base):
         rel = path.relative_to(base).parts
         cluster = rel[1] if len(rel) > 2 and rel[0] == "clusters" else HUB

@@ -21,15 +21,19 @@ from velapy.errors import Diagnostic, InputError, Location
 __all__ = ["Snapshot", "checkout_paths", "repo_root"]
 
 
+class _GitFailed(InputError):
+    """git ran and failed (the callers turn this into what it means for them)."""
+
+
 def _git(args: Sequence[str], cwd: str) -> bytes:
-    """Run git; a missing git or a failing command is an InputError carrying git's own words."""
+    """Run git; a missing git is an InputError, a failing command a _GitFailed carrying git's own words."""
     try:
         done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
     except FileNotFoundError:
         raise InputError("--git-base needs git, and git is not installed", Location(file=cwd)) from None
     if done.returncode != 0:
         msg = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise InputError(f"git {args[0]} failed: {msg[-1] if msg else f'exit code {done.returncode}'}",
+        raise _GitFailed(f"git {args[0]} failed: {msg[-1] if msg else f'exit code {done.returncode}'}",
                          Location(file=cwd))
     return done.stdout
 
@@ -42,7 +46,7 @@ def repo_root(path: str) -> str:
         folder = folder.parent
     try:
         out = _git(["rev-parse", "--show-toplevel"], str(folder))
-    except InputError:
+    except _GitFailed:
         raise InputError([Diagnostic("not inside a git repository", Location(file=path),
                                      "--git-base compares with a git revision: run it in a git work tree")]) from None
     return os.path.realpath(out.decode().strip())
@@ -64,7 +68,7 @@ def checkout_paths(root: str, revision: str, paths: Sequence[str], folder: str) 
     into `folder`, keeping their layout relative to `root`."""
     try:
         _git(["rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"], root)
-    except InputError:
+    except _GitFailed:
         raise InputError([Diagnostic(f"unknown git revision {revision!r}", Location(file=root),
                                      "name a commit, branch or tag, e.g. --git-base origin/main")]) from None
     rels: dict[str, str] = {}
