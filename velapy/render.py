@@ -126,11 +126,12 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
     states: list[_State] = []
     for task in tasks:
         comp = task.component
-        loc = task.app.component_location(comp, "type")
-        try:
-            d = registry.require("component", comp.type, loc)
+        try:  # where a type is written is looked up only when it is unknown (15,000 tasks at 300x50)
+            d = registry.get("component", comp.type) or \
+                registry.require("component", comp.type, task.app.component_location(comp, "type"))
             for t in comp.traits:
-                registry.require("trait", t.type, task.app.trait_location(comp, t, "type"))
+                if registry.get("trait", t.type) is None:
+                    registry.require("trait", t.type, task.app.trait_location(comp, t, "type"))
         except InputError as exc:
             problems.extend(exc.diagnostics)
             continue
