@@ -674,10 +674,10 @@ def _emitter_dump(obj: Any) -> str:
 
 
 # The fast writer: the common shape of Kubernetes objects (a non-empty mapping root; printable
-# ASCII scalars that need no folding and no literal block; keys short enough to be simple) written
-# straight to text, with the same decisions the emitter above makes. Anything else makes it give
-# up (returns None) and the emitter writes the whole document. tests/test_yamlio.py checks both
-# writers agree.
+# ASCII scalars that need no literal block; keys short enough to be simple) written straight to
+# text, with the same decisions the emitter above makes; a string long enough to fold is written by
+# the emitter's own scalar writer (`_fast_folded`). Anything else makes it give up (returns None)
+# and the emitter writes the whole document. tests/test_yamlio.py checks both writers agree.
 
 
 class _Slow(Exception):
