@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-import jsonschema
-
 from velapy.errors import Diagnostic, InputError, Location
 from velapy.render import ClusterVersion
 from velapy.resources import schemas_dir
@@ -177,6 +175,8 @@ def _found(value: Any) -> str:
 
 def schema_problems(doc: Document, schema: dict[str, Any]) -> list[Diagnostic]:
     """Every violation of `schema` in `doc`, located at the offending node, in document order."""
+    import jsonschema  # here: its import costs ~0.25 s CPU, and most commands never check a schema
+
     validator = jsonschema.Draft202012Validator(schema)
     out: list[tuple[int, int, Diagnostic]] = []
     for err in validator.iter_errors(doc.data):

@@ -27,10 +27,11 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+if TYPE_CHECKING:  # jsonschema is imported when a schema is first checked (its import is ~0.25 s CPU)
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 from velapy import limits, redact, schemagen
 from velapy.application import not_one_application_at
@@ -101,6 +102,8 @@ class SchemaBook:
             schema = self.schemas.get(key)
             if schema is None:
                 return None
+            from jsonschema import Draft202012Validator
+
             v = Draft202012Validator(_without_closed_objects(schema) if self.allow_unknown else schema)
             self._validators[key] = v
         return v
@@ -108,6 +111,8 @@ class SchemaBook:
     def document_validator(self, name: str) -> Draft202012Validator:
         v = self._validators.get(name)
         if v is None:
+            from jsonschema import Draft202012Validator
+
             v = Draft202012Validator(document_schema(name))
             self._validators[name] = v
         return v
