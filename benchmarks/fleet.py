@@ -17,7 +17,9 @@ measured side by side, more than the walls):
   less than walls; the same ratios by CPU;
 - kustomize ratio: the same objects built by `kubectl kustomize`, one overlay per cluster on one
   base per ring (the benchmark writes them from velapy's output and checks that kustomize's
-  objects equal velapy's before it times anything), kustomize's time ÷ velapy's cold wall.
+  objects equal velapy's before it times anything), one `kubectl kustomize` process per cluster,
+  one after another; kustomize's wall and CPU ÷ velapy's cold render (above 1: velapy is faster),
+  and ÷ velapy's warm re-render (the render cache answering).
 
 The cluster growth ratio is wall(100×50) ÷ wall(100×2) (with --quick: 20×10 ÷ 20×2).
 
@@ -190,8 +192,9 @@ def _built(text: str) -> dict[tuple[str, str, str], Any]:
     return out
 
 
-def kustomize(rendered: Path, clusters: dict[str, Any], work: Path) -> float | str:
-    """Seconds `kubectl kustomize` takes to build every cluster, or why it was skipped."""
+def kustomize(rendered: Path, clusters: dict[str, Any], work: Path) -> tuple[float, float] | str:
+    """(wall, CPU) seconds `kubectl kustomize` takes to build every cluster, one process per
+    cluster run one after another (as a CI job would), or why it was skipped."""
     kubectl = shutil.which("kubectl")
     if not kubectl:
         return "skipped: no kubectl on PATH"
@@ -229,12 +232,14 @@ def kustomize(rendered: Path, clusters: dict[str, Any], work: Path) -> float | s
     for names in by_ring.values():  # equal objects first, one cluster of each ring
         if _built(build(names[0])) != expected[names[0]]:
             return "skipped: kustomize's objects differ from velapy's"
+    cpu0 = _children_cpu()
     start = time.perf_counter()
     outputs = {c: build(c) for c in expected}
     elapsed = time.perf_counter() - start
+    cpu = _children_cpu() - cpu0
     if any(_built(text) != expected[c] for c, text in outputs.items()):
         return "skipped: kustomize's objects differ from velapy's"
-    return elapsed
+    return elapsed, cpu
 
 
 # ----------------------------------------------------------------------------------------------
@@ -256,7 +261,7 @@ class Row:
     check: float
     rss: int
     check_rss: int
-    kustomize: float | str
+    kustomize: tuple[float, float] | str  # (wall, CPU) or why it was skipped
 
 
 def measure(n: int, m: int, tmp: Path, with_kustomize: bool) -> Row:
@@ -279,7 +284,7 @@ def measure(n: int, m: int, tmp: Path, with_kustomize: bool) -> Row:
     check = run([*cmd, "--check"], env)
     if again.code != 0 or check.code != 0:
         raise SystemExit(f"re-render/check failed: {again.stderr[-1000:]} {check.stderr[-1000:]}")
-    kz: float | str = "skipped: --no-kustomize"
+    kz: tuple[float, float] | str = "skipped: --no-kustomize"
     if with_kustomize:
         kz = kustomize(out, clusters, case / "kustomize")
     return Row(f"{n}x{m}", cold.wall, objects, floor, floor_cpu, cold.cpu, again.cpu, check.cpu, rounds, processes,
@@ -301,7 +306,8 @@ def main() -> None:
           f"({'busy' if load > 0.5 * cpus else 'idle'} machine)", flush=True)
     head = ("case", "wall s", "objects", "objects/s", "engine floor s", "wall/floor", "re-render/cold",
             "check/cold", "CPU s", "CPU/floor CPU", "re-render CPU/cold", "check CPU/cold",
-            "peak RSS MiB", "check RSS MiB", "kustomize s", "kustomize/velapy")
+            "peak RSS MiB", "check RSS MiB", "kustomize s", "kustomize/velapy", "kustomize CPU s",
+            "kustomize/velapy CPU", "kustomize/velapy warm", "kustomize/velapy warm CPU")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head), flush=True)
     rows: list[Row] = []
@@ -309,14 +315,17 @@ def main() -> None:
         for n, m in cases:
             r = measure(n, m, Path(tmp), not args.no_kustomize)
             rows.append(r)
-            kz = f"{r.kustomize:.1f}" if isinstance(r.kustomize, float) else "n/a"
-            kzr = f"{r.kustomize / r.wall:.2f}x" if isinstance(r.kustomize, float) else "n/a"
+            k = r.kustomize if isinstance(r.kustomize, tuple) else None
+            kz = f"{k[0]:.1f}" if k else "n/a"
+            kzr = f"{k[0] / r.wall:.2f}x" if k else "n/a"
+            kzc = f"{k[1]:.1f} | {k[1] / r.cpu:.2f}x" if k else "n/a | n/a"
+            kzw = f"{k[0] / r.rerender:.2f}x | {k[1] / r.rerender_cpu:.2f}x" if k else "n/a | n/a"
             print(f"| {r.case} | {r.wall:.1f} | {r.objects} | {r.objects / r.wall:.0f} | "
                   f"{r.floor:.1f} ({r.rounds} rounds, {r.processes} proc) | {r.wall / r.floor:.2f}x | "
                   f"{r.rerender / r.wall:.2f}x | {r.check / r.wall:.2f}x | {r.cpu:.1f} | "
                   f"{r.cpu / r.floor_cpu:.2f}x | {r.rerender_cpu / r.cpu:.2f}x | {r.check_cpu / r.cpu:.2f}x | "
                   f"{r.rss / 2**20:.0f} | "
-                  f"{r.check_rss / 2**20:.0f} | {kz} | {kzr} |", flush=True)
+                  f"{r.check_rss / 2**20:.0f} | {kz} | {kzr} | {kzc} | {kzw} |", flush=True)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     notes = sorted({r.kustomize for r in rows if isinstance(r.kustomize, str)})
     for note in notes:

@@ -83,6 +83,17 @@ def test_only_the_context_keys_a_template_reads_are_sent() -> None:
     assert context_keys_used("contexts: 1") == frozenset()
 
 
+def test_a_comment_naming_the_context_does_not_count_as_reading_it() -> None:
+    from velapy.cue.engine import context_keys_used
+
+    # the built-in env trait says "a `let` naming the context that ..." in a comment: read as a use
+    # of the whole context, it made every cluster's instance distinct (7,500 evaluations at 300x50)
+    assert context_keys_used("// the context that a comprehension reads\na: context.name") == {"name"}
+    assert context_keys_used('a: "http://\\(context.cluster)" // context') == {"cluster"}
+    assert context_keys_used("a: 'x // y'\nb: context") is None  # no comment here: a whole use
+    assert context_keys_used('a: "unterminated context') is None  # does not lex: read as written
+
+
 def test_instances_differing_only_in_unread_context_are_one_evaluation(evaluator: Evaluator) -> None:
     before = evaluator.calls
     big = [{"name": f"c{i}", "properties": {"x": "y" * 50}} for i in range(40)]

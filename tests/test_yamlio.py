@@ -646,12 +646,29 @@ def test_fast_writer_matches_the_emitter(value: dict[str, Any]) -> None:
     assert dump_yaml(value) == yamlio._emitter_dump(value)
 
 
+_long_texts = st.lists(st.sampled_from(["a", "word", "x'y", 'say "hi"', "#x", "- a", "a: b", "", "tail,", "  "]),
+                      min_size=8, max_size=40).map(" ".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.recursive(_long_texts, lambda inner: st.one_of(
+    st.lists(inner, min_size=1, max_size=3), st.dictionaries(st.sampled_from(["k", "key", "a-longer-key"]), inner,
+                                                              min_size=1, max_size=3)), max_leaves=8))
+def test_fast_writer_folds_long_strings_as_the_emitter_does(value: Any) -> None:
+    doc = {"top": value}
+    fast = yamlio._fast_dump(doc)
+    if fast is not None:
+        assert fast == yamlio._emitter_dump(doc)
+
+
 def test_fast_writer_takes_the_common_shape_and_leaves_the_rest() -> None:
     obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "labels": {"a": "on"}},
            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "args": ["-x", "a b"],
                                                                         "ports": [], "env": [{}]}]}}}}
     assert yamlio._fast_dump(obj) == yamlio._emitter_dump(obj)
     assert yamlio._fast_dump({"data": {"script": "line\nbreak\n"}}) is None  # literal block
-    assert yamlio._fast_dump({"k": "x " * 50}) is None  # would fold
+    folds = {"k": "x " * 50, "warnings": [{"message": "a long message, " * 8 + "it's 'quoted'",
+                                            "hint": ["- " + "say \"hi\" " * 12, ["nested  spaces " * 9]]}]}
+    assert yamlio._fast_dump(folds) == yamlio._emitter_dump(folds)  # folded lines: the emitter's writer
     assert yamlio._fast_dump({"k": "é"}) is None  # not ASCII
     assert yamlio._fast_dump({"x" * 130: 1}) is None  # explicit key

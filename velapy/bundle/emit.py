@@ -24,9 +24,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from functools import cache
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from velapy.bundle.layout import CLUSTER_SCOPED_DIR, KUSTOMIZATION, PLAN_FILE, cluster_dir
 from velapy.bundle.outdir import write_folder
@@ -34,6 +32,9 @@ from velapy.compile.plan import ObjectKey, Plan, PlannedObject, PlannedStep
 from velapy.errors import Diagnostic, InputError, Location, VelapyError
 from velapy.load.clusters import SCHEMA_DIR, Cluster, Identity
 from velapy.load.yamlio import Memo, dump_yaml
+
+if TYPE_CHECKING:
+    import jsonschema
 
 PLAN_API_VERSION = "velapy.dev/v1alpha1"
 PLAN_KIND = "Plan"
@@ -232,6 +233,8 @@ def plan_data(plan: Plan, paths: Mapping[ObjectKey, str] | None = None, validate
 
 @cache
 def _plan_validator() -> jsonschema.Draft202012Validator:
+    import jsonschema  # here: its import costs ~0.25 s CPU
+
     schema = json.loads((SCHEMA_DIR / "plan.schema.json").read_text(encoding="utf-8"))
     return jsonschema.Draft202012Validator(schema)
 

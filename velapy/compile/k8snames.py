@@ -13,6 +13,7 @@ Each problem is located at the component (or trait) that produced the object in 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -41,18 +42,21 @@ def _problem(text: str, limit: int, pattern: re.Pattern[str], shape: str) -> str
     return "" if pattern.fullmatch(text) else shape
 
 
+@functools.lru_cache(maxsize=8192)  # the same names recur on every cluster
 def label_problem(text: str) -> str:
     """Why `text` is not a DNS-1123 label ("" when it is one)."""
     return _problem(text, LABEL_MAX, _LABEL,
                     "must be lowercase letters, digits and '-', starting and ending with a letter or digit")
 
 
+@functools.lru_cache(maxsize=8192)  # the same names recur on every cluster
 def subdomain_problem(text: str) -> str:
     """Why `text` is not a DNS-1123 subdomain ("" when it is one)."""
     return _problem(text, SUBDOMAIN_MAX, _SUBDOMAIN,
                     "must be lowercase letters, digits, '-' and '.', starting and ending with a letter or digit")
 
 
+@functools.lru_cache(maxsize=8192)  # the same names recur on every cluster
 def name_problem(group: str, kind: str, name: str) -> str:
     """Why `name` cannot name an object of this kind ("" when it can)."""
     if (group, kind) in _RBAC:
@@ -70,6 +74,7 @@ def name_problem(group: str, kind: str, name: str) -> str:
     return subdomain_problem(name)
 
 
+@functools.lru_cache(maxsize=8192)  # the same names recur on every cluster
 def label_key_problem(key: str) -> str:
     prefix, _, name = key.rpartition("/")
     if prefix and subdomain_problem(prefix):
@@ -81,6 +86,7 @@ def label_key_problem(key: str) -> str:
     return ""
 
 
+@functools.lru_cache(maxsize=8192)  # the same names recur on every cluster
 def label_value_problem(value: str) -> str:
     return _problem(value, LABEL_MAX, _LABEL_VALUE,
                     "must be empty or alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric")

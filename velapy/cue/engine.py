@@ -820,11 +820,30 @@ def root_tags(body: str, label: str) -> dict[str, str]:
 _CONTEXT_REF = re.compile(r"\bcontext\b(\s*\.\s*([A-Za-z_$][\w$]*)|\s*\[\s*\"([^\"]+)\"\s*\])?")
 
 
+def _without_comments(body: str) -> str:
+    """`body` with its `//` comments blanked (the whole text when it does not lex)."""
+    try:
+        toks = tokenize(body)
+    except CueSyntaxError:
+        return body
+    parts: list[str] = []
+    pos = 0
+    for t in toks:
+        if t.kind == "comment":
+            parts.append(body[pos:t.start])
+            pos = t.start + len(t.text)
+    parts.append(body[pos:])
+    return "".join(parts)
+
+
 @functools.lru_cache(maxsize=256)
 def context_keys_used(body: str) -> frozenset[str] | None:
-    """The `context` keys a template reads, or None when it uses `context` as a whole."""
+    """The `context` keys a template reads, or None when it uses `context` as a whole.
+
+    Comments are left out (a comment saying "the context" must not make every instance of the
+    template distinct by its cluster); strings are kept, as their interpolations read values."""
     keys: set[str] = set()
-    for m in _CONTEXT_REF.finditer(body):
+    for m in _CONTEXT_REF.finditer(_without_comments(body)):
         if m.group(1) is None:
             return None
         keys.add(m.group(2) or m.group(3))

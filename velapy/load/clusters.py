@@ -20,15 +20,41 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-import jsonschema
-
-from velapy.compile.render import ClusterVersion
 from velapy.errors import Diagnostic, InputError, Location
 from velapy.load.yamlio import Document, load_file
 from velapy.resources import schemas_dir
 
 HUB = "local"
 SCHEMA_DIR = schemas_dir()
+
+
+@dataclass(frozen=True)
+class ClusterVersion:
+    """A member cluster's Kubernetes version, as `context.clusterVersion` gives it to templates."""
+
+    major: str = ""
+    minor: int = 0
+    git_version: str = ""
+    platform: str = ""
+
+    @staticmethod
+    def parse(version: str) -> ClusterVersion:
+        """`"1.28"` / `"v1.18+"` → major "1", minor 28 (trailing `.+-/?!` trimmed, as KubeVela)."""
+        v = version.strip().lstrip("v")
+        if not v:
+            return ClusterVersion()
+        parts = v.split(".")
+        major = parts[0]
+        minor_text = parts[1].rstrip(".+-/?!") if len(parts) > 1 else ""
+        digits = ""
+        for ch in minor_text:
+            if not ch.isdigit():
+                break
+            digits += ch
+        return ClusterVersion(major, int(digits) if digits else 0, "v" + v if v[0].isdigit() else v, "")
+
+    def as_context(self) -> dict[str, Any]:
+        return {"major": self.major, "minor": self.minor, "gitVersion": self.git_version, "platform": self.platform}
 
 
 @dataclass(frozen=True)
@@ -177,6 +203,8 @@ def _found(value: Any) -> str:
 
 def schema_problems(doc: Document, schema: dict[str, Any]) -> list[Diagnostic]:
     """Every violation of `schema` in `doc`, located at the offending node, in document order."""
+    import jsonschema  # here: its import costs ~0.25 s CPU, and most commands never check a schema
+
     validator = jsonschema.Draft202012Validator(schema)
     out: list[tuple[int, int, Diagnostic]] = []
     for err in validator.iter_errors(doc.data):

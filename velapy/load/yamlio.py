@@ -674,10 +674,10 @@ def _emitter_dump(obj: Any) -> str:
 
 
 # The fast writer: the common shape of Kubernetes objects (a non-empty mapping root; printable
-# ASCII scalars that need no folding and no literal block; keys short enough to be simple) written
-# straight to text, with the same decisions the emitter above makes. Anything else makes it give
-# up (returns None) and the emitter writes the whole document. tests/test_yamlio.py checks both
-# writers agree.
+# ASCII scalars that need no literal block; keys short enough to be simple) written straight to
+# text, with the same decisions the emitter above makes; a string long enough to fold is written by
+# the emitter's own scalar writer (`_fast_folded`). Anything else makes it give up (returns None)
+# and the emitter writes the whole document. tests/test_yamlio.py checks both writers agree.
 
 
 class _Slow(Exception):
@@ -736,6 +736,26 @@ def _fast_value(value: Any) -> tuple[str, int] | None:
     raise _Slow
 
 
+@functools.lru_cache(maxsize=4096)
+def _fast_folded(text: str, column: int, indent: int, indention: bool) -> str:
+    """A string scalar that may fold (a space past the width), from its leading space on: written
+    by the emitter's own scalar writer, in the state the emitter is in at that point (the column
+    after `:` or `-`, the indent of its continuation lines)."""
+    if not isinstance(text, str):  # numbers and the like never hold a space
+        raise _Slow
+    style = _fast_scalar(text, False)[0][:1]
+    out = io.StringIO()
+    emitter = _GoEmitter(out, indent=2, width=_FOLD_WIDTH, allow_unicode=True, line_break="\n")
+    emitter.column, emitter.indent, emitter.whitespace, emitter.indention = column, indent, False, indention
+    if style == "'":
+        emitter.write_single_quoted(text, True)
+    elif style == '"':
+        emitter.write_double_quoted(text, True)
+    else:
+        emitter.write_plain(text, True)
+    return out.getvalue()
+
+
 Memo = dict[tuple[int, int], tuple[Any, str]]  # (id(value), indent) → (value, its text)
 
 
@@ -754,7 +774,8 @@ def _fast_mapping(value: Mapping[Any, Any], indent: int, inline: bool, out: list
         if scalar is not None:
             text, folds = scalar
             if folds and indent + len(ktext) + 2 + len(text) > _FOLD_WIDTH:
-                raise _Slow
+                out.append(":" + _fast_folded(item, indent + len(ktext) + 1, indent + 2, False) + "\n")
+                continue
             out.append(": " + text + "\n")
         elif not item:
             out.append(": {}\n" if isinstance(item, Mapping) else ": []\n")
@@ -785,6 +806,7 @@ def _fast_block(item: Any, indent: int, out: list[str], memo: Memo | None) -> No
 def _fast_sequence(value: Sequence[Any], indent: int, inline: bool, out: list[str], memo: Memo | None) -> None:
     pad = " " * indent
     for item in value:
+        inline_item = inline
         if inline:
             inline = False
             out.append("-")
@@ -794,7 +816,8 @@ def _fast_sequence(value: Sequence[Any], indent: int, inline: bool, out: list[st
         if scalar is not None:
             text, folds = scalar
             if folds and indent + 2 + len(text) > _FOLD_WIDTH:
-                raise _Slow
+                out.append(_fast_folded(item, indent + 1, indent + 2, not inline_item) + "\n")
+                continue
             out.append(" " + text + "\n")
         elif not item:
             out.append(" {}\n" if isinstance(item, Mapping) else " []\n")

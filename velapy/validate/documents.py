@@ -26,9 +26,10 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
+if TYPE_CHECKING:  # jsonschema is imported when a schema is first checked (its import is ~0.25 s CPU)
+    from jsonschema import Draft202012Validator
 
 from velapy.cue.engine import Evaluator
 from velapy.errors import REASON_NEEDS_INPUT, REASON_UNKNOWN_DEFINITION, Diagnostic, InputError
@@ -98,6 +99,8 @@ class SchemaBook:
             schema = self.schemas.get(key)
             if schema is None:
                 return None
+            from jsonschema import Draft202012Validator
+
             v = Draft202012Validator(_without_closed_objects(schema) if self.allow_unknown else schema)
             self._validators[key] = v
         return v
@@ -105,6 +108,8 @@ class SchemaBook:
     def document_validator(self, name: str) -> Draft202012Validator:
         v = self._validators.get(name)
         if v is None:
+            from jsonschema import Draft202012Validator
+
             v = Draft202012Validator(document_schema(name))
             self._validators[name] = v
         return v

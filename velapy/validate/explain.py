@@ -12,10 +12,11 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+if TYPE_CHECKING:  # jsonschema is imported when a schema is first checked, not when velapy starts
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 from velapy.validate import schemagen
 
