@@ -14,8 +14,14 @@ fields (`output`, `outputs`, `patch`, ...) are blanked to `_` in place (line num
 lets and imports nobody uses any more are dropped, because those parts may only evaluate with real
 values (or only on a newer CUE); `compile_check=True` (`velapy def vet`) evaluates everything.
 
-Three things the encoder of CUE v0.4 cannot do are worked around here, with the engine still
+Four things the encoder of CUE v0.4 cannot do are worked around here, with the engine still
 doing every evaluation:
+
+- a list of required elements (`[string, ...string]`, `[string, string]`) is taken for a default and
+  fails (`incomplete value string`); `list.MinItems` does not work on an open list in v0.4 either.
+  Such lists are asked for as open lists of the same elements (`[...string]`), and the counts the
+  text gives become `minItems` / `maxItems`. Any other encoder failure at a path of its output
+  leaves the definition with an open schema and a note, like the cases below;
 
 - a parameter that is a disjunction of structs (`*#Edit | close({containers: [...#Edit]})`): the
   top-level alternatives are split on the source text and requested one by one (`#p3a0`,
