@@ -388,4 +388,5 @@ def test_a_list_parameter_with_required_elements(cli: CliRunner, tmp_path: Path,
     found = {(d.location.line, d.location.path): d.message for d in info.value.diagnostics}
     assert set(found) == {(11, "spec.components[0].traits[0].properties.names"),
                           (12, "spec.components[0].traits[1].properties.names[0]")}
-    assert "at least 1" in found[(11, "spec.components[0].traits[0].properties.names")]
+    assert found[(11, "spec.components[0].traits[0].properties.names")] == "expected at least 1 item, found 0"
+    assert found[(12, "spec.components[0].traits[1].properties.names[0]")] == "expected a string, found an integer 1"
