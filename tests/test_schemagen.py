@@ -338,3 +338,60 @@ def test_editor_schema_is_current_and_checks_properties_by_type(registry: Regist
     errors = list(validator.iter_errors(app))
     assert errors and any("replicas" in list(e.absolute_path) or "replicas" in str(e.message)
                           for e in errors for e in ([e, *(e.context or [])]))
+
+
+LISTS = """\
+lists: {
+\ttype: "trait"
+\tattributes: appliesToWorkloads: ["*"]
+}
+template: {
+\tparameter: {
+\t\tnames: [string, ...string]
+\t\topen: [...string]
+\t\tnums: [int, ...int]
+\t\tpair: [string, string]
+\t\titems: [...{name: string}]
+\t\tkept: *["a", "b"] | [...string]
+\t\trule?: #Rule
+\t}
+\t#Rule: {hosts: [string, ...string]}
+}
+"""
+
+
+def test_lists_with_required_elements_get_a_schema(evaluator: Evaluator) -> None:
+    """CUE v0.4's encoder takes `[string, ...string]` for a default and fails on it: velapy asks for
+    `[...string]` instead and adds the element counts the text gives (minItems, maxItems)."""
+    d = parse_cue_definition(LISTS, "/defs/lists.cue")
+    generated = schemagen.generate([d], evaluator, compile_check=True)
+    assert generated.problems == {}
+    schema = generated.schemas[schemagen.key_of(d)]
+    Draft202012Validator.check_schema(schema)
+    props = schema["properties"]
+    assert props["names"] == {"type": "array", "items": {"type": "string"}, "minItems": 1}
+    assert props["open"] == {"type": "array", "items": {"type": "string"}}
+    assert props["nums"] == {"type": "array", "items": {"type": "integer"}, "minItems": 1}
+    assert props["pair"] == {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}
+    assert props["items"]["items"]["required"] == ["name"]
+    assert props["kept"]["default"] == ["a", "b"]
+    assert schema["$defs"]["Rule"]["properties"]["hosts"]["minItems"] == 1
+    assert "x-velapy-notes" not in schema
+    v = Draft202012Validator(schema)
+    good = {"names": ["a"], "nums": [1, 2], "pair": ["a", "b"], "items": [], "rule": {"hosts": ["h"]}}
+    assert not list(v.iter_errors(good))
+    for bad in ({"names": []}, {"names": [1]}, {"pair": ["a"]}, {"nums": ["x"]}, {"rule": {"hosts": []}}):
+        assert list(v.iter_errors({**good, **bad})), bad
+
+
+def test_an_encoder_failure_at_a_schema_path_leaves_an_open_schema_not_a_crash(evaluator: Evaluator) -> None:
+    # a list of required elements in an operation is not loosened: the encoder fails on it as
+    # before, and the definition gets an open schema with a note instead of stopping velapy
+    d = parse_cue_definition(LISTS.replace("[string, string]", "[string] + [string]"), "/defs/lists.cue")
+    generated = schemagen.generate([d], evaluator)
+    schema = generated.schemas[schemagen.key_of(d)]
+    Draft202012Validator.check_schema(schema)
+    assert "properties" not in schema and generated.problems == {}
+    (note,) = schema["x-velapy-notes"]
+    assert note.startswith("parameter: CUE's OpenAPI encoder cannot express it (") and "incomplete value" in note
+    assert "components" not in note and "p0" not in note

@@ -354,3 +354,39 @@ def test_cli_def_vet_and_render(cli: CliRunner, tmp_path: Path) -> None:
     assert rendered.exit_code == 0
     assert rendered.output.startswith("--- scaler.cue ---\napiVersion: core.oam.dev/v1beta1\nkind: TraitDefinition\n")
     assert "      template: |\n        parameter: {\n" in rendered.output
+
+
+def test_a_list_parameter_with_required_elements(cli: CliRunner, tmp_path: Path, evaluator: Evaluator) -> None:
+    """`[string, ...string]` used to stop `def vet` (exit 4); now it vets, and an app giving `[]` or
+    `[1]` gets a located error."""
+    from velapy.cli import main
+    (tmp_path / "defs").mkdir()
+    (tmp_path / "defs" / "hosts.cue").write_text(textwrap.dedent("""\
+        hosts: {
+            type: "trait"
+            attributes: appliesToWorkloads: ["*"]
+        }
+        template: {
+            parameter: names: [string, ...string]
+        }
+    """))
+    vetted = cli.invoke(main, ["def", "vet", str(tmp_path / "defs" / "hosts.cue")])
+    assert vetted.exit_code == 0, vetted.output
+    (tmp_path / "app.yaml").write_text(HEAD + textwrap.indent(textwrap.dedent("""\
+      components:
+        - name: web
+          type: webservice
+          properties: {image: x}
+          traits:
+            - {type: hosts, properties: {names: []}}
+            - {type: hosts, properties: {names: [1]}}
+            - {type: hosts, properties: {names: [a]}}
+    """), "  "))
+    registry = load_registry([str(tmp_path / "defs")])
+    with pytest.raises(InputError) as info:
+        validate_files(str(tmp_path / "app.yaml"), [], registry, evaluator)
+    found = {(d.location.line, d.location.path): d.message for d in info.value.diagnostics}
+    assert set(found) == {(11, "spec.components[0].traits[0].properties.names"),
+                          (12, "spec.components[0].traits[1].properties.names[0]")}
+    assert found[(11, "spec.components[0].traits[0].properties.names")] == "expected at least 1 item, found 0"
+    assert found[(12, "spec.components[0].traits[1].properties.names[0]")] == "expected a string, found an integer 1"

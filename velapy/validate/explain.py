@@ -80,7 +80,8 @@ def _explain(err: ValidationError, noun: str,
         return [(path, f"expected a number {sym} {value}, found {_describe(inst)}", "")]
     if kind in ("minItems", "maxItems"):
         word = "at least" if kind == "minItems" else "at most"
-        return [(path, f"expected {word} {value} items, found {len(inst) if isinstance(inst, list) else 0}", "")]
+        unit = "item" if value == 1 else "items"
+        return [(path, f"expected {word} {value} {unit}, found {len(inst) if isinstance(inst, list) else 0}", "")]
     if kind in ("minLength", "maxLength"):
         if kind == "minLength" and value == 1:
             return [(path, f"expected a non-empty string, found {_describe(inst)}", "")]

@@ -14,8 +14,14 @@ fields (`output`, `outputs`, `patch`, ...) are blanked to `_` in place (line num
 lets and imports nobody uses any more are dropped, because those parts may only evaluate with real
 values (or only on a newer CUE); `compile_check=True` (`velapy def vet`) evaluates everything.
 
-Three things the encoder of CUE v0.4 cannot do are worked around here, with the engine still
+Four things the encoder of CUE v0.4 cannot do are worked around here, with the engine still
 doing every evaluation:
+
+- a list of required elements (`[string, ...string]`, `[string, string]`) is taken for a default and
+  fails (`incomplete value string`); `list.MinItems` does not work on an open list in v0.4 either.
+  Such lists are asked for as open lists of the same elements (`[...string]`), and the counts the
+  text gives become `minItems` / `maxItems`. Any other encoder failure at a path of its output
+  leaves the definition with an open schema and a note, like the cases below;
 
 - a parameter that is a disjunction of structs (`*#Edit | close({containers: [...#Edit]})`): the
   top-level alternatives are split on the source text and requested one by one (`#p3a0`,
@@ -46,6 +52,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -70,7 +77,7 @@ KIND_DIRS = {"component": "component", "trait": "trait", "policy": "policy", "wo
 
 _MAX_ROUNDS = 12
 _REF_PREFIX = "#/components/schemas/"
-_ENTRY_HEAD = re.compile(r"^#?(?P<key>[pr]\d+(?:a\d+|_\d+)?)(?:[.:\s]|$)")
+_ENTRY_HEAD = re.compile(r"^(?:components\.schemas\.)?#?(?P<key>[pr]\d+(?:a\d+|_\d+)?)(?:[.:\s]|$)")
 _TEMPLATE_HEAD = re.compile(r"^_t(?P<n>\d+)(?:[.:\s]|$)")
 _PATH_HEAD = re.compile(r"^_t\d+\.\S*:")  # `_t3.output.x: ...`: an evaluation error at a path
 _TAG_LINE = re.compile(r"^\+([A-Za-z][\w-]*)(?:=(.*))?$")
@@ -134,6 +141,8 @@ class _Plan:
     source: str = ""  # the template body as evaluated (unneeded fields blanked to `_`)
     imports: tuple[str, ...] = ()
     whole: bool = False  # the whole template is evaluated (a compile check): every error counts
+    loose_param: str = ""  # the parameter with element lists loosened (`_loosen_lists`), when it differs
+    loose_refs: dict[int, str] = field(default_factory=dict)  # the same for requested template paths
 
 
 @dataclass
@@ -177,7 +186,7 @@ def _plan(index: int, d: Definition, whole: bool = False) -> _Plan:
                 if alt.startswith("*"):
                     default_alt = k
                     alt = alt[1:].lstrip()
-                alternatives.append(alt)
+                alternatives.append(_loosen_lists(alt))
     # template fields the parameter refers to, followed transitively through their own text;
     # definitions and hidden fields among them are asked for too (the encoder `$ref`s them)
     refs: list[tuple[str, str]] = []
@@ -222,9 +231,90 @@ def _plan(index: int, d: Definition, whole: bool = False) -> _Plan:
             chars[start:end] = [c if c == "\n" else " " for c in body[start:end]]
         source = "".join(chars)
     imports = d.template.imports if whole else tuple(i for i in d.template.imports if _uses_import(source, i))
+    loose = _loosen_lists(param_text) if param_text and not alternatives else ""
+    loose_refs = {j: _loosen_lists(fields[path.split(".", 1)[1]]) for j, (_r, path) in enumerate(refs)
+                  if path.split(".", 1)[1] in fields}
     return _Plan(index, d, alternatives, default_alt, refs, fields, param_text,
                  pending_refs=set(range(len(refs))), has_parameter=bool(params) or not outlined,
-                 source=source, imports=imports, whole=whole)
+                 source=source, imports=imports, whole=whole, loose_param=loose if loose != param_text else "",
+                 loose_refs={j: t for j, t in loose_refs.items() if t != fields[refs[j][1].split(".", 1)[1]]})
+
+
+def _loosen_lists(text: str) -> str:
+    """`text` with each list of required elements (`[string, ...string]`, `[int, int]`) written as
+    an open list of the same elements (`[...string]`, `[...(int)]`).
+
+    CUE v0.4's OpenAPI encoder takes such a list for a default and fails on its elements (`incomplete
+    value string`); `list.MinItems` does not evaluate on an open list in v0.4 either. The engine
+    still evaluates the loosened list; the element counts are read from the original text
+    (`_Facts.min_items`). Lists of literals (`["a", "b"]`, defaults) are left alone; line breaks
+    are kept, so positions in errors stay right.
+    """
+    try:
+        toks = [t for t in tokenize(text) if t.kind != "comment"]
+    except CueSyntaxError:
+        return text
+    edits: list[tuple[int, int, str]] = []
+    for i, t in enumerate(toks):
+        if not (t.kind == "punct" and t.text == "[") or any(a <= t.start < b for a, b, _ in edits):
+            continue
+        shape = _list_shape(text, toks, i)
+        if shape is None:
+            continue
+        elements, tail, end = shape
+        if not elements or all(_literal(e) is not _NO_LITERAL for e in elements):
+            continue
+        kinds = list(dict.fromkeys(_loosen_lists(e) for e in [*elements, *([tail] if tail else [])]))
+        inner = kinds[0] if len(kinds) == 1 else " | ".join(f"({k})" for k in kinds)
+        original = text[t.start:end]
+        edits.append((t.start, end, f"[...({inner})]" + "\n" * (original.count("\n") - inner.count("\n"))))
+    for start, end, new in sorted(edits, reverse=True):
+        text = text[:start] + new + text[end:]
+    return text
+
+
+def _list_shape(text: str, toks: list[Token], i: int) -> tuple[list[str], str, int] | None:
+    """The list literal opening at toks[i]: its element texts, the `...` tail's text ("" for none,
+    "_" for a bare `...`) and the offset after its `]`. None for a pattern constraint (`[string]: T`),
+    an index (`x[0]`), a comprehension or a list without a closing bracket."""
+    prev = toks[i - 1] if i else None
+    if prev is not None and prev.kind != "newline" and prev.text not in (":", "|", "&", "(", ",", "[", "*", "{", "..."):
+        return None  # an index, a slice or an operand (`[a] + [b]`): not a list standing for itself
+    depth = 0
+    cuts: list[int] = []
+    j = i
+    while j < len(toks):
+        t = toks[j]
+        if t.kind == "eof":
+            return None
+        if t.kind == "punct" and t.text in ("{", "[", "("):
+            depth += 1
+        elif t.kind == "punct" and t.text in ("}", "]", ")"):
+            depth -= 1
+            if depth == 0:
+                break
+        elif depth == 1 and (t.kind == "newline" or (t.kind == "punct" and t.text == ",")):
+            cuts.append(j)
+        j += 1
+    else:
+        return None
+    after = toks[j + 1] if j + 1 < len(toks) else None
+    if after is not None and after.kind not in ("newline", "eof") and after.text not in (",", "|", "&", ")", "]", "}"):
+        return None  # `[string]: T`, `[a] + [b]`, `[a][0]`
+    bounds = [i, *cuts, j]
+    parts: list[str] = []
+    for a, b in itertools.pairwise(bounds):
+        part = text[toks[a].start + len(toks[a].text):toks[b].start].strip()
+        if part:
+            parts.append(part)
+    if parts and parts[0].split(maxsplit=1)[0] in ("for", "if", "let"):
+        return None
+    tail = ""
+    if parts and parts[-1].startswith("..."):
+        tail = parts.pop()[3:].strip() or "_"
+    if any(p.startswith("...") for p in parts):
+        return None
+    return parts, tail, toks[j].start + 1
 
 
 def _uses_import(text: str, spec: str) -> bool:
@@ -335,6 +425,10 @@ def _batch(plans: Sequence[_Plan], fix_v04: bool = False
         segments.append(_Segment(n, first, len(lines)))
         for k, alt in enumerate(p.alternatives):
             lines.extend(f"_velapy_alt{k}: {alt}".split("\n"))  # one list item per line: numbers stay right
+        if p.loose_param:
+            lines.extend(f"_velapy_param: {p.loose_param}".split("\n"))
+        for j, text in sorted(p.loose_refs.items()):
+            lines.extend(f"_velapy_ref{j}: {text}".split("\n"))
         lines.append("}")
         wanted: list[_Request] = []
         if not p.has_parameter:
@@ -342,9 +436,9 @@ def _batch(plans: Sequence[_Plan], fix_v04: bool = False
         elif p.want_parameter and p.alternatives:
             wanted.extend(_Request(f"p{n}a{k}", n, f"_t{n}._velapy_alt{k}") for k in range(len(p.alternatives)))
         elif p.want_parameter:
-            wanted.append(_Request(f"p{n}", n, f"_t{n}.parameter"))
-        wanted.extend(_Request(f"r{n}_{j}", n, path, refname) for j, (refname, path) in enumerate(p.refs)
-                      if j in p.pending_refs)
+            wanted.append(_Request(f"p{n}", n, f"_t{n}._velapy_param" if p.loose_param else f"_t{n}.parameter"))
+        wanted.extend(_Request(f"r{n}_{j}", n, f"_t{n}._velapy_ref{j}" if j in p.loose_refs else path, refname)
+                      for j, (refname, path) in enumerate(p.refs) if j in p.pending_refs)
         requests.extend(r for r in wanted if r.key not in p.failed_requests)
     for r in requests:
         lines.append(f"#{r.key}: close({{v: [{r.expr}][0]}})")
@@ -515,8 +609,11 @@ def _strip_prefix(message: str) -> str:
 
 
 def _encoder_note(req: _Request, message: str) -> str:
+    m = re.match(r"^components\.schemas\.#?[pr]\d+(?:a\d+|_\d+)?\.properties\.v\.(\S+?):\s*", message)
+    if m:  # a path in the encoder's output: `...properties.v.properties.pair.default.0: msg`
+        message = m.group(1).removeprefix("properties.").replace(".properties.", ".") + ": " + message[m.end():]
     text = re.sub(r"^#?[pr]\d+(?:a\d+|_\d+)?(?:\.v)?:\s*", "", message)
-    text = re.sub(r"^openapi:\s*#?[pr]\d+(?:a\d+|_\d+)?(?:\.v)?:\s*", "", text)
+    text = re.sub(r"^(?:openapi:\s*|components\.schemas\.)#?[pr]\d+(?:a\d+|_\d+)?(?:\.v)?:\s*", "", text)
     text = _strip_prefix(text).replace("\n", " ")
     what = req.refname.split(".", 1)[1] if req.refname else "parameter"
     return f"{what}: CUE's OpenAPI encoder cannot express it ({text}); accepted without checking"
@@ -697,6 +794,11 @@ class _Converter:
             out["additionalProperties"] = False
         if isinstance(node.get("items"), dict):
             out["items"] = self.convert(node["items"], root, (*path, "[]"))
+        if out.get("type") == "array" and path in facts.items and "default" not in out:
+            low, high = facts.items[path]
+            out.setdefault("minItems", low)
+            if high is not None:
+                out.setdefault("maxItems", high)
         if "type" not in out and "anyOf" not in out and "allOf" not in out and (props or addl is not None):
             out["type"] = "object"
         return out
@@ -769,6 +871,8 @@ class _Facts:
     defaults: dict[tuple[str, ...], str] = field(default_factory=dict)  # field → text of its `*` default
     # fields declared inside an `if` clause: required only when the app takes that branch
     conditional: set[tuple[str, ...]] = field(default_factory=set)
+    # lists of required elements (`[string, ...string]`): field → (minItems, maxItems or None)
+    items: dict[tuple[str, ...], tuple[int, int | None]] = field(default_factory=dict)
 
 
 _NO_LITERAL = object()
@@ -803,6 +907,10 @@ def _text_facts(text: str) -> _Facts:
     out = facts.open
     stack: list[_Frame] = [_Frame("(", ())]  # the expression itself: a value position
     stack[0].start = False
+    first = [t for t in toks[:3] if t.kind != "newline"]
+    if len(first) > 1 and first[0].kind in ("ident", "string") and first[1].kind == "punct" \
+            and first[1].text in (":", "?", "!"):
+        stack[0] = _Frame("{", ())  # a struct written without braces: `parameter: names: [...]`
     i = 0
     while i < len(toks):
         t = toks[i]
@@ -838,6 +946,12 @@ def _text_facts(text: str) -> _Facts:
                     i += 1
                 if toks[i].kind == "punct" and toks[i].text == "*":
                     facts.defaults[_value_path(top)] = _default_text(text, toks, i + 1)
+                elif toks[i].kind == "punct" and toks[i].text == "[":
+                    shape = _list_shape(text, toks, i)
+                    if shape is not None and shape[0] and _default_text(text, toks, i).endswith("]") \
+                            and len(_default_text(text, toks, i)) == shape[2] - toks[i].start:
+                        # the whole value is the list (not `[string] | null`)
+                        facts.items[_value_path(top)] = (len(shape[0]), None if shape[1] else len(shape[0]))
                 continue
             if t.kind == "punct" and t.text == "[":
                 # a pattern constraint `[string]: T`
