@@ -426,14 +426,16 @@ def _render_traits(states: list[_State], registry: Registry, evaluator: Evaluato
 
     The results of a group are merged in trait order, as KubeVela applies traits. A group in which
     any instance failed is rendered again one trait per round (exactly today's sequential order, so
-    the first failing trait is the one reported, with its own message).
+    the first failing trait is the one reported, with its own message). A trait that reads neither
+    context.output nor context.outputs gives the same result in every round: it is evaluated once.
     """
+    kept: dict[tuple[int, int], Result] = {}  # (state, trait) -> result of a trait that reads no output
     while True:
         active = [s for s in states if not s.failed and s.pos < len(s.task.component.traits)
                   and (not problems or s.pos < s.careful_until)]
         if not active:
             break
-        plans: list[tuple[_State, list[int], list[int], list[int], int]] = []
+        plans: list[tuple[_State, list[int], list[int], list[int], list[int | Result]]] = []
         insts: list[Instance] = []
         missing: list[Diagnostic] = []
         for s in active:
@@ -443,7 +445,7 @@ def _render_traits(states: list[_State], registry: Registry, evaluator: Evaluato
             ctx["output"] = s.workload if s.workload is not None else {}
             ctx["outputs"] = {o.resource: o.obj for o in s.outputs}
             ctx["componentType"] = s.task.component.type
-            first = len(insts)
+            where: list[int | Result] = []  # per trait of the group: its instance, or its kept result
             for j in group:
                 trait = traits[j]
                 tdef = registry.get("trait", trait.type)
@@ -453,6 +455,9 @@ def _render_traits(states: list[_State], registry: Registry, evaluator: Evaluato
                     continue
                 extra: tuple[str, ...] = ()
                 embeds: tuple[Instance, ...] = ()
+                if (id(s), j) in kept and not (chain and j == chain[-1]):
+                    where.append(kept[(id(s), j)])
+                    continue
                 if chain and j == chain[-1]:
                     if len(chain) == 1:
                         extra = _unify_in_cue(tdef, s.workload)
@@ -461,14 +466,20 @@ def _render_traits(states: list[_State], registry: Registry, evaluator: Evaluato
                                                 traits[k].properties, ctx) for k in chain[:-1])
                         assert s.workload is not None
                         extra = _unify_chain(s.workload, len(embeds))
+                where.append(len(insts))
                 insts.append(Instance(tdef.template, trait.properties, ctx, extra, embeds))
-            plans.append((s, group, chain, on_data, first))
+            plans.append((s, group, chain, on_data, where))
         if missing:
             problems.extend(missing)
             _raise(problems)
         results = evaluator.evaluate(insts)
-        for s, group, chain, on_data, first in plans:
-            _merge_group(s, group, chain, on_data, results[first:first + len(group)], registry, problems)
+        for s, group, chain, on_data, where in plans:
+            got = [results[w] if isinstance(w, int) else w for w in where]
+            for j, r in zip(group, got, strict=True):
+                sh = _shape(_trait_template(registry, s.task.component.traits[j]))
+                if not r.errors and sh.output_deps == () and not sh.reads_outputs and not (chain and j == chain[-1]):
+                    kept[(id(s), j)] = r
+            _merge_group(s, group, chain, on_data, got, registry, problems)
     _raise(problems)
 
 
@@ -485,9 +496,6 @@ def _merge_group(s: _State, group: list[int], chain: list[int], on_data: list[in
                  registry: Registry, problems: list[Diagnostic]) -> None:
     """Merge one group's results into `s` in trait order; set where the next round starts."""
     traits = s.task.component.traits
-    if len(group) > 1 and any(r.errors for r in results):
-        s.careful_until = group[-1] + 1
-        return
     start_workload, start_outputs = s.workload, list(s.outputs)
     by_index = dict(zip(group, results, strict=True))
     patched = any("patch" in by_index[j].value for j in chain)
@@ -496,18 +504,23 @@ def _merge_group(s: _State, group: list[int], chain: list[int], on_data: list[in
     unified = by_index[chain[-1]].value.get(UNIFIED) if len(chain) > 1 and patched else None
     for j in group:
         trait, r = traits[j], by_index[j]
-        if r.errors:
-            problems.extend(_cue_diagnostics(s, r.errors, trait, registry.get("trait", trait.type)))
-            s.failed = True
-            return
         deps = _shape(_trait_template(registry, trait)).output_deps
         probe = unified if unified is not None and j <= chain[-1] else s.workload
         if deps and not _deps_hold(deps, start_workload, probe):
-            # it read what the patches before it changed: render it again after them
+            # it read what the patches before it changed (its result, or failure, is stale): render it
+            # again after them
             if chain and j <= chain[-1]:  # the chain's patches before it are unified by its last trait
                 s.workload, s.outputs, s.stop_at = start_workload, start_outputs, j
                 return
             s.pos = j
+            return
+        if r.errors:
+            if len(group) > 1:  # one trait per round through this group: the sequential diagnostics
+                s.workload, s.outputs = start_workload, start_outputs
+                s.careful_until = group[-1] + 1
+                return
+            problems.extend(_cue_diagnostics(s, r.errors, trait, registry.get("trait", trait.type)))
+            s.failed = True
             return
         if len(chain) > 1 and j in chain:
             # the chain's last trait carries the unified workload; the others' patches are in it
