@@ -2,7 +2,7 @@
 for one webservice with 32, 100 and 501 traits.
 
 Prints measurements taken in one run (these machines are noisy; compare the ratios, not the
-absolute numbers): engine calls must stay flat (one per trait depth + 1), time per component should
+absolute numbers): engine calls must stay flat (one per round of traits + 1), time per component should
 not grow with the component count. With many traits on one component, the engine rounds must grow
 only with real dependencies between traits (`--traits-only` runs just that part; `--max-traits N`
 stops at N traits).

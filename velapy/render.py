@@ -1,11 +1,13 @@
 """Render tasks (component × placement) → component manifests, with the fewest engine calls.
 
-Round 0 evaluates every component template of every task in one engine call. Round k evaluates
-the k-th trait of every task that has one, in one call, with `context.output` / `context.outputs`
-taken from the previous round, so the number of engine calls grows with the trait depth, never
-with the number of components or clusters. Between rounds the trait results are merged in
-Python: trait `outputs` are appended, `patch` is applied with KubeVela's strategies
-(`velapy.patch`), `patchOutputs` merged into the auxiliaries of that name, `errs` reported.
+Round 0 evaluates every component template of every task in one engine call. Each further round
+evaluates the next group of traits of every task in one call: the traits that do not depend on a
+trait before them in the group (`_group`), all with `context.output` / `context.outputs` as the
+group found them, so the number of engine calls grows with the depth of real dependencies between
+traits, never with the number of traits, components or clusters. The results of a group are
+merged in trait order (`_merge_group`): trait `outputs` are appended, `patch` is applied with
+KubeVela's strategies (`velapy.patch`) or unified by CUE, `patchOutputs` merged into the
+auxiliaries of that name, `errs` reported.
 Finally the OAM label/annotation contract and namespaces are applied (semantics §4.1).
 """
 
