@@ -429,9 +429,11 @@ def _render_traits(states: list[_State], registry: Registry, evaluator: Evaluato
     The results of a group are merged in trait order, as KubeVela applies traits. A group in which
     any instance failed is rendered again one trait per round (exactly today's sequential order, so
     the first failing trait is the one reported, with its own message). A trait that reads neither
-    context.output nor context.outputs gives the same result in every round: it is evaluated once.
+    context.output nor context.outputs gives the same result in every round: it is evaluated once;
+    one reading known paths of context.output is evaluated again only when they changed.
     """
-    kept: dict[tuple[int, int], Result] = {}  # (state, trait) -> result of a trait that reads no output
+    # (state, trait) -> a result and the workload it was evaluated with
+    kept: dict[tuple[int, int], tuple[Result, Any]] = {}
     while True:
         active = [s for s in states if not s.failed and s.pos < len(s.task.component.traits)
                   and (not problems or s.pos < s.careful_until)]
@@ -458,8 +460,11 @@ def _render_traits(states: list[_State], registry: Registry, evaluator: Evaluato
                 extra: tuple[str, ...] = ()
                 embeds: tuple[Instance, ...] = ()
                 if (id(s), j) in kept and not (chain and j == chain[-1]):
-                    where.append(kept[(id(s), j)])
-                    continue
+                    r, seen = kept[(id(s), j)]
+                    deps = _shape(tdef.template).output_deps
+                    if deps is not None and _deps_hold(deps, seen, s.workload):
+                        where.append(r)
+                        continue
                 if chain and j == chain[-1]:
                     if len(chain) == 1:
                         extra = _unify_in_cue(tdef, s.workload)
@@ -477,10 +482,11 @@ def _render_traits(states: list[_State], registry: Registry, evaluator: Evaluato
         results = evaluator.evaluate(insts)
         for s, group, chain, on_data, where in plans:
             got = [results[w] if isinstance(w, int) else w for w in where]
-            for j, r in zip(group, got, strict=True):
+            for j, w, r in zip(group, where, got, strict=True):
                 sh = _shape(_trait_template(registry, s.task.component.traits[j]))
-                if not r.errors and sh.output_deps == () and not sh.reads_outputs and not (chain and j == chain[-1]):
-                    kept[(id(s), j)] = r
+                if (isinstance(w, int) and not r.errors and sh.output_deps is not None and not sh.reads_outputs
+                        and not (chain and j == chain[-1])):
+                    kept[(id(s), j)] = (r, s.workload)
             _merge_group(s, group, chain, on_data, got, registry, problems)
     _raise(problems)
 
