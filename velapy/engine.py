@@ -269,8 +269,9 @@ class Instance:
     """One evaluation: a template with its `parameter` (None omits the line) and `context`.
 
     `embeds` are further evaluations written inside this one as hidden fields `_velapy_e<i>`
-    (i = position), each a template with its own parameter and context, so that `extra` lines can
-    unify their results (trait patches of one round unified with the workload in one instance).
+    (i = position), each a template with its own parameter, context and `extra` lines (written
+    inside it, without an alias), so that this instance's `extra` lines can unify their results
+    (trait patches of one round unified with the workload in one instance).
     """
 
     template: Template
@@ -362,7 +363,7 @@ class Evaluator:
         index: list[int] = []
         for inst in instances:
             inst = _only_used_context(inst)
-            embeds = [[_template_digest(e.template), e.parameter, e.context] for e in inst.embeds]
+            embeds = [[_template_digest(e.template), e.parameter, e.context, e.extra] for e in inst.embeds]
             key = (inst.template, json.dumps([inst.parameter, inst.context, inst.extra, *([embeds] if embeds else [])],
                                              sort_keys=True))
             if key not in texts:
@@ -791,6 +792,10 @@ def _add_embed(lines: list[str], segments: list[_Segment], n: int, label: str, e
         lines.append("let context = " + ctx)
         lines.append("_velapy_context: context")
     segments.append(_Segment(n, len(lines), len(lines), "context"))
+    if e.extra:
+        first = len(lines) + 1
+        lines.extend(e.extra)
+        segments.append(_Segment(n, first, len(lines), "extra"))
     lines.append("}")
 
 

@@ -470,7 +470,7 @@ def _render_traits(states: list[_State], registry: Registry, evaluator: Evaluato
                         extra = _unify_in_cue(tdef, s.workload)
                     else:
                         embeds = tuple(Instance(_trait_template(registry, traits[k]) or tdef.template,
-                                                traits[k].properties, ctx) for k in chain[:-1])
+                                                traits[k].properties, ctx, _ANY_PATCH) for k in chain[:-1])
                         assert s.workload is not None
                         extra = _unify_chain(s.workload, len(embeds))
                 where.append(len(insts))
@@ -491,13 +491,18 @@ def _render_traits(states: list[_State], registry: Registry, evaluator: Evaluato
     _raise(problems)
 
 
+# An embed's `patch` always exists (top when the trait sets none), so the chain refers to it without
+# `if x.patch != _|_`: on cue v0.4 that test fails with a "cycle" when a template sets `patch` in
+# an `if` clause.
+_ANY_PATCH = ("patch: _",)
+
+
 def _unify_chain(workload: dict[str, Any], embeds: int) -> tuple[str, ...]:
     """CUE lines that unify the untagged patches of a group (embeds, then the instance's own) with
     the opened workload: unification is order-free, so one value is the result of them all."""
-    lines = [f"_velapy_base: {to_cue_open(workload)}", f"{UNIFIED}: _velapy_base"]
-    for who in [f"{EMBED_PREFIX}{i}" for i in range(embeds)] + [SELF_ALIAS]:
-        lines += [f"if {who}.patch != _|_ {{", f"\t{UNIFIED}: {who}.patch", "}"]
-    return tuple(lines)
+    return (f"_velapy_base: {to_cue_open(workload)}",
+            f"{UNIFIED}: _velapy_base" + "".join(f" & {EMBED_PREFIX}{i}.patch" for i in range(embeds)),
+            f"if {SELF_ALIAS}.patch != _|_ {{", f"\t{UNIFIED}: {SELF_ALIAS}.patch", "}")
 
 
 def _merge_group(s: _State, group: list[int], chain: list[int], on_data: list[int], results: list[Result],
@@ -513,8 +518,8 @@ def _merge_group(s: _State, group: list[int], chain: list[int], on_data: list[in
     for j in group:
         trait, r = traits[j], by_index[j]
         deps = _shape(_trait_template(registry, trait)).output_deps
-        probe = unified if unified is not None and j <= chain[-1] else s.workload
-        if deps and not _deps_hold(deps, start_workload, probe):
+        probe = unified if unified is not None and j <= chain[-1] else s.workload  # the first one saw it all
+        if deps and j != group[0] and not _deps_hold(deps, start_workload, probe):
             # it read what the patches before it changed (its result, or failure, is stale): render it
             # again after them
             if chain and j <= chain[-1]:  # the chain's patches before it are unified by its last trait
