@@ -1,7 +1,7 @@
 """Multi-cluster compile as the fleet grows: engine calls, compile time and folder size for 1-100 clusters.
 
 Prints measurements taken in one run (compare ratios; these machines are noisy). Engine calls must
-stay flat (one per trait depth + 1) whatever the number of clusters.
+stay flat (one per round of traits + 1) whatever the number of clusters.
 """
 
 from __future__ import annotations

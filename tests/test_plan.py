@@ -124,7 +124,7 @@ def test_context_of_each_placement(tmp_path: Path, evaluator: Evaluator) -> None
     assert objects(plan, "bj")["ConfigMap/moved/probe"].obj["metadata"]["labels"]["app.oam.dev/cluster"] == "bj"
 
 
-def test_engine_calls_grow_with_trait_depth_not_clusters(tmp_path: Path, evaluator: Evaluator,
+def test_engine_calls_grow_with_trait_rounds_not_clusters(tmp_path: Path, evaluator: Evaluator,
                                                          registry: Registry) -> None:
     spec = """\
         components:
@@ -155,7 +155,7 @@ def test_engine_calls_grow_with_trait_depth_not_clusters(tmp_path: Path, evaluat
         calls[n] = evaluator.calls - before
         assert len(plan.bundles()) == n
         assert sum(len(v) for v in plan.bundles().values()) == 3 * n  # Deployment, HPA, worker
-    assert calls[1] == calls[4] == calls[16] == 3  # components, trait 1, trait 2
+    assert calls[1] == calls[4] == calls[16] == 2  # components, then scaler and hpa together (independent)
 
 
 def test_cluster_scoped_objects_lose_the_namespace(tmp_path: Path, evaluator: Evaluator) -> None:

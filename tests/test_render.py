@@ -92,6 +92,34 @@ TRAITS = {
 	patch: spec: selector: matchLabels: "app.oam.dev/component": "other"''',
     "user-error": '''
 	errs: ["replicas must be even"]''',
+    "set-label": '''
+	parameter: {key: string, value: *"on" | string}
+	patch: metadata: labels: "\\(parameter.key)": parameter.value''',
+    "set-replicas": '''
+	parameter: count: int
+	patch: spec: replicas: parameter.count''',
+    "default-replicas": '''
+	patch: spec: replicas: *1 | int''',
+    "tagged-replicas": '''
+	parameter: count: int
+	patch: spec: {
+		// +patchStrategy=retainKeys
+		replicas: parameter.count
+	}''',
+    "reads-replicas": '''
+	parameter: tag: string
+	outputs: "seen-\\(parameter.tag)": {
+		apiVersion: "v1"
+		kind: "ConfigMap"
+		metadata: name: "seen-\\(parameter.tag)"
+		data: replicas: "\\(context.output.spec.replicas)"
+	}''',
+    "label-if-no-replicas": '''
+	if context.output.spec.replicas == _|_ {
+		patch: metadata: labels: unscaled: "yes"
+	}''',
+    "add-container": '''
+	patch: spec: template: spec: containers: [{}, {name: "extra", image: "busybox"}]''',
 }
 
 
@@ -258,3 +286,108 @@ def test_all_problems_of_a_round_are_reported_together(tmp_path: Path, evaluator
     (diag,) = info.value.diagnostics
     assert diag.location.path == "spec.components[0].traits[0].properties.replicas"
     assert diag.location.trait == "scaler" and "no allowed value matches" in diag.message
+
+
+# ----------------------------------------------------------------------------------------------
+# trait rounds: traits that do not depend on each other are evaluated in one engine round
+
+
+def render_counted(tmp_path: Path, defs: Path, evaluator: Evaluator,
+                   traits: list[dict[str, Any]]) -> tuple[list[Any], int]:
+    loaded = load(Inputs(app_file(tmp_path, traits), definition_dirs=(str(defs),)))
+    before = evaluator.calls
+    _w, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, loaded.hub)
+    return [o.obj for o in blocks[0].manifests[0].objects()], evaluator.calls - before
+
+
+def one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make render evaluate one trait per round, as it did before traits were grouped."""
+    from velapy.compile import render
+    group = render._group
+
+    def single(s: Any, registry: Any) -> Any:
+        s.careful_until = len(s.task.component.traits)
+        return group(s, registry)
+    monkeypatch.setattr(render, "_group", single)
+
+
+def label(i: int) -> dict[str, Any]:
+    return {"type": "set-label", "properties": {"key": f"k{i}"}}
+
+
+def test_fifty_untagged_patches_take_one_round(tmp_path: Path, defs: Path, evaluator: Evaluator) -> None:
+    objs, calls = render_counted(tmp_path, defs, evaluator, [label(i) for i in range(50)])
+    assert calls == 2  # the component round and one trait round (was 51)
+    assert {f"k{i}" for i in range(50)} <= set(objs[0]["metadata"]["labels"])
+
+
+def test_untagged_and_tagged_mixed_take_one_round(tmp_path: Path, defs: Path, evaluator: Evaluator) -> None:
+    traits = [t for i in range(20) for t in (label(i), {"type": "tagged-replicas", "properties": {"count": i + 1}})]
+    objs, calls = render_counted(tmp_path, defs, evaluator, traits)
+    assert calls == 2
+    assert objs[0]["spec"]["replicas"] == 20  # retainKeys: the last trait wins
+
+
+SEQUENCES = {
+    "tags, readers and outputs": [{"type": "append-by-key"}, {"type": "each-container"}, {"type": "merge-inherited"},
+                                  {"type": "reads-output"}, {"type": "patch-outputs"}, {"type": "json-ops"}],
+    "constraint first": [{"type": "each-container"}, label(1), {"type": "add-container"}, {"type": "append-by-key"}],
+    "merge patch between labels": [{"type": "merge-patch", "properties": {"team": "a"}}, label(1),
+                                   {"type": "each-container"}, label(2), {"type": "reads-output"},
+                                   {"type": "merge-patch", "properties": {"team": "b"}}],
+    "a reader first, then what it reads": [{"type": "label-if-no-replicas"},
+                                           {"type": "set-replicas", "properties": {"count": 3}},
+                                           {"type": "label-if-no-replicas"}],
+    "readers after patches": [t for i in range(6) for t in (
+        label(i), {"type": "tagged-replicas", "properties": {"count": i + 2}},
+        {"type": "reads-replicas", "properties": {"tag": f"r{i}"}},
+        {"type": "set-replicas", "properties": {"count": i + 2}})],
+}
+
+
+@pytest.mark.parametrize("name", list(SEQUENCES))
+def test_grouped_render_equals_one_trait_per_round(name: str, tmp_path: Path, defs: Path, evaluator: Evaluator,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    grouped, calls = render_counted(tmp_path, defs, evaluator, SEQUENCES[name])
+    one_by_one(monkeypatch)
+    sequential, seq_calls = render_counted(tmp_path, defs, evaluator, SEQUENCES[name])
+    assert grouped == sequential
+    assert seq_calls == len(SEQUENCES[name]) + 1 and calls <= seq_calls
+
+
+def test_reader_sees_the_workload_the_traits_before_it_patched(tmp_path: Path, defs: Path,
+                                                                evaluator: Evaluator) -> None:
+    traits = [{"type": "set-replicas", "properties": {"count": 3}},
+              {"type": "reads-replicas", "properties": {"tag": "a"}},
+              {"type": "tagged-replicas", "properties": {"count": 5}},
+              {"type": "reads-replicas", "properties": {"tag": "b"}}]
+    objs, _calls = render_counted(tmp_path, defs, evaluator, traits)
+    seen = {o["metadata"]["name"]: o["data"]["replicas"] for o in objs if o["metadata"]["name"].startswith("seen-")}
+    assert seen == {"seen-a": "3", "seen-b": "5"}
+    assert objs[0]["spec"]["replicas"] == 5
+
+
+def test_element_constraints_do_not_reach_what_later_traits_add(tmp_path: Path, defs: Path,
+                                                                 evaluator: Evaluator) -> None:
+    objs, _calls = render_counted(tmp_path, defs, evaluator, [{"type": "each-container"}, {"type": "add-container"}])
+    assert [c.get("securityContext") for c in objs[0]["spec"]["template"]["spec"]["containers"]] == [
+        {"runAsNonRoot": True}, None]
+
+
+@pytest.mark.parametrize("traits", [
+    [{"type": "set-replicas", "properties": {"count": 2}}, label(1),
+     {"type": "set-replicas", "properties": {"count": 3}}],
+    [{"type": "default-replicas"}, {"type": "set-replicas", "properties": {"count": 3}}],
+    [{"type": "tagged-replicas", "properties": {"count": 2}}, {"type": "set-replicas", "properties": {"count": 3}}],
+])
+def test_conflicts_are_reported_as_one_trait_per_round_reports_them(
+        traits: list[dict[str, Any]], tmp_path: Path, defs: Path, evaluator: Evaluator,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(InputError) as grouped:
+        render_counted(tmp_path, defs, evaluator, traits)
+    one_by_one(monkeypatch)
+    with pytest.raises(InputError) as sequential:
+        render_counted(tmp_path, defs, evaluator, traits)
+    assert grouped.value.render() == sequential.value.render()
+    assert f"traits[{len(traits) - 1}]" in grouped.value.render() or "(component web, trait set-replicas)" in \
+        grouped.value.render()

@@ -227,7 +227,7 @@ def load_clusters(inputs: Inputs) -> Inventory:
 @_secrets_withheld
 def compile_app(inputs: Inputs, evaluator: Evaluator, registry: Registry | None = None) -> Plan:
     """The compile pipeline: load → resolve workflow/placements/overrides → render (one engine pass
-    per trait depth for all clusters) → assemble member-cluster objects → plan with rules and checks."""
+    per round of traits for all clusters) → assemble member-cluster objects → plan with rules and checks."""
     loaded = load(inputs, registry, evaluator)
     inventory = load_clusters(inputs)
     draft = prepare_plan(loaded.app, loaded.registry, inventory, loaded.hub)
@@ -241,7 +241,7 @@ def compile_apps(inputs: Sequence[Inputs], evaluator: Evaluator) -> list[Plan]:
     """`compile_app` for several applications (a repository's goldens, both sides of a diff).
 
     Definitions and hub objects are loaded once per distinct folder list, and all apps that share
-    them render in ONE `render` call, so engine calls grow with trait depth, not with the number
+    them render in ONE `render` call, so engine calls grow with the depth of trait dependencies, not with the number
     of apps. Problems of every app are reported together (InputError)."""
     registries: dict[tuple[str, ...], Registry] = {}
     drafts: list[PlanDraft] = []

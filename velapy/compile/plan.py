@@ -9,7 +9,7 @@ Stages (pure, except the one `render` call):
    one component and, optionally, a cluster and namespace.
 2. render — every component of every placement of every step is one `RenderTask` with
    `context.cluster`, `context.namespace` and `context.clusterVersion` of its placement; all of
-   them go into ONE `render` call, so engine calls grow with trait depth only.
+   them go into ONE `render` call, so engine calls grow with trait dependencies only.
 3. assemble — what a member cluster receives. On top of the render contract (semantics §4.1):
    * `app.oam.dev/cluster: <cluster>` is added unless the template set it. KubeVela adds it on
      its apply path and dispatches by it, so a template that pre-sets it to another cluster sends

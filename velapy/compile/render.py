@@ -1,17 +1,20 @@
 """Render tasks (component × placement) → component manifests, with the fewest engine calls.
 
-Round 0 evaluates every component template of every task in one engine call. Round k evaluates
-the k-th trait of every task that has one, in one call, with `context.output` / `context.outputs`
-taken from the previous round, so the number of engine calls grows with the trait depth, never
-with the number of components or clusters. Between rounds the trait results are merged in
-Python: trait `outputs` are appended, `patch` is applied with KubeVela's strategies
-(`velapy.compile.patch`), `patchOutputs` merged into the auxiliaries of that name, `errs` reported.
+Round 0 evaluates every component template of every task in one engine call. Each further round
+evaluates the next group of traits of every task in one call: the traits that do not depend on a
+trait before them in the group (`_group`), all with `context.output` / `context.outputs` as the
+group found them, so the number of engine calls grows with the depth of real dependencies between
+traits, never with the number of traits, components or clusters. The results of a group are
+merged in trait order (`_merge_group`): trait `outputs` are appended, `patch` is applied with
+KubeVela's strategies (`velapy.compile.patch`) or unified by CUE, `patchOutputs` merged into the
+auxiliaries of that name, `errs` reported.
 Finally the OAM label/annotation contract and namespaces are applied (semantics §4.1).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import re
@@ -20,7 +23,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from velapy.compile.patch import PatchError, apply_patch, strategy_unify
-from velapy.cue.engine import SELF_ALIAS, CueError, Evaluator, Instance, Result, Template, to_cue_open
+from velapy.cue.cuesyntax import CueSyntaxError, outline, tokenize
+from velapy.cue.engine import (
+    EMBED_PREFIX,
+    SELF_ALIAS,
+    CueError,
+    Evaluator,
+    Instance,
+    Result,
+    Template,
+    context_keys_used,
+    to_cue_open,
+)
 from velapy.errors import (
     REASON_ENGINE_CRASH,
     REASON_PROVIDER,
@@ -102,6 +116,10 @@ class _State:
     properties: Any
     workload: dict[str, Any] | None = None
     outputs: list[Output] = field(default_factory=list)
+    pos: int = 0  # the next trait to render
+    careful_until: int = 0  # traits before this index render one per round (a group of them failed)
+    stop_at: int = -1  # the next group ends before this trait (it read what the group's patches changed)
+    failed: bool = False
 
 
 def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator,
@@ -163,33 +181,369 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
         _take_component(s, r, problems)
     raise_problems(problems)
 
-    depth = max((len(s.task.component.traits) for s in states), default=0)
-    for k in range(depth):
-        active = [s for s in states if k < len(s.task.component.traits)]
-        insts = []
+    _render_traits(states, registry, evaluator, problems)
+    for s, lead in follows:
+        s.workload, s.outputs = lead.workload, list(lead.outputs)
+    return [_assemble(s) for s in everyone]
+
+
+# ----------------------------------------------------------------------------------------------
+# trait rounds: which traits of a component can be evaluated together
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What a trait template may do, read from its text. Conservative: a wrong "may" costs a round,
+    never a different result."""
+
+    cue_patch: bool  # an untagged `patch:`, unified with the workload by CUE (`_unify_in_cue`)
+    may_patch: bool  # may set `patch` (the word appears at all)
+    constrains: bool  # `...`, a pattern label, a definition, close(): its patch may be more than its data
+    makes_outputs: bool  # may add (`outputs`) or change (`patchOutputs`) auxiliary objects
+    reads_outputs: bool  # reads context.outputs
+    # what it reads of context.output: (path, only whether it exists); () nothing; None: unknown
+    output_deps: tuple[tuple[tuple[str, ...], bool], ...] | None
+
+
+_UNKNOWN_SHAPE = _Shape(False, True, True, True, True, None)
+_IDENT = r"[A-Za-z_$][\w$]*"
+_OUTPUT_REF = re.compile(r"\bcontext\s*\.\s*output(?![\w$])")
+_SELECTORS = re.compile(rf"(?:\s*\.\s*{_IDENT})*")
+_EXISTS = re.compile(r"\s*[!=]=\s*_\|_")
+_LET_BEFORE = re.compile(rf"\blet\s+({_IDENT})\s*=\s*$")
+_LET_END = re.compile(r"[ \t]*(?:\n|\}|,|$)")
+
+
+def _shape(t: Template | None) -> _Shape:
+    return _UNKNOWN_SHAPE if t is None else _template_shape(t)
+
+
+@functools.lru_cache(maxsize=1024)
+def _template_shape(t: Template) -> _Shape:
+    code = _without_comments(t.body)
+    keys = None if t.declares_context else context_keys_used(code)
+    # the parameter declaration constrains the parameter, not the patch
+    try:
+        spans = [(f.value_start, f.value_end) for f in outline(code).fields if f.label == "parameter"]
+    except CueSyntaxError:
+        spans = []
+    outside = code
+    for a, b in spans:
+        outside = outside[:a] + " " * (b - a) + outside[b:]
+    return _Shape(
+        cue_patch="+patch" not in t.body and bool(re.search(r"\bpatch\s*:", t.body)),
+        may_patch=bool(re.search(r"\bpatch\b", code)),
+        constrains=bool(re.search(r"\.\.\.|\]\s*\??\s*:|#[A-Za-z_]|\bclose\s*\(", outside)),
+        makes_outputs=bool(re.search(r"\b(?:outputs|patchOutputs)\b", code)),
+        reads_outputs=keys is None or "outputs" in keys,
+        output_deps=None if keys is None else (_output_deps(code) if "output" in keys else ()),
+    )
+
+
+def _without_comments(body: str) -> str:
+    """The template text with its comments blanked (offsets kept); strings stay (they may interpolate)."""
+    try:
+        comments = [t for t in tokenize(body) if t.kind == "comment"]
+    except CueSyntaxError:
+        return body
+    out = list(body)
+    for c in comments:
+        out[c.start:c.start + len(c.text)] = " " * len(c.text)
+    return "".join(out)
+
+
+def _output_deps(body: str) -> tuple[tuple[tuple[str, ...], bool], ...] | None:
+    """The paths of `context.output` a template reads, each with whether only its existence
+    matters (`context.output.spec.template != _|_`), following `let x = context.output.<path>`.
+
+    Every other use reads the value at the longest plain selector path (`context.output.spec` in
+    `context.output.spec.template.spec.containers[0]`): a superset of what the template sees.
+    """
+    if re.search(r"\bcontext\s*\[", body):
+        return None
+    deps: list[tuple[tuple[str, ...], bool]] = []
+
+    def use(at: int, prefix: tuple[str, ...]) -> int:
+        m = _SELECTORS.match(body, at)
+        assert m is not None
+        path = prefix + tuple(x.strip(" \t\n.") for x in re.split(r"\s*\.\s*", m.group(0)) if x.strip(" \t\n."))
+        deps.append((path, bool(_EXISTS.match(body, m.end()))))
+        return m.end()
+
+    for ref in _OUTPUT_REF.finditer(body):
+        let = _LET_BEFORE.search(body, max(0, ref.start() - 200), ref.start())
+        sel = _SELECTORS.match(body, ref.end())
+        assert sel is not None
+        name = let.group(1) if let else ""
+        if let and _LET_END.match(body, sel.end()) and len(re.findall(rf"\blet\s+{re.escape(name)}\b", body)) == 1:
+            # an alias: what is read is what its uses read
+            prefix = tuple(x.strip(" \t\n.") for x in re.split(r"\s*\.\s*", sel.group(0)) if x.strip(" \t\n."))
+            for u in re.finditer(rf"(?<![\w$.]){re.escape(name)}(?![\w$])", body):
+                if u.start() != let.start(1):
+                    use(u.end(), prefix)
+            continue
+        use(ref.end(), ())
+    return tuple(dict.fromkeys(deps))
+
+
+_ABSENT = object()
+
+
+def _at(value: Any, path: tuple[str, ...]) -> Any:
+    for step in path:
+        if not isinstance(value, dict) or step not in value:
+            return _ABSENT
+        value = value[step]
+    return value
+
+
+def _deps_hold(deps: tuple[tuple[tuple[str, ...], bool], ...], before: Any, now: Any) -> bool:
+    """Whether a template reading `deps` of context.output sees the same in `now` as in `before`."""
+    if before is now:
+        return True
+    for path, exists_only in deps:
+        a, b = _at(before, path), _at(now, path)
+        if exists_only:
+            if (a is _ABSENT) != (b is _ABSENT):
+                return False
+        elif a is not b and (a is _ABSENT or b is _ABSENT or not _same_data(a, b)):
+            return False
+    return True
+
+
+def _same_data(a: Any, b: Any) -> bool:
+    """JSON equality where 1, 1.0 and true differ (as they do for CUE)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True) and type(a) is type(b)
+
+
+def _contained(part: Any, whole: Any) -> bool:
+    """Whether data `part` is found in `whole`: struct fields recursively, list items by position."""
+    if isinstance(part, dict):
+        return isinstance(whole, dict) and all(k in whole and _contained(v, whole[k]) for k, v in part.items())
+    if isinstance(part, list):
+        return isinstance(whole, list) and len(part) <= len(whole) and all(
+            _contained(v, w) for v, w in zip(part, whole, strict=False))
+    return _same_data(part, whole)
+
+
+_DOUBT = object()
+
+
+def _unify_data(base: Any, patch: Any) -> Any:
+    """What CUE makes of a concrete patch without constraints unified with the opened `base`, on
+    data; `_DOUBT` where data alone cannot tell (a conflict, whose message CUE words; a patch list
+    shorter than the base's, which CUE rejects as a closed list)."""
+    if isinstance(base, dict) and isinstance(patch, dict):
+        out = dict(base)
+        for k, v in patch.items():
+            if k in base:
+                merged = _unify_data(base[k], v)
+                if merged is _DOUBT:
+                    return _DOUBT
+                out[k] = merged
+            else:
+                out[k] = v
+        return out
+    if isinstance(base, list) and isinstance(patch, list):
+        if len(patch) < len(base):
+            return _DOUBT
+        items = []
+        for k, v in enumerate(patch):
+            merged = _unify_data(base[k], v) if k < len(base) else v
+            if merged is _DOUBT:
+                return _DOUBT
+            items.append(merged)
+        return items
+    if isinstance(base, dict | list) or isinstance(patch, dict | list) or not _same_data(base, patch):
+        return _DOUBT
+    return base
+
+
+def _group(s: _State, registry: Registry) -> tuple[list[int], list[int], list[int]]:
+    """The traits of `s` evaluated in the next round (indices, from `s.pos`), which of them have an
+    untagged patch that CUE unifies with the workload in one instance (the chain), and which have
+    an untagged patch merged on data after tagged ones (`_unify_data`).
+
+    A trait joins the group unless it depends on one already in it:
+    * it reads context.output after a patching trait, in a way not known from its text (a trait
+      whose read paths are known joins; `_merge_group` checks that the patches before it left
+      those paths as they were, and renders it again in the next round if not);
+    * it reads context.outputs after a trait that adds or patches outputs;
+    * it has an untagged patch with list-element or pattern constraints (`...`, `[string]: x`) after a
+      tagged patch or after another such untagged patch. CUE unifies the untagged patches before
+      any tagged one with the workload as the group found it (`_unify_chain`); the constraints of
+      one would also constrain what a later one adds, which is not what merging them one by one
+      does. A later untagged patch without constraints is merged on data after the tagged ones.
+    """
+    traits = s.task.component.traits
+    if s.pos < s.careful_until:
+        one = _shape(_trait_template(registry, traits[s.pos]))
+        return [s.pos], [s.pos] if one.cue_patch and s.workload is not None else [], []
+    group: list[int] = []
+    chain: list[int] = []
+    on_data: list[int] = []
+    patched_in_cue = patched_in_python = constrained = outputs_made = False
+    for j in range(s.pos, len(traits)):
+        sh = _shape(_trait_template(registry, traits[j]))
+        cue = sh.cue_patch and s.workload is not None
+        if group and (j == s.stop_at
+                      or (sh.output_deps is None and (patched_in_cue or patched_in_python))
+                      or (sh.reads_outputs and outputs_made)
+                      or (cue and sh.constrains and (patched_in_python or constrained))):
+            break
+        group.append(j)
+        if cue and (patched_in_python or constrained):
+            on_data.append(j)
+        elif cue:
+            chain.append(j)
+            patched_in_cue = True
+            constrained |= sh.constrains
+        patched_in_python |= sh.may_patch and not cue
+        outputs_made |= sh.makes_outputs
+    return group, chain, on_data
+
+
+def _trait_template(registry: Registry, trait: Trait) -> Template | None:
+    d = registry.get("trait", trait.type)
+    return d.template if d is not None else None
+
+
+def _render_traits(states: list[_State], registry: Registry, evaluator: Evaluator,
+                   problems: list[Diagnostic]) -> None:
+    """Trait rounds: each round evaluates the next group of traits of every component in one call.
+
+    The results of a group are merged in trait order, as KubeVela applies traits. A group in which
+    any instance failed is rendered again one trait per round (exactly today's sequential order, so
+    the first failing trait is the one reported, with its own message). A trait that reads neither
+    context.output nor context.outputs gives the same result in every round: it is evaluated once;
+    one reading known paths of context.output is evaluated again only when they changed.
+    """
+    # (state, trait) -> a result and the workload it was evaluated with
+    kept: dict[tuple[int, int], tuple[Result, Any]] = {}
+    while True:
+        active = [s for s in states if not s.failed and s.pos < len(s.task.component.traits)
+                  and (not problems or s.pos < s.careful_until)]
+        if not active:
+            break
+        plans: list[tuple[_State, list[int], list[int], list[int], list[int | Result]]] = []
+        insts: list[Instance] = []
+        missing: list[Diagnostic] = []
         for s in active:
-            trait = s.task.component.traits[k]
-            tdef = registry.get("trait", trait.type)
-            assert tdef is not None
-            if tdef.template is None:
-                problems.append(Diagnostic(f"trait definition {tdef.name} has no CUE template", tdef.location()))
-                continue
+            group, chain, on_data = _group(s, registry)
+            traits = s.task.component.traits
             ctx = _context(s)
             ctx["output"] = s.workload if s.workload is not None else {}
             ctx["outputs"] = {o.resource: o.obj for o in s.outputs}
             ctx["componentType"] = s.task.component.type
-            insts.append(Instance(tdef.template, trait.properties, ctx, _unify_in_cue(tdef, s.workload)))
-        raise_problems(problems)
-        for s, r in zip(active, evaluator.evaluate(insts), strict=True):
-            trait = s.task.component.traits[k]
-            if r.errors:
-                problems.extend(_cue_diagnostics(s, r.errors, trait, registry.get("trait", trait.type)))
-                continue
-            _take_trait(s, trait.index, trait.type, r, problems)
-        raise_problems(problems)
-    for s, lead in follows:
-        s.workload, s.outputs = lead.workload, list(lead.outputs)
-    return [_assemble(s) for s in everyone]
+            where: list[int | Result] = []  # per trait of the group: its instance, or its kept result
+            for j in group:
+                trait = traits[j]
+                tdef = registry.get("trait", trait.type)
+                assert tdef is not None
+                if tdef.template is None:
+                    missing.append(Diagnostic(f"trait definition {tdef.name} has no CUE template", tdef.location()))
+                    continue
+                extra: tuple[str, ...] = ()
+                embeds: tuple[Instance, ...] = ()
+                if (id(s), j) in kept and not (chain and j == chain[-1]):
+                    r, seen = kept[(id(s), j)]
+                    deps = _shape(tdef.template).output_deps
+                    if deps is not None and _deps_hold(deps, seen, s.workload):
+                        where.append(r)
+                        continue
+                if chain and j == chain[-1]:
+                    if len(chain) == 1:
+                        extra = _unify_in_cue(tdef, s.workload)
+                    else:
+                        embeds = tuple(Instance(_trait_template(registry, traits[k]) or tdef.template,
+                                                traits[k].properties, ctx, _ANY_PATCH) for k in chain[:-1])
+                        assert s.workload is not None
+                        extra = _unify_chain(s.workload, len(embeds))
+                where.append(len(insts))
+                insts.append(Instance(tdef.template, trait.properties, ctx, extra, embeds))
+            plans.append((s, group, chain, on_data, where))
+        if missing:
+            problems.extend(missing)
+            raise_problems(problems)
+        results = evaluator.evaluate(insts)
+        for s, group, chain, on_data, where in plans:
+            got = [results[w] if isinstance(w, int) else w for w in where]
+            for j, w, r in zip(group, where, got, strict=True):
+                sh = _shape(_trait_template(registry, s.task.component.traits[j]))
+                if (isinstance(w, int) and not r.errors and sh.output_deps is not None and not sh.reads_outputs
+                        and not (chain and j == chain[-1])):
+                    kept[(id(s), j)] = (r, s.workload)
+            _merge_group(s, group, chain, on_data, got, registry, problems)
+    raise_problems(problems)
+
+
+# An embed's `patch` always exists (top when the trait sets none), so the chain refers to it without
+# `if x.patch != _|_`: on cue v0.4 that test fails with a "cycle" when a template sets `patch` in
+# an `if` clause.
+_ANY_PATCH = ("patch: _",)
+
+
+def _unify_chain(workload: dict[str, Any], embeds: int) -> tuple[str, ...]:
+    """CUE lines that unify the untagged patches of a group (embeds, then the instance's own) with
+    the opened workload: unification is order-free, so one value is the result of them all."""
+    return (f"_velapy_base: {to_cue_open(workload)}",
+            f"{UNIFIED}: _velapy_base" + "".join(f" & {EMBED_PREFIX}{i}.patch" for i in range(embeds)),
+            f"if {SELF_ALIAS}.patch != _|_ {{", f"\t{UNIFIED}: {SELF_ALIAS}.patch", "}")
+
+
+def _merge_group(s: _State, group: list[int], chain: list[int], on_data: list[int], results: list[Result],
+                 registry: Registry, problems: list[Diagnostic]) -> None:
+    """Merge one group's results into `s` in trait order; set where the next round starts."""
+    traits = s.task.component.traits
+    start_workload, start_outputs = s.workload, list(s.outputs)
+    by_index = dict(zip(group, results, strict=True))
+    patched = any("patch" in by_index[j].value for j in chain)
+    # Untagged patches only add to the workload (CUE unification), so a path that reads the same
+    # before them and after all of them reads the same after any of them.
+    unified = by_index[chain[-1]].value.get(UNIFIED) if len(chain) > 1 and patched else None
+    for j in group:
+        trait, r = traits[j], by_index[j]
+        deps = _shape(_trait_template(registry, trait)).output_deps
+        probe = unified if unified is not None and j <= chain[-1] else s.workload  # the first one saw it all
+        if deps and j != group[0] and not _deps_hold(deps, start_workload, probe):
+            # it read what the patches before it changed (its result, or failure, is stale): render it
+            # again after them
+            if chain and j <= chain[-1]:  # the chain's patches before it are unified by its last trait
+                s.workload, s.outputs, s.stop_at = start_workload, start_outputs, j
+                return
+            s.pos = j
+            return
+        if r.errors:
+            if len(group) > 1:  # one trait per round through this group: the sequential diagnostics
+                s.workload, s.outputs = start_workload, start_outputs
+                s.careful_until = group[-1] + 1
+                return
+            problems.extend(_cue_diagnostics(s, r.errors, trait, registry.get("trait", trait.type)))
+            s.failed = True
+            return
+        if len(chain) > 1 and j in chain:
+            # the chain's last trait carries the unified workload; the others' patches are in it
+            drop = {UNIFIED, "patch"} if j != chain[-1] else (set() if patched else {UNIFIED})
+            r = Result({k: v for k, v in r.value.items() if k not in drop}, r.tags, r.errors)
+        if j in on_data and "patch" in r.value and s.workload is not None:
+            merged = _unify_data(s.workload, r.value["patch"])
+            if merged is _DOUBT:  # let CUE decide, one trait at a time
+                s.workload, s.outputs = start_workload, start_outputs
+                s.careful_until = group[-1] + 1
+                return
+            r = Result({**{k: v for k, v in r.value.items() if k != "patch"}, UNIFIED: merged}, r.tags, r.errors)
+        before = len(problems)
+        _take_trait(s, trait.index, trait.type, r, problems)
+        if len(problems) > before:
+            s.failed = True
+            return
+        if len(chain) > 1 and j == chain[-1] and patched and not all(
+                _contained(by_index[k].value["patch"], s.workload) for k in chain if "patch" in by_index[k].value):
+            # a default or a bound chosen differently together than one by one: do them one by one
+            s.workload, s.outputs = start_workload, start_outputs
+            s.careful_until = group[-1] + 1
+            return
+    s.pos = group[-1] + 1
 
 
 def _render_key(s: _State, registry: Registry) -> str:

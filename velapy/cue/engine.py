@@ -290,12 +290,22 @@ class Template:
 
 @dataclass(frozen=True)
 class Instance:
-    """One evaluation: a template with its `parameter` (None omits the line) and `context`."""
+    """One evaluation: a template with its `parameter` (None omits the line) and `context`.
+
+    `embeds` are further evaluations written inside this one as hidden fields `_velapy_e<i>`
+    (i = position), each a template with its own parameter, context and `extra` lines (written
+    inside it, without an alias), so that this instance's `extra` lines can unify their results
+    (trait patches of one round unified with the workload in one instance).
+    """
 
     template: Template
     parameter: Any
     context: dict[str, Any]
     extra: tuple[str, ...] = ()  # CUE lines added inside the instance (may use SELF_ALIAS)
+    embeds: tuple[Instance, ...] = ()
+
+
+EMBED_PREFIX = "_velapy_e"  # `_velapy_e<i>`: the hidden field of an instance's i-th embed
 
 
 @dataclass(frozen=True)
@@ -390,7 +400,9 @@ class Evaluator:
         index: list[int] = []
         for inst in instances:
             inst = _only_used_context(inst)
-            key = (inst.template, json.dumps([inst.parameter, inst.context, inst.extra], sort_keys=True))
+            embeds = [[_template_digest(e.template), e.parameter, e.context, e.extra] for e in inst.embeds]
+            key = (inst.template, json.dumps([inst.parameter, inst.context, inst.extra, *([embeds] if embeds else [])],
+                                             sort_keys=True))
             if key not in texts:
                 texts[key] = len(unique)
                 unique.append(inst)
@@ -697,7 +709,7 @@ def _batch_source(instances: list[Instance], fix_v04: bool = False,
                   inline: frozenset[Template] = frozenset()) -> tuple[str, list[_Segment]]:
     imports: list[str] = []
     for inst in instances:
-        for spec in inst.template.imports:
+        for spec in (*inst.template.imports, *(i for e in inst.embeds for i in e.template.imports)):
             if spec not in imports:
                 imports.append(spec)
     lines: list[str] = []
@@ -710,7 +722,7 @@ def _batch_source(instances: list[Instance], fix_v04: bool = False,
     # once as hidden top-level fields and referenced, so the batch grows linearly.
     counts: dict[str, int] = {}
     for inst in instances:
-        for v in inst.context.values():
+        for v in (*inst.context.values(), *(v for e in inst.embeds for v in e.context.values())):
             text = json.dumps(v, ensure_ascii=False, sort_keys=True)
             if len(text) >= _SHARE_MIN:
                 counts[text] = counts.get(text, 0) + 1
@@ -725,8 +737,9 @@ def _batch_source(instances: list[Instance], fix_v04: bool = False,
     shared_templates: dict[Template, str] = {}
     users: dict[Template, list[int]] = {}
     for n, inst in enumerate(instances):
-        if not inst.template.declares_context and inst.template not in inline:
-            users.setdefault(inst.template, []).append(n)
+        for t in (inst.template, *(e.template for e in inst.embeds)):
+            if not t.declares_context and t not in inline and n not in users.get(t, ()):
+                users.setdefault(t, []).append(n)
     for template, members in users.items():
         name = f"_velapy_T{len(shared_templates)}"
         shared_templates[template] = name
@@ -767,6 +780,8 @@ def _batch_source(instances: list[Instance], fix_v04: bool = False,
             lines.append("let context = " + ctx)
             lines.append("_velapy_context: context")
             segments.append(_Segment(n, len(lines) - 1, len(lines), "context"))
+        for i, e in enumerate(inst.embeds):
+            _add_embed(lines, segments, n, f"{EMBED_PREFIX}{i}", e, shared, shared_templates.get(e.template), fix_v04)
         if inst.extra:
             first = len(lines) + 1
             lines.extend(inst.extra)
@@ -777,6 +792,35 @@ def _batch_source(instances: list[Instance], fix_v04: bool = False,
             lines.extend(f"\tif _velapy_t{n}.{k} != _|_ {{{k}: _velapy_t{n}.{k}}}" for k in RESULT_FIELDS)
             lines.append("}")
     return "\n".join(lines) + "\n", segments
+
+
+def _add_embed(lines: list[str], segments: list[_Segment], n: int, label: str, e: Instance, shared: dict[str, str],
+               tname: str | None, fix_v04: bool) -> None:
+    """An embed of instance `n`: a hidden field holding its template with its parameter and context."""
+    if tname is not None:
+        lines.append(f"{label}: {tname} & {{")
+    else:
+        lines.append(f"{label}: {{")
+        first = len(lines) + 1
+        _add_body(lines, e.template, fix_v04)
+        segments.append(_Segment(n, first, len(lines), "body", e.template))
+    if e.parameter is not None:
+        lines.append("parameter: " + json.dumps(e.parameter, ensure_ascii=False))
+        segments.append(_Segment(n, len(lines), len(lines), "parameter"))
+    ctx = _context_text(e.context, shared)
+    if tname is not None:
+        lines.append("_ctx: " + ctx)
+    elif e.template.declares_context:
+        lines.append("context: " + ctx)
+    else:
+        lines.append("let context = " + ctx)
+        lines.append("_velapy_context: context")
+    segments.append(_Segment(n, len(lines), len(lines), "context"))
+    if e.extra:
+        first = len(lines) + 1
+        lines.extend(e.extra)
+        segments.append(_Segment(n, first, len(lines), "extra"))
+    lines.append("}")
 
 
 def _add_body(lines: list[str], template: Template, fix_v04: bool) -> None:
@@ -852,11 +896,12 @@ def context_keys_used(body: str) -> frozenset[str] | None:
 
 def _only_used_context(inst: Instance) -> Instance:
     """The instance with only the context keys its template reads (smaller batches, more reuse)."""
+    embeds = tuple(_only_used_context(e) for e in inst.embeds)
     used = inst.template.context_keys
-    if used is None or inst.template.declares_context:
-        return inst
-    ctx = {k: v for k, v in inst.context.items() if k in used}
-    return Instance(inst.template, inst.parameter, ctx, inst.extra)
+    ctx = inst.context
+    if used is not None and not inst.template.declares_context:
+        ctx = {k: v for k, v in inst.context.items() if k in used}
+    return Instance(inst.template, inst.parameter, ctx, inst.extra, embeds)
 
 
 _DISJUNCTION = re.compile(r"^\d+ errors in empty disjunction:?$")

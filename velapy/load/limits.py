@@ -10,7 +10,7 @@ lowered) by an environment variable; the defaults and why:
 | `VELAPY_MAX_YAML_DEPTH` | 128 | nesting of mappings and lists in one document |
 | `VELAPY_MAX_YAML_NODES` | 100,000 | nodes of one document once aliases are expanded (alias bombs) |
 | `VELAPY_MAX_COMPONENTS` | 1,000 | components of one Application |
-| `VELAPY_MAX_TRAITS` | 32 | traits of one component (each trait depth is one engine round) |
+| `VELAPY_MAX_TRAITS` | 1,000 | traits of one component (a real dependency between traits costs an engine round) |
 | `VELAPY_MAX_INSTANCES` | 20,000 | component renders of one app: components x placements |
 
 The values are read when a check runs (no module state), so a test or a wrapper can set them.
@@ -41,7 +41,7 @@ class Limits:
     yaml_depth: int = 128
     yaml_nodes: int = 100_000
     components: int = 1_000
-    traits: int = 32
+    traits: int = 1_000
     instances: int = 20_000
 
 
