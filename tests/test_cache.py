@@ -48,7 +48,7 @@ def lent_engine(monkeypatch: pytest.MonkeyPatch, evaluator: Evaluator) -> None:
         with evaluator.lend(cache=RenderCache() if cache else None) as ev:
             yield ev
 
-    monkeypatch.setattr(cli, "open_evaluator", lend)
+    monkeypatch.setattr(cli.base, "open_evaluator", lend)
 
 
 def test_cache_folder_follows_the_environment() -> None:

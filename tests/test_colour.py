@@ -87,7 +87,7 @@ def test_the_cli_colours_errors_only_when_asked(tmp_path: Path) -> None:
 
 def test_the_plan_tree_colours_its_gates_but_machine_formats_never(evaluator: Evaluator,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "open_evaluator", lambda **_kw: nullcontext(evaluator))
+    monkeypatch.setattr(cli.base, "open_evaluator", lambda **_kw: nullcontext(evaluator))
     demo = ROOT / "examples" / "demo"
     args = ["plan", str(demo / "app.yaml"), "--clusters", str(demo / "clusters.yaml")]
     tree = _invoke(["--color=always", *args])

@@ -68,7 +68,7 @@ def test_warnings_a_component_without_objects_and_block_scalars() -> None:
 
 def test_the_cli_prints_documents_by_default_and_vela_bytes_on_request(
         evaluator: Evaluator, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "open_evaluator", lambda **_kw: nullcontext(evaluator))
+    monkeypatch.setattr(cli.base, "open_evaluator", lambda **_kw: nullcontext(evaluator))
     case = ROOT / "golden" / "dry-run-standalone"
     args = ["render", str(case / "app.yaml"), *(w for f in ("workflow.yaml", "policies.yaml", "unused-policy.yaml")
                                                 for w in ("-f", str(case / f)))]

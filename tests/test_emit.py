@@ -164,7 +164,7 @@ def shared_engine(monkeypatch: pytest.MonkeyPatch, evaluator: Evaluator) -> None
     def borrowed(**_kw: object) -> Iterator[Evaluator]:
         yield evaluator
 
-    monkeypatch.setattr(cli, "open_evaluator", borrowed)
+    monkeypatch.setattr(cli.base, "open_evaluator", borrowed)
 
 
 CANARY = ROOT / "golden" / "fleet-canary"

@@ -39,7 +39,7 @@ def repo(tmp_path: Path, evaluator: Evaluator, monkeypatch: pytest.MonkeyPatch) 
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "base"]):
         subprocess.run(["git", *args], cwd=dest, check=True, env=env)
-    monkeypatch.setattr(cli, "open_evaluator", lambda **_kw: nullcontext(evaluator))
+    monkeypatch.setattr(cli.base, "open_evaluator", lambda **_kw: nullcontext(evaluator))
     monkeypatch.chdir(dest)
     yield dest
 

@@ -314,7 +314,7 @@ def repo(tmp_path: Path, evaluator: Evaluator, monkeypatch: pytest.MonkeyPatch) 
     dest = tmp_path / "repo"
     shutil.copytree(CANARY, dest / "apps" / "canary", ignore=shutil.ignore_patterns("expected"))
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=dest, check=True, env={**os.environ})
-    monkeypatch.setattr(cli, "open_evaluator", lambda **_kw: nullcontext(evaluator))
+    monkeypatch.setattr(cli.base, "open_evaluator", lambda **_kw: nullcontext(evaluator))
     monkeypatch.chdir(dest / "apps")
     yield dest
 
@@ -390,7 +390,7 @@ def test_render_emit_usage_errors(repo: Path) -> None:
 def test_outside_a_repository_out_is_taken_as_given(tmp_path: Path, evaluator: Evaluator,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copytree(CANARY, tmp_path / "canary", ignore=shutil.ignore_patterns("expected"))
-    monkeypatch.setattr(cli, "open_evaluator", lambda **_kw: nullcontext(evaluator))
+    monkeypatch.setattr(cli.base, "open_evaluator", lambda **_kw: nullcontext(evaluator))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
     res = run(*RENDER, "--emit", "flux")

@@ -28,7 +28,7 @@ BOMB = "x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
 
 @pytest.fixture(autouse=True)
 def cli_engine(evaluator: Evaluator, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "open_evaluator", lambda: nullcontext(evaluator))
+    monkeypatch.setattr(cli.base, "open_evaluator", lambda: nullcontext(evaluator))
     for name in ("VELAPY_MAX_COMPONENTS", "VELAPY_MAX_TRAITS", "VELAPY_MAX_FILE_BYTES", "VELAPY_MAX_YAML_DEPTH",
                  "VELAPY_MAX_YAML_NODES", "VELAPY_MAX_INSTANCES"):
         monkeypatch.delenv(name, raising=False)

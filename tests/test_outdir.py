@@ -171,7 +171,7 @@ def test_a_manifest_pointing_outside_is_never_followed(tmp_path: Path) -> None:
 
 @pytest.fixture
 def cli_engine(evaluator: Evaluator, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "open_evaluator", lambda **_kw: nullcontext(evaluator))
+    monkeypatch.setattr(cli.base, "open_evaluator", lambda **_kw: nullcontext(evaluator))
 
 
 def run(*args: str) -> Result:

@@ -46,7 +46,7 @@ SECRET_OBJECT = """\
 
 @pytest.fixture
 def cli_engine(evaluator: Evaluator, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "open_evaluator", lambda **_kw: nullcontext(evaluator))
+    monkeypatch.setattr(cli.base, "open_evaluator", lambda **_kw: nullcontext(evaluator))
 
 
 def run(*args: str) -> Result:

@@ -309,7 +309,7 @@ class _Shared:
 @pytest.fixture()
 def cli(evaluator: Evaluator, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     import velapy.cli
-    monkeypatch.setattr(velapy.cli, "open_evaluator", lambda: _Shared(evaluator))
+    monkeypatch.setattr(velapy.cli.base, "open_evaluator", lambda: _Shared(evaluator))
     return CliRunner()
 
 
