@@ -196,10 +196,11 @@ def run_case(n: int, m: int, rounds: int) -> Case:
     print(f"  rendered 4 folders of {case.objects} objects in {time.perf_counter() - t0:.1f} s (not timed)",
           flush=True)
     kubeconfig, audit_path = tmp / "fleet.yaml", tmp / "audit.jsonl"
+    env = dict(os.environ, KUBECACHEDIR=str(tmp / "kubectl-cache"), HOME=str(tmp),
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     emu = subprocess.Popen([*VELAPY, "emulate", str(tmp / "clusters.yaml"), "--kubeconfig", str(kubeconfig),
                             "--audit-log", str(audit_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True)
-    env = dict(os.environ, KUBECACHEDIR=str(tmp / "kubectl-cache"), HOME=str(tmp))
+                           text=True, env=env)
     try:
         assert emu.stdout is not None
         for line in emu.stdout:

@@ -35,7 +35,7 @@ from velapy import __version__
 from velapy.errors import EXIT_CLUSTER, EXIT_OK, ClusterError, InputError
 from velapy.execute.access import ClientPool
 from velapy.execute.conditions import StepStatus
-from velapy.execute.deploy import ClusterRollout, DeployOptions, Outcome, describe_error, owner_patch
+from velapy.execute.deploy import ClusterRollout, DeployOptions, Outcome, describe_error, owner_patch, read_live
 from velapy.execute.notify import send_step
 from velapy.execute.objects import apply_rank, owner, shared_by
 from velapy.execute.planfile import ExecPlan, ObjectRef, Step
@@ -45,6 +45,7 @@ from velapy.kube import ApiError, KubeError
 from velapy.oam import A_SHARED_BY
 
 FINISHED = ("succeeded", "failed", "skipped")
+REMOVE_PARALLELISM = 16  # clusters whose objects GC and `velapy delete` remove at the same time
 
 
 def now() -> str:
@@ -417,7 +418,7 @@ class Runner:
         gc = dict(o.rules.get("garbageCollect") or {})
         if e is None:
             e = Entry(o.cluster, o.api_version, o.kind, o.namespace, o.name)
-            self.state.inventory.append(e)
+            self.state.add(e)
         before = (e.apiVersion, e.digest, e.step, e.component, e.gc, e.shared, e.readOnly, e.order, e.state)
         if e.state == "kept":
             e.state = "pending"
@@ -457,6 +458,7 @@ class Runner:
         gcp = self.plan.resource_policies.get("garbage-collect") or {}
         keep_legacy = bool(gcp.get("keepLegacyResource"))
         gone = [e for e in self.state.inventory if e.ref not in planned]
+        doomed: list[Entry] = []
         for e in self._gc_sorted(gone):
             strategy = e.gc.get("strategy", "onAppUpdate")
             if keep_legacy or strategy in ("never", "onAppDelete") or e.readOnly:
@@ -466,23 +468,59 @@ class Runner:
                     why = "keepLegacyResource" if keep_legacy else ("read-only" if e.readOnly else strategy)
                     self.rep.say(f"gc: kept {e.ref.text()} ({why})")
                 continue
-            self._remove(e, "gc")
+            doomed.append(e)
+        self._remove_all(doomed, "gc")
 
-    def _remove(self, e: Entry, verb: str) -> bool:
-        """Delete one inventory entry's object if it is still this app's; drop the entry when settled."""
+    def _remove_all(self, entries: Sequence[Entry], verb: str) -> None:
+        """`_remove` every entry: the clusters in parallel (up to REMOVE_PARALLELISM), each cluster's entries
+        in the given order; the live objects are read with one LIST per (cluster, kind, namespace) where
+        several share one. Settled entries leave the inventory in one pass at the end."""
+        by_cluster: dict[str, list[Entry]] = {}
+        for e in entries:
+            by_cluster.setdefault(e.cluster, []).append(e)
+        if not by_cluster:
+            return
+
+        def one(es: list[Entry]) -> list[Entry]:
+            live = self._prefetch(es)
+            return [e for e in es if self._remove(e, verb, live)]
+
+        workers = max(1, min(REMOVE_PARALLELISM, len(by_cluster)))
+        if workers == 1:
+            settled = [one(es) for es in by_cluster.values()]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as ex:
+                settled = list(ex.map(one, by_cluster.values()))
+        self.state.drop(e for es in settled for e in es)
+
+    def _prefetch(self, entries: Sequence[Entry]) -> dict[ObjectRef, dict[str, Any] | None]:
+        """One cluster's entries → their live objects, read by LIST where 2+ entries share a kind and namespace
+        (a failed LIST, e.g. a 403, leaves them to `_remove`'s own GET)."""
+        if not entries:
+            return {}
+        try:
+            client = self.pool[entries[0].cluster]
+        except KeyError:
+            return {}
+        return read_live(client, [(e.ref, e.apiVersion) for e in entries])
+
+    def _remove(self, e: Entry, verb: str, known: Mapping[ObjectRef, dict[str, Any] | None] | None = None) -> bool:
+        """Delete one inventory entry's object if it is still this app's; True when the entry is settled (the
+        caller drops it). `known`: live objects read before (a LIST); the delete then also names the listed
+        resourceVersion as precondition, and a 409 sends it back through a fresh GET."""
         me = (self.plan.app_namespace, self.plan.app_name)
         try:
             client = self.pool[e.cluster]
         except KeyError:
-            self.report.problems.append(f"{verb}: cluster {e.cluster} of {e.ref.describe()} is not reachable from "
-                                        "this run's clusters; it stays recorded")
+            self._problem(f"{verb}: cluster {e.cluster} of {e.ref.describe()} is not reachable from this run's "
+                          "clusters; it stays recorded")
             return False
+        listed = known is not None and e.ref in known
         try:
             rt = client.resource(e.apiVersion, e.kind)
             ns = e.namespace if rt.namespaced else ""
-            live = client.get(rt, ns, e.name)
+            live = known[e.ref] if known is not None and listed else client.get(rt, ns, e.name)
             if live is None:
-                self.state.inventory.remove(e)
                 return True
             own = owner(live)
             if e.shared:
@@ -494,38 +532,46 @@ class Runner:
                             "metadata": {"resourceVersion": (live.get("metadata") or {}).get("resourceVersion"),
                                          "annotations": {A_SHARED_BY: ",".join(rest)}}}
                         client.merge_patch(rt, ns, e.name, patch)
-                    self.rep.say(f"{verb}: released shared {e.ref.text()} (still used by {', '.join(rest)})")
-                    self.state.inventory.remove(e)
+                    self._note(f"{verb}: released shared {e.ref.text()} (still used by {', '.join(rest)})")
                     return True
             if own != me:
                 who = f"{own[0]}/{own[1]}" if own else "no application"
-                msg = f"{verb}: skipped {e.ref.text()}: owned by {who}"
-                self.report.skipped_gc.append(msg)
-                self.rep.say(msg)
-                self.state.inventory.remove(e)
+                self._skipped(f"{verb}: skipped {e.ref.text()}: owned by {who}")
                 return True
-            uid = str((live.get("metadata") or {}).get("uid") or "")
+            meta = live.get("metadata") or {}
+            uid = str(meta.get("uid") or "")
             prop = {"orphan": "Orphan", "cascading": "Background"}.get(e.gc.get("propagation", ""), "")
-            client.delete(rt, ns, e.name, uid=uid, propagation=prop)
+            client.delete(rt, ns, e.name, uid=uid, propagation=prop,
+                          resource_version=str(meta.get("resourceVersion") or "") if listed else "")
         except ApiError as exc:
             if exc.status == 404:
-                self.state.inventory.remove(e)
                 return True
+            if exc.status == 409 and listed:
+                return self._remove(e, verb)  # changed since the LIST: decide again on a fresh GET
             if exc.status == 409:
-                msg = f"{verb}: skipped {e.ref.text()}: it changed while being deleted (uid precondition)"
-                self.report.skipped_gc.append(msg)
-                self.rep.say(msg)
-                self.state.inventory.remove(e)
+                self._skipped(f"{verb}: skipped {e.ref.text()}: it changed while being deleted (uid precondition)")
                 return True
-            self.report.problems.append(describe_error(exc, client, "delete", None, e.namespace, e.name, e.kind))
+            self._problem(describe_error(exc, client, "delete", None, e.namespace, e.name, e.kind))
             return False
         except KubeError as exc:
-            self.report.problems.append(describe_error(exc, client, "delete", None, e.namespace, e.name, e.kind))
+            self._problem(describe_error(exc, client, "delete", None, e.namespace, e.name, e.kind))
             return False
-        self.report.deleted += 1
+        with self._lock:
+            self.report.deleted += 1
         self.rep.say(f"{verb}: deleted {e.ref.text()}")
-        self.state.inventory.remove(e)
         return True
+
+    def _problem(self, text: str) -> None:
+        with self._lock:
+            self.report.problems.append(text)
+
+    def _skipped(self, text: str) -> None:
+        with self._lock:
+            self.report.skipped_gc.append(text)
+        self.rep.say(text)
+
+    def _note(self, text: str) -> None:
+        self.rep.say(text)
 
     def delete_all(self) -> Report:
         """`velapy delete`: remove every object the app owns (garbage-collect strategy `never` excepted)."""
@@ -535,13 +581,17 @@ class Runner:
             raise InputError(f"app {ident} has no run state in {self.store.describe()}: velapy applied nothing "
                              "for it that it could delete")
         self.state = old
+        kept: list[Entry] = []
+        doomed: list[Entry] = []
         for e in self._gc_sorted(list(old.inventory)):
             if e.gc.get("strategy") == "never" or e.readOnly:
                 self.rep.say(f"delete: kept {e.ref.text()} ({'read-only' if e.readOnly else 'never'})")
                 self.report.kept += 1
-                self.state.inventory.remove(e)
+                kept.append(e)
                 continue
-            self._remove(e, "delete")
+            doomed.append(e)
+        self.state.drop(kept)
+        self._remove_all(doomed, "delete")
         self.report.phase = "deleted" if not self.report.problems else "failed"
         if self.state.inventory or self.report.problems:
             self.state.phase = "failed"

@@ -23,8 +23,8 @@ import gzip
 import json
 import os
 import tempfile
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -102,18 +102,51 @@ class RunState:
     steps: list[StepState] = field(default_factory=list)
     inventory: list[Entry] = field(default_factory=list)
     resourceVersion: str = ""  # the hub ConfigMap's, not serialised
+    # ref → entry, built on first lookup; rebuilt when `inventory` was changed behind `add`/`drop`
+    _index: dict[ObjectRef, Entry] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _indexed: int = field(default=-1, init=False, repr=False, compare=False)
 
     def step(self, name: str) -> StepState | None:
         return next((s for s in self.steps if s.name == name), None)
 
+    def _lookup(self) -> dict[ObjectRef, Entry]:
+        if self._indexed != len(self.inventory):
+            index: dict[ObjectRef, Entry] = {}
+            for e in self.inventory:
+                index.setdefault(e.ref, e)  # the first of two entries for one object wins, as a scan would
+            self._index, self._indexed = index, len(self.inventory)
+        return self._index
+
     def entry(self, ref: ObjectRef) -> Entry | None:
-        return next((e for e in self.inventory if e.ref == ref), None)
+        """The inventory entry of `ref` (a dict lookup: this runs once or twice per object)."""
+        return self._lookup().get(ref)
+
+    def add(self, e: Entry) -> None:
+        """Append an entry to the inventory (and to the index)."""
+        index = self._lookup()
+        self.inventory.append(e)
+        index.setdefault(e.ref, e)
+        self._indexed = len(self.inventory)
+
+    def drop(self, entries: Iterable[Entry]) -> None:
+        """Remove these entries (by identity) from the inventory in one pass."""
+        gone = {id(e) for e in entries}
+        if gone:
+            self.inventory = [e for e in self.inventory if id(e) not in gone]
+            self._indexed = -1
+
+    def to_dict(self) -> dict[str, Any]:
+        """The serialised form (plain data; the steps' and entries' own dicts, not copies)."""
+        data: dict[str, Any] = {"apiVersion": STATE_API_VERSION, "kind": STATE_KIND}
+        for f in fields(self):
+            if f.name not in _NOT_SERIALISED:
+                data[f.name] = getattr(self, f.name)
+        data["steps"] = [vars(s) for s in self.steps]
+        data["inventory"] = [vars(e) for e in self.inventory]
+        return data
 
     def to_json(self) -> str:
-        data = asdict(self)
-        data.pop("resourceVersion")
-        return json.dumps({"apiVersion": STATE_API_VERSION, "kind": STATE_KIND, **data}, sort_keys=True,
-                          separators=(",", ":"))
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @staticmethod
     def from_json(text: str, where: str) -> RunState:
@@ -129,6 +162,9 @@ class RunState:
         except (ValueError, TypeError, AttributeError) as exc:
             raise ClusterError(f"{where}: unreadable run state ({type(exc).__name__}); delete it to start afresh",
                                Location(file=where)) from None
+
+
+_NOT_SERIALISED = frozenset({"resourceVersion", "_index", "_indexed", "steps", "inventory"})
 
 
 class StateStore(Protocol):

@@ -290,10 +290,11 @@ class KubeClient:
         return out if isinstance(out, dict) else {}
 
     def delete(self, rt: ResourceType, namespace: str, name: str, *, uid: str = "", propagation: str = "",
-               dry_run: bool = False) -> None:
+               dry_run: bool = False, resource_version: str = "") -> None:
         body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
-        if uid:
-            body["preconditions"] = {"uid": uid}
+        pre = {k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v}
+        if pre:
+            body["preconditions"] = pre
         if propagation:
             body["propagationPolicy"] = propagation
         query = [("dryRun", "All")] if dry_run else []
