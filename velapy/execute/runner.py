@@ -23,6 +23,7 @@ strategies onAppUpdate / onAppDelete / never, propagation, order).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import time
 import uuid
@@ -83,6 +84,21 @@ class Report:
         return EXIT_OK if self.phase in ("succeeded", "suspended") else EXIT_CLUSTER
 
 
+_VOLATILE = frozenset({"runId", "startedAt", "finishedAt", "updatedAt", "generation", "mode", "executorVersion",
+                       "steps"})
+
+
+def settled_signature(state: RunState) -> str:
+    """The state without what every run rewrites (its id, times, steps, generation, the resourceVersions it
+    last saw) and with a running or succeeded phase alike: two runs of one finished plan that changed nothing
+    have equal signatures; a failure, a new inventory entry, a new uid or a kept object changes it."""
+    data = state.to_dict()
+    sig = {k: v for k, v in data.items() if k not in _VOLATILE}
+    sig["phase"] = "succeeded" if state.phase in ("running", "succeeded") else state.phase
+    sig["inventory"] = [{k: v for k, v in e.items() if k != "resourceVersion"} for e in data["inventory"]]
+    return json.dumps(sig, sort_keys=True, separators=(",", ":"))
+
+
 class _Stop(Exception):
     """The run stops here (suspended at a gate)."""
 
@@ -102,12 +118,19 @@ class Runner:
         self.state: RunState = RunState(plan.app_name, plan.app_namespace)
         self.keep = False
         self._order = {o.ref: i for i, o in enumerate(plan.objects())}
+        # re-applying a finished plan: the state as loaded (see settled_signature); saves that would record
+        # nothing new are skipped, so a run that finds no drift writes nothing, its run state included
+        self._quiet: str | None = None
 
     # ------------------------------------------------------------------------------------------
     # state
 
     def _save(self) -> None:
         with self._lock:
+            if self._quiet is not None:
+                if settled_signature(self.state) == self._quiet:
+                    return  # a drift-correcting run that has changed nothing so far: nothing to record
+                self._quiet = None  # from here on, every save writes
             self.state.updatedAt = now()
             self.store.save(self.state)
 
@@ -171,6 +194,7 @@ class Runner:
                 self.rep.say(f"continuing the unfinished run of {ident} (finished steps are not run again)")
                 return True
             # the finished plan again: re-apply everything, gates do not stop it
+            self._quiet = settled_signature(old)
             self.state = self._new_state(old)
             self.state.mode = "keep"
             self.keep = True

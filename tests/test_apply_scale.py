@@ -1,0 +1,181 @@
+"""Apply at scale: requests per (cluster, kind, namespace) rather than per object, a no-op re-apply that writes
+nothing (run state included), GC and delete per cluster in parallel, and the run state's index."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from emulator_fixtures import RunningFleet, running_fleet
+from test_execute_support import FAST, OPTS, apply, configmap, deployment, namespace, runner, write_plan
+
+from velapy.execute.planfile import ObjectRef
+from velapy.execute.state import Entry, RunState, StepState
+from velapy.kube import Access
+from velapy.kube.client import connect
+from velapy.kube.emulator import Fault
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
+    with running_fleet(["local", "a", "b"], tmp_path_factory.mktemp("emu")) as f:
+        yield f
+
+
+@pytest.fixture
+def clean(fleet: RunningFleet) -> RunningFleet:
+    fleet.reset()
+    return fleet
+
+
+def _delete(fleet: RunningFleet, cluster: str, name: str) -> None:
+    client = connect(Access(cluster, str(fleet.kubeconfig_path), cluster), FAST)
+    try:
+        client.delete(client.resource("v1", "ConfigMap"), "shop", name)
+    finally:
+        client.close()
+
+
+def _objects(c: str, n: int) -> list[dict[str, Any]]:
+    return [configmap(f"cm{i}", "shop", k=str(i)) for i in range(n)] + [deployment("web", "shop")]
+
+
+def test_preflight_lists_once_per_kind_and_namespace_and_dry_runs_once(clean: RunningFleet, tmp_path: Path) -> None:
+    a = clean["a"]
+    a.put_object(namespace("shop"))
+    plan = write_plan(tmp_path / "out", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": _objects("a", 6)}}])
+    a.clear_journal()
+    report = apply(plan, clean.kubeconfig_path, tmp_path / "st")
+    assert report.phase == "succeeded", report.problems
+    cms = [r for r in a.journal if r.resource == "configmaps"]
+    assert [r.verb for r in cms if r.verb in ("get", "list")] == ["list"]  # one LIST, not a GET per object
+    assert len([r for r in cms if r.method == "PATCH" and r.dry_run]) == 1  # access proved once
+    assert len([r for r in cms if r.method == "PATCH" and not r.dry_run]) == 6
+    # a lone Deployment: a GET (no LIST for one object) and its own dry run
+    deps = [r for r in a.journal if r.resource == "deployments"]
+    assert [(r.verb, r.dry_run) for r in deps][:2] == [("get", False), ("patch", True)]
+
+
+def test_co_owned_object_is_still_dry_run_before_any_write(clean: RunningFleet, tmp_path: Path) -> None:
+    """The third ConfigMap has a field another manager owns with another value: the preflight finds the 409
+    although an earlier ConfigMap already proved access, and nothing is written."""
+    a = clean["a"]
+    a.put_object(namespace("shop"))
+    v1 = write_plan(tmp_path / "v1", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap(f"cm{i}", "shop", k="1") for i in range(3)]}}])
+    assert apply(v1, clean.kubeconfig_path, tmp_path / "st").phase == "succeeded"
+    live = a.get("v1", "ConfigMap", "shop", "cm2")
+    live["data"]["k"] = "hand-edited"
+    a.put_object(live, manager="kubectl-edit")
+    v2 = write_plan(tmp_path / "v2", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap(f"cm{i}", "shop", k="2") for i in range(3)]}}])
+    a.clear_journal()
+    refused = apply(v2, clean.kubeconfig_path, tmp_path / "st")
+    assert refused.phase == "failed"
+    text = "\n".join(refused.problems)
+    assert "409" in text and "cm2" in text and ".data.k" in text
+    assert a.writes() == []
+    assert [r.name for r in a.journal if r.method == "PATCH"] == ["cm0", "cm2"]  # both dry runs
+
+
+def test_noop_reapply_writes_nothing_not_even_state(clean: RunningFleet, tmp_path: Path) -> None:
+    for c in ("a", "b"):
+        clean[c].put_object(namespace("shop"))
+    plan = write_plan(tmp_path / "out", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": _objects("a", 4), "b": _objects("b", 4)}}])
+    first = apply(plan, clean.kubeconfig_path, tmp_path / "st")
+    assert first.phase == "succeeded"
+    assert clean["local"].writes(kind="ConfigMap")  # the run state went to the hub
+    for c in clean:
+        c.clear_journal()
+    again = apply(plan, clean.kubeconfig_path, tmp_path / "st")
+    assert again.phase == "succeeded" and again.applied == 0 and again.unchanged == 10
+    assert [r for c in clean for r in c.writes()] == []  # members and hub: not one write
+    assert sum(1 for r in clean["a"].journal if r.resource) <= 3  # discovery aside: a LIST per kind
+    # drift (cm1 deleted by hand): that object is created again, and the state records its new uid
+    _delete(clean, "b", "cm1")
+    for c in clean:
+        c.clear_journal()
+    fixed = apply(plan, clean.kubeconfig_path, tmp_path / "st")
+    assert fixed.phase == "succeeded" and fixed.applied == 1, fixed.problems
+    assert [(r.kind, r.name) for r in clean["b"].writes()] == [("ConfigMap", "cm1")]
+    assert clean["a"].writes() == []
+    assert [r.name for r in clean["local"].writes()] == ["velapy-shop-state"] * 2  # the step's end, the run's end
+    # a failing re-apply is recorded
+    clean["a"].add_fault(Fault(method="PATCH", path=r"/configmaps/cm0$", status=403, times=1))
+    _delete(clean, "a", "cm0")
+    broken = apply(plan, clean.kubeconfig_path, tmp_path / "st")
+    assert broken.phase == "failed"
+    assert clean["local"].writes(kind="ConfigMap")
+
+
+def test_delete_lists_per_cluster_and_retries_a_changed_object(clean: RunningFleet, tmp_path: Path) -> None:
+    for c in ("a", "b"):
+        clean[c].put_object(namespace("shop"))
+    plan = write_plan(tmp_path / "out", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": _objects("a", 3), "b": _objects("b", 3)}}])
+    assert apply(plan, clean.kubeconfig_path, tmp_path / "st").phase == "succeeded"
+    for c in clean:
+        c.clear_journal()
+    # the listed resourceVersion is stale for cm1 in b: a 409, then a fresh GET and a delete by uid
+    clean["b"].add_fault(Fault(method="DELETE", path=r"/configmaps/cm1$", status=409, times=1))
+    r, session, _rep = runner(plan, clean.kubeconfig_path, tmp_path / "st")
+    try:
+        report = r.delete_all()
+    finally:
+        session.close()
+    assert report.phase == "deleted", report.problems
+    assert report.deleted == 8 and report.skipped_gc == []
+    for c in ("a", "b"):
+        assert [o for o in clean[c].objects("v1", "ConfigMap", "shop") if o["metadata"]["name"].startswith("cm")] \
+            == []
+        reads = [(r.verb, r.name) for r in clean[c].journal if r.resource == "configmaps" and r.verb in ("get", "list")]
+        assert reads == ([("list", "")] if c == "a" else [("list", ""), ("get", "cm1")])
+        deletes = [r for r in clean[c].journal if r.method == "DELETE" and r.resource == "configmaps" and not r.fault]
+        assert all(r.body["preconditions"].get("uid") for r in deletes)
+        assert all(r.body["preconditions"].get("resourceVersion") for r in deletes if r.name != "cm1" or c == "a")
+
+
+def test_delete_runs_clusters_in_parallel(clean: RunningFleet, tmp_path: Path) -> None:
+    for c in ("a", "b"):
+        clean[c].put_object(namespace("shop"))
+    plan = write_plan(tmp_path / "out", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap("x", "shop")], "b": [configmap("x", "shop")]}}])
+    assert apply(plan, clean.kubeconfig_path, tmp_path / "st").phase == "succeeded"
+    for c in ("a", "b"):
+        clean[c].add_fault(Fault(method="DELETE", path=r"/configmaps/x$", delay=1.0, commit=True, times=1))
+    r, session, _rep = runner(plan, clean.kubeconfig_path, tmp_path / "st", options=OPTS)
+    start = time.monotonic()
+    try:
+        report = r.delete_all()
+    finally:
+        session.close()
+    took = time.monotonic() - start
+    assert report.phase == "deleted", report.problems
+    assert took < 1.9  # two 1 s deletes side by side, not one after the other
+
+
+def test_state_index_and_serialisation() -> None:
+    st = RunState("app", "ns", steps=[StepState("d", "deploy", clusters={"a": "succeeded"})])
+    entries = [Entry("a", "v1", "ConfigMap", "ns", f"c{i}", gc={"strategy": "never"}) for i in range(5)]
+    for e in entries:
+        st.add(e)
+    ref = ObjectRef("a", "", "ConfigMap", "ns", "c3")
+    assert st.entry(ref) is entries[3]
+    st.drop([entries[1], entries[3]])
+    assert st.entry(ref) is None and [e.name for e in st.inventory] == ["c0", "c2", "c4"]
+    st.inventory.append(Entry("b", "apps/v1", "Deployment", "ns", "web"))  # behind add(): the index follows
+    assert st.entry(ObjectRef("b", "apps", "Deployment", "ns", "web")) is not None
+    # the same document as the dataclass form
+    want = {k: v for k, v in vars(st).items() if not k.startswith("_") and k != "resourceVersion"}
+    want["steps"] = [asdict(s) for s in st.steps]
+    want["inventory"] = [asdict(e) for e in st.inventory]
+    assert json.loads(st.to_json()) == {"apiVersion": "velapy.dev/v1alpha1", "kind": "RunState", **want}
+    back = RunState.from_json(st.to_json(), "x")
+    assert back.inventory == st.inventory and back.steps == st.steps
