@@ -71,6 +71,7 @@ def test_co_owned_object_is_still_dry_run_before_any_write(clean: RunningFleet, 
         "a": [configmap(f"cm{i}", "shop", k="1") for i in range(3)]}}])
     assert apply(v1, clean.kubeconfig_path, tmp_path / "st").phase == "succeeded"
     live = a.get("v1", "ConfigMap", "shop", "cm2")
+    assert live is not None
     live["data"]["k"] = "hand-edited"
     a.put_object(live, manager="kubectl-edit")
     v2 = write_plan(tmp_path / "v2", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
@@ -85,23 +86,23 @@ def test_co_owned_object_is_still_dry_run_before_any_write(clean: RunningFleet, 
 
 
 def test_noop_reapply_writes_nothing_not_even_state(clean: RunningFleet, tmp_path: Path) -> None:
-    for c in ("a", "b"):
-        clean[c].put_object(namespace("shop"))
+    for name in ("a", "b"):
+        clean[name].put_object(namespace("shop"))
     plan = write_plan(tmp_path / "out", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
         "a": _objects("a", 4), "b": _objects("b", 4)}}])
     first = apply(plan, clean.kubeconfig_path, tmp_path / "st")
     assert first.phase == "succeeded"
     assert clean["local"].writes(kind="ConfigMap")  # the run state went to the hub
-    for c in clean:
-        c.clear_journal()
+    for cluster in clean:
+        cluster.clear_journal()
     again = apply(plan, clean.kubeconfig_path, tmp_path / "st")
     assert again.phase == "succeeded" and again.applied == 0 and again.unchanged == 10
     assert [r for c in clean for r in c.writes()] == []  # members and hub: not one write
     assert sum(1 for r in clean["a"].journal if r.resource) <= 3  # discovery aside: a LIST per kind
     # drift (cm1 deleted by hand): that object is created again, and the state records its new uid
     _delete(clean, "b", "cm1")
-    for c in clean:
-        c.clear_journal()
+    for cluster in clean:
+        cluster.clear_journal()
     fixed = apply(plan, clean.kubeconfig_path, tmp_path / "st")
     assert fixed.phase == "succeeded" and fixed.applied == 1, fixed.problems
     assert [(r.kind, r.name) for r in clean["b"].writes()] == [("ConfigMap", "cm1")]
@@ -116,13 +117,13 @@ def test_noop_reapply_writes_nothing_not_even_state(clean: RunningFleet, tmp_pat
 
 
 def test_delete_lists_per_cluster_and_retries_a_changed_object(clean: RunningFleet, tmp_path: Path) -> None:
-    for c in ("a", "b"):
-        clean[c].put_object(namespace("shop"))
+    for name in ("a", "b"):
+        clean[name].put_object(namespace("shop"))
     plan = write_plan(tmp_path / "out", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
         "a": _objects("a", 3), "b": _objects("b", 3)}}])
     assert apply(plan, clean.kubeconfig_path, tmp_path / "st").phase == "succeeded"
-    for c in clean:
-        c.clear_journal()
+    for cluster in clean:
+        cluster.clear_journal()
     # the listed resourceVersion is stale for cm1 in b: a 409, then a fresh GET and a delete by uid
     clean["b"].add_fault(Fault(method="DELETE", path=r"/configmaps/cm1$", status=409, times=1))
     r, session, _rep = runner(plan, clean.kubeconfig_path, tmp_path / "st")
@@ -143,8 +144,8 @@ def test_delete_lists_per_cluster_and_retries_a_changed_object(clean: RunningFle
 
 
 def test_delete_runs_clusters_in_parallel(clean: RunningFleet, tmp_path: Path) -> None:
-    for c in ("a", "b"):
-        clean[c].put_object(namespace("shop"))
+    for name in ("a", "b"):
+        clean[name].put_object(namespace("shop"))
     plan = write_plan(tmp_path / "out", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
         "a": [configmap("x", "shop")], "b": [configmap("x", "shop")]}}])
     assert apply(plan, clean.kubeconfig_path, tmp_path / "st").phase == "succeeded"
