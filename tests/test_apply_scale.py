@@ -180,3 +180,38 @@ def test_state_index_and_serialisation() -> None:
     assert json.loads(st.to_json()) == {"apiVersion": "velapy.dev/v1alpha1", "kind": "RunState", **want}
     back = RunState.from_json(st.to_json(), "x")
     assert back.inventory == st.inventory and back.steps == st.steps
+
+
+def test_refresh_hook_runs_at_most_once_a_second() -> None:
+    from velapy.kube.client import _throttle_refresh
+
+    class Cfg:
+        def __init__(self) -> None:
+            self.calls = 0
+            self.refresh_api_key_hook: Any = lambda c: setattr(c, "calls", c.calls + 1)
+
+    now = [100.0]
+    cfg = Cfg()
+    _throttle_refresh(cfg, clock=lambda: now[0])
+    for _ in range(50):
+        cfg.refresh_api_key_hook(cfg)
+    assert cfg.calls == 1
+    now[0] += 1.5
+    cfg.refresh_api_key_hook(cfg)
+    assert cfg.calls == 2
+    none = Cfg()
+    none.refresh_api_key_hook = None
+    _throttle_refresh(none)
+    assert none.refresh_api_key_hook is None
+
+
+def test_emulator_journal_is_bounded(tmp_path: Path) -> None:
+    with running_fleet(["a"], tmp_path, journal_limit=3) as f:
+        client = connect(Access("a", str(f.kubeconfig_path), "a"), FAST)
+        try:
+            for _ in range(5):
+                client.version()
+            client.get(client.resource("v1", "ConfigMap"), "default", "nope")
+        finally:
+            client.close()
+        assert len(f["a"].journal) == 3 and f["a"].journal[-1].name == "nope"

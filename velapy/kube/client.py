@@ -67,6 +67,28 @@ def _describe_transport(exc: BaseException) -> str:
     return type(probe).__name__
 
 
+REFRESH_EVERY = 1.0  # seconds between two runs of the loader's credential refresh hook
+
+
+def _throttle_refresh(cfg: Any, clock: Callable[[], float] = time.monotonic) -> None:
+    """The kubeconfig loader installs a hook that runs before EVERY request: it checks whether an expiring
+    token (exec plugin, OIDC) is due and re-sets the whole configuration (host, CA, proxy...), which costs
+    more than the request's own headers. Run it at most once per REFRESH_EVERY seconds instead; a static
+    token never changes, an expiring one is refreshed well before it expires."""
+    hook = getattr(cfg, "refresh_api_key_hook", None)
+    if hook is None:
+        return
+    last = [-REFRESH_EVERY]
+
+    def throttled(c: Any) -> None:
+        now = clock()
+        if now - last[0] >= REFRESH_EVERY:
+            last[0] = now
+            hook(c)
+
+    cfg.refresh_api_key_hook = throttled
+
+
 class KubeClient:
     """`velapy.kube.Client` over HTTP with the official client's credentials and transport."""
 
@@ -88,6 +110,7 @@ class KubeClient:
                              Location(file=ctx.file, cluster=access.cluster)) from None
         cfg.retries = 0  # this module retries (see the module docstring)
         cfg.debug = False
+        _throttle_refresh(cfg)
         self._api = kclient.ApiClient(configuration=cfg)
         self._lock = threading.Lock()
         self._until: float | None = None  # the caller's deadline for this cluster (see set_deadline)

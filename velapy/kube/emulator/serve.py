@@ -21,6 +21,8 @@ from velapy.kube.emulator.fleet import Fleet
 from velapy.kube.emulator.tls import TlsError
 from velapy.load.clusters import load_inventory
 
+SERVE_JOURNAL = 1_000  # requests each served cluster remembers in memory (nobody reads them; see --audit-log)
+
 
 def serve(inventory: str, kubeconfig: str, out: TextIO, *, audit_log: str = "", rbac: str = "",
           ready_after: float = 0.0, stop: threading.Event | None = None) -> int:
@@ -36,7 +38,7 @@ def serve(inventory: str, kubeconfig: str, out: TextIO, *, audit_log: str = "", 
         raise InputError("--ready-after must be zero or more seconds")
     try:
         fleet = Fleet(inv.names(), rbac=rbac or None, ready_after=ready_after, audit_log=audit_log or None,
-                      versions={c.name: c.version for c in inv.clusters if c.version})
+                      versions={c.name: c.version for c in inv.clusters if c.version}, journal_limit=SERVE_JOURNAL)
     except RbacError as e:
         raise InputError([Diagnostic(str(e), Location(file=rbac))]) from None
     except OSError as e:
