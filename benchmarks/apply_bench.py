@@ -198,6 +198,7 @@ def run_case(n: int, m: int, rounds: int) -> Case:
     kubeconfig, audit_path = tmp / "fleet.yaml", tmp / "audit.jsonl"
     env = dict(os.environ, KUBECACHEDIR=str(tmp / "kubectl-cache"), HOME=str(tmp),
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # velapy starts from cached bytecode, as an installed package does
     emu = subprocess.Popen([*VELAPY, "emulate", str(tmp / "clusters.yaml"), "--kubeconfig", str(kubeconfig),
                             "--audit-log", str(audit_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True, env=env)

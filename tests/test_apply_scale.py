@@ -14,6 +14,7 @@ import pytest
 from emulator_fixtures import RunningFleet, running_fleet
 from test_execute_support import FAST, OPTS, apply, configmap, deployment, namespace, runner, write_plan
 
+from velapy.errors import InputError
 from velapy.execute.planfile import ObjectRef
 from velapy.execute.state import Entry, RunState, StepState
 from velapy.kube import Access
@@ -215,3 +216,35 @@ def test_emulator_journal_is_bounded(tmp_path: Path) -> None:
         finally:
             client.close()
         assert len(f["a"].journal) == 3 and f["a"].journal[-1].name == "nope"
+
+
+def test_folder_read_again_from_the_object_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from velapy.execute import planfile
+    from velapy.load.yamlio import dump_yaml
+
+    monkeypatch.setenv("VELAPY_CACHE_DIR", str(tmp_path / "cache"))
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "shop"},
+              "stringData": {"password": "hunter2-do-not-cache"}}
+    folder = write_plan(tmp_path / "out", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap("one", "shop", k="1"), configmap("two", "shop", k="2"), secret]}}])
+    reads: list[str] = []
+    real = planfile.quick_object
+
+    def counting(text: str, digest: str) -> dict[str, Any] | None:
+        reads.append(text)
+        return real(text, digest)
+
+    monkeypatch.setattr(planfile, "quick_object", counting)
+    first = planfile.load_plan_folder(str(folder))
+    assert len(reads) == 3
+    cached = "".join(p.read_text() for p in (tmp_path / "cache").rglob("*.json"))
+    assert '"two"' in cached and "hunter2" not in cached  # a Secret never enters the cache
+    reads.clear()
+    again = planfile.load_plan_folder(str(folder))
+    assert len(reads) == 1  # only the Secret is parsed again
+    assert [o.obj for o in again.objects()] == [o.obj for o in first.objects()]
+    # a file changed after the plan was made is refused as ever, the cache notwithstanding
+    path = next(folder.rglob("*_two.yaml"))
+    path.write_text(dump_yaml(configmap("two", "shop", k="tampered")))
+    with pytest.raises(InputError, match="changed after the plan was made"):
+        planfile.load_plan_folder(str(folder))

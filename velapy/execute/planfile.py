@@ -10,6 +10,7 @@ The plan's identity for run state is the sha256 of plan.yaml's bytes (it holds e
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -17,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from velapy.bundle.emit import validate_plan_data
 from velapy.bundle.layout import PLAN_FILE
@@ -86,8 +89,8 @@ class PlanObject:
     def namespace(self) -> str:
         return str((self.obj.get("metadata") or {}).get("namespace") or "")
 
-    @property
-    def ref(self) -> ObjectRef:
+    @functools.cached_property
+    def ref(self) -> ObjectRef:  # computed once: the executor looks objects up by ref several times each
         return ObjectRef(self.cluster, group_of(self.api_version), self.kind, self.namespace, self.name)
 
 
@@ -158,15 +161,18 @@ class ExecPlan:
         return out
 
     def objects(self) -> list[PlanObject]:
-        """Every object once (the first step placing it wins), in step order."""
-        seen: set[ObjectRef] = set()
-        out: list[PlanObject] = []
-        for s in self.steps:
-            for o in s.objects():
-                if o.ref not in seen:
-                    seen.add(o.ref)
-                    out.append(o)
-        return out
+        """Every object once (the first step placing it wins), in step order (computed once; a new list)."""
+        cached: list[PlanObject] | None = self.__dict__.get("_objects")
+        if cached is None:
+            seen: set[ObjectRef] = set()
+            cached = []
+            for s in self.steps:
+                for o in s.objects():
+                    if o.ref not in seen:
+                        seen.add(o.ref)
+                        cached.append(o)
+            object.__setattr__(self, "_objects", cached)  # frozen: the plan never changes after loading
+        return list(cached)
 
 
 def _identity(data: Any) -> Identity | None:
@@ -182,6 +188,9 @@ class _Loader:
         self.doc = doc
         self.problems: list[Diagnostic] = []
         self.names: list[str] = []
+        self.cached: Mapping[str, Any] = {}  # rel → [sha256 of its text, the object] (see ObjectCache)
+        self.fresh: dict[str, Any] = {}  # what the cache holds after this load
+        self.misses = 0  # objects read from their file that the cache will hold
 
     def where(self, path: list[str | int]) -> Location:
         return self.doc.location(path)
@@ -197,16 +206,24 @@ class _Loader:
             self.problems.append(Diagnostic(f"{shown}: the plan names this file but it is missing",
                                             self.where([*path, "file"]), "render the folder again"))
             return None
-        try:
-            docs = load_documents(text, shown)
-        except InputError as exc:
-            self.problems.extend(exc.diagnostics)
-            return None
-        if len(docs) != 1 or not isinstance(docs[0].data, dict):
-            self.problems.append(Diagnostic("an object file holds exactly one object", Location(file=shown, line=1)))
-            return None
-        obj = docs[0].data
-        digest = digest_of(obj)
+        digest = str(data["digest"])
+        text_sha = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        hit = self.cached.get(rel)
+        obj = hit[1] if isinstance(hit, list) and len(hit) == 2 and hit[0] == text_sha and \
+            isinstance(hit[1], dict) else None
+        if obj is None:
+            obj = quick_object(text, digest)
+            if obj is not None and not _is_secret(obj):
+                self.fresh[rel] = [text_sha, obj]
+                self.misses += 1
+        else:
+            self.fresh[rel] = hit
+        if obj is None:  # not the object the plan names, read fast: the located reader says what is wrong
+            found = self._located(text, shown)
+            if found is None:
+                return None
+            obj = found
+            digest = digest_of(obj)
         if digest != data["digest"]:
             self.problems.append(Diagnostic(
                 f"{shown} changed after the plan was made (its digest is {digest[:19]}…, plan.yaml says "
@@ -221,6 +238,17 @@ class _Loader:
             return None
         return PlanObject(str(data.get("cluster") or cluster), rel, obj, digest, str(data.get("component") or ""),
                           str(data.get("role") or ""), str(data.get("trait") or ""), dict(data.get("rules") or {}))
+
+    def _located(self, text: str, shown: str) -> dict[str, Any] | None:
+        try:
+            docs = load_documents(text, shown)
+        except InputError as exc:
+            self.problems.extend(exc.diagnostics)
+            return None
+        if len(docs) != 1 or not isinstance(docs[0].data, dict):
+            self.problems.append(Diagnostic("an object file holds exactly one object", Location(file=shown, line=1)))
+            return None
+        return docs[0].data
 
     def step(self, data: dict[str, Any], path: list[str | int], names: Sequence[str]) -> Step:
         name, stype = str(data["name"]), str(data["type"])
@@ -269,6 +297,53 @@ class _Loader:
                     {k: tuple(v) for k, v in (data.get("componentDependsOn") or {}).items()})
 
 
+def quick_object(text: str, digest: str) -> dict[str, Any] | None:
+    """An object file read by libyaml's plain loader (no locations: several times faster than the located
+    reader), when what it reads has exactly the `digest` the plan records; None otherwise (a file that
+    changed, or one the plain loader reads differently, e.g. a YAML 1.1 date): the caller then reads it with
+    the located reader, which reports problems with their line. A match is the reviewed object itself."""
+    try:
+        data = yaml.load(text, Loader=_FAST_LOADER)
+        if not isinstance(data, dict) or digest_of(data) != digest:
+            return None
+    except (yaml.YAMLError, TypeError, ValueError, RecursionError):
+        return None
+    return data
+
+
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _is_secret(obj: Mapping[str, Any]) -> bool:
+    return obj.get("kind") == "Secret"
+
+
+class ObjectCache:
+    """The checked objects of one plan (by the sha256 of plan.yaml, which holds every object's digest), each
+    with the sha256 of its file's text, in the user's cache folder (`velapy.cue.cache`: same place, same
+    bounds). Loading the folder again then reads one JSON document instead of parsing every YAML file: a file
+    whose text hashes as recorded holds the object recorded, which matched the plan's digest when it was
+    stored. A file that changed is read and checked as ever. Secrets are never stored (the cache is another
+    place on disk); an unreadable cache is a miss."""
+
+    def __init__(self, plan_digest: str) -> None:
+        from velapy.cue.cache import RenderCache, digest  # light: the standard library only
+
+        self.key = digest("velapy-plan-objects", OBJECT_CACHE_FORMAT, plan_digest)
+        self.cache = RenderCache()
+
+    def load(self) -> dict[str, Any]:
+        data = self.cache.get(self.key)
+        return data if isinstance(data, dict) else {}
+
+    def store(self, entries: Mapping[str, Any]) -> None:
+        self.cache.put(self.key, dict(entries))
+        self.cache.close()
+
+
+OBJECT_CACHE_FORMAT = "1"
+
+
 def _check_http_step(name: str, stype: str, props: Mapping[str, Any], loc: Location,
                      problems: list[Diagnostic]) -> None:
     """notification / webhook: refuse what velapy cannot send (email needs SMTP)."""
@@ -291,13 +366,18 @@ def load_plan_files(files: Mapping[str, str], origin: str = "") -> ExecPlan:
     if len(docs) != 1:
         raise InputError("plan.yaml holds one document", Location(file=plan_file, line=1))
     doc = docs[0]
-    try:
-        validate_plan_data(doc.data)
-    except VelapyError as exc:
-        raise InputError([Diagnostic(d.message, Location(file=plan_file, path=d.location.path))
-                          for d in exc.diagnostics]) from None
+    digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    cache = ObjectCache(digest)
+    cached = cache.load()
+    if not cached:  # a cache entry exists only for a plan.yaml (these very bytes) that passed its schema
+        try:
+            validate_plan_data(doc.data)
+        except VelapyError as exc:
+            raise InputError([Diagnostic(d.message, Location(file=plan_file, path=d.location.path))
+                              for d in exc.diagnostics]) from None
     data = doc.data
     loader = _Loader(files, origin, doc)
+    loader.cached = cached
     names: list[str] = []
     for s in data["steps"]:
         names.append(str(s["name"]))
@@ -305,14 +385,16 @@ def load_plan_files(files: Mapping[str, str], origin: str = "") -> ExecPlan:
     steps = tuple(loader.step(s, ["steps", i], names) for i, s in enumerate(data["steps"]))
     if loader.problems:
         raise InputError(loader.problems)
+    if loader.misses or len(loader.fresh) != len(loader.cached):
+        cache.store(loader.fresh)
     clusters = {str(c["name"]): ClusterEntry(str(c["name"]), str(c.get("kubeconfig") or ""),
                                              str(c.get("context") or ""), _identity(c.get("identity")),
                                              str(c.get("version") or ""))
                 for c in data["clusters"]}
     app = data["application"]
     return ExecPlan(str(app["name"]), str(app["namespace"]), _identity(app.get("identity")), clusters, steps,
-                    str(data["workflow"]["mode"]["steps"]), dict(data.get("resourcePolicies") or {}),
-                    "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest(), origin, dict(files))
+                    str(data["workflow"]["mode"]["steps"]), dict(data.get("resourcePolicies") or {}), digest, origin,
+                    dict(files))
 
 
 def load_plan_folder(folder: str) -> ExecPlan:

@@ -224,8 +224,9 @@ def open_session(target: Target, reporter: Reporter | None, factory: ClientFacto
             target = rendered
     else:
         plan = load_target_plan(target, reporter, factory)
-    names = [n for n in plan.clusters if any(o.cluster == n for o in plan.objects())]
-    names += [o.cluster for o in plan.objects() if o.cluster not in names]
+    used = list(dict.fromkeys(o.cluster for o in plan.objects()))  # clusters with objects, in plan order
+    names = [n for n in plan.clusters if n in set(used)]
+    names += [n for n in used if n not in set(names)]
     accesses, hub_acc = resolve(names, plan.clusters, plan.identity, opts)
     pool = ClientPool(accesses, hub_acc, factory)
     try:
