@@ -16,7 +16,7 @@ from test_execute_support import FAST, OPTS, apply, configmap, deployment, names
 
 from velapy.errors import InputError
 from velapy.execute.planfile import ObjectRef
-from velapy.execute.state import Entry, RunState, StepState
+from velapy.execute.state import ConfigMapStore, Entry, RunState, StateConflict, StepState
 from velapy.kube import Access
 from velapy.kube.client import connect
 from velapy.kube.emulator import Fault
@@ -108,7 +108,9 @@ def test_noop_reapply_writes_nothing_not_even_state(clean: RunningFleet, tmp_pat
     assert fixed.phase == "succeeded" and fixed.applied == 1, fixed.problems
     assert [(r.kind, r.name) for r in clean["b"].writes()] == [("ConfigMap", "cm1")]
     assert clean["a"].writes() == []
-    assert [r.name for r in clean["local"].writes()] == ["velapy-shop-state"] * 2  # the step's end, the run's end
+    shard_b = ConfigMapStore.shard_name("shop", "b", 0)
+    # the header at the step's end and the run's end; of the inventory, only cluster b's shard
+    assert [r.name for r in clean["local"].writes()] == ["velapy-shop-state", shard_b, "velapy-shop-state"]
     # a failing re-apply is recorded
     clean["a"].add_fault(Fault(method="PATCH", path=r"/configmaps/cm0$", status=403, times=1))
     _delete(clean, "a", "cm0")
@@ -248,3 +250,87 @@ def test_folder_read_again_from_the_object_cache(tmp_path: Path, monkeypatch: py
     path.write_text(dump_yaml(configmap("two", "shop", k="tampered")))
     with pytest.raises(InputError, match="changed after the plan was made"):
         planfile.load_plan_folder(str(folder))
+
+
+def _store(fleet: RunningFleet) -> Any:
+    return ConfigMapStore(connect(Access("local", str(fleet.kubeconfig_path), "local"), FAST))
+
+
+def _state(per_cluster: dict[str, int]) -> RunState:
+    st = RunState("big", "shop", planDigest="sha256:x", steps=[StepState("d", "deploy")])
+    for cluster, n in per_cluster.items():
+        for i in range(n):
+            st.add(Entry(cluster, "apps/v1", "Deployment", "shop", f"web-{i:05d}", uid=f"{i:08d}-uid-{cluster}",
+                         resourceVersion=str(i), digest="sha256:" + "ab" * 32, state="applied", step="d",
+                         component=f"web-{i}", gc={"strategy": "onAppUpdate"}, order=i))
+    return st
+
+
+def test_state_is_sharded_per_cluster_within_real_limits(clean: RunningFleet) -> None:
+    store = _store(clean)
+    st = _state({"a": 5000, "b": 10, "c": 1})
+    store.save(st)
+    hub = clean["local"]
+    cms = hub.objects("v1", "ConfigMap", "shop")
+    names = sorted(str(c["metadata"]["name"]) for c in cms)
+    assert names == sorted(["velapy-big-state", *[ConfigMapStore.shard_name("big", "a", k) for k in range(3)],
+                            ConfigMapStore.shard_name("big", "b", 0), ConfigMapStore.shard_name("big", "c", 0)])
+    assert all(len(json.dumps(c)) < 1024 * 1024 for c in cms)  # a real API server's ConfigMap limit
+    header = next(c for c in cms if c["metadata"]["name"] == "velapy-big-state")
+    head = json.loads(header["data"]["state.json"])
+    assert "inventory" not in head and len(head["inventoryShards"]) == 5
+    back = _store(clean).load("shop", "big")
+    assert back is not None and back.inventory == st.inventory and back.steps == st.steps
+    # one cluster's entry changes: the header and that cluster's shard are written, nothing else
+    again = _store(clean)
+    loaded = again.load("shop", "big")
+    assert loaded is not None
+    hub.clear_journal()
+    entry = loaded.entry(ObjectRef("b", "apps", "Deployment", "shop", "web-00003"))
+    assert entry is not None
+    entry.uid = "new-uid"
+    again.save(loaded)
+    assert [r.name for r in hub.writes()] == ["velapy-big-state", ConfigMapStore.shard_name("big", "b", 0)]
+    # a cluster whose entries are all gone loses its shard; remove() deletes every ConfigMap
+    loaded.drop([e for e in loaded.inventory if e.cluster == "c"])
+    again.save(loaded)
+    assert hub.get("v1", "ConfigMap", "shop", ConfigMapStore.shard_name("big", "c", 0)) is None
+    reread = _store(clean).load("shop", "big")
+    assert reread is not None and len(reread.inventory) == 5010 and reread.entry(entry.ref) is not None
+    assert reread.entry(entry.ref).uid == "new-uid"
+    again.remove(loaded)
+    assert [c for c in hub.objects("v1", "ConfigMap", "shop") if c["metadata"]["name"].startswith("velapy-big")] \
+        == []
+
+
+def test_sharded_state_keeps_its_lock(clean: RunningFleet) -> None:
+    """Two runs read the state; the first saves; the second gets StateConflict before writing anything."""
+    _store(clean).save(_state({"a": 3, "b": 3}))
+    one, two = _store(clean), _store(clean)
+    s1, s2 = one.load("shop", "big"), two.load("shop", "big")
+    assert s1 is not None and s2 is not None
+    s1.inventory[0].uid = "first"
+    one.save(s1)
+    clean["local"].clear_journal()
+    s2.inventory[4].uid = "second"
+    with pytest.raises(StateConflict):
+        two.save(s2)
+    assert [r.code for r in clean["local"].writes()] == [409]  # the header only, refused
+    final = _store(clean).load("shop", "big")
+    assert final is not None and final.inventory[0].uid == "first" and final.inventory[4].uid != "second"
+
+
+def test_state_of_an_earlier_velapy_is_read_and_sharded(clean: RunningFleet) -> None:
+    st = _state({"a": 2})
+    hub = clean["local"]
+    hub.put_object(namespace("shop"))
+    hub.put_object({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "velapy-big-state",
+                                                                          "namespace": "shop"},
+                    "data": {"state.json": st.to_json()}})
+    store = _store(clean)
+    old = store.load("shop", "big")
+    assert old is not None and old.inventory == st.inventory
+    store.save(old)
+    assert hub.get("v1", "ConfigMap", "shop", ConfigMapStore.shard_name("big", "a", 0)) is not None
+    back = _store(clean).load("shop", "big")
+    assert back is not None and back.inventory == st.inventory

@@ -20,6 +20,7 @@ import base64
 import contextlib
 import fcntl
 import gzip
+import hashlib
 import json
 import os
 import tempfile
@@ -152,16 +153,30 @@ class RunState:
     def from_json(text: str, where: str) -> RunState:
         try:
             data = json.loads(text)
-            if data.get("kind") != STATE_KIND:
+        except ValueError as exc:
+            raise _unreadable(where, exc) from None
+        return RunState.from_data(data, where)
+
+    @staticmethod
+    def from_data(data: Any, where: str) -> RunState:
+        """The state of `to_dict`'s form (a sharded state's header has `inventoryShards` instead of entries)."""
+        try:
+            if not isinstance(data, dict) or data.get("kind") != STATE_KIND:
                 raise ValueError("not a RunState")
+            data = dict(data)
             data.pop("apiVersion", None)
             data.pop("kind", None)
+            data.pop("inventoryShards", None)
             steps = [StepState(**s) for s in data.pop("steps", [])]
             inventory = [Entry(**e) for e in data.pop("inventory", [])]
             return RunState(**data, steps=steps, inventory=inventory)
         except (ValueError, TypeError, AttributeError) as exc:
-            raise ClusterError(f"{where}: unreadable run state ({type(exc).__name__}); delete it to start afresh",
-                               Location(file=where)) from None
+            raise _unreadable(where, exc) from None
+
+
+def _unreadable(where: str, exc: Exception) -> ClusterError:
+    return ClusterError(f"{where}: unreadable run state ({type(exc).__name__}); delete it to start afresh",
+                        Location(file=where))
 
 
 _NOT_SERIALISED = frozenset({"resourceVersion", "_index", "_indexed", "steps", "inventory"})
@@ -247,10 +262,31 @@ class FileStore:
 
 
 class ConfigMapStore:
-    """ConfigMap `velapy-<app>-state` in the app's namespace on the hub, locked by resourceVersion."""
+    """ConfigMap `velapy-<app>-state` in the app's namespace on the hub, locked by resourceVersion, and the
+    inventory in shards beside it.
+
+    A real API server refuses a ConfigMap over 1 MiB; a whole inventory in one would cap an app at some
+    ten thousand objects. So, as KubeVela keeps one ResourceTracker per app and cluster, the header
+    ConfigMap holds everything but the inventory, and each cluster's entries go to their own ConfigMaps
+    `velapy-<app>-state-<hash of the cluster>-<part>` (at most SHARD_ENTRIES entries each, gzipped above
+    256 KiB), labelled `velapy.dev/state-shard-of: <app>`.
+
+    * A save writes the header first, with the resourceVersion it read: of two concurrent runs one wins,
+      the other gets `StateConflict` before it wrote anything. Then only the shards whose content changed
+      are written (each with its own resourceVersion: a run that lost the race in between gets
+      `StateConflict` too), then shards no longer needed are deleted. So a step's state write costs one
+      request per cluster whose entries changed, plus the header.
+    * A load reads the header, then every shard of the app with ONE labelled LIST (shards a crashed save
+      left behind included: the inventory errs on the side of more entries, never fewer, so nothing the
+      run had recorded is ever orphaned; garbage collection drops entries whose object is gone).
+    * A state written by an earlier velapy (the inventory inside the header) is read as ever and sharded
+      by its next save.
+    """
 
     def __init__(self, client: Client) -> None:
         self.client = client
+        # (namespace, app) → shard name → (resourceVersion, sha256 of its content): what the hub holds
+        self._shards: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
 
     def describe(self) -> str:
         return f"ConfigMap on cluster {self.client.cluster}"
@@ -259,21 +295,45 @@ class ConfigMapStore:
     def cm_name(name: str) -> str:
         return f"velapy-{name}-state"
 
+    @staticmethod
+    def shard_name(name: str, cluster: str, part: int) -> str:
+        tag = hashlib.sha256(cluster.encode("utf-8")).hexdigest()[:10]
+        return f"velapy-{name}-state-{tag}-{part}"
+
+    def _where(self, namespace: str, cm: str) -> str:
+        return f"ConfigMap {namespace}/{cm} on cluster {self.client.cluster}"
+
     def load(self, namespace: str, name: str) -> RunState | None:
         cm = self.client.get(_CM, namespace, self.cm_name(name))
         if cm is None:
             return None
-        where = f"ConfigMap {namespace}/{self.cm_name(name)} on cluster {self.client.cluster}"
-        data = cm.get("data") or {}
-        if "state.json" in data:
-            text = str(data["state.json"])
-        else:
-            raw = (cm.get("binaryData") or {}).get("state.json.gz")
-            if raw is None:
-                raise ClusterError(f"{where}: holds no run state", Location(cluster=self.client.cluster))
-            text = gzip.decompress(base64.b64decode(raw)).decode("utf-8")
-        state = RunState.from_json(text, where)
+        where = self._where(namespace, self.cm_name(name))
+        try:
+            data = json.loads(_decode(cm, where, self.client.cluster))
+        except ValueError as exc:
+            raise _unreadable(where, exc) from None
+        sharded = isinstance(data, dict) and "inventoryShards" in data
+        state = RunState.from_data(data, where)
         state.resourceVersion = str((cm.get("metadata") or {}).get("resourceVersion") or "")
+        known: dict[str, tuple[str, str]] = {}
+        if sharded:
+            listed = data.get("inventoryShards")
+            rank = {n: i for i, n in enumerate(listed)} if isinstance(listed, list) else {}
+            shards = self.client.list(_CM, namespace, f"{L_SHARD_OF}={name}")
+            for shard in sorted(shards, key=lambda c: (rank.get(_name_of(c), len(rank)), _name_of(c))):
+                meta = shard.get("metadata") or {}
+                sname = str(meta.get("name") or "")
+                if not sname.startswith(f"velapy-{name}-state-"):
+                    continue
+                swhere = self._where(namespace, sname)
+                text = _decode(shard, swhere, self.client.cluster)
+                try:
+                    entries = json.loads(text).get("entries") or []
+                    state.inventory.extend(Entry(**e) for e in entries)
+                except (ValueError, TypeError, AttributeError) as exc:
+                    raise _unreadable(swhere, exc) from None
+                known[sname] = (str(meta.get("resourceVersion") or ""), _sha(text))
+        self._shards[(namespace, name)] = known
         return state
 
     def _ensure_namespace(self, namespace: str) -> None:
@@ -285,42 +345,110 @@ class ConfigMapStore:
                 if exc.status != 409:
                     raise
 
-    def save(self, state: RunState) -> None:
-        state.generation += 1
-        text = state.to_json()
-        cm: dict[str, Any] = {
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": self.cm_name(state.name), "namespace": state.namespace,
-                         "labels": {"app.kubernetes.io/managed-by": "velapy", "velapy.dev/state-of": state.name}},
-        }
+    def _cm(self, state: RunState, cm_name: str, text: str, labels: dict[str, str]) -> dict[str, Any]:
+        cm: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
+                              "metadata": {"name": cm_name, "namespace": state.namespace, "labels": labels}}
         if len(text) > _INLINE_LIMIT:
             cm["binaryData"] = {"state.json.gz": base64.b64encode(gzip.compress(text.encode("utf-8"))).decode()}
         else:
             cm["data"] = {"state.json": text}
+        return cm
+
+    def _write(self, state: RunState, cm: dict[str, Any], rv: str) -> dict[str, Any]:
+        """PUT with `rv` (or POST when empty); StateConflict on 409."""
         try:
-            if state.resourceVersion:
-                cm["metadata"]["resourceVersion"] = state.resourceVersion
-                out = self.client.replace(_CM, cm)
-            else:
-                self._ensure_namespace(state.namespace)
-                out = self.client.create(_CM, cm)
+            if rv:
+                cm["metadata"]["resourceVersion"] = rv
+                return self.client.replace(_CM, cm)
+            return self.client.create(_CM, cm)
         except ApiError as exc:
-            state.generation -= 1
             if exc.status == 409:
-                raise _conflict(state, f"ConfigMap {state.namespace}/{self.cm_name(state.name)} on cluster "
-                                       f"{self.client.cluster}") from None
+                raise _conflict(state, self._where(state.namespace, cm["metadata"]["name"])) from None
             raise
+
+    def shards(self, state: RunState) -> dict[str, str]:
+        """Shard name → its content (JSON text): each cluster's entries, SHARD_ENTRIES at most per shard."""
+        by_cluster: dict[str, list[Entry]] = {}
+        for e in state.inventory:
+            by_cluster.setdefault(e.cluster, []).append(e)
+        out: dict[str, str] = {}
+        for cluster, entries in by_cluster.items():
+            for part, start in enumerate(range(0, len(entries), SHARD_ENTRIES)):
+                chunk = entries[start:start + SHARD_ENTRIES]
+                out[self.shard_name(state.name, cluster, part)] = json.dumps(
+                    {"cluster": cluster, "entries": [vars(e) for e in chunk]}, sort_keys=True, separators=(",", ":"))
+        return out
+
+    def save(self, state: RunState) -> None:
+        key = (state.namespace, state.name)
+        shards = self.shards(state)
+        header = state.to_dict()
+        header.pop("inventory")
+        header["inventoryShards"] = list(shards)  # in inventory order (of each cluster's first entry)
+        state.generation += 1
+        header["generation"] = state.generation
+        labels = {"app.kubernetes.io/managed-by": "velapy", L_STATE_OF: state.name}
+        cm = self._cm(state, self.cm_name(state.name), json.dumps(header, sort_keys=True, separators=(",", ":")),
+                      labels)
+        try:
+            if not state.resourceVersion:
+                self._ensure_namespace(state.namespace)
+            out = self._write(state, cm, state.resourceVersion)
         except BaseException:
             state.generation -= 1
             raise
         state.resourceVersion = str((out.get("metadata") or {}).get("resourceVersion") or "")
+        known = self._shards.setdefault(key, {})
+        shard_labels = {"app.kubernetes.io/managed-by": "velapy", L_SHARD_OF: state.name}
+        for sname, text in shards.items():
+            digest = _sha(text)
+            rv, had = known.get(sname, ("", ""))
+            if had == digest:
+                continue  # this cluster's entries did not change
+            written = self._write(state, self._cm(state, sname, text, shard_labels), rv)
+            known[sname] = (str((written.get("metadata") or {}).get("resourceVersion") or ""), digest)
+        for sname in [n for n in known if n not in shards]:
+            self._delete(state.namespace, sname)
+            known.pop(sname)
 
-    def remove(self, state: RunState) -> None:
+    def _delete(self, namespace: str, cm_name: str) -> None:
         try:
-            self.client.delete(_CM, state.namespace, self.cm_name(state.name))
+            self.client.delete(_CM, namespace, cm_name)
         except ApiError as exc:
             if exc.status != 404:
                 raise
+
+    def remove(self, state: RunState) -> None:
+        self._delete(state.namespace, self.cm_name(state.name))
+        for shard in self.client.list(_CM, state.namespace, f"{L_SHARD_OF}={state.name}"):
+            self._delete(state.namespace, str((shard.get("metadata") or {}).get("name") or ""))
+        self._shards.pop((state.namespace, state.name), None)
+
+
+SHARD_ENTRIES = 2000  # entries per shard ConfigMap (~0.8 MB of JSON, far less gzipped: under the 1 MiB limit)
+L_STATE_OF = "velapy.dev/state-of"
+L_SHARD_OF = "velapy.dev/state-shard-of"
+
+
+def _name_of(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _decode(cm: dict[str, Any], where: str, cluster: str) -> str:
+    data = cm.get("data") or {}
+    if "state.json" in data:
+        return str(data["state.json"])
+    raw = (cm.get("binaryData") or {}).get("state.json.gz")
+    if raw is None:
+        raise ClusterError(f"{where}: holds no run state", Location(cluster=cluster))
+    try:
+        return gzip.decompress(base64.b64decode(raw)).decode("utf-8")
+    except (ValueError, OSError, EOFError) as exc:
+        raise _unreadable(where, exc) from None
 
 
 __all__ = ["ConfigMapStore", "Entry", "FileStore", "RunState", "StateConflict", "StateStore", "StepState"]
