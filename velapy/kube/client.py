@@ -75,16 +75,20 @@ def _throttle_refresh(cfg: Any, clock: Callable[[], float] = time.monotonic) -> 
     token (exec plugin, OIDC) is due and re-sets the whole configuration (host, CA, proxy...), which costs
     more than the request's own headers. Run it at most once per REFRESH_EVERY seconds instead; a static
     token never changes, an expiring one is refreshed well before it expires."""
-    hook = getattr(cfg, "refresh_api_key_hook", None)
-    if hook is None:
+    if getattr(cfg, "refresh_api_key_hook", None) is None:
         return
+    hook = [cfg.refresh_api_key_hook]
     last = [-REFRESH_EVERY]
 
     def throttled(c: Any) -> None:
         now = clock()
         if now - last[0] >= REFRESH_EVERY:
             last[0] = now
-            hook(c)
+            hook[0](c)
+            again = getattr(c, "refresh_api_key_hook", None)
+            if again is not throttled and again is not None:  # the hook re-installs itself: keep it wrapped
+                hook[0] = again
+            c.refresh_api_key_hook = throttled
 
     cfg.refresh_api_key_hook = throttled
 
@@ -141,9 +145,11 @@ class KubeClient:
 
     def _send(self, method: str, path: str, query: Iterable[tuple[str, str]], body: Any,
               content_type: str, timeout: tuple[float, float]) -> tuple[int, bytes, Mapping[str, str]]:
-        m, url, headers, sbody, _post = self._api.param_serialize(
+        # the body is plain JSON data already: it goes to the transport as is (the client's sanitizer would
+        # walk every field of it again, per request), which serialises it with json.dumps
+        m, url, headers, _none, _post = self._api.param_serialize(
             method, path, query_params=list(query), header_params={"Accept": JSON, "Content-Type": content_type},
-            body=body, auth_settings=["BearerToken"])
+            body=None, auth_settings=["BearerToken"])
         hdrs = urllib3.HTTPHeaderDict(headers or {})
         ident = self._identity
         if ident is not None:
@@ -151,7 +157,7 @@ class KubeClient:
                 hdrs["Impersonate-User"] = ident.user
             for g in ident.groups:  # one header per group: the API server reads them as a list
                 hdrs.add("Impersonate-Group", g)
-        resp = self._api.call_api(m, url, header_params=hdrs, body=sbody, _request_timeout=timeout)
+        resp = self._api.call_api(m, url, header_params=hdrs, body=body, _request_timeout=timeout)
         data = resp.read() or b""
         return int(resp.status), bytes(data), resp.headers
 
