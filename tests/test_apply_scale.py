@@ -268,6 +268,12 @@ def test_folder_read_again_from_the_object_cache(tmp_path: Path, monkeypatch: py
     path.write_text(dump_yaml(configmap("two", "shop", k="tampered")))
     with pytest.raises(InputError, match="changed after the plan was made"):
         planfile.load_plan_folder(str(folder))
+    # a missing file is located in plan.yaml, which (read from the cache) is then read with positions
+    path.unlink()
+    with pytest.raises(InputError) as missing:
+        planfile.load_plan_folder(str(folder))
+    where = missing.value.diagnostics[0].location
+    assert "is missing" in missing.value.diagnostics[0].message and where.line and where.file.endswith("plan.yaml")
 
 
 def _store(fleet: RunningFleet) -> Any:

@@ -182,10 +182,12 @@ def _identity(data: Any) -> Identity | None:
 
 
 class _Loader:
-    def __init__(self, files: Mapping[str, str], origin: str, doc: Document) -> None:
+    def __init__(self, files: Mapping[str, str], origin: str, doc: Document | None, plan_text: str = "",
+                 plan_file: str = "") -> None:
         self.files = files
         self.origin = origin
-        self.doc = doc
+        self._doc = doc  # None: the plan came from the cache; read with positions only to locate a problem
+        self._plan = (plan_text, plan_file)
         self.problems: list[Diagnostic] = []
         self.names: list[str] = []
         self.cached: Mapping[str, Any] = {}  # rel → [sha256 of its text, the object] (see ObjectCache)
@@ -193,7 +195,9 @@ class _Loader:
         self.misses = 0  # objects read from their file that the cache will hold
 
     def where(self, path: list[str | int]) -> Location:
-        return self.doc.location(path)
+        if self._doc is None:
+            self._doc = load_documents(*self._plan)[0]
+        return self._doc.location(path)
 
     def file_of(self, rel: str) -> str:
         return os.path.join(self.origin, rel) if self.origin else rel
@@ -319,12 +323,13 @@ def _is_secret(obj: Mapping[str, Any]) -> bool:
 
 
 class ObjectCache:
-    """The checked objects of one plan (by the sha256 of plan.yaml, which holds every object's digest), each
-    with the sha256 of its file's text, in the user's cache folder (`velapy.cue.cache`: same place, same
-    bounds). Loading the folder again then reads one JSON document instead of parsing every YAML file: a file
-    whose text hashes as recorded holds the object recorded, which matched the plan's digest when it was
-    stored. A file that changed is read and checked as ever. Secrets are never stored (the cache is another
-    place on disk); an unreadable cache is a miss."""
+    """plan.yaml's data as read and checked against its schema, and the checked objects of that plan, by the
+    sha256 of plan.yaml (which holds every object's digest), each object with the sha256 of its file's text;
+    in the user's cache folder (`velapy.cue.cache`: same place, same bounds). Loading the folder again then
+    reads one JSON document instead of parsing plan.yaml and every object file: a file whose text hashes as
+    recorded holds the object recorded, which matched the plan's digest when it was stored. A file that
+    changed is read and checked as ever. Secrets are never stored (the cache is another place on disk; plan
+    files hold none); an unreadable cache is a miss."""
 
     def __init__(self, plan_digest: str) -> None:
         from velapy.cue.cache import RenderCache, digest  # light: the standard library only
@@ -332,16 +337,20 @@ class ObjectCache:
         self.key = digest("velapy-plan-objects", OBJECT_CACHE_FORMAT, plan_digest)
         self.cache = RenderCache()
 
-    def load(self) -> dict[str, Any]:
+    def load(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """(the plan's data, or None; rel → [text sha256, object])."""
         data = self.cache.get(self.key)
-        return data if isinstance(data, dict) else {}
+        if not isinstance(data, dict) or not isinstance(data.get("plan"), dict) or \
+                not isinstance(data.get("objects"), dict):
+            return None, {}
+        return data["plan"], data["objects"]
 
-    def store(self, entries: Mapping[str, Any]) -> None:
-        self.cache.put(self.key, dict(entries))
+    def store(self, plan: Mapping[str, Any], entries: Mapping[str, Any]) -> None:
+        self.cache.put(self.key, {"plan": plan, "objects": dict(entries)})
         self.cache.close()
 
 
-OBJECT_CACHE_FORMAT = "1"
+OBJECT_CACHE_FORMAT = "2"
 
 
 def _check_http_step(name: str, stype: str, props: Mapping[str, Any], loc: Location,
@@ -362,21 +371,24 @@ def load_plan_files(files: Mapping[str, str], origin: str = "") -> ExecPlan:
     if text is None:
         raise InputError(f"{plan_file}: no plan here: give a folder written by `velapy render -o DIR`",
                          Location(file=plan_file))
-    docs = load_documents(text, plan_file)
-    if len(docs) != 1:
-        raise InputError("plan.yaml holds one document", Location(file=plan_file, line=1))
-    doc = docs[0]
     digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
     cache = ObjectCache(digest)
-    cached = cache.load()
-    if not cached:  # a cache entry exists only for a plan.yaml (these very bytes) that passed its schema
+    cached_plan, cached = cache.load()
+    doc: Document | None = None
+    if cached_plan is not None:  # this very plan.yaml was read and passed its schema before
+        data = cached_plan
+    else:
+        docs = load_documents(text, plan_file)
+        if len(docs) != 1:
+            raise InputError("plan.yaml holds one document", Location(file=plan_file, line=1))
+        doc = docs[0]
         try:
             validate_plan_data(doc.data)
         except VelapyError as exc:
             raise InputError([Diagnostic(d.message, Location(file=plan_file, path=d.location.path))
                               for d in exc.diagnostics]) from None
-    data = doc.data
-    loader = _Loader(files, origin, doc)
+        data = doc.data
+    loader = _Loader(files, origin, doc, text, plan_file)
     loader.cached = cached
     names: list[str] = []
     for s in data["steps"]:
@@ -385,8 +397,8 @@ def load_plan_files(files: Mapping[str, str], origin: str = "") -> ExecPlan:
     steps = tuple(loader.step(s, ["steps", i], names) for i, s in enumerate(data["steps"]))
     if loader.problems:
         raise InputError(loader.problems)
-    if loader.misses or len(loader.fresh) != len(loader.cached):
-        cache.store(loader.fresh)
+    if cached_plan is None or loader.misses or len(loader.fresh) != len(loader.cached):
+        cache.store(data, loader.fresh)
     clusters = {str(c["name"]): ClusterEntry(str(c["name"]), str(c.get("kubeconfig") or ""),
                                              str(c.get("context") or ""), _identity(c.get("identity")),
                                              str(c.get("version") or ""))
