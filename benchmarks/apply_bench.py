@@ -18,7 +18,11 @@ Printed per phase: CPU (user + system of the measured processes, the operating s
 accounting of each reaped child: it moves far less than walls on a loaded machine), wall, peak RSS,
 the emulator's own CPU, requests per object and member writes (from the emulator's audit log), and
 the velapy ÷ kubectl ratios; the machine's load average is printed before and after each case.
-These machines are shared: trust the ratios, measured in one run, over the absolute numbers.
+These machines are shared: trust the ratios, measured in one run, over the absolute numbers, and CPU
+over walls (on a loaded machine one velapy process, its threads sharing one interpreter lock, gets a
+smaller share of the processors than one kubectl process per cluster). velapy starts from cached
+bytecode, as an installed package does (PYTHONDONTWRITEBYTECODE is cleared for it). The emulator's peak
+memory over the case is printed too.
 
     python benchmarks/apply_bench.py [--cases 10x50,100x10] [--rounds 1]
 """
@@ -150,6 +154,7 @@ class Case:
     n: int
     m: int
     objects: int = 0
+    emulator_peak_mb: float = 0.0
     results: dict[tuple[str, str], list[Measure]] = field(default_factory=dict)
 
 
@@ -230,10 +235,19 @@ def run_case(n: int, m: int, rounds: int) -> Case:
                     print(f"    {phase:6} {side:8} wall {got.wall:7.2f} s  cpu {got.cpu:7.2f} s  "
                           f"emulator cpu {got.emulator_cpu:7.2f} s  requests {got.requests:6d}  "
                           f"member writes {got.member_writes:6d}  hub writes {got.hub_writes}", flush=True)
+        case.emulator_peak_mb = _peak_mb(emu.pid)
     finally:
         emu.terminate()
         emu.wait(timeout=60)
     return case
+
+
+def _peak_mb(pid: int) -> float:
+    """The process's peak resident memory (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def median(ms: Sequence[Measure], attr: str) -> float:
@@ -259,6 +273,7 @@ def report(case: Case) -> None:
     noop = r[("noop", "velapy")]
     print(f"velapy no-op re-apply ÷ its first apply, cpu: {median(noop, 'cpu') / median(v1, 'cpu'):.2f}×"
           "  (goal <= 0.1×, 0 member writes, 0 hub writes)")
+    print(f"emulator peak RSS over the case (serving both): {case.emulator_peak_mb:.0f} MB")
     print(f"velapy cpu per object, first apply: {1000 * median(v1, 'cpu') / case.objects:.2f} ms"
           f"  (kubectl {1000 * median(k1, 'cpu') / case.objects:.2f} ms)")
     print("velapy requests by verb, first apply:",
