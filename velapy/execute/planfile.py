@@ -325,17 +325,18 @@ def _is_secret(obj: Mapping[str, Any]) -> bool:
 class ObjectCache:
     """plan.yaml's data as read and checked against its schema, and the checked objects of that plan, by the
     sha256 of plan.yaml (which holds every object's digest), each object with the sha256 of its file's text;
-    in the user's cache folder (`velapy.cue.cache`: same place, same bounds). Loading the folder again then
-    reads one JSON document instead of parsing plan.yaml and every object file: a file whose text hashes as
-    recorded holds the object recorded, which matched the plan's digest when it was stored. A file that
-    changed is read and checked as ever. Secrets are never stored (the cache is another place on disk; plan
-    files hold none); an unreadable cache is a miss."""
+    in the user's cache folder (`velapy.cue.cache`), in a sub-folder `plans/` trimmed to the same limit on
+    its own. Loading the folder again then reads one JSON document instead of parsing plan.yaml and every
+    object file: a file whose text hashes as recorded holds the object recorded, which matched the plan's
+    digest when it was stored. A file that changed is read and checked as ever. Secrets are never stored
+    (the cache is another place on disk; plan files hold none); an unreadable cache is a miss."""
 
     def __init__(self, plan_digest: str) -> None:
-        from velapy.cue.cache import RenderCache, digest  # light: the standard library only
+        from velapy.cue.cache import RenderCache, cache_root, digest  # light: the standard library only
 
         self.key = digest("velapy-plan-objects", OBJECT_CACHE_FORMAT, plan_digest)
-        self.cache = RenderCache()
+        # a folder of its own (same limit, trimmed apart): large plans never evict the render cache's entries
+        self.cache = RenderCache(cache_root() / "plans")
 
     def load(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         """(the plan's data, or None; rel → [text sha256, object])."""
