@@ -358,3 +358,34 @@ def test_state_of_an_earlier_velapy_is_read_and_sharded(clean: RunningFleet) -> 
     assert hub.get("v1", "ConfigMap", "shop", ConfigMapStore.shard_name("big", "a", 0)) is not None
     back = _store(clean).load("shop", "big")
     assert back is not None and back.inventory == st.inventory
+
+
+NO_LIST = {
+    "users": [{"name": "admin", "groups": ["system:masters"], "kubeconfig": True}, {"name": "alice"}],
+    "rules": [
+        {"users": ["admin"], "verbs": ["impersonate"], "resources": ["users", "groups"]},
+        {"users": ["alice"], "verbs": ["get", "create", "update", "patch", "delete"]},
+    ],
+}
+
+
+def test_an_identity_that_may_not_list_gets_and_keeps_working(emulator_fleet: Any, tmp_path: Path) -> None:
+    """LISTs refused (403): preflight, run state and delete fall back to one GET per object."""
+    fleet = emulator_fleet(["local", "a"], rbac=NO_LIST)
+    fleet["a"].put_object(namespace("shop"))
+    plan = write_plan(tmp_path / "out", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap(f"cm{i}", "shop") for i in range(3)]}}], identity={"user": "alice"})
+    assert apply(plan, fleet.kubeconfig_path, tmp_path / "st").phase == "succeeded"
+    again = apply(plan, fleet.kubeconfig_path, tmp_path / "st")
+    assert again.phase == "succeeded" and again.unchanged == 3
+    refused = [r for c in ("local", "a") for r in fleet[c].journal if r.verb == "list"]
+    assert refused and all(r.code == 403 for r in refused)
+    assert fleet["local"].writes() and all(r.code < 300 for r in fleet["local"].writes())
+    r, session, _rep = runner(plan, fleet.kubeconfig_path, tmp_path / "st")
+    try:
+        report = r.delete_all()
+    finally:
+        session.close()
+    assert report.phase == "deleted" and report.deleted == 3, report.problems
+    assert [c for c in fleet["local"].objects("v1", "ConfigMap", "shop")
+            if c["metadata"]["name"].startswith("velapy-shop-state")] == []

@@ -276,9 +276,9 @@ class ConfigMapStore:
       are written (each with its own resourceVersion: a run that lost the race in between gets
       `StateConflict` too), then shards no longer needed are deleted. So a step's state write costs one
       request per cluster whose entries changed, plus the header.
-    * A load reads the header, then every shard of the app with ONE labelled LIST (shards a crashed save
-      left behind included: the inventory errs on the side of more entries, never fewer, so nothing the
-      run had recorded is ever orphaned; garbage collection drops entries whose object is gone).
+    * A load reads the header, then the shards it names with ONE labelled LIST (a GET each when the
+      identity may not list ConfigMaps). The header, written first, names every shard its save may have
+      written, so a save interrupted between the two loses nothing it had recorded.
     * A state written by an earlier velapy (the inventory inside the header) is read as ever and sharded
       by its next save.
     """
@@ -317,14 +317,11 @@ class ConfigMapStore:
         state.resourceVersion = str((cm.get("metadata") or {}).get("resourceVersion") or "")
         known: dict[str, tuple[str, str]] = {}
         if sharded:
-            listed = data.get("inventoryShards")
-            rank = {n: i for i, n in enumerate(listed)} if isinstance(listed, list) else {}
-            shards = self.client.list(_CM, namespace, f"{L_SHARD_OF}={name}")
-            for shard in sorted(shards, key=lambda c: (rank.get(_name_of(c), len(rank)), _name_of(c))):
+            listed = [str(n) for n in data.get("inventoryShards") or [] if isinstance(n, str)]
+            rank = {n: i for i, n in enumerate(listed)}
+            for shard in sorted(self._read_shards(namespace, name, listed), key=lambda c: rank[_name_of(c)]):
                 meta = shard.get("metadata") or {}
-                sname = str(meta.get("name") or "")
-                if not sname.startswith(f"velapy-{name}-state-"):
-                    continue
+                sname = _name_of(shard)
                 swhere = self._where(namespace, sname)
                 text = _decode(shard, swhere, self.client.cluster)
                 try:
@@ -335,6 +332,19 @@ class ConfigMapStore:
                 known[sname] = (str(meta.get("resourceVersion") or ""), _sha(text))
         self._shards[(namespace, name)] = known
         return state
+
+    def _read_shards(self, namespace: str, name: str, listed: list[str]) -> list[dict[str, Any]]:
+        """The shards the header names (it is written first, so it names every shard a save may have
+        written; one that is absent was never written): one labelled LIST, or a GET each when the identity
+        may not list ConfigMaps."""
+        wanted = set(listed)
+        try:
+            found = self.client.list(_CM, namespace, f"{L_SHARD_OF}={name}")
+        except ApiError as exc:
+            if exc.status not in (403, 405):
+                raise
+            found = [cm for n in listed if (cm := self.client.get(_CM, namespace, n)) is not None]
+        return [cm for cm in found if _name_of(cm) in wanted]
 
     def _ensure_namespace(self, namespace: str) -> None:
         ns_rt = ResourceType("", "v1", "Namespace", "namespaces", False)
@@ -420,9 +430,14 @@ class ConfigMapStore:
 
     def remove(self, state: RunState) -> None:
         self._delete(state.namespace, self.cm_name(state.name))
-        for shard in self.client.list(_CM, state.namespace, f"{L_SHARD_OF}={state.name}"):
-            self._delete(state.namespace, str((shard.get("metadata") or {}).get("name") or ""))
-        self._shards.pop((state.namespace, state.name), None)
+        names = set(self._shards.pop((state.namespace, state.name), {}))
+        try:  # and any a crashed save left behind
+            names |= {_name_of(c) for c in self.client.list(_CM, state.namespace, f"{L_SHARD_OF}={state.name}")}
+        except ApiError as exc:
+            if exc.status not in (403, 405):
+                raise
+        for sname in sorted(names):
+            self._delete(state.namespace, sname)
 
 
 SHARD_ENTRIES = 2000  # entries per shard ConfigMap (~0.8 MB of JSON, far less gzipped: under the 1 MiB limit)
