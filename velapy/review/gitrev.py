@@ -18,7 +18,7 @@ from pathlib import Path
 
 from velapy.errors import Diagnostic, InputError, Location
 
-__all__ = ["Snapshot", "checkout_paths", "repo_root"]
+__all__ = ["Snapshot", "checkout_paths", "origin_url", "repo_root"]
 
 
 class _GitFailed(InputError):
@@ -50,6 +50,14 @@ def repo_root(path: str) -> str:
         raise InputError([Diagnostic("not inside a git repository", Location(file=path),
                                      "--git-base compares with a git revision: run it in a git work tree")]) from None
     return os.path.realpath(out.decode().strip())
+
+
+def origin_url(root: str) -> str:
+    """The URL of the `origin` remote of the repository at `root` ("" when it has none or git is missing)."""
+    try:
+        return _git(["remote", "get-url", "origin"], root).decode("utf-8", "replace").strip()
+    except InputError:
+        return ""
 
 
 @dataclass(frozen=True)
