@@ -124,7 +124,10 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
                     return 0
                 return _write_rendered(plan, out, inputs, ev, force, lock_timeout)
             if check:
-                cmp, exists = check_output(inputs, out, ev)
+                recreated: list[str] = []
+                cmp, exists = check_output(inputs, out, ev, recreated)
+                for text in recreated:
+                    say(f"warning: {text}", err=True)
                 return _report_check(cmp, exists, out, _render_command(inputs, out))
             if vela_layout:
                 text, warnings = dry_run_with_warnings(inputs, ev)
@@ -376,6 +379,8 @@ def diff_cmd(old: str, new: str, files: tuple[str, ...], definition_dirs: tuple[
             result = review_diff(old_path, new_path, options, ev, git_base=git_base, show_secrets=show_secrets)
         for note in result.notes:
             say(f"note: {note}", err=True)
+        for text in result.warnings:
+            say(f"warning: {text}", err=True)
         cmp = result.comparison
         if unified:
             say(format_unified(cmp), "unified", nl=False)

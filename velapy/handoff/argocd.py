@@ -342,7 +342,10 @@ def _notes_text(plan: Plan, lay: Layout, options: Options, found: Findings) -> s
              " | grep -iE -A1 'enable-progressive-syncs|ENABLE_PROGRESSIVE_SYNCS'",
              "         and a cluster secret per member cluster whose name is the cluster name below",
              f"apply:   kubectl apply -n {ns} -f {FOLDER}/   (numbered: the AppProject before the ApplicationSet that"
-             " needs it)",
+             " needs it),",
+             "         again after every commit that changes argocd/ (the list of Applications and the files each"
+             " applies are",
+             "         in the ApplicationSet), or let an Argo CD Application of this folder apply it",
              f"check:   kubectl -n {ns} get applicationset {appset}"
              " -o jsonpath='{.status.conditions[?(@.type==\"RolloutProgressing\")].message}'",
              "         (empty: Progressive Syncs is off; `ApplicationSet is performing rollout of step N` names the"
