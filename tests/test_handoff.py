@@ -28,8 +28,10 @@ from velapy.compile.plan import Gate, Plan, PlannedObject, PlannedPlacement, Pla
 from velapy.cue.engine import Evaluator
 from velapy.errors import InputError, Location
 from velapy.handoff import Options, repo_path_for
-from velapy.handoff.model import json_pointer, label_value, layout, object_name
+from velapy.handoff.model import base_name, json_pointer, label_value, layout, object_name, selector
+from velapy.handoff.transitions import recreated
 from velapy.load.clusters import Cluster
+from velapy.pipeline import handoff_output
 
 ROOT = Path(__file__).resolve().parent.parent
 CRDS = Path(os.environ.get("VELAPY_CRDS") or ROOT.parent / "shared" / "crds")  # VELAPY_CRDS: a worktree elsewhere
@@ -546,3 +548,118 @@ def test_unit_names_never_meet() -> None:
     names = layout(plan, object_paths(plan), "Flux").names("ns", "app")
     assert len(set(names.values())) == 2
     assert all(re.fullmatch(r"ns-app-a-b-c1-[0-9a-f]{8}", n) for n in names.values())
+
+
+# ----------------------------------------------------------------------------------------------
+# issue 20: names, Secrets, the repository URL, approvals by commit, re-creations
+
+
+def test_names_carry_the_namespace_and_never_meet_across_apps() -> None:
+    assert base_name("demo", "shop") == "demo-shop" and base_name("shop", "shop") == "shop-shop"
+    # a '-' in the namespace makes `<ns>-<app>` ambiguous: such names end with a hash of the pair
+    assert base_name("demo-x", "shop") != base_name("demo", "x-shop")
+    assert re.fullmatch(r"demo-x-shop-[0-9a-f]{8}", base_name("demo-x", "shop"))
+    long = base_name("n" * 63, "a" * 200)
+    assert len(long) <= 63 and long != base_name("n" * 63, "a" * 199)
+    assert selector("demo", "shop", ("a", "b")) == \
+        "velapy.dev/namespace=demo,velapy.dev/app=shop,velapy.dev/step in (a,b)"
+
+
+def _secret_plan() -> Plan:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "ns"},
+              "data": {"password": "aHVudGVyMg=="}}
+    objs = (_object("c1", "one"), PlannedObject("c1", secret, "db", "workload", "", "", digest_of(secret), {}))
+    return _plan("StepByStep", PlannedStep("a", "deploy", placements=(PlannedPlacement("c1", "", objs),),
+                                           location=Location(file="app.yaml", line=10)))
+
+
+def test_secrets_are_warned_about_or_left_out() -> None:
+    files, result = handoff_output(_secret_plan(), Options(("flux",)))
+    assert "clusters/c1/ns/secret_db.yaml" in files
+    (warning,) = [w for w in result.warnings if "Secret ns/db" in w.message]
+    assert "written to the folder in plaintext" in warning.message and "--secrets omit" in warning.hint
+    assert "Secret ns/db (c1): written to the folder in plaintext" in files["flux/NOTES.txt"]
+    files, result = handoff_output(_secret_plan(), Options(("flux", "argocd"), repo_url="https://x/y.git",
+                                                           secrets="omit"))
+    assert not [f for f in files if "secret" in f] and "aHVudGVyMg" not in "".join(files.values())
+    assert not [w for w in result.warnings if "Secret" in w.message]
+    (note,) = [n for n in result.notes if n.startswith("--secrets omit")]
+    assert "Secret ns/db (c1) left out of the folder" in note
+    assert note in files["argocd/NOTES.txt"] and note in files["flux/NOTES.txt"]
+    assert "secret_db" not in files["plan.yaml"]
+    with pytest.raises(InputError):
+        Options(("flux",), secrets="encrypt").check()
+
+
+def test_flux_warns_that_on_app_delete_is_never() -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep", "namespace": "ns"}, "data": {}}
+    obj = PlannedObject("c1", cm, "keep", "workload", "", "", digest_of(cm),
+                        {"garbageCollect": {"strategy": "onAppDelete"}})
+    plan = _plan("StepByStep", PlannedStep("a", "deploy", placements=(PlannedPlacement("c1", "", (obj,)),)))
+    files, result = handoff_output(plan, Options(("flux", "argocd"), repo_url="https://x/y.git"))
+    assert any("garbage-collect onAppDelete for ConfigMap ns/keep (c1): Flux has no on-delete-only rule"
+               in w.message for w in result.warnings)
+    written = yaml.safe_load(files["clusters/c1/ns/configmap_keep.yaml"])
+    assert written["metadata"]["annotations"] == {
+        "argocd.argoproj.io/compare-options": "IgnoreExtraneous", "argocd.argoproj.io/sync-options": "Prune=false",
+        "kustomize.toolkit.fluxcd.io/prune": "disabled"}
+
+
+def test_approve_opens_a_gate_and_names_the_gates_when_wrong() -> None:
+    plan = _plan("StepByStep", _deploy("a", "c1", "one"),
+                 PlannedStep("hold", "suspend", gate=Gate("suspend"), location=Location(file="app.yaml", line=20)),
+                 _deploy("b", "c2", "two"))
+    held, _ = handoff_output(plan, Options(("flux", "argocd"), repo_url="https://x/y.git"))
+    opened, result = handoff_output(plan, Options(("flux", "argocd"), repo_url="https://x/y.git", approve=("hold",)))
+    assert "maxUpdate: 0" in held["argocd/2-applicationset.yaml"]
+    assert "maxUpdate" not in opened["argocd/2-applicationset.yaml"]
+    assert "suspend: true" in held["flux/units/kustomizations.yaml"]
+    assert "suspend" not in opened["flux/units/kustomizations.yaml"]
+    assert any(n.startswith("step hold: approved by this render (--approve)") for n in result.notes)
+    assert "[gate hold approved by --approve]" in opened["flux/NOTES.txt"]
+    with pytest.raises(InputError) as info:
+        handoff_output(plan, Options(("flux",), approve=("a",)))
+    assert "--approve a: no stage of Flux is held by a step named a" in info.value.render()
+    assert "the gates are: hold" in info.value.render()
+
+
+def test_an_applicationset_rename_is_reported() -> None:
+    plan = _plan("StepByStep", _deploy("a", "c1", "one"))
+    files, _ = handoff_output(plan, Options(("argocd",), repo_url="https://x/y.git"))
+    old = {"argocd/applicationset.yaml": files["argocd/2-applicationset.yaml"].replace("name: ns-app\n", "name: app\n")}
+    (text,) = recreated(old, files)
+    assert text.startswith("this change renames ApplicationSet app to ns-app: applying ns-app leaves app")
+
+
+def test_repo_url_comes_from_origin_without_credentials(repo: Path) -> None:
+    subprocess.run(["git", "remote", "add", "origin", "https://bot:s3cr3t@git.example.com/fleet.git"], cwd=repo,
+                   check=True)
+    res = run(*RENDER, "--emit", "argocd")
+    assert res.exit_code == 0, res.stderr
+    assert ("note: --repo-url https://git.example.com/fleet.git: the `origin` remote of the git checkout "
+            "canary/out is in (its credentials left out)") in res.stderr
+    out = repo / "apps/canary/out"
+    (appset,) = yaml.safe_load_all((out / "argocd/2-applicationset.yaml").read_text())
+    assert appset["spec"]["template"]["spec"]["source"]["repoURL"] == "https://git.example.com/fleet.git"
+    assert "s3cr3t" not in res.stderr + "".join(p.read_text() for p in out.rglob("*") if p.is_file())
+
+
+def test_render_check_names_an_application_that_a_step_rename_re_creates(repo: Path) -> None:
+    emit_args = ("--emit", "argocd", "--repo-url", "https://git.example.com/fleet.git")
+    assert run(*RENDER, *emit_args).exit_code == 0
+    app = repo / "apps/canary/app.yaml"
+    app.write_text(app.read_text().replace("deploy-production", "deploy-prod"))
+    res = run(*RENDER, *emit_args, "--check")
+    assert res.exit_code == 1
+    assert ("warning: this change deletes and re-creates Application demo-rollouts-demo-deploy-production-prod-bj "
+            "as demo-rollouts-demo-deploy-prod-prod-bj: its workloads are removed until the gate is approved"
+            ) in res.stderr
+    res = run("diff", "canary/out", "canary/app.yaml", "--clusters", "canary/clusters.yaml", *emit_args)
+    assert res.exit_code == 1 and "re-creates Application demo-rollouts-demo-deploy-production-prod-sh" in res.stderr
+
+
+def test_approve_and_secrets_need_emit(repo: Path) -> None:
+    res = run(*RENDER, "--secrets", "omit")
+    assert res.exit_code == 2 and "add --emit argocd|flux" in res.stderr
+    res = run(*RENDER, "--emit", "flux", "--approve", "nope")
+    assert res.exit_code == 2 and "--approve nope: no stage of Flux is held by a step named nope" in res.stderr
