@@ -663,3 +663,21 @@ def test_approve_and_secrets_need_emit(repo: Path) -> None:
     assert res.exit_code == 2 and "add --emit argocd|flux" in res.stderr
     res = run(*RENDER, "--emit", "flux", "--approve", "nope")
     assert res.exit_code == 2 and "--approve nope: no stage of Flux is held by a step named nope" in res.stderr
+
+
+def test_a_second_app_whose_engine_names_meet_the_first_is_refused(repo: Path) -> None:
+    assert run(*RENDER, "--emit", "flux").exit_code == 0
+    # demo/rollouts with step demo-deploy-test gives demo-rollouts-demo-deploy-test-test-hz too
+    shutil.copytree(repo / "apps/canary", repo / "apps/other", ignore=shutil.ignore_patterns("out"))
+    app = repo / "apps/other/app.yaml"
+    app.write_text(app.read_text().replace("  name: rollouts-demo\n", "  name: rollouts\n")
+                   .replace("name: deploy-test", "name: demo-deploy-test"))
+    res = run("render", "other/app.yaml", "--clusters", "other/clusters.yaml", "-o", "other/out", "--emit", "flux")
+    assert res.exit_code == 2, res.stderr
+    assert ("Kustomization demo-rollouts-demo-deploy-test-test-hz of demo/rollouts is also emitted for "
+            "demo/rollouts-demo in apps/canary/out") in res.stderr
+    assert not (repo / "apps/other/out").exists()
+    # an app that meets nobody renders beside it
+    app.write_text(app.read_text().replace("name: demo-deploy-test", "name: deploy-test"))
+    assert run("render", "other/app.yaml", "--clusters", "other/clusters.yaml", "-o", "other/out",
+               "--emit", "flux").exit_code == 0

@@ -28,6 +28,7 @@ from velapy.cli.base import (
 from velapy.cli.fleet import _live_diff
 from velapy.errors import EXIT_DIFFERENT, EXIT_OK, Diagnostic, InputError, Location
 from velapy.handoff import without_credentials
+from velapy.handoff.transitions import NAMED_FILES, clashes
 from velapy.pipeline import (
     Evaluator,
     HandoffOptions,
@@ -45,7 +46,7 @@ from velapy.pipeline import (
 )
 from velapy.review import golden
 from velapy.review.diff import Comparison, format_json, format_markdown, format_text, format_unified
-from velapy.review.gitrev import origin_url, repo_root
+from velapy.review.gitrev import listed_files, origin_url, repo_root
 from velapy.review.golden import find_config, format_report, load_project
 from velapy.review.sides import check_output, fresh_output, remember_output
 from velapy.review.sides import diff as review_diff
@@ -200,11 +201,38 @@ def _dropped_handoff(out: str, engines: tuple[str, ...]) -> None:
             "app really leaves that engine") for d in gone])
 
 
+def _other_apps(out: str, files: dict[str, str]) -> None:
+    """Refuse a hand-off whose engine objects another app's hand-off folder in the same repository
+    also defines (the last one applied would replace the other's)."""
+    try:
+        root = repo_root(out)
+    except InputError:
+        return
+    mine = os.path.realpath(out)
+    others: dict[str, dict[str, str]] = {}
+    for rel in listed_files(root, [f"*{name}" for name in NAMED_FILES]):
+        name = next(n for n in NAMED_FILES if rel == n or rel.endswith("/" + n))
+        folder = rel[: len(rel) - len(name)].rstrip("/")
+        if os.path.realpath(os.path.join(root, folder)) == mine:
+            continue
+        try:
+            with open(os.path.join(root, rel), encoding="utf-8") as fh:
+                others.setdefault(folder or ".", {})[name] = fh.read()
+        except (OSError, UnicodeDecodeError):
+            continue
+    found = clashes(files, others)
+    if found:
+        raise InputError([Diagnostic(text, Location(file=out), "rename the app or its steps, or give one of them "
+                                     "another namespace") for text in found])
+
+
 def _write_rendered(plan: Plan, out: str, inputs: Inputs, ev: Evaluator, force: bool,
                     lock_timeout: float | None) -> int:
     """Write a compiled plan (and its hand-off files) into OUT, then say what was written."""
     _dropped_handoff(out, inputs.handoff.engines if inputs.handoff is not None else ())
     written, result = handoff_output(plan, inputs.handoff)
+    if inputs.handoff is not None:
+        _other_apps(out, written)
     write_files(out, written, force=force, lock_timeout=lock_timeout,
                 on_wait=lambda text: click.echo(f"note: {text}", err=True))
     remember_output(inputs, out, ev, plan, written)

@@ -106,4 +106,41 @@ def _pairs(kind: str, old: dict[str, _Unit], new: dict[str, _Unit]) -> list[str]
     return out
 
 
-__all__ = ["recreated"]
+# ----------------------------------------------------------------------------------------------
+# two apps of one repository
+
+
+NAMED_FILES = ("argocd/1-appproject.yaml", "argocd/2-applicationset.yaml", "flux/root.yaml",
+               "flux/units/kustomizations.yaml")  # the files whose objects an engine knows by name
+
+
+def engine_names(files: Mapping[str, str]) -> dict[tuple[str, str], str]:
+    """(kind, name) → `namespace/app` of every engine object a hand-off folder's files define (the
+    Applications its ApplicationSet generates too), by their velapy.dev labels."""
+    out: dict[tuple[str, str], str] = {}
+    for rel in NAMED_FILES:
+        for d in _docs(files, (rel,)):
+            meta = d.get("metadata") or {}
+            labels = meta.get("labels") or {}
+            owner = f"{labels.get('velapy.dev/namespace', '')}/{labels.get('velapy.dev/app', '')}"
+            out[(str(d.get("kind")), str(meta.get("name")))] = owner
+            if d.get("kind") == "ApplicationSet":
+                for name in _argocd({"argocd/2-applicationset.yaml": files[rel]})[1]:
+                    out[("Application", name)] = owner
+    return out
+
+
+def clashes(mine: Mapping[str, str], others: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """The engine objects of `mine` that another app's hand-off folder (path → its files) also defines."""
+    names = engine_names(mine)
+    out: list[str] = []
+    for where, files in sorted(others.items()):
+        for (kind, name), owner in engine_names(files).items():
+            me = names.get((kind, name))
+            if me is not None and me != owner:
+                out.append(f"{kind} {name} of {me} is also emitted for {owner} in {where}: applying both makes one "
+                           "replace the other, and the engine deletes the objects of the one replaced")
+    return out
+
+
+__all__ = ["NAMED_FILES", "clashes", "engine_names", "recreated"]
