@@ -681,3 +681,22 @@ def test_a_second_app_whose_engine_names_meet_the_first_is_refused(repo: Path) -
     app.write_text(app.read_text().replace("name: demo-deploy-test", "name: deploy-test"))
     assert run("render", "other/app.yaml", "--clusters", "other/clusters.yaml", "-o", "other/out",
                "--emit", "flux").exit_code == 0
+
+
+def test_golden_project_takes_approve_and_secrets(repo: Path) -> None:
+    (repo / "velapy.yaml").write_text(
+        "version: 1\n"
+        "apps:\n"
+        "  - name: canary\n"
+        "    app: apps/canary/app.yaml\n"
+        "    clusters: apps/canary/clusters.yaml\n"
+        "    golden: rendered/canary\n"
+        "    handoff: {emit: [flux], approve: [manual-approval], secrets: omit}\n")
+    os.chdir(repo)
+    res = run("golden", "update")
+    assert res.exit_code == 0, res.stderr
+    units = (repo / "rendered/canary/flux/units/kustomizations.yaml").read_text()
+    assert "suspend" not in units and "deploy-production" in units
+    (repo / "velapy.yaml").write_text((repo / "velapy.yaml").read_text().replace("secrets: omit", "secrets: shred"))
+    res = run("golden", "check")
+    assert res.exit_code == 2 and "shred" in res.stderr
