@@ -700,3 +700,11 @@ def test_golden_project_takes_approve_and_secrets(repo: Path) -> None:
     (repo / "velapy.yaml").write_text((repo / "velapy.yaml").read_text().replace("secrets: omit", "secrets: shred"))
     res = run("golden", "check")
     assert res.exit_code == 2 and "shred" in res.stderr
+
+
+def test_moving_from_hand_applied_flux_units_is_reported_once() -> None:
+    plan = _plan("StepByStep", _deploy("a", "c1", "one"))
+    files, _ = handoff_output(plan, Options(("flux",)))
+    old = {"flux/kustomizations.yaml": files["flux/units/kustomizations.yaml"].replace("name: ns-app-", "name: app-")}
+    (text,) = recreated(old, files)
+    assert text.startswith("this change moves the Flux Kustomizations under the root Kustomization flux/root.yaml")

@@ -88,7 +88,12 @@ def recreated(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
                    "names keeps the workloads)")
     else:
         out += _pairs("Application", old_apps, new_apps)
-    out += _pairs("Kustomization", _flux(old), _flux(new))
+    if _UNIT_FILES[1] in old and _UNIT_FILES[0] in new:  # hand-applied units → units applied by the root
+        out.append("this change moves the Flux Kustomizations under the root Kustomization flux/root.yaml, with "
+                   "names that carry the namespace: the Kustomizations applied by hand from flux/kustomizations.yaml "
+                   "stay until you delete them (README: moving to new names keeps the workloads)")
+    else:
+        out += _pairs("Kustomization", _flux(old), _flux(new))
     return out
 
 
