@@ -3,8 +3,14 @@ rendered folder as reviewed, and what it will do differently (located warnings).
 
 `render -o OUT --emit argocd|flux` adds, beside `plan.yaml` and `clusters/`:
 
-    OUT/argocd/appproject.yaml, applicationset.yaml, NOTES.txt   (velapy.handoff.argocd)
-    OUT/flux/kustomizations.yaml, NOTES.txt                      (velapy.handoff.flux)
+    OUT/argocd/1-appproject.yaml, 2-applicationset.yaml, NOTES.txt          (velapy.handoff.argocd)
+    OUT/flux/root.yaml, units/kustomizations.yaml, namespaces/<cluster>/,   (velapy.handoff.flux)
+             NOTES.txt
+
+Every engine object is named `<namespace>-<app>…` and labelled with both (`velapy.handoff.model`);
+with `--secrets omit` the plan loses its Secrets first, else each Secret is a warning (a committed
+folder publishes it). `velapy.handoff.transitions` compares two versions of a folder (what a change
+deletes and re-creates) and two apps' folders (names they would share).
 
 Objects may need engine annotations (`argocd.argoproj.io/sync-options: Prune=false`,
 `kustomize.toolkit.fluxcd.io/prune: disabled`, ...) for their resource-policy rules: `prepare`
