@@ -11,6 +11,7 @@ name of the engine object that applied them, health = every wanted object is the
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import shlex
 from collections.abc import Iterable, Mapping
@@ -31,8 +32,15 @@ def key_of(obj: Mapping[str, Any]) -> Key:
     return (str(obj["kind"]), str(meta.get("namespace") or ""), str(meta["name"]))
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> tuple[dict[str, Any], ...]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return tuple(d for d in yaml.load_all(text, Loader=loader) if isinstance(d, dict))
+
+
 def docs(text: str) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+    """The objects of a YAML text (fresh copies: the models keep and change them)."""
+    return copy.deepcopy(list(_parsed(text)))
 
 
 def _annotation(obj: Mapping[str, Any], name: str) -> str:
