@@ -102,7 +102,8 @@ def handoff_options(fn: F) -> F:
                      help="Also write the objects that make Argo CD (argocd/) or Flux (flux/) deploy the "
                           "folder as reviewed. Repeatable."),
         click.option("--repo-url", "repo_url", default="", metavar="URL",
-                     help="Git repository the engine reads OUT from (needed by --emit argocd)."),
+                     help="Git repository the engine reads OUT from (--emit argocd; default: the `origin` "
+                          "remote of the git checkout OUT is in)."),
         click.option("--revision", "revision", default="HEAD", show_default=True, metavar="REV",
                      help="Branch, tag or commit Argo CD deploys."),
         click.option("--repo-path", "repo_path", default=None, metavar="PATH",
@@ -117,6 +118,12 @@ def handoff_options(fn: F) -> F:
                      help="Name of the Flux GitRepository serving the repository."),
         click.option("--flux-namespace", "flux_namespace", default="flux-system", show_default=True,
                      help="Namespace of the Flux Kustomizations (and of each member's <cluster>-kubeconfig Secret)."),
+        click.option("--approve", "approve", multiple=True, metavar="STEP",
+                     help="Render the gate of STEP open: committing the result approves the stage it holds "
+                          "(render without it to hold the next rollout). Repeatable."),
+        click.option("--secrets", "secrets", type=click.Choice(["keep", "omit"]), default="keep", show_default=True,
+                     help="omit: leave Secrets out of OUT and of what the engines apply (create them with SOPS, "
+                          "Sealed Secrets or External Secrets); keep: write them, with a warning."),
     ]):
         fn = decorator(fn)
     return fn

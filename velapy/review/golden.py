@@ -188,7 +188,8 @@ def _handoff(raw: Mapping[str, Any], golden: str, root: Path, where: Location,
         argocd_namespace=str(raw.get("argocdNamespace") or defaults.argocd_namespace),
         argocd_service_account=str(raw.get("argocdServiceAccount") or ""),
         flux_source=str(raw.get("fluxSource") or defaults.flux_source),
-        flux_namespace=str(raw.get("fluxNamespace") or defaults.flux_namespace))
+        flux_namespace=str(raw.get("fluxNamespace") or defaults.flux_namespace),
+        approve=tuple(str(a) for a in raw.get("approve") or ()), secrets=str(raw.get("secrets") or defaults.secrets))
     try:
         options.check()
     except InputError as exc:
