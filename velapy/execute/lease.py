@@ -32,7 +32,7 @@ from velapy.kube import ApiError, Client, KubeError, ResourceType
 
 LEASE = ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True)
 NS = ResourceType("", "v1", "Namespace", "namespaces", False)
-DURATION = 60  # seconds without renewal after which a lease is stale
+DURATION = 30  # seconds without renewal after which a lease is stale (renewed every 10 s)
 
 
 class LeaseHeld(ClusterError):

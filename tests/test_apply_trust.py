@@ -1,0 +1,346 @@
+"""Issue 18: the executor with more than one actor — identity, uid-recorded GC, atomic claims, the run
+lease, where state lives, clusters leaving the placement, and reports that are true."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+from click.testing import CliRunner
+from emulator_fixtures import RunningFleet, running_fleet
+from test_execute_support import FAST, OPTS, apply, configmap, deployment, namespace, open_, write_plan
+
+from velapy.cli import main
+from velapy.errors import ClusterError, InputError
+from velapy.execute import Options, Reporter
+from velapy.execute.lease import FileLease, LeaseHeld
+from velapy.execute.session import run as session_run
+from velapy.execute.state import ConfigMapStore, FileStore
+from velapy.kube import Access
+from velapy.kube.client import _describe_transport, connect
+from velapy.kube.emulator import Fault
+
+VELAPY = [sys.executable, "-m", "velapy"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
+    with running_fleet(["local", "a", "b"], tmp_path_factory.mktemp("emu")) as f:
+        yield f
+
+
+@pytest.fixture
+def clean(fleet: RunningFleet) -> RunningFleet:
+    fleet.reset()
+    for c in fleet:
+        if not c.running:
+            c.start()
+    return fleet
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    res = CliRunner(mix_stderr=False).invoke(main, list(args))
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return subprocess.CompletedProcess(list(args), res.exit_code, res.stdout, res.stderr)
+
+
+def run_session(folder: Path, kc: Path, state_dir: Path, *, options: Options = OPTS, **kw: Any) -> Any:
+    """A run through session.run (the lease included), as the CLI does, with fast retries."""
+    session, rep = open_(folder, kc, state_dir, **kw)
+    try:
+        report = session_run(session, options, rep)
+    finally:
+        session.close()
+    report.lines = rep.lines
+    return report
+
+
+def hub_state(fleet: RunningFleet, ns: str, app: str) -> Any:
+    hub = connect(Access("local", str(fleet.kubeconfig_path), "local"), FAST)
+    try:
+        return ConfigMapStore(hub).load(ns, app)
+    finally:
+        hub.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. identity
+
+
+ESCALATION_RBAC = {
+    "users": [{"name": "deployer", "groups": ["ci"], "kubeconfig": True},
+              {"name": "alice", "groups": ["team-a"]}],
+    "rules": [
+        {"users": ["deployer"], "verbs": ["impersonate"], "resources": ["users", "groups"]},
+        {"users": ["deployer"], "verbs": ["*"], "clusters": ["local"]},
+        {"groups": ["team-a"], "verbs": ["*"], "namespaces": ["retail"], "clusters": ["hz-test"]},
+        {"groups": ["team-a"], "verbs": ["get"], "resources": ["namespaces"], "clusters": ["hz-test"]},
+    ],
+}
+
+
+def _binding() -> dict[str, Any]:
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "intruder"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"kind": "User", "name": "intruder", "apiGroup": "rbac.authorization.k8s.io"}]}
+
+
+def test_app_annotations_cannot_choose_the_identity(emulator_fleet: Any, tmp_path: Path) -> None:
+    fleet = emulator_fleet(["local", "hz-test"], rbac=ESCALATION_RBAC)
+    fleet["hz-test"].put_object(namespace("retail"))
+    inventory = {"hz-test": {"identity": {"user": "alice", "groups": ["team-a"]}}}
+    plan = write_plan(tmp_path / "out", "shop", "retail", [{"name": "d", "type": "deploy", "placements": {
+        "hz-test": [configmap("cfg", "retail", k="1"), _binding()]}}],
+        identity={"user": "root-ish", "groups": ["system:masters"]}, clusters=inventory)
+    res = cli("apply", str(plan), "--kubeconfig", str(fleet.kubeconfig_path), "--state-dir", str(tmp_path / "st"))
+    assert res.returncode == 2, res.stderr
+    assert "claim user root-ish (groups system:masters)" in res.stderr
+    assert "acts as user alice (groups team-a) (impersonated)" in res.stderr and "--as root-ish" in res.stderr
+    assert fleet["hz-test"].get("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "", "intruder") is None
+    assert fleet["hz-test"].journal == [] and fleet["local"].journal == []  # refused before any request
+    # the same claim made true by the operator (someone allowed to impersonate): RBAC then decides
+    ok = write_plan(tmp_path / "ok", "shop", "retail", [{"name": "d", "type": "deploy", "placements": {
+        "hz-test": [configmap("cfg", "retail", k="1")]}}], identity={"user": "alice"}, clusters=inventory)
+    res = cli("apply", str(ok), "--kubeconfig", str(fleet.kubeconfig_path), "--state-dir", str(tmp_path / "st"))
+    assert res.returncode == 0, res.stderr
+    assert all(r.impersonated_user == "alice" for r in fleet["hz-test"].journal)
+
+
+def test_the_caller_is_authenticated_and_recorded(clean: RunningFleet, tmp_path: Path) -> None:
+    clean["a"].put_object(namespace("shop"))
+    claimed = write_plan(tmp_path / "claimed", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap("cfg", "shop")]}}], identity={"user": "alice"})
+    with pytest.raises(InputError, match=r"claim user alice, but this run acts as user admin .*authenticated caller"):
+        run_session(claimed, clean.kubeconfig_path, tmp_path / "st")
+    assert clean["a"].writes() == [] and clean["local"].writes() == []
+    assert [r.resource for r in clean["local"].journal] == ["selfsubjectreviews"]  # only the whoami
+    plain = write_plan(tmp_path / "plain", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap("cfg", "shop")]}}], identity={"user": "admin"})  # a claim that holds
+    report = run_session(plain, clean.kubeconfig_path, tmp_path / "st", as_user="")
+    assert report.phase == "succeeded"
+    state = hub_state(clean, "shop", "shop")
+    assert state.requestedBy["user"] == "admin" and state.requestedBy["source"] == "SelfSubjectReview on local"
+    as_bob = run_session(plain, clean.kubeconfig_path, tmp_path / "st", as_user="admin", as_groups=("ops",))
+    assert as_bob.phase == "succeeded"
+    res = cli("status", str(plain), "--kubeconfig", str(clean.kubeconfig_path), "--as", "admin", "--as-group", "ops")
+    assert "applied by admin (authenticated by SelfSubjectReview on local), acting as a: admin (ops)" in res.stdout
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. garbage collection by recorded uid
+
+
+def test_gc_and_delete_keep_an_object_re_created_by_someone_else(clean: RunningFleet, tmp_path: Path) -> None:
+    a = clean["a"]
+    a.put_object(namespace("retail"))
+    v1 = write_plan(tmp_path / "v1", "shop", "retail", [{"name": "d", "type": "deploy", "placements": {
+        "a": [deployment("web", "retail"), deployment("legacy", "retail")]}}])
+    assert apply(v1, clean.kubeconfig_path, tmp_path / "st").phase == "succeeded"
+    # a person deletes legacy and re-creates it from a copied manifest: same owner labels, a new uid
+    copy = a.get("apps/v1", "Deployment", "retail", "legacy")
+    old_uid = copy["metadata"]["uid"]
+    for k in ("uid", "resourceVersion", "managedFields", "creationTimestamp", "generation"):
+        copy["metadata"].pop(k, None)
+    a.store.delete(a._type("apps/v1", "Deployment"), "retail", "legacy", {})
+    a.put_object(copy, manager="kubectl-create")
+    assert a.get("apps/v1", "Deployment", "retail", "legacy")["metadata"]["uid"] != old_uid
+    v2 = write_plan(tmp_path / "v2", "shop", "retail", [{"name": "d", "type": "deploy", "placements": {
+        "a": [deployment("web", "retail")]}}])
+    report = apply(v2, clean.kubeconfig_path, tmp_path / "st")
+    assert report.phase == "succeeded"
+    assert "kept Deployment retail/legacy in a: re-created by someone else (uid changed)" in report.skipped_gc
+    assert a.get("apps/v1", "Deployment", "retail", "legacy") is not None
+    assert [e.name for e in report.state.inventory] == ["web"]
+    # velapy delete: the same rule (web re-created by someone else too)
+    web = a.get("apps/v1", "Deployment", "retail", "web")
+    for k in ("uid", "resourceVersion", "managedFields", "creationTimestamp", "generation"):
+        web["metadata"].pop(k, None)
+    a.store.delete(a._type("apps/v1", "Deployment"), "retail", "web", {})
+    a.put_object(web, manager="kubectl-create")
+    res = cli("delete", str(v2), "--kubeconfig", str(clean.kubeconfig_path), "--state-dir", str(tmp_path / "st"))
+    assert res.returncode == 0, res.stderr
+    assert "kept Deployment retail/web in a: re-created by someone else (uid changed)" in res.stderr
+    assert a.get("apps/v1", "Deployment", "retail", "web") is not None
+    assert not [r for r in a.writes() if r.method == "DELETE"]
+
+
+# ----------------------------------------------------------------------------------------------
+# 4. the run lease and where state lives
+
+
+def _lease(holder: str, renewed: dt.datetime, ns: str = "shop", app: str = "shop") -> dict[str, Any]:
+    stamp = renewed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": f"velapy-{app}-run", "namespace": ns},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 30, "acquireTime": stamp, "renewTime": stamp}}
+
+
+def test_a_held_lease_stops_a_second_run_before_any_write(clean: RunningFleet, tmp_path: Path) -> None:
+    clean["a"].put_object(namespace("shop"))
+    plan = write_plan(tmp_path / "p", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap("cfg", "shop")]}}])
+    now = dt.datetime.now(dt.UTC)
+    clean["local"].put_object(_lease("carol on ci-7 pid 4242", now - dt.timedelta(seconds=5)))
+    with pytest.raises(LeaseHeld, match=r"being applied by another run: carol on ci-7 pid 4242, started \d+s ago"):
+        run_session(plan, clean.kubeconfig_path, tmp_path / "st")
+    assert clean["a"].writes() == [] and clean["local"].writes(kind="ConfigMap") == []
+    # --steal-lease takes a live one, with a warning
+    stolen = run_session(plan, clean.kubeconfig_path, tmp_path / "st",
+                         options=Options(**{**OPTS.__dict__, "steal_lease": True}))
+    assert stolen.phase == "succeeded"
+    assert any("taking over the run lease" in line and "carol" in line for line in stolen.lines)
+    lease = clean["local"].get("coordination.k8s.io/v1", "Lease", "shop", "velapy-shop-run")
+    assert lease["spec"]["holderIdentity"] == ""  # released at the end
+    # a lease not renewed for longer than its duration belongs to a dead run: taken over with a warning
+    clean["local"].put_object(_lease("dave on laptop pid 1", now - dt.timedelta(minutes=5)))
+    again = run_session(plan, clean.kubeconfig_path, tmp_path / "st")
+    assert again.phase == "succeeded"
+    assert any("taking over the run lease" in line and "was not renewed for 5m" in line for line in again.lines)
+
+
+def test_the_file_lock_lease_is_held_by_a_real_process(tmp_path: Path, emulator_fleet: Any) -> None:
+    fleet = emulator_fleet(["a"])
+    fleet["a"].put_object(namespace("shop"))
+    plan = write_plan(tmp_path / "p", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap("cfg", "shop")]}}])
+    st = tmp_path / "st"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from velapy.execute.lease import FileLease\n"
+        f"lease = FileLease({str(st)!r}, 'shop', 'shop', 'erin on box pid 7')\n"
+        "lease.acquire()\nprint('held', flush=True)\n"
+        "time.sleep(60)")], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        res = cli("apply", str(plan), "--kubeconfig", str(fleet.kubeconfig_path), "--state-dir", str(st))
+        assert res.returncode == 3
+        assert "being applied by another run: erin on box pid 7" in res.stderr
+        assert fleet["a"].writes() == []
+    finally:
+        holder.kill()
+        holder.wait()
+    res = cli("apply", str(plan), "--kubeconfig", str(fleet.kubeconfig_path), "--state-dir", str(st))
+    assert res.returncode == 0, res.stderr  # the kernel released the dead process's lock
+    # without a hub context, every run says where the state goes
+    assert f"run state: {st}/shop/shop.json (no hub: kubeconfig {fleet.kubeconfig_path} has no usable context " \
+           "local" in res.stderr
+    lease = FileLease(st, "shop", "shop", "me")
+    lease.acquire()
+    lease.release()
+
+
+def test_a_configured_hub_that_does_not_answer_stops_the_run(clean: RunningFleet, tmp_path: Path) -> None:
+    clean["a"].put_object(namespace("shop"))
+    plan = write_plan(tmp_path / "p", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap("cfg", "shop")]}}])
+    clean["local"].stop()
+    with pytest.raises(ClusterError, match=r"run state lives on the hub .*did not answer .*connection refused.*"
+                                           r"nothing was written"):
+        run_session(plan, clean.kubeconfig_path, tmp_path / "st")
+    assert clean["a"].writes() == []
+    assert not (tmp_path / "st").exists()  # never silently moved to a local file
+
+
+def test_state_in_two_places_is_refused_and_can_be_imported(clean: RunningFleet, tmp_path: Path) -> None:
+    clean["a"].put_object(namespace("shop"))
+    plan = write_plan(tmp_path / "p", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap("cfg", "shop")]}}])
+    # an earlier run without a hub wrote its state to a file
+    only_a = tmp_path / "only-a.yaml"
+    kc = json.loads(json.dumps(clean.kubeconfig()))
+    kc["contexts"] = [c for c in kc["contexts"] if c["name"] == "a"]
+    only_a.write_text(json.dumps(kc))
+    st = tmp_path / "st"
+    assert apply(plan, only_a, st).phase == "succeeded"
+    assert FileStore(st).load("shop", "shop") is not None
+    with pytest.raises(ClusterError, match=r"a hub is configured, so its run state lives on the hub .*--import-state"):
+        run_session(plan, clean.kubeconfig_path, st)
+    res = cli("apply", str(plan), "--kubeconfig", str(clean.kubeconfig_path), "--state-dir", str(st),
+              "--import-state")
+    assert res.returncode == 0, res.stderr
+    assert "moved from" in res.stderr and hub_state(clean, "shop", "shop") is not None
+    assert FileStore(st).load("shop", "shop") is None
+    # both places: refused, naming both and the commands that resolve it
+    assert apply(plan, only_a, st).phase == "succeeded"
+    res = cli("apply", str(plan), "--kubeconfig", str(clean.kubeconfig_path), "--state-dir", str(st))
+    assert res.returncode == 3
+    assert "run state in two places" in res.stderr and f"rm {st}/shop/shop.json" in res.stderr
+    assert "kubectl --context local -n shop delete configmap velapy-shop-state" in res.stderr
+
+
+def test_a_state_write_whose_answer_was_lost_is_this_runs_own(clean: RunningFleet, tmp_path: Path) -> None:
+    clean["a"].put_object(namespace("shop"))
+    plan = write_plan(tmp_path / "p", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap("cfg", "shop")]}}])
+    # the first state write (POST) and a later one (PUT) commit, then the answer is lost
+    clean["local"].add_fault(Fault(method="POST", path=r"/configmaps$", commit=True, status=500, times=1))
+    clean["local"].add_fault(Fault(method="PUT", path=r"/configmaps/velapy-shop-state$", commit=True, drop=True,
+                                   times=1))
+    report = run_session(plan, clean.kubeconfig_path, tmp_path / "st")
+    assert report.phase == "succeeded", report.problems
+    assert not any("state changed" in line for line in report.lines)
+    assert hub_state(clean, "shop", "shop").phase == "succeeded"
+
+
+# ----------------------------------------------------------------------------------------------
+# 6. reports
+
+
+def test_connection_refused_is_not_a_timeout() -> None:
+    err = urllib3.exceptions.NewConnectionError(None, "Failed to establish a new connection: [Errno 111] refused")
+    assert _describe_transport(urllib3.exceptions.MaxRetryError(None, "/x", err)) == "connection refused"
+    assert _describe_transport(urllib3.exceptions.ConnectTimeoutError(None, "x")) == "timed out"
+
+
+def test_a_failed_gc_delete_fails_the_run_and_keeps_the_entry(clean: RunningFleet, tmp_path: Path) -> None:
+    a = clean["a"]
+    a.put_object(namespace("shop"))
+    v1 = write_plan(tmp_path / "v1", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap("keep", "shop"), configmap("old", "shop")]}}])
+    assert apply(v1, clean.kubeconfig_path, tmp_path / "st").phase == "succeeded"
+    v2 = write_plan(tmp_path / "v2", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap("keep", "shop")]}}])
+    a.add_fault(Fault(method="DELETE", path=r"/configmaps/old$", status=500))
+    report = apply(v2, clean.kubeconfig_path, tmp_path / "st")
+    assert report.phase == "failed" and report.exit_code == 3
+    assert any("delete ConfigMap shop/old" in p and "cluster a" in p and "500" in p for p in report.problems)
+    assert [e.name for e in report.state.inventory] == ["keep", "old"]
+    a.clear_faults()
+    again = apply(v2, clean.kubeconfig_path, tmp_path / "st")
+    assert again.phase == "succeeded" and again.deleted == 1 and a.get("v1", "ConfigMap", "shop", "old") is None
+
+
+def test_a_hanging_member_never_fails_a_healthy_one(clean: RunningFleet, tmp_path: Path) -> None:
+    for c in ("a", "b"):
+        clean[c].put_object(namespace("shop"))
+    plan = write_plan(tmp_path / "p", "shop", "shop", [{"name": "d", "type": "deploy", "timeout": "2s",
+                                                        "placements": {"a": [deployment("web", "shop")],
+                                                                       "b": [deployment("web", "shop")]}}])
+    clean["b"].add_fault(Fault(delay=30))
+    # a's rollout takes a moment: it must be waited for within a's own deadline, whatever b does
+    clean["a"].hold_unready("apps/v1", "Deployment", "shop", "web")
+    timer = threading.Timer(1.0, clean["a"].release, ("apps/v1", "Deployment", "shop", "web"))
+    timer.start()
+    started = time.monotonic()
+    try:
+        report = apply(plan, clean.kubeconfig_path, tmp_path / "st")
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 15
+    assert report.state.step("d").clusters["a"] == "succeeded"
+    assert report.state.step("d").clusters["b"] == "failed"
+    assert not any("cluster a" in p for p in report.problems)
