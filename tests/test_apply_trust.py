@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trust_workers
 import urllib3
 from click.testing import CliRunner
 from emulator_fixtures import RunningFleet, running_fleet
@@ -344,3 +345,228 @@ def test_a_hanging_member_never_fails_a_healthy_one(clean: RunningFleet, tmp_pat
     assert report.state.step("d").clusters["a"] == "succeeded"
     assert report.state.step("d").clusters["b"] == "failed"
     assert not any("cluster a" in p for p in report.problems)
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. and 4. concurrent runs, in real processes
+
+TRIALS = 20
+
+
+def _race(commands: dict[str, list[list[str]]]) -> dict[int, dict[str, tuple[int, str, str]]]:
+    """Run two workers' commands trial by trial, each pair started together; {trial: {name: result}}."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(len(commands))
+    results = ctx.Queue()
+    procs = [ctx.Process(target=trust_workers.apply_trials, args=(name, cmds, barrier, results))
+             for name, cmds in commands.items()]
+    for p in procs:
+        p.start()
+    out: dict[int, dict[str, tuple[int, str, str]]] = {}
+    try:
+        for _ in range(sum(len(c) for c in commands.values())):
+            i, name, code, stdout, stderr = results.get(timeout=180)
+            out.setdefault(i, {})[name] = (code, stdout, stderr)
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    return out
+
+
+def test_two_apps_cannot_both_claim_one_object(clean: RunningFleet, tmp_path: Path) -> None:
+    kc = str(clean.kubeconfig_path)
+    commands: dict[str, list[list[str]]] = {"appa": [], "appb": []}
+    for i in range(TRIALS):
+        clean["a"].put_object(namespace(f"r{i}"))
+        for app in commands:
+            plan = write_plan(tmp_path / f"{app}-{i}", app, f"r{i}", [{"name": "d", "type": "deploy", "placements": {
+                "a": [configmap("shared-cm", f"r{i}", mode=app)]}}])
+            commands[app].append(["apply", str(plan), "--kubeconfig", kc])
+    results = _race(commands)
+    double = 0
+    for i in range(TRIALS):
+        live = clean["a"].get("v1", "ConfigMap", f"r{i}", "shared-cm")
+        winner = live["metadata"]["labels"]["app.oam.dev/name"]
+        loser = "appb" if winner == "appa" else "appa"
+        assert live["data"]["mode"] == winner
+        codes = {app: results[i][app][0] for app in commands}
+        states = {app: hub_state(clean, f"r{i}", app) for app in commands}
+        listed = [app for app, st in states.items()
+                  if st is not None and any(e.name == "shared-cm" for e in st.inventory)]
+        if codes[loser] == 0 or listed != [winner]:
+            double += 1
+        assert codes == {winner: 0, loser: 3}, results[i]
+        assert f"managed by other application r{i}/{winner}" in results[i][loser][2]
+    assert double == 0
+    print(f"two apps: {TRIALS} trials, {double} double claims")
+
+
+def test_one_app_runs_once_at_a_time(clean: RunningFleet, tmp_path: Path) -> None:
+    kc = str(clean.kubeconfig_path)
+    commands: dict[str, list[list[str]]] = {"first": [], "second": []}
+    for i in range(TRIALS):
+        clean["a"].put_object(namespace(f"s{i}"))
+        plan = write_plan(tmp_path / f"same-{i}", "same", f"s{i}", [{"name": "d", "type": "deploy", "placements": {
+            "a": [configmap(f"c{k}", f"s{i}", k=str(k)) for k in range(3)]}}])
+        for who in commands:
+            commands[who].append(["apply", str(plan), "--kubeconfig", kc])
+    results = _race(commands)
+    both_wrote = refused = 0
+    for i in range(TRIALS):
+        pair = results[i]
+        codes = sorted(code for code, _o, _e in pair.values())
+        assert codes in ([0, 0], [0, 3]), pair
+        assert not any("state changed" in err for _c, _o, err in pair.values())
+        writers = [w for w, (code, out, _e) in pair.items() if code == 0 and "(3 applied" in out]
+        both_wrote += len(writers) > 1
+        for code, _out, err in pair.values():
+            if code == 3:
+                refused += 1
+                assert "being applied by another run" in err and "started" in err
+        assert hub_state(clean, f"s{i}", "same").phase == "succeeded"
+    assert both_wrote == 0
+    print(f"same app: {TRIALS} trials, {both_wrote} with two writers, {refused} refused by the lease")
+
+
+# ----------------------------------------------------------------------------------------------
+# 5. clusters that leave the placement
+
+
+def test_a_cluster_that_leaves_the_placement_is_cleaned_up(clean: RunningFleet, tmp_path: Path) -> None:
+    from velapy.execute.live import live_preview
+
+    for c in ("a", "b"):
+        clean[c].put_object(namespace("shop"))
+    kc = clean.kubeconfig_path
+    both = write_plan(tmp_path / "v1", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap("cfg", "shop")], "b": [configmap("cfg", "shop"), configmap("only-b", "shop")]}}])
+    assert run_session(both, kc, tmp_path / "st").phase == "succeeded"
+    only_a = write_plan(tmp_path / "v2", "shop", "shop", [
+        {"name": "d", "type": "deploy", "placements": {"a": [configmap("cfg", "shop")]}},
+        {"name": "gate", "type": "suspend", "gate": {"type": "suspend"}}])
+    # the preview shows what will be removed from b
+    session, _rep = open_(only_a, kc, tmp_path / "st")
+    try:
+        cmp, notes = live_preview(session)
+    finally:
+        session.close()
+    assert "ConfigMap shop/only-b in b: to be removed (cluster b left the placement)" in notes
+    assert not cmp.equal
+    dry = cli("apply", str(only_a), "--kubeconfig", str(kc), "--dry-run")
+    assert dry.returncode == 1 and "in b: to be removed" in dry.stdout and "only-b" in dry.stdout
+    # a run that stops at a gate: status shows b's objects as orphaned, nothing deleted yet
+    assert run_session(only_a, kc, tmp_path / "st").phase == "suspended"
+    status = cli("status", str(only_a), "--kubeconfig", str(kc), "-o", "json")
+    rows = {(o["cluster"], o["name"]): o for o in json.loads(status.stdout)["objects"]}
+    assert rows[("b", "only-b")]["state"] == "orphaned" and "to be removed" in rows[("b", "only-b")]["message"]
+    assert clean["b"].get("v1", "ConfigMap", "shop", "only-b") is not None
+    done = cli("resume", str(only_a), "--kubeconfig", str(kc))
+    assert done.returncode == 0, done.stderr
+    assert "gc: deleted ConfigMap shop/only-b in cluster b" in done.stderr
+    assert clean["b"].objects("v1", "ConfigMap", "shop") == []
+    assert {e.cluster for e in hub_state(clean, "shop", "shop").inventory} == {"a"}
+
+
+def test_delete_reaches_every_cluster_of_the_inventory(clean: RunningFleet, tmp_path: Path) -> None:
+    for c in ("a", "b"):
+        clean[c].put_object(namespace("shop"))
+    kc = clean.kubeconfig_path
+    both = write_plan(tmp_path / "v1", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap("cfg", "shop")], "b": [configmap("cfg", "shop")]}}])
+    only_a = write_plan(tmp_path / "v2", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap("cfg", "shop")]}}])
+    assert run_session(both, kc, tmp_path / "st").phase == "succeeded"
+    # a kubeconfig without b: the delete names exactly the cluster it could not reach
+    no_b = tmp_path / "no-b.yaml"
+    cfg = clean.kubeconfig()
+    cfg["contexts"] = [c for c in cfg["contexts"] if c["name"] != "b"]
+    no_b.write_text(json.dumps(cfg))
+    state = hub_state(clean, "shop", "shop")
+    state_b = state.clusters.pop("b")
+    hub = connect(Access("local", str(kc), "local"), FAST)
+    ConfigMapStore(hub).save(state)  # as if the state never recorded how to reach b
+    res = cli("delete", str(only_a), "--kubeconfig", str(no_b))
+    assert res.returncode == 3
+    assert "cannot reach cluster b for ConfigMap shop/cfg" in res.stderr and "context b" in res.stderr
+    assert "cluster a" not in res.stderr.split("cannot reach")[1]
+    assert clean["a"].get("v1", "ConfigMap", "shop", "cfg") is None
+    assert clean["b"].get("v1", "ConfigMap", "shop", "cfg") is not None
+    state = ConfigMapStore(hub).load("shop", "shop")
+    state.clusters["b"] = state_b
+    ConfigMapStore(hub).save(state)
+    hub.close()
+    # with a way to reach b, the plan (which names only a) still deletes b's object
+    res = cli("delete", str(only_a), "--kubeconfig", str(kc))
+    assert res.returncode == 0, res.stderr
+    assert clean["b"].get("v1", "ConfigMap", "shop", "cfg") is None
+
+
+# ----------------------------------------------------------------------------------------------
+# 6. true previews and status
+
+
+def test_dry_run_on_a_missing_namespace_and_a_field_conflict(clean: RunningFleet, tmp_path: Path) -> None:
+    a = clean["a"]
+    a.put_object(namespace("shop"))
+    kc = str(clean.kubeconfig_path)
+    v1 = write_plan(tmp_path / "v1", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap("cfg", "shop", mode="a")]}}])
+    assert cli("apply", v1.as_posix(), "--kubeconfig", kc).returncode == 0
+    live = a.get("v1", "ConfigMap", "shop", "cfg")
+    live["data"]["mode"] = "patched"
+    a.put_object(live, manager="kubectl-patch")
+    v2 = write_plan(tmp_path / "v2", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap("cfg", "shop", mode="b"), configmap("new", "demo", k="v"), configmap("other", "shop")]}}])
+    for args in (["apply", v2.as_posix(), "--dry-run", "--create-namespaces"], ["diff", v2.as_posix(), "--live"]):
+        res = cli(*args, "--kubeconfig", kc)
+        assert res.returncode == 1, res.stdout + res.stderr  # different, not a failure
+        if args[0] == "apply":
+            assert "note: cluster a: namespace demo: would be created" in res.stdout
+        else:
+            assert "namespace demo: does not exist" in res.stdout
+        assert "ConfigMap shop/cfg in a: field .data.mode: owned by kubectl-patch, would conflict " \
+               "(use --force-conflicts)" in res.stdout
+        assert "other" in res.stdout and "new" in res.stdout  # the rest of the diff
+    assert [r for r in a.writes() if not r.dry_run and r.method != "GET" and r.namespace != "shop"] == []
+
+
+def test_secrets_written_with_string_data_are_not_re_applied(clean: RunningFleet, tmp_path: Path) -> None:
+    clean["a"].put_object(namespace("shop"))
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": "shop"},
+              "type": "Opaque", "stringData": {"password": "s3cret"}}
+    plan = write_plan(tmp_path / "p", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [secret]}}])
+    first = apply(plan, clean.kubeconfig_path, tmp_path / "st")
+    assert first.applied == 1
+    clean["a"].clear_journal()
+    second = apply(plan, clean.kubeconfig_path, tmp_path / "st")
+    assert (second.applied, second.unchanged) == (0, 1)
+    assert clean["a"].writes() == []
+
+
+def test_objects_of_the_old_shared_manager_are_taken_over(clean: RunningFleet, tmp_path: Path) -> None:
+    """Objects applied before managers were per app (manager `velapy`) do not conflict with the app's own."""
+    from velapy.execute.objects import desired
+
+    a = clean["a"]
+    a.put_object(namespace("shop"))
+    v1 = write_plan(tmp_path / "v1", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap("cfg", "shop", k="1")]}}])
+    old = desired(configmap("cfg", "shop", k="1"), app="shop", namespace="shop", digest="d0", tracking="",
+                  namespaced=True, live=None, rules={}, keep=False)
+    client = connect(Access("a", str(clean.kubeconfig_path), "a"), FAST)
+    client.apply(client.resource("v1", "ConfigMap"), old)  # the old field manager `velapy`
+    client.close()
+    del v1
+    v2 = write_plan(tmp_path / "v2", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap("cfg", "shop", k="2")]}}])
+    report = apply(v2, clean.kubeconfig_path, tmp_path / "st")
+    assert report.phase == "succeeded", report.problems
+    live = a.get("v1", "ConfigMap", "shop", "cfg")
+    assert live["data"]["k"] == "2"
+    owners = {m["manager"]: json.dumps(m.get("fieldsV1")) for m in live["metadata"]["managedFields"]}
+    assert "f:k" in owners["velapy/shop/shop"] and "f:k" not in owners.get("velapy", "")

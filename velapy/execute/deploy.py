@@ -300,6 +300,8 @@ class ClusterRollout:
             except ApiError as exc:
                 if exc.status == 404 and it.obj.namespace in planned_ns:
                     continue  # the namespace comes with this step
+                if exc.status == 409 and (it.live is None or it.adopt) and self._claimed_by_other(it):
+                    continue
                 self._error(exc, "patch", it)
             except KubeError as exc:
                 self._error(exc, "patch", it)
