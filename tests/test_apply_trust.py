@@ -4,7 +4,6 @@ lease, where state lives, clusters leaving the placement, and reports that are t
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import os
 import signal
@@ -25,8 +24,7 @@ from test_execute_support import FAST, OPTS, apply, configmap, deployment, names
 
 from velapy.cli import main
 from velapy.errors import ClusterError, InputError
-from velapy.execute import Options, Reporter
-from velapy.execute.lease import FileLease, LeaseHeld
+from velapy.execute import Options
 from velapy.execute.session import run as session_run
 from velapy.execute.state import ConfigMapStore, FileStore
 from velapy.kube import Access
@@ -192,6 +190,8 @@ def _lease(holder: str, renewed: dt.datetime, ns: str = "shop", app: str = "shop
 
 
 def test_a_held_lease_stops_a_second_run_before_any_write(clean: RunningFleet, tmp_path: Path) -> None:
+    from velapy.execute.lease import LeaseHeld
+
     clean["a"].put_object(namespace("shop"))
     plan = write_plan(tmp_path / "p", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
         "a": [configmap("cfg", "shop")]}}])
@@ -215,6 +215,8 @@ def test_a_held_lease_stops_a_second_run_before_any_write(clean: RunningFleet, t
 
 
 def test_the_file_lock_lease_is_held_by_a_real_process(tmp_path: Path, emulator_fleet: Any) -> None:
+    from velapy.execute.lease import FileLease
+
     fleet = emulator_fleet(["a"])
     fleet["a"].put_object(namespace("shop"))
     plan = write_plan(tmp_path / "p", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
@@ -570,3 +572,79 @@ def test_objects_of_the_old_shared_manager_are_taken_over(clean: RunningFleet, t
     assert live["data"]["k"] == "2"
     owners = {m["manager"]: json.dumps(m.get("fieldsV1")) for m in live["metadata"]["managedFields"]}
     assert "f:k" in owners["velapy/shop/shop"] and "f:k" not in owners.get("velapy", "")
+
+
+def test_status_tells_the_truth(clean: RunningFleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = clean["a"]
+    a.put_object(namespace("shop"))
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "kc.yaml").write_text(clean.kubeconfig_path.read_text())
+    plan = write_plan(work / "out", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [configmap("cfg", "shop")]}}])
+    monkeypatch.chdir(work)
+    # a failure, then a success: no stale failure message
+    a.add_fault(Fault(method="PATCH", path=r"/configmaps/cfg$", status=500))
+    assert cli("apply", "out", "--kubeconfig", "kc.yaml").returncode == 3
+    a.clear_faults()
+    assert cli("apply", "out", "--kubeconfig", "kc.yaml").returncode == 0
+    res = cli("status", "out", "--kubeconfig", "kc.yaml")
+    assert res.returncode == 0 and "succeeded" in res.stdout.splitlines()[0]
+    assert "message:" not in res.stdout and "500" not in res.stdout
+    # by app name, from another folder that holds a folder named like the app
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "shop").mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    res = cli("status", "shop", "-n", "shop", "--kubeconfig", str(work / "kc.yaml"), "-o", "json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert data["phase"] == "succeeded" and [o.get("error") for o in data["objects"]] == [None]
+    # without the kubeconfig that names the hub: say so, not just "has not been applied"
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none.yaml"))
+    res = cli("status", str(plan))
+    assert res.returncode == 2
+    assert "no hub: kubeconfig" in res.stderr and "give --kubeconfig" in res.stderr
+
+
+def _wait(pred: Any, what: str, timeout: float = 30) -> None:
+    end = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < end, what
+        time.sleep(0.05)
+
+
+def test_status_after_ctrl_c_and_kill_says_interrupted(clean: RunningFleet, tmp_path: Path) -> None:
+    a = clean["a"]
+    a.put_object(namespace("shop"))
+    kc = str(clean.kubeconfig_path)
+    plan = write_plan(tmp_path / "p", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [deployment("web", "shop")]}}])
+    a.hold_unready("apps/v1", "Deployment", "shop", "web")
+    proc = subprocess.Popen([*VELAPY, "apply", str(plan), "--kubeconfig", kc], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait(lambda: a.get("apps/v1", "Deployment", "shop", "web") is not None, "the apply started")
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    res = cli("status", str(plan), "--kubeconfig", kc)
+    assert res.stdout.splitlines()[0] == "app shop/shop: interrupted"
+    assert f"continue with: velapy resume shop -n shop --kubeconfig {kc}" in res.stdout
+    # kill -9 of a run with its state in a file: the lock died with it, so status knows it is not running
+    only_a = tmp_path / "only-a.yaml"
+    cfg = clean.kubeconfig()
+    cfg["contexts"] = [c for c in cfg["contexts"] if c["name"] == "a"]
+    only_a.write_text(json.dumps(cfg))
+    plan2 = write_plan(tmp_path / "p2", "other", "shop", [{"name": "d", "type": "deploy", "placements": {
+        "a": [deployment("api", "shop")]}}])
+    a.hold_unready("apps/v1", "Deployment", "shop", "api")
+    st = tmp_path / "st"
+    proc = subprocess.Popen([*VELAPY, "apply", str(plan2), "--kubeconfig", str(only_a), "--state-dir", str(st)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait(lambda: a.get("apps/v1", "Deployment", "shop", "api") is not None, "the apply started")
+    res = cli("status", str(plan2), "--kubeconfig", str(only_a), "--state-dir", str(st))
+    assert res.stdout.splitlines()[0] == "app shop/other: running"  # alive: it holds the lock
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    res = cli("status", str(plan2), "--kubeconfig", str(only_a), "--state-dir", str(st))
+    assert res.stdout.splitlines()[0] == "app shop/other: interrupted"
+    assert "its process is gone); continue with: velapy resume other -n shop" in res.stdout

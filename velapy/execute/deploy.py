@@ -17,6 +17,7 @@ Errors name the cluster, the user, the verb, the resource and namespace/name.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -174,6 +175,7 @@ class ClusterRollout:
         ordered = sorted(enumerate(objects), key=lambda t: (apply_rank(t[1].ref.group, t[1].kind), t[0]))
         self.items = [Item(o) for _i, o in ordered]
         self.out = Outcome(client.cluster, items=self.items)
+        self.cancel = threading.Event()  # the runner's: set on Ctrl-C
 
     # ------------------------------------------------------------------------------------------
     def _error(self, exc: KubeError, verb: str, item: Item | None = None, rt: ResourceType | None = None,
@@ -509,6 +511,9 @@ class ClusterRollout:
             first = False
             if not still:
                 return True
+            if self.cancel.is_set():
+                self.out.fail(f"cluster {c.cluster}: interrupted while waiting for health", "Interrupted")
+                return False
             if time.monotonic() >= deadline:
                 for it in still:
                     msg = it.health.message if it.health else "not healthy"

@@ -106,6 +106,7 @@ class Runner:
         self._order = {o.ref: i for i, o in enumerate(plan.objects())}
         self.requested_by: dict[str, Any] = {}  # the authenticated caller, recorded in the state (audit)
         self.unreachable: dict[str, str] = {}  # inventory clusters without a client: why
+        self._cancel = threading.Event()  # set on Ctrl-C: the cluster pipelines stop at their next wait
 
     # ------------------------------------------------------------------------------------------
     # state
@@ -379,6 +380,7 @@ class Runner:
         for cluster, objs in by_cluster.items():
             places.append(ClusterRollout(self.pool[cluster], objs, dopts, step.component_depends_on,
                                          self.rep.say, self.rep.working))
+            places[-1].cancel = self._cancel
         workers = max(1, min(step.parallelism, len(places)))
 
         def problems(out: Outcome) -> None:
@@ -429,8 +431,14 @@ class Runner:
             finally:
                 p.client.set_deadline(None)
 
-        with ThreadPoolExecutor(max_workers=workers) as ex:
+        ex = ThreadPoolExecutor(max_workers=workers)
+        try:
             outs = list(ex.map(pipeline, places))
+        except KeyboardInterrupt:
+            self._cancel.set()  # the pipelines stop waiting; then the interrupt goes on up
+            ex.shutdown(wait=True, cancel_futures=True)
+            raise
+        ex.shutdown(wait=True)
         bad = [o for o in outs if not o.ok]
         if not bad:
             return "succeeded", "", ""
