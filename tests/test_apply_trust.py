@@ -79,16 +79,14 @@ def hub_state(fleet: RunningFleet, ns: str, app: str) -> Any:
 # 1. identity
 
 
-ESCALATION_RBAC = {
-    "users": [{"name": "deployer", "groups": ["ci"], "kubeconfig": True},
-              {"name": "alice", "groups": ["team-a"]}],
-    "rules": [
-        {"users": ["deployer"], "verbs": ["impersonate"], "resources": ["users", "groups"]},
-        {"users": ["deployer"], "verbs": ["*"], "clusters": ["local"]},
-        {"groups": ["team-a"], "verbs": ["*"], "namespaces": ["retail"], "clusters": ["hz-test"]},
-        {"groups": ["team-a"], "verbs": ["get"], "resources": ["namespaces"], "clusters": ["hz-test"]},
-    ],
-}
+def _readme_rbac() -> dict[str, Any]:
+    """The RBAC table of README's escalation example (the block after `<!-- escalation-rbac -->`)."""
+    import yaml
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- escalation-rbac -->\n```yaml\n", 1)[1].split("```", 1)[0]
+    data: dict[str, Any] = yaml.safe_load(block)
+    return data
 
 
 def _binding() -> dict[str, Any]:
@@ -99,7 +97,7 @@ def _binding() -> dict[str, Any]:
 
 
 def test_app_annotations_cannot_choose_the_identity(emulator_fleet: Any, tmp_path: Path) -> None:
-    fleet = emulator_fleet(["local", "hz-test"], rbac=ESCALATION_RBAC)
+    fleet = emulator_fleet(["local", "hz-test"], rbac=_readme_rbac())
     fleet["hz-test"].put_object(namespace("retail"))
     inventory = {"hz-test": {"identity": {"user": "alice", "groups": ["team-a"]}}}
     plan = write_plan(tmp_path / "out", "shop", "retail", [{"name": "d", "type": "deploy", "placements": {
@@ -107,7 +105,9 @@ def test_app_annotations_cannot_choose_the_identity(emulator_fleet: Any, tmp_pat
         identity={"user": "root-ish", "groups": ["system:masters"]}, clusters=inventory)
     res = cli("apply", str(plan), "--kubeconfig", str(fleet.kubeconfig_path), "--state-dir", str(tmp_path / "st"))
     assert res.returncode == 2, res.stderr
-    assert "claim user root-ish (groups system:masters)" in res.stderr
+    assert "error: cluster hz-test: the app's annotations app.oam.dev/username / app.oam.dev/group claim user " \
+           "root-ish (groups system:masters), but this run acts as user alice (groups team-a) (impersonated); " \
+           "refused before any write" in res.stderr  # as README shows it
     assert "acts as user alice (groups team-a) (impersonated)" in res.stderr and "--as root-ish" in res.stderr
     assert fleet["hz-test"].get("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "", "intruder") is None
     assert fleet["hz-test"].journal == [] and fleet["local"].journal == []  # refused before any request
