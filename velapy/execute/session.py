@@ -25,7 +25,7 @@ from velapy.errors import ClusterError, InputError, Location
 from velapy.execute.access import AccessOptions, ClientPool, check_claim, resolve
 from velapy.execute.hub import live_versions, read_hub_objects, uses_ref_objects
 from velapy.execute.identity import Caller, authenticated_caller
-from velapy.execute.lease import FileLease, HubLease, RunLease, holder_text
+from velapy.execute.lease import FileLease, HubLease, LeaseHeld, RunLease, holder_text
 from velapy.execute.planfile import ClusterEntry, ExecPlan, load_plan_files, load_plan_folder
 from velapy.execute.progress import Reporter
 from velapy.execute.redact import Redactor
@@ -338,6 +338,16 @@ def _lease(session: Session, reporter: Reporter, steal: bool) -> RunLease:
     return FileLease(session.target.state_dir, session.plan.app_namespace, session.plan.app_name, holder)
 
 
+def _acquire(lease: RunLease) -> None:
+    try:
+        lease.acquire()
+    except LeaseHeld:
+        raise
+    except KubeError as exc:
+        raise ClusterError(f"cannot take the run lease ({lease.describe()}): {exc.diagnostics[0].message}; nothing "
+                           "was written", exc.diagnostics[0].location) from None
+
+
 def _audit(session: Session) -> dict[str, Any]:
     if session.caller is None:
         return {}
@@ -354,7 +364,7 @@ def run(session: Session, options: Options, reporter: Reporter, *, resume: bool 
     if options.dry_run:
         return runner.run(resume=resume)
     lease = _lease(session, reporter, options.steal_lease)
-    lease.acquire()  # before the first write; LeaseHeld (exit 3) names the holder
+    _acquire(lease)  # before the first write; LeaseHeld (exit 3) names the holder
     try:
         return runner.run(resume=resume)
     finally:
@@ -366,7 +376,7 @@ def delete(session: Session, reporter: Reporter, *, steal_lease: bool = False) -
     runner.requested_by = _audit(session)
     runner.unreachable = dict(session.unreachable)
     lease = _lease(session, reporter, steal_lease)
-    lease.acquire()
+    _acquire(lease)
     try:
         return runner.delete_all()
     finally:
