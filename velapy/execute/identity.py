@@ -38,7 +38,7 @@ def whoami(client: Client) -> Identity | None:
     except NotServed:
         return None
     except ApiError as exc:
-        if exc.status in (404, 405):
+        if exc.status in (403, 404, 405):  # not served, or not allowed to this user: fall back to the kubeconfig
             return None
         raise
     info = (out.get("status") or {}).get("userInfo") or {}
