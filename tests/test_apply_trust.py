@@ -499,6 +499,7 @@ def test_delete_reaches_every_cluster_of_the_inventory(clean: RunningFleet, tmp_
     res = cli("delete", str(only_a), "--kubeconfig", str(kc))
     assert res.returncode == 0, res.stderr
     assert clean["b"].get("v1", "ConfigMap", "shop", "cfg") is None
+    assert clean["local"].get("coordination.k8s.io/v1", "Lease", "shop", "velapy-shop-run") is None  # no litter
 
 
 # ----------------------------------------------------------------------------------------------

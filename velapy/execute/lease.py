@@ -70,7 +70,7 @@ def _ago(t: dt.datetime | None) -> str:
 class RunLease(Protocol):
     def acquire(self) -> None: ...
 
-    def release(self) -> None: ...
+    def release(self, *, remove: bool = False) -> None: ...
 
     def describe(self) -> str: ...
 
@@ -193,7 +193,9 @@ class HubLease:
                 except KubeError:
                     continue  # try again at the next renewal; the lease stays ours until it expires
 
-    def release(self) -> None:
+    def release(self, *, remove: bool = False) -> None:
+        """Clear the holder (under the resourceVersion this run last wrote: a lease taken over meanwhile is
+        left alone); `remove` also deletes the Lease (the app was deleted)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -201,7 +203,10 @@ class HubLease:
             if not self._rv or self.lost:
                 return
             with contextlib.suppress(KubeError):
-                self.client.replace(LEASE, self._body(self._rv, "", "", ""))
+                out = self.client.replace(LEASE, self._body(self._rv, "", "", ""))
+                if remove:
+                    uid = str((out.get("metadata") or {}).get("uid") or "")
+                    self.client.delete(LEASE, self.namespace, self.name, uid=uid)
             self._rv = ""
 
 
@@ -242,7 +247,8 @@ class FileLease:
         fh.flush()
         self._fh = fh
 
-    def release(self) -> None:
+    def release(self, *, remove: bool = False) -> None:
+        del remove  # the lock file stays: removing it could race with the next run's lock
         if self._fh is not None:
             with contextlib.suppress(OSError):
                 self._fh.truncate(0)

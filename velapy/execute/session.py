@@ -377,10 +377,12 @@ def delete(session: Session, reporter: Reporter, *, steal_lease: bool = False) -
     runner.unreachable = dict(session.unreachable)
     lease = _lease(session, reporter, steal_lease)
     _acquire(lease)
+    report: Report | None = None
     try:
-        return runner.delete_all()
+        report = runner.delete_all()
+        return report
     finally:
-        lease.release()
+        lease.release(remove=report is not None and report.phase == "deleted")
 
 
 def read_state(session: Session) -> RunState | None:
