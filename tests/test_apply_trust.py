@@ -643,3 +643,37 @@ def test_status_after_ctrl_c_and_kill_says_interrupted(clean: RunningFleet, tmp_
     res = cli("status", str(plan2), "--kubeconfig", str(only_a), "--state-dir", str(st))
     assert res.stdout.splitlines()[0] == "app shop/other: interrupted"
     assert "its process is gone); continue with: velapy resume other -n shop" in res.stdout
+
+
+KILL_TRIALS = 5
+
+
+def test_kill_9_mid_rollout_then_the_next_run_converges(clean: RunningFleet, tmp_path: Path) -> None:
+    """A run killed with -9 leaves its lease; the next run on the same host sees the process is gone, takes
+    the lease over at once and converges to exactly the planned objects."""
+    a = clean["a"]
+    kc = str(clean.kubeconfig_path)
+    converged = 0
+    for i in range(KILL_TRIALS):
+        ns = f"k{i}"
+        a.put_object(namespace(ns))
+        names = [f"c{k}" for k in range(4)]
+        plan = write_plan(tmp_path / f"p{i}", "killed", ns, [{"name": "d", "type": "deploy", "placements": {
+            "a": [configmap(n, ns, k=n) for n in names]}}])
+        fault = a.add_fault(Fault(method="PATCH", path=rf"/namespaces/{ns}/configmaps/c{1 + i % 3}$", after=1,
+                                  delay=60, times=1))
+        proc = subprocess.Popen([*VELAPY, "apply", str(plan), "--kubeconfig", kc], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _wait(lambda f=fault, p=proc: f.fired >= 1 or p.poll() is not None, "the apply reached the held PATCH", 60)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        a.clear_faults()
+        res = cli("apply", str(plan), "--kubeconfig", kc)
+        assert res.returncode == 0, res.stderr
+        assert "its process is gone from this host" in res.stderr
+        live = sorted(o["metadata"]["name"] for o in a.objects("v1", "ConfigMap", ns))
+        state = hub_state(clean, ns, "killed")
+        if live == names and sorted(e.name for e in state.inventory) == names and state.phase == "succeeded":
+            converged += 1
+    assert converged == KILL_TRIALS
+    print(f"kill -9: {KILL_TRIALS} trials, {converged} converged")

@@ -6,7 +6,8 @@
   `leaseDurationSeconds`. Taking it is a create (or an update under the resourceVersion that was
   read), so of two runs exactly one gets it; the holder renews it every third of its duration
   while it runs, and clears the holder when it ends. A lease not renewed for its duration belongs
-  to a run that died: it is taken over with a warning. `--steal-lease` takes a live one.
+  to a run that died, and so does one whose holder ran on this host in a process that no longer
+  exists (`kill -9`): either is taken over with a warning. `--steal-lease` takes a live one.
 * With the state in a file: an exclusive `flock` on `<state-dir>/<ns>/.<app>.run`, held by the
   process for the run (the kernel releases it when the process dies, so it is never stale), with
   the holder written into the file for the message the next run shows.
@@ -21,6 +22,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import re
 import socket
 import threading
 from collections.abc import Callable
@@ -41,6 +43,20 @@ class LeaseHeld(ClusterError):
 
 def holder_text(user: str, pid: int | None = None) -> str:
     return f"{user} on {socket.gethostname()} pid {pid if pid is not None else os.getpid()}"
+
+
+def _dead_here(holder: str) -> bool:
+    """A holder `user on HOST pid N` of this host whose process no longer exists (a run killed with -9)."""
+    m = re.fullmatch(r".* on (\S+) pid (\d+)", holder)
+    if m is None or m.group(1) != socket.gethostname():
+        return False
+    try:
+        os.kill(int(m.group(2)), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _now() -> dt.datetime:
@@ -156,10 +172,13 @@ class HubLease:
             duration = spec.get("leaseDurationSeconds")
             limit = duration if isinstance(duration, int) and duration > 0 else self.duration
             stale = renew is None or (_now() - renew).total_seconds() > limit
+            dead = bool(holder) and _dead_here(holder)
+            stale = stale or dead
             if holder and holder != self.holder and not stale and not self.steal:
                 raise self._held(live)
             if holder and holder != self.holder:
-                why = "was not renewed for " + _ago(renew) if stale else "--steal-lease"
+                why = ("its process is gone from this host" if dead else "was not renewed for " + _ago(renew)) \
+                    if stale else "--steal-lease"
                 self.warn(f"warning: taking over the run lease of app {self.namespace}/{self.app} from {holder} "
                           f"({why})")
             rv = str((live.get("metadata") or {}).get("resourceVersion") or "")
