@@ -297,8 +297,10 @@ def open_session(target: Target, reporter: Reporter | None, factory: ClientFacto
         if state is None:
             where = f"the hub's ConfigMaps and {target.state_dir}" if hub_acc is not None else \
                 f"{target.state_dir}; {hub_note(target)}"
-            raise InputError(f"app {ns}/{target.app}: no run state (looked in {where}); give the app file or its "
-                             "output folder")
+            folder = f" ({target.app}/ is a folder without {PLAN_FILE}, so it was read as an app's name)" \
+                if os.path.isdir(target.app) else ""
+            raise InputError(f"app {ns}/{target.app}: no run state (looked in {where}){folder}; give the app file "
+                             "or its output folder")
         plan, rendered = _from_source(state.source, f"{ns}/{target.app}", target, reporter, factory)
         if rendered is not None:
             target = rendered
