@@ -137,14 +137,32 @@ def cluster_options(fn: F) -> F:
     fn = click.option("--as-group", "as_groups", multiple=True, metavar="GROUP",
                       help="Impersonate this group too (repeatable; needs --as).")(fn)
     fn = click.option("--as", "as_user", default="", metavar="USER",
-                      help="Impersonate this user in every cluster (wins over the app's app.oam.dev/username).")(fn)
+                      help="Impersonate this user in every cluster (wins over the inventory's identity; the app's "
+                           "app.oam.dev/username is only a claim checked against it).")(fn)
     fn = click.option("--kubeconfig", "kubeconfig", default="", type=click.Path(),
                       help="Default kubeconfig; a cluster's context defaults to its name (the hub: local).")(fn)
     fn = click.option("--clusters", "clusters", default="", type=click.Path(),
                       help="Cluster inventory: its kubeconfig/context/identity entries win.")(fn)
     fn = click.option("--state-dir", "state_dir", default=".velapy/state", show_default=True, type=click.Path(),
-                      help="Where run state lives when the hub `local` is not reachable.")(fn)
+                      help="Where run state lives when no hub context `local` is configured.")(fn)
+    for flag, key, text in (
+            ("--steal-lease", STEAL_LEASE, "Take the app's run lease even from a run that still renews it (when "
+                                           "you know that run is gone)."),
+            ("--import-state", IMPORT_STATE, "Move the app's run state from --state-dir to the hub (a hub is "
+                                             "configured now).")):
+        fn = click.option(flag, is_flag=True, default=False, expose_value=False,
+                          callback=lambda ctx, _p, v, key=key: ctx.meta.__setitem__(key, v), help=text)(fn)
     return fn
+
+
+STEAL_LEASE = "velapy.steal_lease"
+IMPORT_STATE = "velapy.import_state"
+
+
+def flag(key: str) -> bool:
+    """A flag stored by an option with expose_value=False (cluster_options)."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx.meta.get(key, False)) if ctx is not None else False
 
 
 def _target(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str, namespace: str,
@@ -155,5 +173,5 @@ def _target(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], 
     if as_groups and not as_user:
         raise click.UsageError("--as-group needs --as (Kubernetes impersonates groups only together with a user)")
     return Target(app, Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown),
-                  kubeconfig, as_user, tuple(as_groups), state_dir)
+                  kubeconfig, as_user, tuple(as_groups), state_dir, flag(IMPORT_STATE))
 

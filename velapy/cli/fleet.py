@@ -10,10 +10,12 @@ import click
 
 from velapy.cli.base import (
     _DIFF_FORMATS,
+    STEAL_LEASE,
     _run,
     _target,
     app_inputs,
     cluster_options,
+    flag,
     main,
     unknown_parameters_option,
 )
@@ -51,7 +53,7 @@ def _resume_command(target: Any, plan_ns: str, plan_name: str, flags: tuple[str,
 def _execute(target: Any, resume: bool, dry_run: bool, take_over: bool, force_conflicts: bool,
              create_namespaces: bool, timeout: str, fmt: str) -> int:
     from velapy.execute import Options, Reporter, open_session, run
-    from velapy.execute.live import live_diff
+    from velapy.execute.live import live_preview
     from velapy.execute.planfile import parse_duration
     from velapy.execute.session import redactor_for
 
@@ -64,9 +66,11 @@ def _execute(target: Any, resume: bool, dry_run: bool, take_over: bool, force_co
     try:
         reporter.redact = redactor_for(session.plan)
         if dry_run:
-            return _print_live(live_diff(session), session.plan.app_name, fmt)
+            cmp, notes = live_preview(session, create_namespaces=create_namespaces)
+            return _print_live(cmp, session.plan.app_name, fmt, notes)
         options = Options(take_over=take_over, force_conflicts=force_conflicts,
-                          create_namespaces=create_namespaces, health_timeout=health_timeout)
+                          create_namespaces=create_namespaces, health_timeout=health_timeout,
+                          steal_lease=flag(STEAL_LEASE))
         flags = tuple(f for f, on in (("--take-over", take_over), ("--force-conflicts", force_conflicts),
                                       ("--create-namespaces", create_namespaces)) if on)
         if timeout != "5m":
@@ -93,20 +97,23 @@ def _execute(target: Any, resume: bool, dry_run: bool, take_over: bool, force_co
     return report.exit_code
 
 
-def _print_live(cmp: Comparison, app: str, fmt: str) -> int:
+def _print_live(cmp: Comparison, app: str, fmt: str, notes: list[str] | tuple[str, ...] = ()) -> int:
     out = format_json(cmp) if fmt == "json" else (
         format_markdown([(f"{app}: live → plan", cmp)]) if fmt == "markdown" else format_text(cmp))
+    for note in notes:  # what the server-side dry run could not show (stderr keeps JSON on stdout parseable)
+        click.echo(f"note: {note}", err=fmt == "json")
     click.echo(out, nl=False)
-    return EXIT_OK if cmp.equal else EXIT_DIFFERENT
+    return EXIT_OK if cmp.equal and not notes else EXIT_DIFFERENT
 
 
 def _live_diff(target: Any, fmt: str, show_secrets: bool) -> int:
     from velapy.execute import open_session
-    from velapy.execute.live import live_diff
+    from velapy.execute.live import live_preview
 
     session = open_session(target, None)
     try:
-        return _print_live(live_diff(session, show_secrets=show_secrets), session.plan.app_name, fmt)
+        cmp, notes = live_preview(session, show_secrets=show_secrets)
+        return _print_live(cmp, session.plan.app_name, fmt, notes)
     finally:
         session.close()
 
@@ -204,7 +211,7 @@ def delete_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
         session = open_session(target, reporter)
         try:
             reporter.redact = redactor_for(session.plan)
-            report = delete(session, reporter)
+            report = delete(session, reporter, steal_lease=flag(STEAL_LEASE))
         finally:
             session.close()
             reporter.done()
