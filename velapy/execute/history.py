@@ -187,6 +187,7 @@ class HubRevisions:
                 "labels": {"app.kubernetes.io/managed-by": "velapy", LABEL: name,
                            "velapy.dev/revision": str(rev.number)}}
         b64 = base64.b64encode(packed).decode()
+        ConfigMapStore(self.client)._ensure_namespace(namespace)  # the first revision may come before any state
         if secret:
             body: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "type": SECRET_TYPE, "metadata": meta,
                                     "data": {"revision.json": base64.b64encode(text.encode()).decode(),
@@ -456,7 +457,7 @@ def format_history(rows: Sequence[Mapping[str, Any]], fmt: str = "table") -> str
     for d in rows:
         r = Revision.from_dict({k: v for k, v in d.items() if k != "current"}, "history")
         table.append([str(r.number) + (" *" if d.get("current") else ""), r.startedAt, r.phase, r.who_text(),
-                      ", ".join(r.images), r.what()])
+                      ", ".join(i.rsplit("/", 1)[-1] for i in r.images), r.what()])
     return format_table(["REVISION", "STARTED", "PHASE", "WHO", "IMAGES", "WHAT"], table)
 
 

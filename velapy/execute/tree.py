@@ -25,7 +25,8 @@ SETTLED = ("succeeded", "failed", "suspended", "terminated", "deleted")
 
 
 def cluster_revisions(revs: list[history.Revision]) -> dict[str, int]:
-    """Each cluster → the newest revision whose run finished its deploy there (what it runs now)."""
+    """Each cluster → the newest revision whose rollout succeeded there (healthy; a later failed
+    rollout may have changed some objects since: their images show it)."""
     out: dict[str, int] = {}
     for r in revs:
         for s in r.steps:
@@ -54,13 +55,12 @@ def tree_data(target: Target, factory: ClientFactory | None = None) -> dict[str,
     steps = []
     for s in flat["steps"]:
         clusters = []
-        for c, phase in s["clusters"].items():
-            objs = []
-            for o in flat["objects"]:
-                if o["cluster"] != c or o.get("step", s["name"]) != s["name"]:
-                    continue
-                objs.append(_node(o, planned, step_names))
-            clusters.append({"name": c, "phase": phase, "revision": runs.get(c, 0), "objects": objs})
+        mine = [o for o in flat["objects"] if o.get("step") == s["name"]]
+        names = list(s["clusters"]) + sorted({o["cluster"] for o in mine} - set(s["clusters"]))
+        for c in names:
+            objs = [_node(o, planned, step_names) for o in mine if o["cluster"] == c]
+            clusters.append({"name": c, "phase": s["clusters"].get(c, "pending"), "revision": runs.get(c, 0),
+                             "objects": objs})
         steps.append({"name": s["name"], "type": s["type"], "phase": s["phase"], "reason": s["reason"],
                       "message": s["message"], "clusters": clusters})
     shown = {(o["cluster"], o["kind"], o["namespace"], o["name"]) for s in steps for c in s["clusters"]
@@ -128,7 +128,7 @@ def format_tree(data: Mapping[str, Any], fmt: str = "tree") -> str:
         for j, c in enumerate(s["clusters"]):
             last_c = j == len(s["clusters"]) - 1
             lines.append(pad + ("└─ " if last_c else "├─ ") + f"{c['name']}: {c['phase']}"
-                         + (f", runs revision {c['revision']}" if c["revision"] else ""))
+                         + (f", last rolled out revision {c['revision']}" if c["revision"] else ""))
             pad2 = pad + ("   " if last_c else "│  ")
             for k, o in enumerate(c["objects"]):
                 lines.append(obj_line(o, pad2 + ("└─ " if k == len(c["objects"]) - 1 else "├─ ")))
