@@ -150,7 +150,11 @@ def _target(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], 
         raise click.UsageError("--as-group needs --as (Kubernetes impersonates groups only together with a user)")
     given = [w for flag, v in (("--clusters", clusters), ("--kubeconfig", kubeconfig), ("--as", as_user)) if v
              for w in (flag, v)] + [w for g in as_groups for w in ("--as-group", g)]
-    project = settings_for(app)
+    try:
+        project = settings_for(app)
+    except VelapyError as exc:  # velapy.yaml is read before the command's own work: report it the same way
+        say(exc.render(), err=True)
+        sys.exit(exc.exit_code)
     ctx = click.get_current_context()
     ctx.meta[_SETTINGS_KEY] = project
     ctx.meta[_GIVEN_KEY] = tuple(given)

@@ -115,6 +115,10 @@ def _summary(report: Any, reporter: Any, command: str) -> int:
     return code
 
 
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def _print_live(cmp: Comparison, app: str, fmt: str) -> int:
     out = format_json(cmp) if fmt == "json" else (
         format_markdown([(f"{app}: live → plan", cmp)]) if fmt == "markdown" else format_text(cmp))
@@ -275,7 +279,7 @@ def delete_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
                 if dry_run:
                     click.echo(f"{ident}: would delete (dry run):\n" + text, nl=False)
                     return EXIT_OK
-                if not sys.stdin.isatty():
+                if not _stdin_is_terminal():
                     raise InputError(f"delete {ident}: stdin is not a terminal to confirm on: give -y to delete "
                                      "without asking (--dry-run lists what would go)")
                 click.echo(f"{ident}: this deletes from the clusters:\n" + text, nl=False, err=True)

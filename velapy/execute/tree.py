@@ -52,23 +52,16 @@ def tree_data(target: Target, factory: ClientFactory | None = None) -> dict[str,
                 planned = None
     runs = cluster_revisions(revs)
     step_names = {s["name"] for s in flat["steps"]}
+    nodes = [(o.get("step", ""), _node(o, planned, step_names)) for o in flat["objects"]]
+    orphans = [n for _step, n in nodes if n["orphan"]]
     steps = []
     for s in flat["steps"]:
-        clusters = []
-        mine = [o for o in flat["objects"] if o.get("step") == s["name"]]
-        names = list(s["clusters"]) + sorted({o["cluster"] for o in mine} - set(s["clusters"]))
-        for c in names:
-            objs = [_node(o, planned, step_names) for o in mine if o["cluster"] == c]
-            clusters.append({"name": c, "phase": s["clusters"].get(c, "pending"), "revision": runs.get(c, 0),
-                             "objects": objs})
+        mine = [n for step, n in nodes if step == s["name"] and not n["orphan"]]
+        names = list(s["clusters"]) + sorted({n["cluster"] for n in mine} - set(s["clusters"]))
+        clusters = [{"name": c, "phase": s["clusters"].get(c, "pending"), "revision": runs.get(c, 0),
+                     "objects": [n for n in mine if n["cluster"] == c]} for c in names]
         steps.append({"name": s["name"], "type": s["type"], "phase": s["phase"], "reason": s["reason"],
                       "message": s["message"], "clusters": clusters})
-    shown = {(o["cluster"], o["kind"], o["namespace"], o["name"]) for s in steps for c in s["clusters"]
-             for o in c["objects"]}
-    orphans = [_node(o, planned, step_names) for o in flat["objects"]
-               if (o["cluster"], o["kind"], o["namespace"], o["name"]) not in shown]
-    for o in orphans:
-        o["orphan"] = True
     return {"apiVersion": TREE_API_VERSION, "kind": "StatusTree", "app": flat["app"], "phase": flat["phase"],
             "suspendedStep": flat["suspendedStep"], "message": flat["message"], "runId": flat["runId"],
             "revision": cur.number if cur else 0, "planDigest": flat["planDigest"], "stateStore": flat["stateStore"],
