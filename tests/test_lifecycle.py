@@ -321,7 +321,7 @@ def test_each_new_command_says_what_it_does_in_one_line() -> None:
         cmd = main.get_command(ctx, name)
         assert cmd is not None and cmd.help
         first = cmd.help.split("\n\n")[0]
-        assert ("\n" not in first and first.endswith(")")) or first.endswith("."), (name, first)
+        assert "\n" not in first and first.endswith((".", ")")), (name, first)
         assert cli(name, "--help").returncode == 0
 
 
