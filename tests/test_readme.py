@@ -14,8 +14,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import shlex
+import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import nullcontext
