@@ -354,3 +354,36 @@ def test_emulate_background_returns_once_ready_and_stops_on_kill(tmp_path: Path)
     while kc.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not kc.exists()
+
+
+def test_reapplying_the_finished_plan_is_a_reapply_revision(fleet: Any, tmp_path: Path) -> None:
+    kc = ["--kubeconfig", str(fleet.kubeconfig_path)]
+    plan = write_plan(tmp_path / "p", "cfg", "shop", [
+        {"name": "one", "type": "deploy", "placements": {"a": [configmap("c", "shop")]}}])
+    cli("apply", str(plan), *kc)
+    cli("apply", str(plan), *kc)
+    hist = json.loads(cli("history", "cfg", "-n", "shop", *kc, "-o", "json").stdout)
+    assert [(h["number"], h["kind"], h["phase"]) for h in hist] == [(2, "reapply", "succeeded"),
+                                                                      (1, "apply", "succeeded")]
+    assert "re-apply (drift)" in cli("history", "cfg", "-n", "shop", *kc).stdout
+
+
+def test_git_commit_and_dirty_flag_of_the_app_file(tmp_path: Path) -> None:
+    from velapy.execute.history import git_of
+
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    app = repo / "app.yaml"
+    app.write_text("a: 1\n")
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "one"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, env=env)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True,
+                          text=True).stdout.strip()
+    assert git_of({"path": str(app)}) == {"commit": head, "dirty": False}
+    app.write_text("a: 2\n")
+    assert git_of({"path": str(app)}) == {"commit": head, "dirty": True}
+    outside = tmp_path / "loose.yaml"
+    outside.write_text("a: 1\n")
+    assert git_of({"path": str(outside)}) == {}

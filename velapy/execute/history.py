@@ -28,7 +28,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -56,7 +56,7 @@ class Revision:
     number: int
     runId: str
     planDigest: str
-    kind: str = "apply"  # apply | rollback | restart
+    kind: str = "apply"  # apply | reapply (the finished plan again: drift correction) | rollback | restart
     rollbackTo: int = 0  # for a rollback: the revision whose plan it applies
     restarts: int = 0
     source: str = ""  # the app file or folder the plan came from
@@ -75,14 +75,16 @@ class Revision:
 
     @staticmethod
     def from_dict(data: Mapping[str, Any], where: str) -> Revision:
+        known = {f.name for f in fields(Revision)}  # fields a later velapy added are ignored, not fatal
         try:
-            return Revision(**dict(data))
+            return Revision(**{k: v for k, v in data.items() if k in known})
         except TypeError:
             raise ClusterError(f"{where}: unreadable revision record", Location(file=where)) from None
 
     def what(self) -> str:
         """One line: how the plan came about, from which source and commit."""
-        how = {"rollback": f"rollback to {self.rollbackTo}", "restart": "restart"}.get(self.kind, "apply")
+        how = {"rollback": f"rollback to {self.rollbackTo}", "restart": "restart",
+               "reapply": "re-apply (drift)"}.get(self.kind, "apply")
         if self.restarts and self.kind != "restart":
             how += f" (restarted {self.restarts}x)"
         src = os.path.basename(self.source.rstrip("/")) if self.source else ""
@@ -403,7 +405,8 @@ class Recorder:
             if self.how.kind == "rollback":
                 target = find(revs, self.how.rollback_to, f"{ns}/{name}")
                 git, src = dict(target.git), target.source
-            self.rev = Revision(number, state.runId, plan.digest, self.how.kind, self.how.rollback_to, source=src,
+            kind = "reapply" if self.how.kind == "apply" and state.mode == "keep" else self.how.kind
+            self.rev = Revision(number, state.runId, plan.digest, kind, self.how.rollback_to, source=src,
                                 git=git, who=who_ran(self.session.pool.accesses.get(HUB),
                                                      self.session.pool.accesses),
                                 images=images_of(plan), startedAt=state.startedAt)

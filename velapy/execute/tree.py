@@ -58,7 +58,8 @@ def tree_data(target: Target, factory: ClientFactory | None = None) -> dict[str,
     for s in flat["steps"]:
         mine = [n for step, n in nodes if step == s["name"] and not n["orphan"]]
         names = list(s["clusters"]) + sorted({n["cluster"] for n in mine} - set(s["clusters"]))
-        clusters = [{"name": c, "phase": s["clusters"].get(c, "pending"), "revision": runs.get(c, 0),
+        waiting = "running" if s["phase"] == "running" else "pending"  # a cluster's phase is written when it ends
+        clusters = [{"name": c, "phase": s["clusters"].get(c, waiting), "revision": runs.get(c, 0),
                      "objects": [n for n in mine if n["cluster"] == c]} for c in names]
         steps.append({"name": s["name"], "type": s["type"], "phase": s["phase"], "reason": s["reason"],
                       "message": s["message"], "clusters": clusters})
