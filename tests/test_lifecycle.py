@@ -387,3 +387,54 @@ def test_git_commit_and_dirty_flag_of_the_app_file(tmp_path: Path) -> None:
     outside = tmp_path / "loose.yaml"
     outside.write_text("a: 1\n")
     assert git_of({"path": str(outside)}) == {}
+
+
+def test_active_run_and_terminate_of_a_running_run(tmp_path: Path) -> None:
+    from velapy.errors import InputError
+    from velapy.execute import control
+    from velapy.execute.state import FileStore, RunState, StepState
+
+    assert control.active_run(None) == ""
+    store = FileStore(tmp_path)
+    state = RunState("web", "shop", runId="r1", phase="running", startedAt="t0",
+                     steps=[StepState("one", "deploy", phase="running"), StepState("two", "deploy")])
+    store.save(state)
+    assert control.active_run(state) == "run r1 (started t0) is in progress"
+    with pytest.raises(InputError, match="is in progress .*--force"):
+        control.terminate(store, state, "me")
+    said = control.terminate(store, state, "me", force=True)
+    assert "terminated (was running)" in said
+    back = store.load("shop", "web")
+    assert back is not None and back.phase == "terminated" and control.active_run(back) == ""
+    assert [(s.phase, s.message) for s in back.steps] == [("failed", "terminated by me"),
+                                                          ("skipped", "terminated by me")]
+    for phase in ("succeeded", "failed", "terminated"):
+        assert control.active_run(RunState("web", "shop", phase=phase)) == ""
+    assert "waits at step gate" in control.active_run(RunState("web", "shop", phase="suspended",
+                                                               suspendedStep="gate"))
+
+
+def test_a_suspend_request_is_for_one_run_and_used_up(tmp_path: Path) -> None:
+    from velapy.execute import control
+    from velapy.execute.state import FileStore, RunState
+
+    store = FileStore(tmp_path)
+    state = RunState("web", "shop", runId="r1", phase="running")
+    assert "asked run r1 to suspend" in control.request_suspend(store, state, "me")
+    check = control.ControlStore(store).check("shop", "web")
+    assert check("r2") == ""  # another run: not for it
+    assert check("r1") == "me"
+    assert check("r1") == ""  # used up
+
+
+def test_the_project_identity_is_impersonated_and_recorded(fleet: Any, tmp_path: Path) -> None:
+    proj = tmp_path / "proj"
+    plan = write_plan(proj / "out", "cfg", "shop", [
+        {"name": "one", "type": "deploy", "placements": {"a": [configmap("c", "shop")]}}])
+    (proj / "velapy.yaml").write_text(f"fleet:\n  kubeconfig: {fleet.kubeconfig_path}\n"
+                                      "  identity: {user: bob, groups: [team-a]}\n")
+    assert cli("apply", str(plan)).returncode == 0
+    (h,) = json.loads(cli("history", str(plan), "-o", "json").stdout)
+    assert h["who"] == {"caller": "local-admin", "user": "bob", "groups": ["team-a"]}
+    writes = fleet["a"].writes("ConfigMap", "shop", "c")
+    assert writes and all(w.impersonated_user == "bob" for w in writes)
