@@ -168,37 +168,40 @@ class HubRevisions:
 
     def save(self, namespace: str, name: str, rev: Revision, plan: ExecPlan | None) -> None:
         text = json.dumps(rev.to_dict(), sort_keys=True, separators=(",", ":"))
-        if plan is None:
-            live = self._get(namespace, name, rev.number)
-            if live is None:
-                return
-            live = dict(live)
-            if live.get("kind") == "Secret":
-                live["data"] = {**(live.get("data") or {}), "revision.json": base64.b64encode(text.encode()).decode()}
-                self.client.replace(_SECRET, live)
-            else:
-                live["data"] = {**(live.get("data") or {}), "revision.json": text}
-                self.client.replace(_CM, live)
+        if plan is None:  # the record only: one merge patch (no read) of the kind the revision was kept as
+            oname = self.object_name(name, rev.number)
+            secret_kept = rev.objects == "Secret"
+            value = base64.b64encode(text.encode()).decode() if secret_kept else text
+            try:
+                self.client.merge_patch(_SECRET if secret_kept else _CM, namespace, oname,
+                                        {"data": {"revision.json": value}})
+            except ApiError as exc:
+                if exc.status != 404:  # removed meanwhile (pruned by another run): nothing to update
+                    raise
             return
         packed = _plan_files(plan)
         keep = len(packed) <= _MAX_PLAN
-        secret = _has_secret(plan)
+        secret = keep and _has_secret(plan)  # without the plan the record holds no Secret data
         rev.objects = ("Secret" if secret else "ConfigMap") if keep else ""
         text = json.dumps(rev.to_dict(), sort_keys=True, separators=(",", ":"))
         meta = {"name": self.object_name(name, rev.number), "namespace": namespace,
                 "labels": {"app.kubernetes.io/managed-by": "velapy", LABEL: name,
                            "velapy.dev/revision": str(rev.number)}}
         b64 = base64.b64encode(packed).decode()
-        ConfigMapStore(self.client)._ensure_namespace(namespace)  # the first revision may come before any state
         if secret:
-            body: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "type": SECRET_TYPE, "metadata": meta,
-                                    "data": {"revision.json": base64.b64encode(text.encode()).decode(),
-                                             **({"plan.json.gz": b64} if keep else {})}}
-            self.client.create(_SECRET, body)
+            rt, body = _SECRET, {"apiVersion": "v1", "kind": "Secret", "type": SECRET_TYPE, "metadata": meta,
+                                 "data": {"revision.json": base64.b64encode(text.encode()).decode(),
+                                          **({"plan.json.gz": b64} if keep else {})}}
         else:
-            body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"revision.json": text},
-                    **({"binaryData": {"plan.json.gz": b64}} if keep else {})}
-            self.client.create(_CM, body)
+            rt, body = _CM, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"revision.json": text},
+                             **({"binaryData": {"plan.json.gz": b64}} if keep else {})}
+        try:
+            self.client.create(rt, body)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            ConfigMapStore(self.client)._ensure_namespace(namespace)  # the first revision may come before any state
+            self.client.create(rt, body)
 
     def plan(self, namespace: str, name: str, number: int) -> ExecPlan:
         live = self._get(namespace, name, number)
@@ -349,9 +352,11 @@ def outcome(state: RunState) -> list[dict[str, Any]]:
     return [{"name": s.name, "phase": s.phase, "clusters": dict(s.clusters)} for s in state.steps]
 
 
-def prune(store: RevisionStore, namespace: str, name: str, limit: int, keep: Sequence[int]) -> list[int]:
-    """Remove the oldest revisions beyond `limit` (never those in `keep`); the numbers removed."""
-    revs = store.list(namespace, name)
+def prune(store: RevisionStore, namespace: str, name: str, limit: int, keep: Sequence[int],
+          revs: Sequence[Revision] | None = None) -> list[int]:
+    """Remove the oldest revisions beyond `limit` (never those in `keep`); the numbers removed.
+    `revs`: the revisions, when the caller just listed them."""
+    revs = sorted(revs, key=lambda r: r.number) if revs is not None else store.list(namespace, name)
     extra = len(revs) - max(limit, 1)
     gone = []
     for r in revs:
@@ -411,7 +416,7 @@ class Recorder:
                                                      self.session.pool.accesses),
                                 images=images_of(plan), startedAt=state.startedAt)
             self.store.save(ns, name, self.rev, plan)
-            prune(self.store, ns, name, self.how.limit, [number, self.how.rollback_to])
+            prune(self.store, ns, name, self.how.limit, [number, self.how.rollback_to], [*revs, self.rev])
         except VelapyError as exc:
             self._warn(exc)
 
