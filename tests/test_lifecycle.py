@@ -438,3 +438,37 @@ def test_the_project_identity_is_impersonated_and_recorded(fleet: Any, tmp_path:
     assert h["who"] == {"caller": "local-admin", "user": "bob", "groups": ["team-a"]}
     writes = fleet["a"].writes("ConfigMap", "shop", "c")
     assert writes and all(w.impersonated_user == "bob" for w in writes)
+
+
+def test_a_plan_too_large_to_keep_is_recorded_and_refused_for_rollback(fleet: Any, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import velapy.execute.history as history_mod
+
+    kc = ["--kubeconfig", str(fleet.kubeconfig_path)]
+    monkeypatch.setattr(history_mod, "_MAX_PLAN", 10)
+    v1 = _plan(tmp_path / "v1", "nginx:1.25", secret=True)
+    cli("apply", str(v1), *kc)
+    cli("resume", "web", "-n", "shop", *kc)
+    kept = fleet["local"].get("v1", "ConfigMap", "shop", "velapy-web-rev-1")  # no plan: no Secret data, a ConfigMap
+    assert kept is not None and not kept.get("binaryData")
+    cli("apply", str(_plan(tmp_path / "v2", "nginx:1.26", secret=True)), *kc)
+    cli("terminate", "web", "-n", "shop", *kc)
+    res = cli("rollback", "web", "-n", "shop", *kc, "--to", "1")
+    assert res.returncode == 2 and "revision 1 kept no plan" in res.stderr
+
+
+def test_without_a_hub_revisions_and_ls_use_the_state_folder(emulator_fleet: Any, tmp_path: Path) -> None:
+    f = emulator_fleet(["a", "b"])
+    for c in ("a", "b"):
+        f[c].put_object(namespace("shop"))
+    state = str(tmp_path / "state")
+    kc = ["--kubeconfig", str(f.kubeconfig_path), "--state-dir", state]
+    assert cli("apply", str(_plan(tmp_path / "v1", "nginx:1.25", secret=True)), *kc).returncode == 0
+    apps = json.loads(cli("ls", "-A", *kc, "-o", "json").stdout)
+    assert [(a["name"], a["phase"], a["revision"]) for a in apps["apps"]] == [("web", "suspended", 1)]
+    assert apps["stateStore"] == f"file {state}"
+    kept = tmp_path / "state" / "shop" / "web.revisions" / "1.json"
+    assert kept.exists() and oct(kept.stat().st_mode & 0o777) == "0o600"
+    assert cli("terminate", "web", "-n", "shop", *kc).returncode == 0
+    assert cli("restart", "web", "-n", "shop", *kc).returncode == 0
+    assert [h["restarts"] for h in json.loads(cli("history", "web", "-n", "shop", *kc, "-o", "json").stdout)] == [1]
