@@ -472,3 +472,19 @@ def test_without_a_hub_revisions_and_ls_use_the_state_folder(emulator_fleet: Any
     assert cli("terminate", "web", "-n", "shop", *kc).returncode == 0
     assert cli("restart", "web", "-n", "shop", *kc).returncode == 0
     assert [h["restarts"] for h in json.loads(cli("history", "web", "-n", "shop", *kc, "-o", "json").stdout)] == [1]
+
+
+def test_a_project_file_with_only_the_fleet_section(tmp_path: Path) -> None:
+    from velapy.errors import InputError
+    from velapy.load.project import load_fleet
+    from velapy.review.golden import load_project
+
+    cfg = tmp_path / "velapy.yaml"
+    cfg.write_text("fleet:\n  clusters: inv/clusters.yaml\n  createNamespaces: true\n")
+    got = load_fleet(str(cfg))
+    assert (got.clusters, got.create_namespaces, got.history_limit) == (str(tmp_path / "inv/clusters.yaml"), True, 10)
+    with pytest.raises(InputError, match="lists no apps"):
+        load_project(str(cfg))
+    cfg.write_text("version: 1\n")
+    with pytest.raises(InputError):
+        load_fleet(str(cfg))
