@@ -437,7 +437,7 @@ def test_case_10_no_secret_leaks(emulator_fleet: Any, tmp_path: Path) -> None:
              cli("status", str(plan), "--kubeconfig", kc, "-o", "yaml"),
              cli("diff", str(plan), "--live", "--kubeconfig", kc),
              cli("apply", str(plan), "--dry-run", "--kubeconfig", kc, "--output", "json"),
-             cli("delete", str(plan), "--kubeconfig", kc)]
+             cli("delete", str(plan), "--kubeconfig", kc, "-y")]
     assert outs[0].returncode == 3 and "creds2" in outs[0].stderr
     assert outs[3].returncode == 1 and "Secret shop/creds2" in outs[3].stdout  # the live diff shows it, masked
     assert outs[4].returncode == 1 and outs[5].returncode == 0

@@ -91,7 +91,7 @@ def test_readme_walkthrough_on_the_demo_fleet(emulator_fleet: Any, tmp_path: Pat
     gc = cli("resume", "app.yaml", *base, "--create-namespaces")
     assert "gc: deleted Deployment shop-prod/backend in cluster prod-beijing" in gc.stderr
     assert fleet["test-1"].get("apps/v1", "Deployment", "demo", "backend") is None
-    gone = cli("delete", "app.yaml", *base)
+    gone = cli("delete", "app.yaml", *base, "-y")
     assert gone.returncode == 0 and "demo/shop: deleted (9 objects deleted, 0 kept)" in gone.stdout
     assert fleet["test-1"].objects("apps/v1", "Deployment", "demo") == []
     events = [json.loads(line) for line in audit.read_text().splitlines()]

@@ -170,7 +170,7 @@ def test_gc_and_delete_keep_an_object_re_created_by_someone_else(clean: RunningF
         web["metadata"].pop(k, None)
     a.store.delete(a._type("apps/v1", "Deployment"), "retail", "web", {})
     a.put_object(web, manager="kubectl-create")
-    res = cli("delete", str(v2), "--kubeconfig", str(clean.kubeconfig_path), "--state-dir", str(tmp_path / "st"))
+    res = cli("delete", "-y", str(v2), "--kubeconfig", str(clean.kubeconfig_path), "--state-dir", str(tmp_path / "st"))
     assert res.returncode == 0, res.stderr
     assert "kept Deployment retail/web in a: re-created by someone else (uid changed)" in res.stderr
     assert a.get("apps/v1", "Deployment", "retail", "web") is not None
@@ -485,7 +485,7 @@ def test_delete_reaches_every_cluster_of_the_inventory(clean: RunningFleet, tmp_
     state_b = state.clusters.pop("b")
     hub = connect(Access("local", str(kc), "local"), FAST)
     ConfigMapStore(hub).save(state)  # as if the state never recorded how to reach b
-    res = cli("delete", str(only_a), "--kubeconfig", str(no_b))
+    res = cli("delete", "-y", str(only_a), "--kubeconfig", str(no_b))
     assert res.returncode == 3
     assert "cannot reach cluster b for ConfigMap shop/cfg" in res.stderr and "context b" in res.stderr
     assert "cluster a" not in res.stderr.split("cannot reach")[1]
@@ -496,7 +496,7 @@ def test_delete_reaches_every_cluster_of_the_inventory(clean: RunningFleet, tmp_
     ConfigMapStore(hub).save(state)
     hub.close()
     # with a way to reach b, the plan (which names only a) still deletes b's object
-    res = cli("delete", str(only_a), "--kubeconfig", str(kc))
+    res = cli("delete", "-y", str(only_a), "--kubeconfig", str(kc))
     assert res.returncode == 0, res.stderr
     assert clean["b"].get("v1", "ConfigMap", "shop", "cfg") is None
     assert clean["local"].get("coordination.k8s.io/v1", "Lease", "shop", "velapy-shop-run") is None  # no litter

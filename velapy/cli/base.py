@@ -169,9 +169,39 @@ def _target(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], 
             clusters: str, allow_unknown: bool, kubeconfig: str, as_user: str, as_groups: tuple[str, ...],
             state_dir: str) -> Any:
     from velapy.execute import Target
+    from velapy.load.project import settings_for
 
     if as_groups and not as_user:
         raise click.UsageError("--as-group needs --as (Kubernetes impersonates groups only together with a user)")
-    return Target(app, Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown),
-                  kubeconfig, as_user, tuple(as_groups), state_dir, flag(IMPORT_STATE))
+    given = [w for flag, v in (("--clusters", clusters), ("--kubeconfig", kubeconfig), ("--as", as_user)) if v
+             for w in (flag, v)] + [w for g in as_groups for w in ("--as-group", g)]
+    try:
+        project = settings_for(app)
+    except VelapyError as exc:  # velapy.yaml is read before the command's own work: report it the same way
+        say(exc.render(), err=True)
+        sys.exit(exc.exit_code)
+    ctx = click.get_current_context()
+    ctx.meta[_SETTINGS_KEY] = project
+    ctx.meta[_GIVEN_KEY] = tuple(given)
+    if not as_user and not as_groups:
+        as_user, as_groups = project.as_user, project.as_groups
+    return Target(app, Inputs(app, files, definition_dirs, resources, namespace, clusters or project.clusters,
+                              allow_unknown), kubeconfig or project.kubeconfig, as_user, tuple(as_groups), state_dir,
+                  flag(IMPORT_STATE))
+
+
+_SETTINGS_KEY = "velapy.project"
+_GIVEN_KEY = "velapy.cluster_flags"
+
+
+def project_settings() -> Any:
+    """The fleet settings `_target` resolved for this command (velapy.load.project.FleetSettings)."""
+    from velapy.load.project import FleetSettings
+
+    return click.get_current_context().meta.get(_SETTINGS_KEY) or FleetSettings()
+
+
+def given_cluster_flags() -> tuple[str, ...]:
+    """The cluster flags typed on this command line (not from the environment or velapy.yaml)."""
+    return tuple(click.get_current_context().meta.get(_GIVEN_KEY) or ())
 

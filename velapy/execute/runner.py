@@ -28,7 +28,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,6 +107,9 @@ class Runner:
         self.requested_by: dict[str, Any] = {}  # the authenticated caller, recorded in the state (audit)
         self.unreachable: dict[str, str] = {}  # inventory clusters without a client: why
         self._cancel = threading.Event()  # set on Ctrl-C: the cluster pipelines stop at their next wait
+        # run control (velapy.execute.control): asked at each step boundary whether this run is to
+        # suspend (by whom; '' = go on), so `velapy suspend` in another process stops it there
+        self.suspend_requested: Callable[[str], str] | None = None
 
     # ------------------------------------------------------------------------------------------
     # state
@@ -171,7 +174,7 @@ class Runner:
             self.keep = old.mode == "keep"
             self._retry_failed()
             return True
-        if old is not None and old.planDigest == self.plan.digest:
+        if old is not None and old.planDigest == self.plan.digest and old.phase != "terminated":
             if old.phase == "suspended":
                 self.state = old
                 self.report.phase = "suspended"
@@ -319,6 +322,13 @@ class Runner:
             what = "waiting for approval" if step.gate.type == "approval" else "suspended"
             self.rep.say(f"step {step.name}: {what}" + (f": {step.gate.message}" if step.gate.message else ""))
             raise _Stop()
+        if step.gate is None and self.suspend_requested is not None and not self.opts.dry_run:
+            by = self.suspend_requested(self.state.runId)
+            if by:  # `velapy suspend`: stop before this step; `resume` runs it
+                self.state.suspendedStep = step.name
+                self.state.message = f"suspended by {by} before step {step.name}"
+                self.rep.say(f"step {step.name}: suspended on request of {by}")
+                raise _Stop()
         st.phase, st.startedAt, st.attempts = "running", st.startedAt or now(), st.attempts + 1
         st.message, st.reason = "", ""
         own_deadline = time.monotonic() + step.timeout if step.timeout is not None else None

@@ -47,6 +47,16 @@ def default_factory(policy: RetryPolicy | None = None) -> ClientFactory:
 
 
 @dataclass(frozen=True)
+class RunHistory:
+    """How a run is recorded in the app's revision history."""
+
+    kind: str = "apply"  # apply | rollback | restart
+    rollback_to: int = 0  # rollback: the revision whose plan runs
+    restart_of: int = 0  # restart: the revision that runs again
+    limit: int = 10  # --history-limit
+
+
+@dataclass(frozen=True)
 class Target:
     """APP as given: an Application file, an output folder, or an app name (with namespace)."""
 
@@ -57,6 +67,7 @@ class Target:
     as_groups: tuple[str, ...] = ()
     state_dir: str = ".velapy/state"
     import_state: bool = False  # move a local run state to the hub (when a hub is configured)
+    origin: Mapping[str, Any] | None = None  # the run's recorded source when the plan is a kept revision
 
     @property
     def kind(self) -> str:
@@ -301,11 +312,37 @@ def open_session(target: Target, reporter: Reporter | None, factory: ClientFacto
                 if os.path.isdir(target.app) else ""
             raise InputError(f"app {ns}/{target.app}: no run state (looked in {where}){folder}; give the app file "
                              "or its output folder")
-        plan, rendered = _from_source(state.source, f"{ns}/{target.app}", target, reporter, factory)
-        if rendered is not None:
-            target = rendered
+        if state.source.get("kind") == "revision":  # a rollback or restart: its plan is a kept revision
+            plan = _revision_plan(target, factory, reporter, ns, int(state.source.get("number") or 0))
+            target = replace(target, origin=dict(state.source))
+        else:
+            plan, rendered = _from_source(state.source, f"{ns}/{target.app}", target, reporter, factory)
+            if rendered is not None:
+                target = rendered
     else:
         plan = load_target_plan(target, reporter, factory)
+    return session_for(plan, target, reporter, factory)
+
+
+def _revision_plan(target: Target, factory: ClientFactory, reporter: Reporter | None, namespace: str,
+                   number: int) -> ExecPlan:
+    from velapy.execute.history import revisions_for
+
+    _acc, hub_acc = resolve([], {}, None, target.access_options())
+    hub = factory(hub_acc) if hub_acc is not None else None
+    try:
+        store = open_store(hub, target.state_dir, reporter, namespace, target.app)
+        return revisions_for(store).plan(namespace, target.app, number)
+    finally:
+        if hub is not None:
+            hub.close()
+
+
+def session_for(plan: ExecPlan, target: Target, reporter: Reporter | None, factory: ClientFactory | None = None) \
+        -> Session:
+    """Clients for `plan`'s clusters (every kubeconfig checked first) + its state store."""
+    factory = factory or default_factory()
+    opts = target.access_options()
     names = [n for n in plan.clusters if any(o.cluster == n for o in plan.objects())]
     names += [o.cluster for o in plan.objects() if o.cluster not in names]
     accesses, hub_acc = resolve(names, plan.clusters, plan.identity, opts)
@@ -358,17 +395,33 @@ def _audit(session: Session) -> dict[str, Any]:
 
 
 def run(session: Session, options: Options, reporter: Reporter, *, resume: bool = False,
-        resume_command: str = "") -> Report:
+        resume_command: str = "", history: RunHistory | None = None) -> Report:
+    """Run (or resume) the session's plan; each run that starts is recorded as a revision
+    (`velapy.execute.history`), and a `velapy suspend` from elsewhere is honoured between steps."""
+    from velapy.execute.control import ControlStore
+    from velapy.execute.history import Recorder
+
+    source = session.target.origin or _source(session.target)
     runner = Runner(session.plan, session.pool, session.store, options, reporter, resume_command=resume_command,
-                    source=_source(session.target))
+                    source=source)
     runner.requested_by = _audit(session)
     runner.unreachable = dict(session.unreachable)
     if options.dry_run:
         return runner.run(resume=resume)
+    ns, name = session.plan.app_namespace, session.plan.app_name
     lease = _lease(session, reporter, options.steal_lease)
     _acquire(lease)  # before the first write; LeaseHeld (exit 3) names the holder
     try:
-        return runner.run(resume=resume)
+        runner.suspend_requested = ControlStore(session.store).check(ns, name)
+        if not runner.start(resume):
+            runner.report.state = runner.state
+            return runner.report
+        rec = Recorder(session, history or RunHistory(), source, reporter)
+        rec.begin(runner.state)
+        try:
+            return runner.proceed()
+        finally:
+            rec.end(runner.state)
     finally:
         lease.release()
 
@@ -387,6 +440,21 @@ def delete(session: Session, reporter: Reporter, *, steal_lease: bool = False) -
         lease.release(remove=report is not None and report.phase == "deleted")
 
 
+def deletion_plan(session: Session) -> dict[str, list[tuple[str, str]]]:
+    """What `delete` would do, per cluster: ("delete" | "keep", object), from the recorded inventory."""
+    state = read_state(session)
+    ident = f"{session.plan.app_namespace}/{session.plan.app_name}"
+    if state is None:
+        raise InputError(f"app {ident} has no run state in {session.store.describe()}: velapy applied nothing "
+                         "for it that it could delete")
+    out: dict[str, list[tuple[str, str]]] = {}
+    for e in sorted(state.inventory, key=lambda e: (e.cluster, e.order)):
+        keep = e.gc.get("strategy") == "never" or e.readOnly
+        why = " (read-only)" if e.readOnly else (" (garbage-collect: never)" if keep else "")
+        out.setdefault(e.cluster, []).append(("keep" if keep else "delete", e.ref.describe() + why))
+    return out
+
+
 def read_state(session: Session) -> RunState | None:
     return session.store.load(session.plan.app_namespace, session.plan.app_name)
 
@@ -399,13 +467,16 @@ __all__ = [
     "HUB",
     "ClientFactory",
     "ClusterEntry",
+    "RunHistory",
     "Session",
     "Target",
     "default_factory",
     "delete",
+    "deletion_plan",
     "load_target_plan",
     "open_session",
     "read_state",
     "redactor_for",
     "run",
+    "session_for",
 ]

@@ -89,7 +89,7 @@ class RunState:
     planDigest: str = ""
     runId: str = ""
     generation: int = 0  # bumped by every write (the file store's resourceVersion)
-    phase: str = "running"  # running | suspended | failed | succeeded | deleted
+    phase: str = "running"  # running | suspended | failed | succeeded | deleted | terminated
     mode: str = "apply"  # apply: a new plan; keep: the finished plan again (drift correction)
     suspend: bool = False
     suspendedStep: str = ""

@@ -47,7 +47,7 @@ def _age(created: str) -> str:
     return f"{secs // 86400}d"
 
 
-def _app_identity(target: Target) -> tuple[str, str, Identity | None]:
+def app_identity(target: Target) -> tuple[str, str, Identity | None]:
     """(namespace, name, requesting identity) of APP without rendering it."""
     if target.kind == "folder":
         docs = load_file(os.path.join(target.app, PLAN_FILE))
@@ -68,7 +68,7 @@ def status_data(target: Target, factory: ClientFactory | None = None) -> dict[st
     factory = factory or default_factory()
     if target.kind == "missing":
         raise InputError(f"{target.app}: no such file or folder")
-    namespace, name, _claim = _app_identity(target)
+    namespace, name, _claim = app_identity(target)
     opts = target.access_options()
     _none, hub_acc = resolve([], {}, None, opts)
     hub = factory(hub_acc) if hub_acc is not None else None
@@ -98,6 +98,18 @@ def status_data(target: Target, factory: ClientFactory | None = None) -> dict[st
     finally:
         if hub is not None:
             hub.close()
+
+
+def _images(live: Mapping[str, Any]) -> list[str]:
+    """The container images a live workload runs (its pod template's, or a Pod's own)."""
+    spec = live.get("spec") or {}
+    pod = ((spec.get("jobTemplate") or {}).get("spec") or spec).get("template", {}).get("spec") \
+        if live.get("kind") != "Pod" else spec
+    if not isinstance(pod, dict):
+        return []
+    return [str(c.get("image")) for key in ("initContainers", "containers") for c in pod.get(key) or []
+            if isinstance(c, dict) and c.get("image")]
+
 
 
 def _run_alive(state: RunState, hub: Client | None, target: Target) -> bool:
@@ -131,7 +143,7 @@ def _status(state: RunState, clients: Mapping[str, Client], store: str, unreacha
         message = f"interrupted (Ctrl-C); continue with: {resume}"
     for e in sorted(state.inventory, key=lambda e: (e.order, e.cluster)):
         row: dict[str, Any] = {"kind": e.kind, "name": e.name, "namespace": e.namespace, "cluster": e.cluster,
-                               "apiVersion": e.apiVersion, "state": e.state}
+                               "apiVersion": e.apiVersion, "state": e.state, "step": e.step}
         live = None
         client = clients.get(e.cluster)
         if client is None:
@@ -147,6 +159,9 @@ def _status(state: RunState, clients: Mapping[str, Client], store: str, unreacha
             h = health(live)
             row.update(healthy=h.healthy, ready=h.ready, upToDate=h.up_to_date, available=h.available,
                        age=_age(str((live.get("metadata") or {}).get("creationTimestamp") or "")))
+            images = _images(live)
+            if images:
+                row["images"] = images
             if h.message and not h.healthy:
                 row["message"] = h.message
         elif "error" not in row:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from velapy.errors import Diagnostic, InputError, Location
 
-__all__ = ["Snapshot", "checkout_paths", "listed_files", "origin_url", "repo_root"]
+__all__ = ["Snapshot", "checkout_paths", "commit_of", "listed_files", "origin_url", "repo_root"]
 
 
 class _GitFailed(InputError):
@@ -110,3 +110,19 @@ def checkout_paths(root: str, revision: str, paths: Sequence[str], folder: str) 
     copies = {p: str(Path(folder, r)) for p, r in rels.items() if r in existing}
     missing = tuple(p for p in rels if rels[p] not in existing)
     return Snapshot(revision, folder, copies, missing)
+
+
+def commit_of(paths: Sequence[str]) -> tuple[str, bool] | None:
+    """(HEAD commit, dirty) of the git work tree holding the first of `paths`, dirty when any of them
+    has changes not committed (or is not tracked); None outside a work tree or without git."""
+    if not paths:
+        return None
+    first = Path(paths[0]).resolve()
+    folder = str(first if first.is_dir() else first.parent)
+    try:
+        head = _git(["rev-parse", "HEAD"], folder).decode().strip()
+        changed = _git(["status", "--porcelain", "--untracked-files=all", "--", *[os.path.abspath(p) for p in paths]],
+                       folder)
+    except InputError:
+        return None
+    return head, bool(changed.strip())

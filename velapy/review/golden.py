@@ -117,6 +117,8 @@ def load_project(path: str) -> Project:
     problems = schema_problems(doc, _schema())
     if problems:
         raise InputError(problems)
+    if not doc.data.get("apps"):  # a file with only the `fleet` section (velapy.load.project)
+        raise InputError(f"{CONFIG_NAME} lists no apps (golden commands need `apps:`)", Location(file=path, line=1))
     root = Path(path).resolve().parent
     defaults: Mapping[str, Any] = doc.data.get("defaults") or {}
     apps: list[GoldenApp] = []
