@@ -65,6 +65,7 @@ from typing import Any
 from velapy.cue.cuesyntax import CueSyntaxError, Token, outline, parse_value, tokenize
 from velapy.cue.engine import Evaluator, compat_v04, error_blocks
 from velapy.errors import Diagnostic, EngineError, Location
+from velapy.load import hcl
 from velapy.load.definitions import Definition
 from velapy.resources import schemas_dir
 
@@ -458,7 +459,17 @@ def generate(definitions: Sequence[Definition], evaluator: Evaluator, compile_ch
     evaluating the parameter leaves that definition with an open schema and a note.
     """
     out = Generated()
-    plans = [_plan(i, d, compile_check) for i, d in enumerate(definitions) if d.template is not None]
+    for d in definitions:
+        if d.terraform is not None:
+            try:
+                out.schemas[key_of(d)] = terraform_schema(d)
+            except hcl.HclError as exc:
+                out.problems[key_of(d)] = [Diagnostic(
+                    f"definition {d.name}: schematic.terraform.configuration: {exc.message}",
+                    Location(file=d.file, line=d.line),
+                    f"line {exc.line} of the HCL configuration")]
+    plans = [_plan(i, d, compile_check) for i, d in enumerate(definitions)
+             if d.template is not None and d.terraform is None]
     active = {p.index: p for p in plans}
     answers: dict[str, Any] = {}
     for _round in range(_MAX_ROUNDS):
@@ -491,6 +502,57 @@ def generate(definitions: Sequence[Definition], evaluator: Evaluator, compile_ch
         if k in out.problems or k in out.schemas:
             continue
         out.schemas[k] = _assemble(p, answers)
+    return out
+
+
+TERRAFORM_TYPES = ("hcl", "json", "remote")
+_CONNECTION_SECRET = {
+    "type": "object",
+    "description": "The Secret the cloud resource's connection details are written to "
+                   "(its namespace defaults to the application's)",
+    "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}},
+    "required": ["name"],
+}
+
+
+def terraform_schema(d: Definition) -> dict[str, Any]:
+    """The parameters of a Terraform component: the `variable` blocks of its HCL, as KubeVela lists
+    them (`vela def show`), plus `writeConnectionSecretToRef`. Open: KubeVela passes every property
+    on (`spec.variable`) without checking it, and so does velapy. A remote module is not read
+    offline: its schema is open, with a note. HclError when the HCL does not scan."""
+    tf = d.terraform or {}
+    out: dict[str, Any] = {"$schema": DIALECT, "title": f"{d.name} ({d.kind}) parameter"}
+    if d.description:
+        out["description"] = d.description
+    notes = ["a Terraform component: KubeVela renders it into a terraform-controller Configuration whose "
+             "spec.variable holds the properties, unchecked; Terraform checks them when it runs"]
+    kind = tf.get("type") or "hcl"
+    config = tf.get("configuration")
+    root: dict[str, Any] = {"type": "object"}
+    if kind == "hcl" and isinstance(config, str):
+        props: dict[str, Any] = {}
+        required: list[str] = []
+        for v in hcl.variables(config):
+            node = hcl.json_type(v.type, v.default)
+            if v.description:
+                node["description"] = v.description
+            if not v.required:
+                node["default"] = v.default
+            else:
+                required.append(v.name)
+            props[v.name] = node
+        props.setdefault("writeConnectionSecretToRef", _CONNECTION_SECRET)
+        root["properties"] = props
+        if required:
+            root["required"] = required
+    elif kind == "remote":
+        notes.append(f"the variables of a remote Terraform module ({config}) are not read offline: "
+                     "no parameter schema is available")
+    else:
+        notes.append(f"a Terraform configuration of type {kind!r}: its variables are not read")
+    out.update(root)
+    out["x-velapy-definition"] = {"kind": d.kind, "name": d.name, "digest": digest(d)}
+    out["x-velapy-notes"] = notes
     return out
 
 
