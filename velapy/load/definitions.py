@@ -218,7 +218,8 @@ def parse_yaml_definitions(path: Path, builtin: bool = False,
     warning (sigs.k8s.io/yaml keeps the last one); without `warnings` to add to, it is an error.
     """
     out: list[Definition] = []
-    for doc in load_file(path, warnings):
+    tolerated: list[Diagnostic] | None = [] if warnings is not None else None
+    for doc in load_file(path, tolerated):
         data = doc.data
         if not isinstance(data, dict) or data.get("kind") not in _KIND_OF_OBJECT:
             continue
@@ -269,6 +270,8 @@ def parse_yaml_definitions(path: Path, builtin: bool = False,
             alias=annotations.get("definition.oam.dev/alias", ""),
             terraform=terraform,
         ))
+    if warnings is not None and tolerated and out:  # a file with no definition in it is not read
+        warnings.extend(tolerated)
     return out
 
 
