@@ -959,14 +959,26 @@ def _context_text(context: dict[str, Any], shared: dict[str, str]) -> str:
 def error_blocks(text: str) -> list[tuple[str, list[tuple[str, int, int]]]]:
     """The cue CLI's error text → (`path: message` line, [(absolute file, line, col)]) blocks."""
     blocks: list[tuple[str, list[tuple[str, int, int]]]] = []
+    open_value = 0  # brackets still open in a message that quotes a value over several lines
     for line in text.splitlines():
         m = _ERR_POS.match(line)
         if m and blocks:
+            open_value = 0
             file = os.path.normpath(os.path.join(ENGINE_CWD, m.group("file")))
             blocks[-1][1].append((file, int(m.group("line")), int(m.group("col"))))
+        elif open_value > 0 and blocks and not blocks[-1][1]:
+            # `x: unsupported op | for object type ({` + the value's lines: one message
+            open_value += _bracket_balance(line)
+            blocks[-1] = (blocks[-1][0] + "\n" + line.rstrip().rstrip(":" if open_value <= 0 else ""), [])
         elif line.strip():
-            blocks.append((line.rstrip().rstrip(":"), []))
+            head = line.rstrip()
+            open_value = _bracket_balance(head) if head.endswith(("{", "(", "[")) else 0
+            blocks.append((head.rstrip(":"), []))
     return blocks
+
+
+def _bracket_balance(line: str) -> int:
+    return sum(line.count(c) for c in "{([") - sum(line.count(c) for c in "})]")
 
 
 def _parse_errors(text: str, batch_path: str, segments: list[_Segment],
