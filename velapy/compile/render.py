@@ -233,7 +233,7 @@ def _shape(t: Template | None) -> _Shape:
 
 @functools.lru_cache(maxsize=1024)
 def _template_shape(t: Template) -> _Shape:
-    code = _without_comments(t.body)
+    code = without_comments(t.body)
     keys = None if t.declares_context else context_keys_used(code)
     # the parameter declaration constrains the parameter, not the patch
     try:
@@ -253,7 +253,7 @@ def _template_shape(t: Template) -> _Shape:
     )
 
 
-def _without_comments(body: str) -> str:
+def without_comments(body: str) -> str:
     """The template text with its comments blanked (offsets kept); strings stay (they may interpolate)."""
     try:
         comments = [t for t in tokenize(body) if t.kind == "comment"]
