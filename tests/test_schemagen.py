@@ -435,3 +435,33 @@ def test_error_blocks_keep_a_message_that_quotes_a_value_over_several_lines() ->
     heads = [b[0].split("\n")[0] for b in blocks]
     assert heads == ["r0_11.v: unsupported op | for object type ({", "next: conflicting values ("]
     assert blocks[0][0].endswith("})") and blocks[0][1][0][1:] == (157, 16)
+
+
+CONDITIONAL_NO_DEFAULT = '''
+modal: {
+	type: "trait"
+	description: "conditional parameter without a default discriminator"
+	attributes: appliesToWorkloads: ["*"]
+}
+template: {
+	parameter: {
+		mode: "a" | "b"
+		if mode == "b" {
+			y: string
+		}
+	}
+	patch: metadata: annotations: mode: parameter.mode
+}
+'''
+
+
+def test_a_conditional_without_a_default_keeps_the_fields_outside_the_if(evaluator: Evaluator) -> None:
+    # the encoder cannot pick a branch ("unresolved disjunction"): asked again without the `if`
+    # clauses instead of leaving the whole parameter unchecked
+    d = parse_cue_definition(CONDITIONAL_NO_DEFAULT, "/defs/modal.cue")
+    schema = schemagen.generate([d], evaluator).schemas[("trait", "modal")]
+    assert schema["required"] == ["mode"] and schema["properties"]["mode"]["enum"] == ["a", "b"]
+    v = Draft202012Validator(schema)
+    assert v.is_valid({"mode": "b", "y": "hello"})  # open: the `if` clause's fields are CUE's to check
+    assert not v.is_valid({"mode": "c"}) and not v.is_valid({"y": "x"})
+    assert any("`if` clauses" in n for n in schema["x-velapy-notes"])

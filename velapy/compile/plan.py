@@ -313,7 +313,8 @@ def prepare_plan(app: Application, registry: Registry, inventory: Inventory,
     """Resolve the workflow, placements and overrides into render tasks (InputError on any problem)."""
     wf = resolve_workflow(app)
     check_workflow(wf, registry)
-    warnings: list[Diagnostic] = list(registry.warnings)  # what reading the definition files tolerated
+    # what reading the definition files tolerated; keys the YAML reader turned into true/false
+    warnings: list[Diagnostic] = [*registry.warnings, *app.doc.word_key_warnings()]
     problems: list[Diagnostic] = []
     used_policies: set[str] = set()
     resolved = [_resolve_step(app, s, registry, inventory, warnings, problems, used_policies) for s in wf.steps]

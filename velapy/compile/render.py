@@ -759,7 +759,7 @@ def _cue_diagnostics(s: _State, errors: list[CueError], trait: Trait | None,
             missing = re.fullmatch(r"incomplete value (\w+)", e.message)
             if missing and steps and isinstance(steps[-1], str):
                 out.append(Diagnostic(f'missing required parameter "{steps[-1]}" ({missing.group(1)}) of {what}',
-                                      at(*props_path, *steps[:-1])))
+                                      at(*props_path, *steps[:-1]), _word_key_hint(s, trait, steps[:-1])))
                 continue
             out.append(Diagnostic(f"invalid properties for {what}: {e.message}" if steps and loc.line else
                                   f"invalid properties for {what}: {e.path or 'parameter'}: {e.message}", loc))
@@ -777,6 +777,23 @@ def _cue_diagnostics(s: _State, errors: list[CueError], trait: Trait | None,
                                   "the definition's template failed, not its parameter declaration: "
                                   "fix the definition (or tell its author)"))
     return out
+
+
+def _word_key_hint(s: _State, trait: Trait | None, steps: Sequence[str | int]) -> str:
+    """When the properties beside a missing parameter hold a key the YAML reader turned into
+    true/false (`y:`), say so: that is most likely the parameter, under another name."""
+    comp = s.task.component
+    if trait is not None and trait.origin is not None:
+        return ""
+    base: tuple[str | int, ...] = ("spec", "components", comp.index,
+                                   *(("traits", trait.index) if trait is not None else ()), "properties", *steps)
+    words = [(path[-1], word) for path, word in s.task.app.doc.word_keys.items()
+             if len(path) == len(base) + 1 and path[:-1] == base]
+    if not words:
+        return ""
+    key, word = words[0]
+    return (f"the key {word} here is read as the boolean {key} (YAML 1.1, as Kubernetes and KubeVela read it), "
+            f'so it does not give a parameter named {word}: quote it ("{word}": ...)')
 
 
 # ----------------------------------------------------------------------------------------------

@@ -994,6 +994,8 @@ class _Builder:
         # with a warning naming both lines
         self.keep_last_duplicate = keep_last_duplicate
         self.warnings: list[Diagnostic] = []
+        # keys written as a YAML 1.1 boolean word (`y: 1` is the key "true"): path → the word
+        self.word_keys: dict[tuple[str | int, ...], str] = {}
         self._built: set[int] = set()
         self._active: set[int] = set()
         self._expanded = 0
@@ -1108,7 +1110,10 @@ class _Builder:
             self.problem("a mapping key must be a string, not null", node, path)
             return None
         if isinstance(value, bool):
-            return "true" if value else "false"
+            key = "true" if value else "false"
+            if node.value.lower() != key:  # `y`, `no`, `on`...: a boolean in YAML 1.1, as go-yaml v2 reads it
+                self.word_keys[(*path, key)] = node.value
+            return key
         if isinstance(value, int):
             return str(value)
         return _float32_key_text(float(value))
@@ -1178,6 +1183,21 @@ class Document:
     file: str
     index: int
     positions: _Spot | None = field(default=None, repr=False, compare=False)
+    # keys written as a YAML 1.1 boolean word other than true/false (`y`, `no`, `on`): their path
+    # (ending in the key they became, "true" or "false") → the word as written
+    word_keys: dict[tuple[str | int, ...], str] = field(default_factory=dict, repr=False, compare=False)
+
+    def word_key_warnings(self) -> list[Diagnostic]:
+        """One warning per key written as a YAML 1.1 boolean word: Kubernetes' reader (and KubeVela's)
+        turns `y:` into the key "true", so a parameter named `y` is never given."""
+        out = []
+        for path, word in self.word_keys.items():
+            key = path[-1]
+            out.append(Diagnostic(
+                f"the key {word} is read as the boolean {key}, so this field is named {json.dumps(key)}: "
+                "KubeVela reads YAML as Kubernetes does (YAML 1.1: y, yes, on are true; n, no, off are false)",
+                self.location(path), f'quote it ("{word}": ...) if you meant the name {word}'))
+        return out
 
     def location(self, path: Sequence[str | int]) -> Location:
         """1-based line/column of the node at `path`, or of its nearest existing ancestor.
@@ -1218,7 +1238,8 @@ def load_documents(text: str, file: str, duplicate_warnings: list[Diagnostic] | 
                 continue
             data, spot = builder.build(node, ())
             builder.withhold_secrets(data)
-            documents.append(Document(data, file, index, spot))
+            documents.append(Document(data, file, index, spot, builder.word_keys))
+            builder.word_keys = {}
     except RecursionError:
         line, column = _too_deep_at(text)
         raise InputError("the YAML nests too deeply to read", Location(file=file, line=line, column=column)) \

@@ -143,6 +143,7 @@ class _Plan:
     imports: tuple[str, ...] = ()
     whole: bool = False  # the whole template is evaluated (a compile check): every error counts
     loose_param: str = ""  # the parameter with element lists loosened (`_loosen_lists`), when it differs
+    unconditioned: bool = False  # the parameter was asked for again without its `if` clauses
     loose_refs: dict[int, str] = field(default_factory=dict)  # the same for requested template paths
 
 
@@ -239,6 +240,44 @@ def _plan(index: int, d: Definition, whole: bool = False) -> _Plan:
                  pending_refs=set(range(len(refs))), has_parameter=bool(params) or not outlined,
                  source=source, imports=imports, whole=whole, loose_param=loose if loose != param_text else "",
                  loose_refs={j: t for j, t in loose_refs.items() if t != fields[refs[j][1].split(".", 1)[1]]})
+
+
+def _without_if_clauses(text: str) -> str:
+    """`text` with every `if <condition> { ... }` clause blanked (line numbers kept)."""
+    try:
+        toks = tokenize(text)
+    except CueSyntaxError:
+        return text
+    chars = list(text)
+    k = 0
+    while k < len(toks):
+        t = toks[k]
+        if t.kind == "ident" and t.text == "if":
+            j = k + 1
+            depth = 0
+            while j < len(toks) and not (depth == 0 and toks[j].kind == "punct" and toks[j].text == "{"):
+                if toks[j].kind == "punct" and toks[j].text in "([":
+                    depth += 1
+                elif toks[j].kind == "punct" and toks[j].text in ")]":
+                    depth -= 1
+                j += 1
+            depth = 0
+            while j < len(toks):
+                if toks[j].kind == "punct" and toks[j].text in "{[(":
+                    depth += 1
+                elif toks[j].kind == "punct" and toks[j].text in "}])":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            if j >= len(toks):
+                return text
+            end = toks[j].start + 1
+            chars[t.start:end] = [c if c == "\n" else " " for c in text[t.start:end]]
+            k = j + 1
+            continue
+        k += 1
+    return "".join(chars)
 
 
 def _loosen_lists(text: str) -> str:
@@ -596,6 +635,18 @@ def _handle_errors(stderr: str, batch_path: str, requests: list[_Request], segme
             req = next((by_line[ln] for ln, _ in local if ln in by_line), None)
         if req is not None and req.owner in active:
             plan = active[req.owner]
+            if req.key == f"p{plan.index}" and "unresolved disjunction" in message and not plan.unconditioned:
+                # `if mode == "b" {y: string}` with `mode: "a" | "b"` (no default): the encoder cannot
+                # pick a branch. Ask again without the `if` clauses: the fields outside them get their
+                # schema, the struct stays open (it holds a comprehension), CUE checks the rest at render
+                plan.unconditioned = True
+                stripped = _without_if_clauses(plan.loose_param or plan.param_text)
+                if stripped != (plan.loose_param or plan.param_text):
+                    plan.loose_param = stripped
+                    plan.notes.append("parameter: the fields of `if` clauses whose condition has no default value "
+                                      "are not in the schema (CUE checks them when rendering)")
+                    progressed = True
+                    continue
             if req.key not in plan.failed_requests:
                 plan.failed_requests.add(req.key)
                 plan.notes.append(_encoder_note(req, message))
