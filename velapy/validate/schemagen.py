@@ -14,7 +14,7 @@ fields (`output`, `outputs`, `patch`, ...) are blanked to `_` in place (line num
 lets and imports nobody uses any more are dropped, because those parts may only evaluate with real
 values (or only on a newer CUE); `compile_check=True` (`velapy def vet`) evaluates everything.
 
-Four things the encoder of CUE v0.4 cannot do are worked around here, with the engine still
+Five things the encoder of CUE v0.4 cannot do are worked around here, with the engine still
 doing every evaluation:
 
 - a list of required elements (`[string, ...string]`, `[string, string]`) is taken for a default and
@@ -25,7 +25,11 @@ doing every evaluation:
 
 - a parameter that is a disjunction of structs (`*#Edit | close({containers: [...#Edit]})`): the
   top-level alternatives are split on the source text and requested one by one (`#p3a0`,
-  `#p3a1`); the schema is their `anyOf`;
+  `#p3a1`); the schema is their `anyOf`. A template path the parameter refers to that is one
+  (`#Match: {prefix: string} | {exact: string}`: "unsupported op | for object type") is split the
+  same way after the encoder refuses it, each alternative a path of its own (`_split_ref`);
+- a conditional whose discriminator has no default (`mode: "a" | "b"`, `if mode == "b" {...}`:
+  "unresolved disjunction") is asked for again without its `if` clauses;
 - references to the template's own definitions and hidden fields (`livenessProbe?: #Probe`) come
   out as `$ref`s to template paths: those paths are requested too (`#r3_0`), found beforehand by
   following the identifiers of the parameter's text, and any still missing in a second call;
@@ -144,6 +148,9 @@ class _Plan:
     whole: bool = False  # the whole template is evaluated (a compile check): every error counts
     loose_param: str = ""  # the parameter with element lists loosened (`_loosen_lists`), when it differs
     unconditioned: bool = False  # the parameter was asked for again without its `if` clauses
+    # a template path the encoder cannot write as a whole (a disjunction of structs) → the refnames of
+    # its alternatives, each asked for on its own; its schema is their `anyOf`
+    ref_alternatives: dict[str, list[str]] = field(default_factory=dict)
     loose_refs: dict[int, str] = field(default_factory=dict)  # the same for requested template paths
 
 
@@ -647,6 +654,10 @@ def _handle_errors(stderr: str, batch_path: str, requests: list[_Request], segme
                                       "are not in the schema (CUE checks them when rendering)")
                     progressed = True
                     continue
+            if req.key not in plan.failed_requests and _split_ref(plan, req, message):
+                plan.failed_requests.add(req.key)
+                progressed = True
+                continue
             if req.key not in plan.failed_requests:
                 plan.failed_requests.add(req.key)
                 plan.notes.append(_encoder_note(req, message))
@@ -683,6 +694,31 @@ def _handle_errors(stderr: str, batch_path: str, requests: list[_Request], segme
         out.problems[k] = list({(x.location.file, x.location.line, x.location.column): x
                                 for x in reversed(located)}.values())[::-1]
     return progressed
+
+
+def _split_ref(plan: _Plan, req: _Request, message: str) -> bool:
+    """A template path that is a disjunction of structs (`#Match: {prefix: string} | {exact: string}`),
+    which CUE v0.4's encoder refuses ("unsupported op | for object type"): ask for each alternative
+    as a path of its own (`_velapy_ref<j>`), as the top-level parameter's alternatives are."""
+    m = re.fullmatch(r"r\d+_(\d+)", req.key)
+    if m is None or "unsupported op |" not in message or not req.refname or req.refname in plan.ref_alternatives:
+        return False
+    label = plan.refs[int(m.group(1))][1].split(".", 1)[1]
+    alts = _split_disjunction(plan.fields.get(label, ""))
+    if len(alts) < 2:
+        return False
+    names = []
+    for k, alt in enumerate(alts):
+        alt = alt[1:].lstrip() if alt.startswith("*") else alt
+        j = len(plan.refs)
+        name = f"{req.refname}_{k + 1}"
+        plan.refs.append((name, f"_t{plan.index}._velapy_ref{j}"))
+        plan.loose_refs[j] = _loosen_lists(alt)
+        plan.fields[name.split(".", 1)[1]] = alt  # its text, for the open-struct scan
+        plan.pending_refs.add(j)
+        names.append(name)
+    plan.ref_alternatives[req.refname] = names
+    return True
 
 
 def _owners(head: str, local: list[tuple[int, int]], segments: list[_Segment],
@@ -827,6 +863,12 @@ class _Converter:
             text = self.plan.fields.get(label, self.plan.fields.get("#" + label, ""))
         elif name in self.answers:
             raw = self.answers[name]
+        if raw is None and name in self.plan.ref_alternatives:
+            pretty = self._pretty(name)
+            self.names[name] = pretty
+            self.defs[pretty] = {}  # placeholder against recursion
+            self.defs[pretty] = {"anyOf": [self.ref(alt) for alt in self.plan.ref_alternatives[name]]}
+            return {"$ref": f"#/$defs/{pretty}"}
         if raw is None:
             return {}  # not expressible: anything goes
         pretty = self._pretty(name)
