@@ -141,6 +141,11 @@ def test_configuration_type_errors_are_located_input_errors() -> None:
     text = err.value.render()
     assert "failed to convert Terraform component properties" in text and "forceDelete of type bool" in text
     assert "app.yaml:9" in text
+    with pytest.raises(InputError) as err:
+        configuration("bucket", {"configuration": "x"}, {}, "store", {"ForceDelete": 1}, "team",
+                                Location(file="app.yaml", line=9),
+                                lambda key: Location(file="app.yaml", line=12, path=key))
+    assert "app.yaml:12: ForceDelete:" in err.value.render()  # Go matches field names ignoring case
     with pytest.raises(InputError, match="terraform configuration is not set"):
         _config({}, {"configuration": ""})
 

@@ -152,7 +152,8 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
             try:
                 configuration = terraform.configuration(
                     d.name, d.terraform, d.annotations, comp.name, props, task.app.namespace,
-                    task.app.component_location(comp, "properties" if comp.properties is not None else "type"))
+                    task.app.component_location(comp, "properties" if comp.properties is not None else "type"),
+                    functools.partial(task.app.component_location, comp, "properties"))
             except InputError as exc:
                 problems.extend(exc.diagnostics)
                 continue

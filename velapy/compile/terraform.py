@@ -23,6 +23,7 @@ default the CRD gives it once installed (KubeVela reading the same file offline 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from velapy.errors import Diagnostic, InputError, Location
@@ -159,9 +160,11 @@ def _zero(t: Any) -> Any:
 
 
 def configuration(definition_name: str, terraform: dict[str, Any], annotations: dict[str, str],
-                  component: str, properties: Any, namespace: str, where: Location) -> dict[str, Any]:
+                  component: str, properties: Any, namespace: str, where: Location,
+                  locate: Callable[[str], Location] | None = None) -> dict[str, Any]:
     """The `Configuration` object KubeVela renders for one Terraform component (before the OAM
-    labels and annotations every workload gets). `where` locates the component's properties."""
+    labels and annotations every workload gets). `where` locates the component's properties,
+    `locate` one property of them."""
     config_text = terraform.get("configuration")
     if not isinstance(config_text, str) or not config_text:
         raise InputError([Diagnostic(f"component definition {definition_name}: terraform configuration is not set",
@@ -174,7 +177,8 @@ def configuration(definition_name: str, terraform: dict[str, Any], annotations: 
         spec = _decode_struct(SPEC, params, ("ConfigurationSpec",))
     except _Mismatch as exc:
         field = exc.path[1] if len(exc.path) > 1 else ""
-        loc = Location(where.file, where.line, where.column, where.path, where.component, where.trait)
+        key = next((k for k in params if k.lower() == field.lower()), "") if field else ""
+        loc = locate(key) if key and locate is not None else where
         raise InputError([Diagnostic(f"{CONVERT_ERROR}: {exc.message}", loc,
                                      f"the property {field!r} is a field of terraform-controller's "
                                      "ConfigurationSpec and must have its type" if field else "")]) from None
