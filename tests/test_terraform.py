@@ -194,3 +194,21 @@ def test_def_show_and_vet_read_terraform_definitions(tmp_path: Path, evaluator: 
     assert not result.passed
     messages = " | ".join(p.message for p in result.problems)
     assert "terraform configuration is not set" in messages and "unclosed `{`" in messages
+
+
+def test_deploy_steps_leave_terraform_components_out_as_kubevela_does(tmp_path: Path, evaluator: Evaluator) -> None:
+    from velapy.pipeline import compile_app
+    defs = _tf_definition(tmp_path, "      configuration: |\n        variable \"acl\" {}\n")
+    (tmp_path / "clusters.yaml").write_text("clusters:\n  - name: east\n    version: \"1.28\"\n")
+    topology = "  policies:\n    - name: east\n      type: topology\n      properties: {clusters: [east]}\n"
+
+    def plan_of(extra: str) -> Any:
+        app = _app(tmp_path, "        acl: private", extra)
+        return compile_app(Inputs(app, (), (str(defs),), clusters=str(tmp_path / "clusters.yaml")), evaluator)
+
+    # no policies: KubeVela generates apply-component steps, which apply Terraform components too
+    assert [o.obj["kind"] for objs in plan_of("").bundles().values() for o in objs] == ["Configuration"]
+    # a topology: the generated deploy step skips it (ignoreTerraformComponent defaults to true), and says so
+    plan = plan_of(topology)
+    assert all(not objs for objs in plan.bundles().values())
+    assert any("leaves out the Terraform component store" in w.message for w in plan.warnings)

@@ -464,7 +464,38 @@ def _resolve_step(app: Application, step: Step, registry: Registry, inventory: I
     except InputError as exc:
         problems.extend(exc.diagnostics)
         return _Resolved(step)
+    if _ignores_terraform(step, registry):
+        comps = _without_terraform(step, comps, registry, warnings)
     return _Resolved(step, tuple(names), [_Unit(step, p, list(comps)) for p in placements])
+
+
+def _ignores_terraform(step: Step, registry: Registry) -> bool:
+    """KubeVela's deploy leaves Terraform components out unless `ignoreTerraformComponent: false`
+    (its default is true; a custom op.#Deploy step sets it in its template)."""
+    custom = registry.get("workflow-step", step.type) if step.type != DEPLOY else None
+    if custom is not None and custom.template is not None:
+        body = without_comments(custom.template.body)
+        if re.search(r"\bignoreTerraformComponent\s*:\s*false\b", body):
+            return False
+        if not re.search(r"\bignoreTerraformComponent\s*:\s*parameter\s*\.\s*ignoreTerraformComponent\b", body):
+            return True
+    return step.properties.get("ignoreTerraformComponent", True) is not False
+
+
+def _without_terraform(step: Step, comps: Sequence[Component], registry: Registry,
+                       warnings: list[Diagnostic]) -> list[Component]:
+    def terraform(c: Component) -> bool:
+        d = registry.get("component", c.type)
+        return d is not None and d.terraform is not None
+
+    left_out = [c.name for c in comps if terraform(c)]
+    if left_out:
+        warnings.append(Diagnostic(
+            f"deploy step {step.name} leaves out the Terraform component{'s' if len(left_out) > 1 else ''} "
+            f"{', '.join(left_out)}, as KubeVela's deploy does (ignoreTerraformComponent defaults to true)",
+            step.at("type"), "set `ignoreTerraformComponent: false` in the step's properties to deploy "
+                             "them with it, or deploy them with an apply-component step"))
+    return [c for c in comps if not terraform(c)]
 
 
 # vela/op (and the legacy providers') actions that deploy the application's own components
