@@ -167,7 +167,8 @@ def validation_warnings(inputs: Inputs) -> list[Diagnostic]:
     """What `velapy validate` warns about beside the errors: override names matching several
     components, and cluster names no inventory checks."""
     app = load_application(inputs.app, inputs.files, inputs.namespace)
-    notes = override_name_warnings(app)
+    notes = [*load_registry(inputs.definition_dirs).warnings, *app.doc.word_key_warnings(),
+             *override_name_warnings(app)]
     if not inputs.clusters:
         unchecked = unchecked_cluster_names((*app.policies, *app.external_policies))
         if unchecked is not None:
@@ -190,7 +191,7 @@ def dry_run_with_warnings(inputs: Inputs, evaluator: Evaluator,
     warnings, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, loaded.hub, inventory)
     text = format_blocks(warnings, blocks)
     app = loaded.app
-    notes: list[Diagnostic] = override_name_warnings(app)
+    notes: list[Diagnostic] = [*loaded.registry.warnings, *app.doc.word_key_warnings(), *override_name_warnings(app)]
     if not inputs.clusters:
         unchecked = unchecked_cluster_names((*app.policies, *app.external_policies))
         if unchecked is not None:
