@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from velapy.errors import REASON_NEEDS_INPUT, Diagnostic, InputError, Location
+from velapy.errors import REASON_LIVE_CLUSTER, Diagnostic, InputError, Location
 from velapy.load.apiresources import ResourceTable
 from velapy.load.yamlio import Document, load_file
 
@@ -172,7 +172,7 @@ def _select(sel: dict[str, Any], task: RenderTask, hub: HubObjects | None, loc: 
     if hub is None:
         raise InputError([Diagnostic(
             "ref-objects needs the hub's objects: pass --resources DIR (a folder of the manifests on the hub)", loc,
-            reason=REASON_NEEDS_INPUT)])
+            reason=REASON_LIVE_CLUSTER)])
     cluster = str(sel.get("cluster") or HUB)
     ns = str(sel.get("namespace") or task.app.namespace)
     pool = hub.objects.get(cluster, [])
