@@ -195,6 +195,18 @@ def dry_run_with_warnings(inputs: Inputs, evaluator: Evaluator,
         unchecked = unchecked_cluster_names((*app.policies, *app.external_policies))
         if unchecked is not None:
             notes.append(unchecked)
+    if inventory is not None:
+        # the blocks are rendered with their clusters' versions; only clusters without one warn
+        by_name = {c.name: c for c in app.components}
+        unknown = version_warning(((k.split("/", 1)[0], c.type, [t.type for t in c.traits])
+                                   for b in blocks for k in b.clusters or () for m in b.manifests
+                                   if (c := by_name.get(m.component)) is not None
+                                   and not inventory.version_of(k.split("/", 1)[0]).git_version), loaded.registry,
+                                  'give each of these clusters its version in the --clusters inventory '
+                                  '(`version: "1.30"`, quoted)')
+        if unknown is not None:
+            notes.append(unknown)
+        return text, notes
     # the components' types and traits, and the traits and types override policies bring in
     uses: list[tuple[str, str, Sequence[str]]] = [("", c.type, [t.type for t in c.traits]) for c in app.components]
     for p in (*app.policies, *app.external_policies):
