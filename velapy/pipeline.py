@@ -39,6 +39,7 @@ from velapy.load.application import Application, load_application, merge_standal
 from velapy.load.clusters import Inventory, hub_only, load_inventory
 from velapy.load.definitions import Registry, load_registry
 from velapy.load.refobjects import HubObjects, load_hub
+from velapy.load.secretfiles import secret_strings_of_files
 from velapy.review.gitrev import repo_root
 from velapy.validate.documents import Options as ValidationOptions
 from velapy.validate.documents import Summary, validate_files
@@ -86,7 +87,7 @@ def _secrets_withheld(fn: Callable[P, R]) -> Callable[P, R]:
             named = [first] if isinstance(first, Inputs) else \
                 [i for i in first if isinstance(i, Inputs)] if isinstance(first, Sequence) else []
             paths = [p for i in named for p in (i.app, *i.files, i.resources)]
-            raise redact.scrub_error(exc, redact.secret_strings_of_files(paths)) from None
+            raise redact.scrub_error(exc, secret_strings_of_files(paths)) from None
 
     return wrapper
 

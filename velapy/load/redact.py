@@ -26,14 +26,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 import re
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 from velapy.errors import Diagnostic, VelapyError
-from velapy.load import limits
 
 SECRET_FIELDS = ("data", "stringData")
 SHOWN = "<secret>"
@@ -89,29 +86,6 @@ def secret_strings(data: Any) -> set[str]:
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
-    return out
-
-
-def secret_strings_of_files(paths: Iterable[str]) -> set[str]:
-    """Secret values in the YAML files (or folders of them) named; unreadable files add nothing."""
-    from velapy.load.yamlio import load_file  # local: yamlio imports nothing of ours but errors
-
-    out: set[str] = set()
-    for p in paths:
-        if not p:
-            continue
-        files = [p] if os.path.isfile(p) else sorted(
-            str(f) for f in Path(p).rglob("*") if f.suffix in (".yaml", ".yml", ".json") and f.is_file()) \
-            if os.path.isdir(p) else []
-        for f in files:
-            try:
-                with open(f, "rb") as fh:
-                    if b"Secret" not in fh.read(limits.current().file_bytes + 1):
-                        continue  # no Secret in it: not worth parsing again on an error path
-                for doc in load_file(f):
-                    out |= secret_strings(doc.data)
-            except (VelapyError, OSError):
-                continue
     return out
 
 
@@ -172,4 +146,4 @@ def scrub_error(exc: E, values: Iterable[str]) -> E:
 
 
 __all__ = ["SHOWN", "WITHHELD", "is_secret_value_path", "mask", "maskable", "scrub", "scrub_error",
-           "secret_strings", "secret_strings_of_files"]
+           "secret_strings"]
