@@ -20,6 +20,7 @@ from velapy.compile.plan import Plan as Plan
 from velapy.compile.plan import PlanDraft, finish_plan, prepare_plan
 from velapy.compile.policies import OVERRIDE, TOPOLOGY, override_name_warnings
 from velapy.compile.render import render, version_warning
+from velapy.compile.workflow import component_input_warnings
 from velapy.cue.cache import RenderCache
 from velapy.cue.engine import Evaluator as Evaluator
 from velapy.cue.engine import select_runner
@@ -168,7 +169,7 @@ def validation_warnings(inputs: Inputs) -> list[Diagnostic]:
     """What `velapy validate` warns about beside the errors: override names matching several
     components, and cluster names no inventory checks."""
     app = load_application(inputs.app, inputs.files, inputs.namespace)
-    notes = override_name_warnings(app)
+    notes = override_name_warnings(app) + component_input_warnings(app)
     if not inputs.clusters:
         unchecked = unchecked_cluster_names((*app.policies, *app.external_policies))
         if unchecked is not None:
@@ -191,7 +192,7 @@ def dry_run_with_warnings(inputs: Inputs, evaluator: Evaluator,
     warnings, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, loaded.hub, inventory)
     text = format_blocks(warnings, blocks)
     app = loaded.app
-    notes: list[Diagnostic] = override_name_warnings(app)
+    notes: list[Diagnostic] = override_name_warnings(app) + component_input_warnings(app)
     if not inputs.clusters:
         unchecked = unchecked_cluster_names((*app.policies, *app.external_policies))
         if unchecked is not None:
