@@ -395,3 +395,38 @@ def test_an_encoder_failure_at_a_schema_path_leaves_an_open_schema_not_a_crash(e
     (note,) = schema["x-velapy-notes"]
     assert note.startswith("parameter: CUE's OpenAPI encoder cannot express it (") and "incomplete value" in note
     assert "components" not in note and "p0" not in note
+
+
+LEGACY_STEP = '''import ("vela/op")
+
+"%s": {
+\ttype: "workflow-step"
+\tdescription: "applies the first component, then the others (KubeVela's legacy vela/op actions)"
+}
+template: {
+\tcomps: op.#Load
+\tnames: [for name, c in comps.value {name}]
+\tfirst: names[0]
+\tapply: op.#ApplyComponent & {
+\t\tvalue: comps.value[first]
+\t\twaitHealthy: %s
+\t\tpatch: metadata: labels: version: parameter.version
+\t}
+\trest: op.#ApplyRemaining & {exceptions: [first]}
+\tparameter: version: string
+}
+'''
+
+
+def test_def_vet_knows_the_legacy_vela_op_actions(tmp_path: Path, evaluator: Evaluator) -> None:
+    """Issue 22 item 8: `op.#Load`, `op.#ApplyComponent`, `op.#ApplyRemaining` (KubeVela's legacy
+    provider) vet: the loaded components are unknown until run time, not an empty struct ("index out
+    of range" before); a value conflicting with an action's field is still an error."""
+    from velapy.deflib import vet_files
+    good, bad = tmp_path / "good.cue", tmp_path / "bad.cue"
+    good.write_text(LEGACY_STEP % ("canary", "false"))
+    bad.write_text(LEGACY_STEP % ("canary-bad", '"yes"'))
+    result = vet_files([str(good), str(bad)], evaluator)
+    assert result.passed == (str(good),)
+    assert {p.location.file for p in result.problems} == {str(bad)}
+    assert "apply.waitHealthy: conflicting values" in result.problems[0].message
