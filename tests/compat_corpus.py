@@ -175,11 +175,18 @@ def distinct(found: Iterator[tuple[str, str]]) -> list[tuple[str, str, int]]:
 @dataclass
 class DefinitionIndex:
     """(kind, name) → the files below some roots that define it (parsed by velapy when it can,
-    else read for their name only, so that a definition velapy rejects is still found)."""
+    else read for their name only, so that a definition velapy rejects is still found). The
+    repository's own root is added first; addon roots (the catalog) with `addon=True`."""
 
     files: dict[tuple[str, str], list[Path]] = field(default_factory=lambda: defaultdict(list))
+    repo: Path | None = None
+    addons: set[Path] = field(default_factory=set)
 
-    def add_root(self, root: Path) -> None:
+    def add_root(self, root: Path, addon: bool = False) -> None:
+        if addon:
+            self.addons.add(root)
+        elif self.repo is None:
+            self.repo = root
         for path in sorted(root.rglob("*")):
             if path.suffix in (".cue", ".yaml", ".yml") and path.is_file() and not SKIP_DIRS & set(path.parts):
                 for key in _defined_in(path):
@@ -187,13 +194,24 @@ class DefinitionIndex:
                         self.files[key].append(path)
 
     def lookup(self, kind: str, name: str, near: Path | None) -> Path | None:
-        """The file defining (kind, name) nearest to `near` (most leading path parts shared)."""
+        """The file defining (kind, name) for an app at `near`: the repository's file sharing the
+        most folders with the app, when it shares more than the repository itself; else an addon's
+        (the catalog's `definitions/` are what users install); else any file of the repository
+        (a test fixture elsewhere in the tree)."""
         found = self.files.get((kind, name)) or []
         if not found:
             return None
         if near is None:
             return found[0]
-        return max(found, key=lambda p: (_shared(p.parts, near.parts), -len(p.parts)))
+        base = len(self.repo.parts) if self.repo is not None else 0
+
+        def rank(p: Path) -> tuple[int, int, int]:
+            shared = _shared(p.parts, near.parts)
+            if any(a in p.parents for a in self.addons):
+                return (1, shared, -len(p.parts))
+            return (2 if shared > base else 0, shared, -len(p.parts))
+
+        return max(found, key=rank)
 
 
 def _shared(a: Sequence[str], b: Sequence[str]) -> int:
@@ -384,7 +402,7 @@ def main(argv: list[str]) -> int:
     for c in catalogs:
         for pattern in ("addons/*/definitions", "experimental/addons/*/definitions"):
             for d in sorted(c.glob(pattern)):
-                index.add_root(d)
+                index.add_root(d, addon=True)
     counts: Counter[str] = Counter()
     differ = strict = with_found = 0
     apps = distinct(collect(under, [(k, v) for k, v in fill]))
@@ -403,7 +421,7 @@ def main(argv: list[str]) -> int:
             cause = classify(a, b, bool(found))
             with_found += bool(found) and cause == IDENTICAL
             differ += a.ok and b.ok and cause == DEFECT
-            strict += a.ok and strict_problems(str(app), ours)
+            strict += a.ok and strict_problems(str(app), load_registry(list(map(str, found))) if found else ours)
             counts[cause] += 1
             if cause in (DEFECT, FOUND_FAILS) or (verbose and cause != IDENTICAL):
                 print(f"{cause:18} {where}")

@@ -136,3 +136,16 @@ def test_render_with_a_found_definition(tmp_path: Path, evaluator: Evaluator) ->
     assert out.ok
     ((_title, _comp, objects),) = out.objects
     assert [o["spec"]["replicas"] for _t, _r, o in objects if o["kind"] == "Deployment"] == [3]
+
+
+def test_an_addon_definition_wins_over_a_fixture_elsewhere_in_the_repository(tmp_path: Path) -> None:
+    repo, catalog = tmp_path / "repo", tmp_path / "catalog" / "addons" / "fluxcd" / "definitions"
+    for where in (repo / "docs" / "defs", repo / "references" / "testdata", catalog):
+        where.mkdir(parents=True)
+        (where / "scale.cue").write_text(TRAIT_CUE.format(name="my-scale"))
+    index = cc.DefinitionIndex()
+    index.add_root(repo)
+    index.add_root(catalog, addon=True)
+    # beside the app (same top folder): the repository's own; elsewhere: the addon's, not the fixture's
+    assert index.lookup("trait", "my-scale", repo / "docs" / "app.yaml") == repo / "docs" / "defs" / "scale.cue"
+    assert index.lookup("trait", "my-scale", repo / "examples" / "app.yaml") == catalog / "scale.cue"
