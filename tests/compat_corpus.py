@@ -355,6 +355,16 @@ def classify(ours: Outcome, theirs: Outcome, found: bool = False) -> str:
     return FOUND_FAILS if found else INVALID
 
 
+def gist(text: str) -> str:
+    """The first problem of an error text without its location and names, to group alike failures
+    (for the summary only; causes come from `Diagnostic.reason`)."""
+    first = text.split("\n", 1)[0].removeprefix("error: ")
+    first = re.sub(r"^\S+:\d+(?::\d+)?: ", "", first)
+    first = re.sub(r" \(component [^)]*\)", "", first)
+    first = re.sub(r"\b(definition|component|trait|policy|step) (?!definition\b)[\w.-]+", r"\1 X", first)
+    return re.sub(r'"[^"]*"', '"…"', first)[:110]
+
+
 def vet_addons(catalog: Path, ev: Evaluator, verbose: bool) -> int:
     """`def vet` over every addon definition file of a catalog checkout; the number rejected."""
     files = sorted(p for pattern in ("addons/*/definitions/**/*", "experimental/addons/*/definitions/**/*")
@@ -404,6 +414,7 @@ def main(argv: list[str]) -> int:
             for d in sorted(c.glob(pattern)):
                 index.add_root(d, addon=True)
     counts: Counter[str] = Counter()
+    failing: Counter[str] = Counter()  # "def found, fails" by the gist of the first problem
     differ = strict = with_found = 0
     apps = distinct(collect(under, [(k, v) for k, v in fill]))
     with tempfile.TemporaryDirectory() as tmp, open_evaluator() as ev:
@@ -423,6 +434,8 @@ def main(argv: list[str]) -> int:
             differ += a.ok and b.ok and cause == DEFECT
             strict += a.ok and strict_problems(str(app), load_registry(list(map(str, found))) if found else ours)
             counts[cause] += 1
+            if cause == FOUND_FAILS:
+                failing[gist(a.text)] += 1
             if cause in (DEFECT, FOUND_FAILS) or (verbose and cause != IDENTICAL):
                 print(f"{cause:18} {where}")
                 for p in found:
@@ -442,6 +455,10 @@ def main(argv: list[str]) -> int:
               f" ({with_found} of them with a definition found in the corpus)")
         print(f"rendered with KubeVela's leniency: {strict} of the apps velapy renders have parameters their "
               "definition does not declare (errors by default; --allow-unknown-parameters)")
+        if failing:
+            print(f"{FOUND_FAILS}, by first problem:")
+            for msg, k in failing.most_common():
+                print(f"  {k:4}  {msg}")
         rejected = sum(vet_addons(c, ev, verbose) for c in catalogs) if "--vet" in argv else 0
     return 1 if counts[DEFECT] or counts[FOUND_FAILS] or rejected else 0
 

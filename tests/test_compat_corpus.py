@@ -149,3 +149,9 @@ def test_an_addon_definition_wins_over_a_fixture_elsewhere_in_the_repository(tmp
     # beside the app (same top folder): the repository's own; elsewhere: the addon's, not the fixture's
     assert index.lookup("trait", "my-scale", repo / "docs" / "app.yaml") == repo / "docs" / "defs" / "scale.cue"
     assert index.lookup("trait", "my-scale", repo / "examples" / "app.yaml") == catalog / "scale.cue"
+
+
+def test_gist_groups_alike_failures() -> None:
+    a = "error: /x/rds.yaml:4: component definition alibaba-rds has no CUE template\n  hint: ..."
+    b = "error: /y/vpc.yaml:9: component definition alibaba-vpc has no CUE template"
+    assert cc.gist(a) == cc.gist(b) == "component definition X has no CUE template"
