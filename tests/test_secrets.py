@@ -162,6 +162,7 @@ def test_redact_finds_secrets_anywhere_and_scrubs_every_form() -> None:
     ("SHARD", 'conflicting values "SHARD" and "x"', 'conflicting values "<secret>" and "x"'),
     ("SHARD", "token=SHARD; next", "token=<secret>; next"),
     ("SHARD", "SHARD", "<secret>"),
+    ("SHARD", "the value is SHARD. Next: -SHARD- and .SHARD", "the value is <secret>. Next: -<secret>- and .<secret>"),
     ("SHARD", "postgres://u:SHARD@db/x", "postgres://u:<secret>@db/x"),
     ("SHARD", 'found "line one\\nSHARD"', 'found "line one\\n<secret>"'),  # after a JSON escape
     ("p\"w\\1", 'found "p\\"w\\\\1"', 'found "<secret>"'),  # JSON-escaped form

@@ -12,8 +12,8 @@ hub object under `--resources`). Two defences, both used:
 
 Masking by content replaces a value where it stands as a whole token, not where its letters
 happen to be part of a longer name: with a Secret value `SHARD`, `load-test-SHARD` stays as it is,
-while `"SHARD"`, `token=SHARD` or `SHARD` alone become `<secret>` (`mask`). A token ends where a
-character that cannot continue a name (`[A-Za-z0-9_.-]`) or the text ends. Values of LONG_VALUE
+while `"SHARD"`, `token=SHARD`, `SHARD.` or `SHARD` alone become `<secret>` (`mask`). A token ends
+where no letter, digit or `_` follows (nor a `.`/`-` with one of them beyond), or the text ends. Values of LONG_VALUE
 characters or more (keys, tokens, passwords) are masked wherever they appear, inside longer words
 too: a name containing one of them by chance is all but impossible, and a value a template glued
 to a prefix is still hidden. Values shorter than MIN_SCRUBBED characters and the YAML scalar words
@@ -112,10 +112,12 @@ def mask(text: str, values: Iterable[str], shown: str = SHOWN, min_length: int =
 
 @functools.lru_cache(maxsize=1024)
 def _token_pattern(form: str) -> re.Pattern[str]:
-    """`form` not continued by a name character on a side where its own edge is one."""
+    """`form` not continued by a name on a side where its own edge is a name character: a letter,
+    digit or `_` next to it continues the name, and so does `.`/`-` with a letter or digit beyond
+    (`orders-api`, `load-test-SHARD`); a sentence's final `.` does not (`the value is SHARD.`)."""
     # an escape such as `\n` before the value (a quoted multi-line text) ends the token before it
-    before = r"(?:(?<![A-Za-z0-9_.-])|(?<=\\[nrt]))" if _NAME_CHAR.match(form[0]) else ""
-    after = r"(?![A-Za-z0-9_.-])" if _NAME_CHAR.match(form[-1]) else ""
+    before = r"(?:(?<![A-Za-z0-9_])(?<![A-Za-z0-9_][.-])|(?<=\\[nrt]))" if _NAME_CHAR.match(form[0]) else ""
+    after = r"(?![A-Za-z0-9_]|[.-][A-Za-z0-9_])" if _NAME_CHAR.match(form[-1]) else ""
     return re.compile(before + re.escape(form) + after)
 
 
