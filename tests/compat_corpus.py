@@ -28,7 +28,8 @@ structured reasons of velapy's errors (`Diagnostic.reason`), not from message te
 - live cluster        needs a cluster's live objects (ref-objects without --resources)
 - more input          needs what the text around it provides (a -f Workflow document, ...)
 - invalid as written  rejected with both sets for its input (placeholders, fragments, on purpose)
-- def found, fails    the missing definition was found, and the app still fails: to examine, each
+- definition found, still fails
+                      the missing definition was found, and the app still fails: to examine, each
                       is a velapy defect or an app that is invalid with that definition
 - velapy defect       objects differ, velapy's built-ins fail where KubeVela's render, the engine
                       crashed, or velapy failed with an internal error
@@ -38,7 +39,7 @@ structured reasons of velapy's errors (`Diagnostic.reason`), not from message te
 
 A development check (CI has no checkouts); `collect`, `classify` and the definition index are
 unit-tested on tiny fixtures (tests/test_compat_corpus.py). Exit 0 when no app is a velapy defect
-and no app is in "def found, fails".
+and no app is in "definition found, still fails".
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ PROVIDER = "controller"
 LIVE = "live cluster"
 NEEDS_INPUT = "more input"
 INVALID = "invalid as written"
-FOUND_FAILS = "def found, fails"
+FOUND_FAILS = "definition found, still fails"
 DEFECT = "velapy defect"
 CAUSES = (IDENTICAL, BUILTINS_ONLY, CUSTOM, PROVIDER, LIVE, NEEDS_INPUT, INVALID, FOUND_FAILS, DEFECT)
 SKIP_DIRS = {".git", "node_modules", "vendor"}
@@ -437,7 +438,7 @@ def main(argv: list[str]) -> int:
             if cause == FOUND_FAILS:
                 failing[gist(a.text)] += 1
             if cause in (DEFECT, FOUND_FAILS) or (verbose and cause != IDENTICAL):
-                print(f"{cause:18} {where}")
+                print(f"{cause:29} {where}")
                 for p in found:
                     print(f"    with {p}")
                 for label, o in (("velapy", a), ("kubevela", b)):
@@ -450,7 +451,7 @@ def main(argv: list[str]) -> int:
         copies = sum(c for _w, _t, c in apps)
         print(f"\n{total} distinct Applications ({copies} documents) in {under}")
         for cause in CAUSES:
-            print(f"  {cause:18} {counts[cause]:4}")
+            print(f"  {cause:29} {counts[cause]:4}")
         print(f"identical objects: {counts[IDENTICAL]} of {counts[IDENTICAL] + differ} apps that render both ways"
               f" ({with_found} of them with a definition found in the corpus)")
         print(f"rendered with KubeVela's leniency: {strict} of the apps velapy renders have parameters their "
