@@ -430,3 +430,32 @@ def test_def_vet_knows_the_legacy_vela_op_actions(tmp_path: Path, evaluator: Eva
     assert result.passed == (str(good),)
     assert {p.location.file for p in result.problems} == {str(bad)}
     assert "apply.waitHealthy: conflicting values" in result.problems[0].message
+
+
+def test_def_vet_an_unknown_attribute_is_an_error_in_cue_and_a_note_in_an_object(tmp_path: Path,
+                                                                                 evaluator: Evaluator) -> None:
+    """As KubeVela: `vela def vet` decodes a .cue definition's attributes strictly into the spec
+    ("unknown field"); a YAML object is not vetted by KubeVela and the API server drops an unknown
+    spec field on apply (the catalog's jupyter-notebook component sets `appliesToWorkloads`)."""
+    from velapy.deflib import vet_files
+    cue = tmp_path / "t.cue"
+    cue.write_text('"t": {\n\ttype: "trait"\n\tattributes: workload: type: "x"\n}\n'
+                   "template: {\n\tparameter: {}\n\tpatch: {}\n}\n")
+    obj = tmp_path / "c.yaml"
+    obj.write_text(textwrap.dedent("""\
+        apiVersion: core.oam.dev/v1beta1
+        kind: ComponentDefinition
+        metadata: {name: c}
+        spec:
+          appliesToWorkloads: ["*"]
+          schematic:
+            cue:
+              template: |
+                output: {apiVersion: "v1", kind: "ConfigMap", data: a: parameter.a}
+                parameter: a: string
+        """))
+    result = vet_files([str(cue), str(obj)], evaluator)
+    assert result.passed == (str(obj),)
+    assert [p.message for p in result.problems] == ["definition t: unknown attribute 'workload' for a trait definition"]
+    assert result.notes == (f"{obj}: unknown attribute 'appliesToWorkloads' for a component definition: "
+                            "the API server drops it on apply",)
