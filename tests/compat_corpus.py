@@ -32,7 +32,8 @@ structured reasons of velapy's errors (`Diagnostic.reason`), not from message te
                       the missing definition was found, and the app still fails: to examine, each
                       is a velapy defect or an app that is invalid with that definition
 - velapy defect       objects differ, velapy's built-ins fail where KubeVela's render, the engine
-                      crashed, or velapy failed with an internal error
+                      crashed, velapy failed with an internal error, or `render -o` writes a plan
+                      without objects for an app whose dry-run stream has some
 
 `--vet` also runs `velapy def vet` over every definition file of every addon (`addons/*/definitions`,
 `experimental/addons/*/definitions`) and lists the files it rejects.
@@ -71,7 +72,7 @@ from velapy.errors import (  # noqa: E402
     VelapyError,
 )
 from velapy.load.definitions import Registry, load_registry, parse_cue_definition, parse_yaml_definitions  # noqa: E402
-from velapy.pipeline import Inputs, load, open_evaluator, validate  # noqa: E402
+from velapy.pipeline import Inputs, compile_app, load, open_evaluator, validate  # noqa: E402
 
 IDENTICAL = "identical"
 BUILTINS_ONLY = "velapy only"
@@ -335,6 +336,34 @@ def render_with(app_file: str, base: Sequence[str], extra: Sequence[Path], ev: E
     return render(app_file, registry, ev)
 
 
+_DEPLOYING = re.compile(r"\.#(Deploy|ApplyComponent|ApplyApplication\w*|ApplyRemaining|ApplyComponentRemaining)\b")
+
+
+def empty_plan(app_file: str, registry: Registry, ev: Evaluator, streamed: Outcome) -> str:
+    """A message when `velapy render -o` would write a plan without objects for an app whose
+    dry-run stream shows some and whose workflow has a custom step that deploys components
+    (its template uses `op.#Deploy`, `op.#ApplyComponent`, ...); "" otherwise. A workflow of steps
+    that deploy nothing rightly plans nothing; a plan that fails to compile offline (clusters no
+    inventory names, ...) is not this check's business."""
+    shown = sum(len(objs) for _t, _c, objs in streamed.objects or [])
+    if not shown:
+        return ""
+    try:
+        plan = compile_app(Inputs(app_file, allow_unknown_parameters=True), ev, registry)
+    except VelapyError:
+        return ""
+    if any(plan.bundles().values()):
+        return ""
+    steps = [x for top in plan.steps for x in (top, *top.sub_steps)]
+    deploying = [f"{x.name} ({x.type})" for x in steps
+                 if (d := registry.get("workflow-step", x.type)) is not None and d.template is not None
+                 and _DEPLOYING.search(d.template.body)]
+    if not deploying:
+        return ""
+    return (f"render -o: a plan without objects while the dry-run stream shows {shown}; the steps "
+            f"{', '.join(deploying)} deploy components")
+
+
 def classify(ours: Outcome, theirs: Outcome, found: bool = False) -> str:
     """The cause an app is counted under (see the module docstring); `found`: rendered with a
     definition looked up in the corpus."""
@@ -416,7 +445,7 @@ def main(argv: list[str]) -> int:
                 index.add_root(d, addon=True)
     counts: Counter[str] = Counter()
     failing: Counter[str] = Counter()  # "def found, fails" by the gist of the first problem
-    differ = strict = with_found = 0
+    differ = strict = with_found = same = 0
     apps = distinct(collect(under, [(k, v) for k, v in fill]))
     with tempfile.TemporaryDirectory() as tmp, open_evaluator() as ev:
         for n, (where, text, _copies) in enumerate(apps):
@@ -431,6 +460,10 @@ def main(argv: list[str]) -> int:
                 if found:
                     a, b = render_with(str(app), [], found, ev), render_with(str(app), theirs_dirs, found, ev)
             cause = classify(a, b, bool(found))
+            same += cause == IDENTICAL
+            if cause == IDENTICAL and (gap := empty_plan(str(app), load_registry(list(map(str, found))) if found
+                                                        else ours, ev, a)):
+                cause, a = DEFECT, Outcome(False, text=gap)
             with_found += bool(found) and cause == IDENTICAL
             differ += a.ok and b.ok and cause == DEFECT
             strict += a.ok and strict_problems(str(app), load_registry(list(map(str, found))) if found else ours)
@@ -452,7 +485,7 @@ def main(argv: list[str]) -> int:
         print(f"\n{total} distinct Applications ({copies} documents) in {under}")
         for cause in CAUSES:
             print(f"  {cause:29} {counts[cause]:4}")
-        print(f"identical objects: {counts[IDENTICAL]} of {counts[IDENTICAL] + differ} apps that render both ways"
+        print(f"identical objects: {same} of {same + differ} apps that render both ways"
               f" ({with_found} of them with a definition found in the corpus)")
         print(f"rendered with KubeVela's leniency: {strict} of the apps velapy renders have parameters their "
               "definition does not declare (errors by default; --allow-unknown-parameters)")

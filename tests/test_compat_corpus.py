@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from velapy.cue.engine import Evaluator
@@ -15,7 +16,7 @@ from velapy.errors import (
     REASON_PROVIDER,
     REASON_UNKNOWN_DEFINITION,
 )
-from velapy.load.definitions import Registry
+from velapy.load.definitions import Registry, load_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compat_corpus as cc
@@ -155,3 +156,43 @@ def test_gist_groups_alike_failures() -> None:
     a = "error: /x/rds.yaml:4: component definition alibaba-rds has no CUE template\n  hint: ..."
     b = "error: /y/vpc.yaml:9: component definition alibaba-vpc has no CUE template"
     assert cc.gist(a) == cc.gist(b) == "component definition X has no CUE template"
+
+
+DEPLOYING_STEP = """import ("vela/op")
+
+"my-deploy": {
+\ttype: "workflow-step"
+}
+template: {
+\tdeploy: op.#Deploy & {policies: parameter.policies}
+\tparameter: policies: [...string]
+}
+"""
+QUIET_STEP = """"my-note": {
+\ttype: "workflow-step"
+}
+template: {
+\tparameter: {}
+}
+"""
+
+
+@pytest.mark.parametrize(("step", "flagged"), [("my-deploy", True), ("my-note", False)])
+def test_an_empty_plan_for_a_deploying_custom_step_is_flagged(tmp_path: Path, evaluator: Evaluator, step: str,
+                                                              flagged: bool) -> None:
+    """Issue 22 item 2 (fixed elsewhere) must show in the corpus: the stream renders the components,
+    `render -o` plans nothing although a custom step deploys them. A step that deploys nothing is
+    rightly planned without objects."""
+    (tmp_path / "deploy.cue").write_text(DEPLOYING_STEP)
+    (tmp_path / "note.cue").write_text(QUIET_STEP)
+    app = yaml.safe_load(APP.format(name="a", ctype="webservice"))
+    app["spec"]["workflow"] = {"steps": [{"name": "s", "type": step, "properties": {}}]}
+    (tmp_path / "app.yaml").write_text(yaml.safe_dump(app))
+    registry = load_registry([str(tmp_path / "deploy.cue"), str(tmp_path / "note.cue")])
+    streamed = cc.render(str(tmp_path / "app.yaml"), registry, evaluator)
+    assert streamed.ok
+    gap = cc.empty_plan(str(tmp_path / "app.yaml"), registry, evaluator, streamed)
+    assert bool(gap) == flagged
+    if flagged:
+        assert gap.startswith("render -o: a plan without objects while the dry-run stream shows 1; "
+                              "the steps s (my-deploy)")
