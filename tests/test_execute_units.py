@@ -195,7 +195,7 @@ def test_access_precedence(tmp_path: Path) -> None:
     assert (acc["b"].kubeconfig, acc["b"].context) == (str(other), "b")  # the inventory's context wins
     assert hub is not None and hub.context == "local"
     acc, _ = resolve(["a"], plan, Identity("app-user", ("g",)), AccessOptions(str(kc)))
-    assert acc["a"].identity == Identity("app-user", ("g",))
+    assert acc["a"].identity == Identity("plan-user")  # the app's annotations are a claim, never the identity
     acc, _ = resolve(["a"], plan, Identity("app-user"), AccessOptions(str(kc), as_user="flag", as_groups=("f",)))
     assert acc["a"].identity == Identity("flag", ("f",))
     with pytest.raises(InputError) as err:
@@ -246,7 +246,7 @@ def test_groups_without_a_user_are_refused(tmp_path: Path) -> None:
     kc = tmp_path / "kc"
     kc.write_text(yaml.safe_dump(KUBECONFIG))
     with pytest.raises(InputError, match=r"cluster a: the identity names groups \(ops\) but no user"):
-        resolve(["a"], {}, Identity("", ("ops",)), AccessOptions(str(kc)))
+        resolve(["a"], {"a": ClusterEntry("a", identity=Identity("", ("ops",)))}, None, AccessOptions(str(kc)))
 
 
 def test_reporter_live_and_plain() -> None:
