@@ -269,3 +269,14 @@ def test_reporter_live_and_plain() -> None:
     live.say("step done")
     live.done()
     assert tty.getvalue() == "applying x\r\x1b[Kapplying y\r\x1b[Kstep done\n"
+
+
+def test_redactor_masks_values_not_parts_of_names() -> None:
+    """Issue 22 item 11: a Secret value `orders` must not turn `shop/orders-api` into
+    `shop/<redacted>-api`; where the value (or its base64 form) stands, it is masked."""
+    secret = {"apiVersion": "v1", "kind": "Secret", "data": {"p": base64.b64encode(b"orders").decode()},
+              "stringData": {"k": "SHARD", "flag": "true"}}
+    r = Redactor.from_objects([secret])
+    assert r("applying Deployment shop/orders-api") == "applying Deployment shop/orders-api"
+    assert r("applying Job shop/load-test-SHARD (ready: true)") == "applying Job shop/load-test-SHARD (ready: true)"
+    assert r('Invalid value: "orders" and b3JkZXJz, SHARD') == 'Invalid value: "<redacted>" and <redacted>, <redacted>'

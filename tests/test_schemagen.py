@@ -468,3 +468,67 @@ def test_a_conditional_without_a_default_keeps_the_fields_outside_the_if(evaluat
     assert v.is_valid({"mode": "b", "y": "hello"})  # open: the `if` clause's fields are CUE's to check
     assert not v.is_valid({"mode": "c"}) and not v.is_valid({"y": "x"})
     assert any("`if` clauses" in n for n in schema["x-velapy-notes"])
+
+
+LEGACY_STEP = '''import ("vela/op")
+
+"%s": {
+\ttype: "workflow-step"
+\tdescription: "applies the first component, then the others (KubeVela's legacy vela/op actions)"
+}
+template: {
+\tcomps: op.#Load
+\tnames: [for name, c in comps.value {name}]
+\tfirst: names[0]
+\tapply: op.#ApplyComponent & {
+\t\tvalue: comps.value[first]
+\t\twaitHealthy: %s
+\t\tpatch: metadata: labels: version: parameter.version
+\t}
+\trest: op.#ApplyRemaining & {exceptions: [first]}
+\tparameter: version: string
+}
+'''
+
+
+def test_def_vet_knows_the_legacy_vela_op_actions(tmp_path: Path, evaluator: Evaluator) -> None:
+    """Issue 22 item 8: `op.#Load`, `op.#ApplyComponent`, `op.#ApplyRemaining` (KubeVela's legacy
+    provider) vet: the loaded components are unknown until run time, not an empty struct ("index out
+    of range" before); a value conflicting with an action's field is still an error."""
+    from velapy.deflib import vet_files
+    good, bad = tmp_path / "good.cue", tmp_path / "bad.cue"
+    good.write_text(LEGACY_STEP % ("canary", "false"))
+    bad.write_text(LEGACY_STEP % ("canary-bad", '"yes"'))
+    result = vet_files([str(good), str(bad)], evaluator)
+    assert result.passed == (str(good),)
+    assert {p.location.file for p in result.problems} == {str(bad)}
+    assert "apply.waitHealthy: conflicting values" in result.problems[0].message
+
+
+def test_def_vet_an_unknown_attribute_is_an_error_in_cue_and_a_note_in_an_object(tmp_path: Path,
+                                                                                 evaluator: Evaluator) -> None:
+    """As KubeVela: `vela def vet` decodes a .cue definition's attributes strictly into the spec
+    ("unknown field"); a YAML object is not vetted by KubeVela and the API server drops an unknown
+    spec field on apply (the catalog's jupyter-notebook component sets `appliesToWorkloads`)."""
+    from velapy.deflib import vet_files
+    cue = tmp_path / "t.cue"
+    cue.write_text('"t": {\n\ttype: "trait"\n\tattributes: workload: type: "x"\n}\n'
+                   "template: {\n\tparameter: {}\n\tpatch: {}\n}\n")
+    obj = tmp_path / "c.yaml"
+    obj.write_text(textwrap.dedent("""\
+        apiVersion: core.oam.dev/v1beta1
+        kind: ComponentDefinition
+        metadata: {name: c}
+        spec:
+          appliesToWorkloads: ["*"]
+          schematic:
+            cue:
+              template: |
+                output: {apiVersion: "v1", kind: "ConfigMap", data: a: parameter.a}
+                parameter: a: string
+        """))
+    result = vet_files([str(cue), str(obj)], evaluator)
+    assert result.passed == (str(obj),)
+    assert [p.message for p in result.problems] == ["definition t: unknown attribute 'workload' for a trait definition"]
+    assert result.notes == (f"{obj}: unknown attribute 'appliesToWorkloads' for a component definition: "
+                            "the API server drops it on apply",)

@@ -58,6 +58,7 @@ from velapy.compile.workflow import (
     Step,
     Workflow,
     check_workflow,
+    component_input_warnings,
     deploy_policies,
     resolve_workflow,
 )
@@ -337,6 +338,7 @@ def prepare_plan(app: Application, registry: Registry, inventory: Inventory,
     if unknown is not None:
         warnings.append(unknown)
     warnings.extend(override_name_warnings(app))
+    warnings.extend(component_input_warnings(app))
     for p in rendering_policies(app, registry):
         warnings.append(Diagnostic(
             f"policy {p.name} (type {p.type}) renders objects that KubeVela applies to the hub before the "

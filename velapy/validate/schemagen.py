@@ -152,6 +152,7 @@ class _Plan:
     # its alternatives, each asked for on its own; its schema is their `anyOf`
     ref_alternatives: dict[str, list[str]] = field(default_factory=dict)
     loose_refs: dict[int, str] = field(default_factory=dict)  # the same for requested template paths
+    op_stub: str = ""  # a `vela/op` stand-in for the legacy actions (`_legacy_op`), when one is used
 
 
 @dataclass
@@ -240,13 +241,65 @@ def _plan(index: int, d: Definition, whole: bool = False) -> _Plan:
             chars[start:end] = [c if c == "\n" else " " for c in body[start:end]]
         source = "".join(chars)
     imports = d.template.imports if whole else tuple(i for i in d.template.imports if _uses_import(source, i))
+    op_stub = ""
+    if whole:
+        imports, op_stub = _legacy_op(source, imports)
     loose = _loosen_lists(param_text) if param_text and not alternatives else ""
     loose_refs = {j: _loosen_lists(fields[path.split(".", 1)[1]]) for j, (_r, path) in enumerate(refs)
                   if path.split(".", 1)[1] in fields}
     return _Plan(index, d, alternatives, default_alt, refs, fields, param_text,
                  pending_refs=set(range(len(refs))), has_parameter=bool(params) or not outlined,
                  source=source, imports=imports, whole=whole, loose_param=loose if loose != param_text else "",
-                 loose_refs={j: t for j, t in loose_refs.items() if t != fields[refs[j][1].split(".", 1)[1]]})
+                 loose_refs={j: t for j, t in loose_refs.items() if t != fields[refs[j][1].split(".", 1)[1]]},
+                 op_stub=op_stub)
+
+
+# The actions of KubeVela's legacy workflow provider (`pkg/workflow/providers/legacy/oam`), still in
+# its `vela/op` package: older step definitions load the app's components and apply them one by one.
+# The engine has no `vela/op`; a compile check of a template using them gets a stand-in with their
+# fields, so that `op.#Load`'s `value` is open (filled at run time), not empty: indexing it is then
+# incomplete, as in KubeVela, instead of "index out of range". The v0.4 rewrite that guards iteration
+# over absent optional fields (`if x != _|_ for ...`) is undone for the loaded values: v0.4 takes an
+# unknown value for absent there, and the loop would be empty again (`_unguard_loaded`).
+_APPLY = "cluster: *\"\" | string, env: *\"\" | string, namespace: *\"\" | string, value: {...}, patch?: {...}"
+_LOAD = "app?: string, value: _"  # `_`: unknown until run time (iterating it is incomplete, not empty)
+_REMAINING = "exceptions: [...string], component?: string"
+LEGACY_OP_ACTIONS = {
+    "ApplyComponent": f"{_APPLY}, waitHealthy: *true | bool",
+    "RenderComponent": f"{_APPLY}, output?: {{...}}, outputs?: {{...}}",
+    "Load": _LOAD, "LoadComponets": _LOAD, "LoadPolicies": "value?: {...}",
+    "LoadComponetsInOrder": _LOAD, "LoadInOrder": _LOAD,
+    "ApplyApplication": "", "ApplyApplicationInParallel": "",
+    "ApplyRemaining": _REMAINING, "ApplyComponentRemaining": _REMAINING,
+}
+
+
+def _legacy_op(source: str, imports: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
+    """(imports, stand-in field): for a template whose `vela/op` import is used for a legacy action,
+    the import is replaced by a field of that name holding every `op.#X` the template names (the
+    legacy actions with their fields, any other one open)."""
+    for spec in imports:
+        parts = spec.split()
+        if parts[-1] != '"vela/op"':
+            continue
+        alias = parts[0] if len(parts) > 1 else "op"
+        used = dict.fromkeys(re.findall(rf"\b{re.escape(alias)}\.#([A-Za-z_]\w*)", source))
+        if not any(name in LEGACY_OP_ACTIONS for name in used):
+            return imports, ""
+        defs = ", ".join(f"#{n}: {{{LEGACY_OP_ACTIONS[n] + ', ' if LEGACY_OP_ACTIONS.get(n) else ''}...}}"
+                         for n in used)
+        return tuple(i for i in imports if i != spec), f"{alias}: {{{defs}}}"
+    return imports, ""
+
+
+def _unguard_loaded(body: str, stub: str) -> str:
+    """`body` (rewritten by `compat_v04`) with the iteration guard removed where a loop ranges over
+    the `value` of a field set from a legacy load action of the stand-in `stub`."""
+    alias = stub.split(":", 1)[0]
+    loaders = re.findall(rf"^\s*([A-Za-z_]\w*)\s*:\s*{re.escape(alias)}\.#Load\w*", body, re.M)
+    for label in dict.fromkeys(loaders):
+        body = re.sub(rf"if ({label}\.value) != _\|_ for (.+?) in \1\b", r"for \2 in \1", body)
+    return body
 
 
 def _without_if_clauses(text: str) -> str:
@@ -467,6 +520,8 @@ def _batch(plans: Sequence[_Plan], fix_v04: bool = False
         first = len(lines) + 1
         # the embedded v0.4 engine gets the same source rewrites as when rendering (velapy.cue.engine)
         body = (compat_v04(p.source) if fix_v04 else p.source).split("\n")
+        if fix_v04 and p.op_stub:
+            body = _unguard_loaded("\n".join(body), p.op_stub).split("\n")
         body[0] = " " * (t.column - 1) + body[0]  # keep columns as in the .cue file
         lines.extend(body)
         segments.append(_Segment(n, first, len(lines)))
@@ -476,6 +531,8 @@ def _batch(plans: Sequence[_Plan], fix_v04: bool = False
             lines.extend(f"_velapy_param: {p.loose_param}".split("\n"))
         for j, text in sorted(p.loose_refs.items()):
             lines.extend(f"_velapy_ref{j}: {text}".split("\n"))
+        if p.op_stub:
+            lines.append(p.op_stub)
         lines.append("}")
         wanted: list[_Request] = []
         if not p.has_parameter:
