@@ -375,13 +375,14 @@ def test_an_identity_that_may_not_list_gets_and_keeps_working(emulator_fleet: An
     fleet["a"].put_object(namespace("shop"))
     plan = write_plan(tmp_path / "out", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
         "a": [configmap(f"cm{i}", "shop") for i in range(3)]}}], identity={"user": "alice"})
-    assert apply(plan, fleet.kubeconfig_path, tmp_path / "st").phase == "succeeded"
-    again = apply(plan, fleet.kubeconfig_path, tmp_path / "st")
+    # the app's annotations are a claim (issue 18): the operator acts as alice with --as
+    assert apply(plan, fleet.kubeconfig_path, tmp_path / "st", as_user="alice").phase == "succeeded"
+    again = apply(plan, fleet.kubeconfig_path, tmp_path / "st", as_user="alice")
     assert again.phase == "succeeded" and again.unchanged == 3
     refused = [r for c in ("local", "a") for r in fleet[c].journal if r.verb == "list"]
     assert refused and all(r.code == 403 for r in refused)
     assert fleet["local"].writes() and all(r.code < 300 for r in fleet["local"].writes())
-    r, session, _rep = runner(plan, fleet.kubeconfig_path, tmp_path / "st")
+    r, session, _rep = runner(plan, fleet.kubeconfig_path, tmp_path / "st", as_user="alice")
     try:
         report = r.delete_all()
     finally:

@@ -24,7 +24,8 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -89,7 +90,7 @@ class RunState:
     planDigest: str = ""
     runId: str = ""
     generation: int = 0  # bumped by every write (the file store's resourceVersion)
-    phase: str = "running"  # running | suspended | failed | succeeded | deleted
+    phase: str = "running"  # running | suspended | failed | succeeded | deleted | terminated
     mode: str = "apply"  # apply: a new plan; keep: the finished plan again (drift correction)
     suspend: bool = False
     suspendedStep: str = ""
@@ -100,6 +101,9 @@ class RunState:
     executorVersion: str = ""
     source: dict[str, Any] = field(default_factory=dict)  # how to get the plan again (folder or app inputs)
     clusters: dict[str, dict[str, Any]] = field(default_factory=dict)  # kubeconfig, context, identity (no secrets)
+    requestedBy: dict[str, Any] = field(default_factory=dict)  # the authenticated caller: user, groups, source
+    store: str = ""  # where this state lives: hub | file (decided once, by configuration)
+    writeId: str = ""  # a fresh id per write: a retried write whose answer was lost is recognised as its own
     steps: list[StepState] = field(default_factory=list)
     inventory: list[Entry] = field(default_factory=list)
     resourceVersion: str = ""  # the hub ConfigMap's, not serialised
@@ -242,6 +246,8 @@ class FileStore:
             if (current.generation if current else 0) != state.generation:
                 raise _conflict(state, str(self.path(state.namespace, state.name)))
             state.generation += 1
+            state.store = "file"
+            state.writeId = uuid.uuid4().hex[:12]
             target = self.path(state.namespace, state.name)
             fd, tmp = tempfile.mkstemp(prefix=".state-", dir=target.parent)
             try:
@@ -364,15 +370,31 @@ class ConfigMapStore:
             cm["data"] = {"state.json": text}
         return cm
 
-    def _write(self, state: RunState, cm: dict[str, Any], rv: str) -> dict[str, Any]:
-        """PUT with `rv` (or POST when empty); StateConflict on 409."""
+    def _committed(self, namespace: str, cm_name: str, own: Callable[[str], bool]) -> dict[str, Any] | None:
+        """The ConfigMap `cm_name` as the hub holds it, when `own` recognises its content as this write's."""
+        try:
+            cm = self.client.get(_CM, namespace, cm_name)
+            return cm if cm is not None and own(_decode(cm, self._where(namespace, cm_name), self.client.cluster)) \
+                else None
+        except ClusterError:
+            return None
+
+    def _write(self, state: RunState, cm: dict[str, Any], rv: str, own: Callable[[str], bool]) -> dict[str, Any]:
+        """PUT with `rv` (or POST when empty); StateConflict on 409. A write whose answer was lost (it committed,
+        the retry was refused or never answered) is recognised by `own` on what the hub holds, and succeeds."""
         try:
             if rv:
                 cm["metadata"]["resourceVersion"] = rv
                 return self.client.replace(_CM, cm)
             return self.client.create(_CM, cm)
-        except ApiError as exc:
-            if exc.status == 409:
+        except ClusterError as exc:
+            # a write that committed but whose answer was lost comes back as 409 on the retry (or as no answer):
+            # what the hub holds now tells whether it is this write
+            if not isinstance(exc, ApiError) or exc.status in (409, 500, 503, 504):
+                committed = self._committed(state.namespace, cm["metadata"]["name"], own)
+                if committed is not None:
+                    return committed
+            if isinstance(exc, ApiError) and exc.status == 409:
                 raise _conflict(state, self._where(state.namespace, cm["metadata"]["name"])) from None
             raise
 
@@ -396,14 +418,16 @@ class ConfigMapStore:
         header.pop("inventory")
         header["inventoryShards"] = list(shards)  # in inventory order (of each cluster's first entry)
         state.generation += 1
-        header["generation"] = state.generation
+        state.store = "hub"
+        state.writeId = uuid.uuid4().hex[:12]  # this write's own id: recognised if its answer is lost
+        header.update(generation=state.generation, store=state.store, writeId=state.writeId)
         labels = {"app.kubernetes.io/managed-by": "velapy", L_STATE_OF: state.name}
         cm = self._cm(state, self.cm_name(state.name), json.dumps(header, sort_keys=True, separators=(",", ":")),
                       labels)
         try:
             if not state.resourceVersion:
                 self._ensure_namespace(state.namespace)
-            out = self._write(state, cm, state.resourceVersion)
+            out = self._write(state, cm, state.resourceVersion, _has_write_id(state.writeId))
         except BaseException:
             state.generation -= 1
             raise
@@ -415,7 +439,7 @@ class ConfigMapStore:
             rv, had = known.get(sname, ("", ""))
             if had == digest:
                 continue  # this cluster's entries did not change
-            written = self._write(state, self._cm(state, sname, text, shard_labels), rv)
+            written = self._write(state, self._cm(state, sname, text, shard_labels), rv, _has_digest(digest))
             known[sname] = (str((written.get("metadata") or {}).get("resourceVersion") or ""), digest)
         for sname in [n for n in known if n not in shards]:
             self._delete(state.namespace, sname)
@@ -447,6 +471,22 @@ L_SHARD_OF = "velapy.dev/state-shard-of"
 
 def _name_of(obj: dict[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def _has_write_id(write_id: str) -> Callable[[str], bool]:
+    def own(held: str) -> bool:
+        try:
+            data = json.loads(held)
+        except ValueError:
+            return False
+        return isinstance(data, dict) and data.get("writeId") == write_id
+    return own
+
+
+def _has_digest(digest: str) -> Callable[[str], bool]:
+    def own(held: str) -> bool:
+        return _sha(held) == digest
+    return own
 
 
 def _sha(text: str) -> str:
