@@ -678,3 +678,33 @@ def test_kill_9_mid_rollout_then_the_next_run_converges(clean: RunningFleet, tmp
             converged += 1
     assert converged == KILL_TRIALS
     print(f"kill -9: {KILL_TRIALS} trials, {converged} converged")
+
+
+def test_a_noop_reapply_through_the_lease_writes_only_the_lease(clean: RunningFleet, tmp_path: Path) -> None:
+    """The merge of issue 23 and issues 18/21: a re-apply that finds no drift, run as the CLI runs it (lease,
+    revision recorder), writes nothing to the members, no run state and no revision: on the hub only the
+    lease is taken and released (2 writes)."""
+    for c in ("a", "b"):
+        clean[c].put_object(namespace("shop"))
+    plan = write_plan(tmp_path / "p", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
+        c: [configmap(f"cm{i}", "shop") for i in range(3)] for c in ("a", "b")}}])
+    assert run_session(plan, clean.kubeconfig_path, tmp_path / "st").phase == "succeeded"
+    for c in clean:
+        c.clear_journal()
+    again = run_session(plan, clean.kubeconfig_path, tmp_path / "st")
+    assert again.phase == "succeeded" and again.applied == 0 and again.unchanged == 6
+    assert clean["a"].writes() == [] and clean["b"].writes() == []
+    assert [(r.method, r.kind) for r in clean["local"].writes()] == [("PUT", "Lease"), ("PUT", "Lease")]
+    # drift: the state records the new uid and the run is a reapply revision
+    member = connect(Access("a", str(clean.kubeconfig_path), "a"), FAST)
+    try:
+        member.delete(member.resource("v1", "ConfigMap"), "shop", "cm1")
+    finally:
+        member.close()
+    for c in clean:
+        c.clear_journal()
+    fixed = run_session(plan, clean.kubeconfig_path, tmp_path / "st")
+    assert fixed.phase == "succeeded" and fixed.applied == 1
+    assert [(r.kind, r.name) for r in clean["a"].writes()] == [("ConfigMap", "cm1")] and clean["b"].writes() == []
+    assert "velapy-shop-rev-2" in {r.name for r in clean["local"].writes()}
+    assert "velapy-shop-rev-3" not in {r.name for r in clean["local"].writes()}
