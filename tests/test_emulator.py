@@ -266,7 +266,10 @@ def test_unknown_token_is_401_and_a_token_belongs_to_one_cluster(shared_fleet: R
         r = http.pool.request("GET", http.cluster.url + "/api/v1/namespaces",
                               headers={"Authorization": f"Bearer {token}"})
         assert r.status == 401 and json.loads(r.data)["reason"] == "Unauthorized"
-    assert http.pool.request("GET", http.cluster.url + "/version").status == 401
+    # anonymous /version and /healthz are allowed (system:public-info-viewer); anything else needs a token
+    assert http.pool.request("GET", http.cluster.url + "/version").status == 200
+    assert http.pool.request("GET", http.cluster.url + "/healthz").status == 200
+    assert http.pool.request("GET", http.cluster.url + "/api/v1/namespaces").status == 401
 
 
 def test_crd_registers_its_kind_and_deleting_it_unregisters(emulator_fleet: Callable[..., RunningFleet],
@@ -451,7 +454,9 @@ def test_controllers_finish_after_ready_after_seconds() -> None:
     store.apply(deploy, "default", "web", body, "velapy")
     store.apply(jobs, "default", "once", {"apiVersion": "batch/v1", "kind": "Job",
                                           "metadata": {"name": "once", "namespace": "default"},
-                                          "spec": {"template": {"spec": {"containers": []}}}}, "velapy")
+                                          "spec": {"template": {"spec": {
+                                              "restartPolicy": "Never",
+                                              "containers": [{"name": "c", "image": "busybox"}]}}}}, "velapy")
     store.apply(pvcs, "default", "data", {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                                           "metadata": {"name": "data", "namespace": "default"},
                                           "spec": {"resources": {"requests": {"storage": "5Gi"}}}}, "velapy")

@@ -35,6 +35,8 @@ from velapy.kube.emulator.protobuf import ProtobufError
 from velapy.kube.emulator.protobuf import decode as decode_protobuf
 from velapy.kube.emulator.store import APPLY, ApiError, Store, now_text
 
+_PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
+ANONYMOUS = User("system:anonymous", ("system:unauthenticated",), "", False)
 _WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 
 
@@ -463,7 +465,8 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip()
         req = Request(method, path, query, ctype, user_agent=self.headers.get("User-Agent", ""))
         epoch = cluster.epoch
-        req.dry_run = "All" in query.get("dryRun", [])
+        dry_values = query.get("dryRun", [])
+        req.dry_run = "All" in dry_values
         req.field_manager = query.get("fieldManager", [""])[0]
         req.force = query.get("force", [""])[0] in ("true", "1")
         code: int = 500
@@ -475,6 +478,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             auth = self.headers.get("Authorization", "")
             user = cluster.authenticate(auth[7:].strip() if auth.lower().startswith("bearer ") else "")
+            if user is None and not auth and path.rstrip("/") in _PUBLIC_PATHS:
+                user = ANONYMOUS  # the system:public-info-viewer ClusterRole binds these to everyone
             if user is None:
                 raise ApiError(401, "Unauthorized")
             req.user, req.groups = user.name, user.groups
@@ -489,6 +494,17 @@ class _Handler(BaseHTTPRequestHandler):
             imp_groups = req.impersonated_groups
             route = cluster.route(method, path, query)
             self._describe(req, route)
+            bad = [v for v in dry_values if v != "All"]
+            if bad and route.type is not None:
+                # ValidateCreateOptions and friends (apimachinery validation): only "All" is a dry-run directive
+                options = {"create": "CreateOptions", "update": "UpdateOptions", "patch": "PatchOptions"}.get(
+                    route.verb, "DeleteOptions")
+                raise ApiError(422, f'{options}.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{{'
+                               + ", ".join(json.dumps(v) for v in dry_values) + '}: supported values: "All"',
+                               "Invalid", {"group": "meta.k8s.io", "kind": options, "causes": [
+                                   {"reason": "FieldValueNotSupported", "field": "dryRun",
+                                    "message": 'Unsupported value: ' + json.dumps(dry_values) +
+                                    ': supported values: "All"'}]})
             fault = cluster._fault_for(method, path, (user.name, req.impersonated_user))
             if fault is not None:
                 req.fault = True
@@ -615,7 +631,8 @@ class _Handler(BaseHTTPRequestHandler):
                                f'"{resource}" in API group "" ' + (f'in the namespace "{ns}"' if ns
                                                                   else "at the cluster scope"),
                                "Forbidden", {"name": target, "kind": resource})
-        return as_user, (*tuple(as_groups), AUTHENTICATED)
+        # system:authenticated is added once (an impersonated group list may already name it)
+        return as_user, (*tuple(as_groups), *(() if AUTHENTICATED in as_groups else (AUTHENTICATED,)))
 
     def _describe(self, req: Request, route: _Route) -> None:
         req.verb = route.verb or ("get" if req.method == "GET" else req.method.lower())
@@ -667,6 +684,15 @@ class _Handler(BaseHTTPRequestHandler):
         manager = req.field_manager or _manager_from_agent(req.user_agent)
         q = req.query
         dry = req.dry_run
+        validation = q.get("fieldValidation", [""])[0]
+        if route.verb == "patch" and req.content_type == APPLY and not route.sub and \
+                not store.exists(t, route.namespace, route.name) and \
+                not cluster.authz.allowed(cluster.name, user, groups, "create", t.group, t.plural, route.namespace,
+                                          route.name):
+            # an apply that creates is also a create: the patch handler authorizes it as one (handlers/patch.go,
+            # createAuthorizerAttributes), so `get`+`patch` alone cannot create by server-side apply
+            raise ApiError(403, forbidden_message(user, "create", t.group, t.plural, route.namespace, route.name),
+                           "Forbidden", {"name": route.name, "group": t.group, "kind": t.plural})
         if route.verb == "get":
             obj = store.get(t, route.namespace, route.name)
             return 200, self._maybe_table([obj], obj["metadata"].get("resourceVersion", ""), obj), {}
@@ -684,13 +710,14 @@ class _Handler(BaseHTTPRequestHandler):
             if route.name:
                 raise ApiError(405, "the server does not allow this method on the requested resource",
                                "MethodNotAllowed")
-            return 201, store.create(t, route.namespace, req.body, manager, dry), {}
+            return 201, store.create(t, route.namespace, req.body, manager, dry, validation), {}
         if route.verb == "update":
-            return 200, store.update(t, route.namespace, route.name, req.body, manager, dry, route.sub), {}
+            return 200, store.update(t, route.namespace, route.name, req.body, manager, dry, route.sub,
+                                     validation), {}
         if route.verb == "patch":
             obj, code = store.patch(t, route.namespace, route.name, req.body, req.content_type,
                                     req.field_manager if req.content_type == APPLY else manager,
-                                    force=req.force, dry_run=dry, sub=route.sub)
+                                    force=req.force, dry_run=dry, sub=route.sub, validation=validation)
             return code, obj, {}
         if route.verb == "delete":
             options = req.body if isinstance(req.body, dict) else {}
@@ -744,8 +771,8 @@ class _Handler(BaseHTTPRequestHandler):
             "sourceIPs": ["127.0.0.1"], "userAgent": req.user_agent,
         }
         if req.impersonated_user:
-            event["impersonatedUser"] = {"username": req.impersonated_user,
-                                         "groups": [*list(imp_groups), AUTHENTICATED]}
+            event["impersonatedUser"] = {"username": req.impersonated_user, "groups": [
+                *list(imp_groups), *([] if AUTHENTICATED in imp_groups else [AUTHENTICATED])]}
         if req.resource:
             ref: dict[str, Any] = {"resource": req.resource, "apiGroup": req.api_group,
                                    "apiVersion": req.api_version}

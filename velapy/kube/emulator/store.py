@@ -17,7 +17,6 @@ import copy
 import json
 import random
 import re
-import string
 import threading
 import time
 import uuid
@@ -26,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from velapy.kube.emulator import rules
+from velapy.kube.emulator.defaults import canonical_quantities, canonicalize
 from velapy.kube.emulator.fields import (
     PatchError,
     Schema,
@@ -62,6 +63,9 @@ _WORKLOADS = {("apps", "deployments"), ("apps", "statefulsets"), ("apps", "daemo
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
+# the generateName suffix alphabet of apimachinery's util/rand.String (no vowels, no 0/1/3: no words, no look-alikes)
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
 REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
            406: "NotAcceptable", 409: "Conflict", 410: "Expired", 415: "UnsupportedMediaType", 422: "Invalid",
            429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}
@@ -93,6 +97,20 @@ def not_found(t: ResourceType, name: str) -> ApiError:
 
 def _gr(t: ResourceType) -> str:
     return f"{t.plural}.{t.group}" if t.group else t.plural
+
+
+def invalid(t: ResourceType, name: str, causes: list[tuple[str, str]]) -> ApiError:
+    """The 422 of a refused object: `Kind.group "name" is invalid: field: message` (several in brackets), as
+    apimachinery's errors.NewInvalid writes it."""
+    gk = f"{t.kind}.{t.group}" if t.group else t.kind
+    parts = [f"{f}: {m}" if f else m for f, m in causes]
+    text = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
+    kinds = {"Required": "FieldValueRequired", "Forbidden": "FieldValueForbidden",
+             "Unsupported": "FieldValueNotSupported", "Too long": "FieldValueTooLong"}
+    return ApiError(422, f'{gk} "{name}" is invalid: {text}', "Invalid", {
+        "name": name, "group": t.group, "kind": t.kind,
+        "causes": [{"reason": next((r for k, r in kinds.items() if m.startswith(k)), "FieldValueInvalid"),
+                    "message": m, "field": f} for f, m in causes]})
 
 
 def now_text(ts: float | None = None) -> str:
@@ -157,6 +175,11 @@ class Store:
     pending: dict[Key, float] = field(default_factory=dict)  # controller due times
     held: set[Key] = field(default_factory=set)
     clock: Callable[[], float] = time.time
+    crd_delay: float = 0.0  # seconds until a new CRD is Established (and its kind served)
+    namespace_delay: float = 0.0  # seconds a deleted namespace stays Terminating before its contents go
+    crd_due: dict[str, float] = field(default_factory=dict)  # CRD name → when it becomes Established
+    kind_rules: bool = True  # defaults.py and rules.validate (off: a unit test of the merge model alone)
+    _seeding: bool = False  # put_object: test setup skips the per-kind validation (a minimal object will do)
 
     def __post_init__(self) -> None:
         self.reset()
@@ -216,6 +239,10 @@ class Store:
             return {"kind": t.kind + "List", "apiVersion": t.api_version,
                     "metadata": {"resourceVersion": str(self.rv)}, "items": items}
 
+    def exists(self, t: ResourceType, ns: str, name: str) -> bool:
+        with self.lock:
+            return self.key(t, ns, name) in self.objects
+
     def namespace_exists(self, ns: str) -> bool:
         return ("", "namespaces", "", ns) in self.objects
 
@@ -274,11 +301,55 @@ class Store:
                     base64.b64decode(str(v), validate=True)
                 except ValueError:
                     causes.append((f"data[{k}]", "Invalid value: <redacted>: not base64 data"))
+        if not t.crd and self.kind_rules and not self._seeding:
+            causes.extend(c for c in rules.validate(t.group, t.kind, obj) if c not in causes)
         if causes:
-            message = f'{t.kind} "{name}" is invalid: ' + ", ".join(f"{f}: {m}" for f, m in causes)
-            raise ApiError(422, message, "Invalid", {"name": name, "group": t.group, "kind": t.kind,
-                                                      "causes": [{"reason": "FieldValueInvalid", "message": m,
-                                                                  "field": f} for f, m in causes]})
+            raise invalid(t, name, causes)
+
+    def _canonical(self, t: ResourceType, obj: dict[str, Any]) -> None:
+        """What the server stores: canonical quantities, defaults, no empty maps (built-in kinds; defaults.py)."""
+        if t.crd or not self.kind_rules:
+            return
+        errors = canonicalize(t.group, t.kind, obj)
+        if errors:
+            raise invalid(t, str(obj.get("metadata", {}).get("name", "")), errors)
+
+    def _fields(self, t: ResourceType, obj: dict[str, Any], validation: str, apply: bool) -> None:
+        """fieldValidation: Strict refuses a field the kind's schema does not declare (400); otherwise it is
+        dropped, as the server's decoder drops it (the Warn header is not sent)."""
+        if validation not in ("", "Strict", "Warn", "Ignore"):
+            raise ApiError(400, f'fieldValidation: Invalid value: "{validation}": must be one of "Ignore", '
+                           '"Warn", "Strict"')
+        if t.crd:
+            return
+        unknown = rules.unknown_fields(t.api_version, t.kind, obj, prune=validation != "Strict")
+        if not unknown or validation != "Strict":
+            return
+        if apply:
+            raise ApiError(400, "failed to create typed patch object "
+                           f"({(obj.get('metadata') or {}).get('namespace', '')}/"
+                           f"{(obj.get('metadata') or {}).get('name', '')}; {t.api_version}, Kind={t.kind}): "
+                           + "; ".join(f".{u}: field not declared in schema" for u in unknown))
+        raise ApiError(400, f'{t.kind} in version "{t.version}" cannot be handled as a {t.kind}: strict decoding '
+                       "error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
+
+    def _check_update(self, t: ResourceType, live: dict[str, Any], new: dict[str, Any]) -> None:
+        """Immutable fields and finalizers of an object being deleted (rules.immutable)."""
+        causes = rules.immutable(t.group if not t.crd else "~crd", t.kind, live, new)
+        if causes:
+            raise invalid(t, str(live["metadata"].get("name", "")), causes)
+
+    def _terminating(self, t: ResourceType, ns: str, name: str) -> None:
+        """NamespaceLifecycle admission: nothing new in a namespace that is being deleted (403)."""
+        if not t.namespaced:
+            return
+        owner = self.objects.get(("", "namespaces", "", ns))
+        if owner is not None and owner["metadata"].get("deletionTimestamp"):
+            raise ApiError(403, f'{_gr(t)} "{name}" is forbidden: unable to create new content in namespace {ns} '
+                           "because it is being terminated", "Forbidden",
+                           {"name": name, "group": t.group, "kind": t.plural,
+                            "causes": [{"reason": "NamespaceTerminating", "message": f"namespace {ns} is being "
+                                        "terminated", "field": "metadata.namespace"}]})
 
     def _view(self, t: ResourceType, obj: dict[str, Any], sub: str) -> dict[str, Any]:
         """The part of an object a write through the main resource or `status` may own."""
@@ -291,13 +362,14 @@ class Store:
     # ------------------------------------------------------------------------------------------
     # writes
 
-    def create(self, t: ResourceType, ns: str, body: Any, manager: str, dry_run: bool = False) -> dict[str, Any]:
+    def create(self, t: ResourceType, ns: str, body: Any, manager: str, dry_run: bool = False,
+               validation: str = "") -> dict[str, Any]:
         with self.lock:
             obj = self._check_identity(t, ns, "", copy.deepcopy(body))
+            self._fields(t, obj, validation, False)
             meta = obj["metadata"]
             if not meta.get("name") and meta.get("generateName"):
-                meta["name"] = str(meta["generateName"]) + "".join(
-                    random.choices(string.ascii_lowercase + string.digits, k=5))
+                meta["name"] = str(meta["generateName"]) + "".join(random.choices(_SUFFIX_ALPHABET, k=5))
             if t.namespaced:
                 meta["namespace"] = ns
             obj["apiVersion"], obj["kind"] = t.api_version, t.kind
@@ -306,32 +378,30 @@ class Store:
                 meta.pop(k, None)
             if t.status:
                 obj.pop("status", None)
+            self._secret_data(t, obj)
+            self._canonical(t, obj)
             self._validate(t, obj)
             key = self.key(t, ns, str(meta["name"]))
             if key in self.objects:
                 raise ApiError(409, f'{_gr(t)} "{meta["name"]}" already exists', "AlreadyExists",
                                {"name": meta["name"], "group": t.group, "kind": t.plural})
             self._need_namespace(t, ns)
-            self._secret_data(t, obj)
+            self._terminating(t, ns, str(meta["name"]))
             entries: list[Entry] = []
             self._own_update(t, entries, None, obj, manager, "")
             return self._commit(t, key, None, obj, entries, dry_run)
 
     def update(self, t: ResourceType, ns: str, name: str, body: Any, manager: str, dry_run: bool = False,
-               sub: str = "") -> dict[str, Any]:
+               sub: str = "", validation: str = "") -> dict[str, Any]:
         with self.lock:
             obj = self._check_identity(t, ns, name, copy.deepcopy(body))
+            self._fields(t, obj, validation, False)
             key = self.key(t, ns, name)
             live = self.objects.get(key)
             if live is None:
                 raise not_found(t, name)
-            rv = obj["metadata"].get("resourceVersion")
-            if not rv:
-                raise ApiError(422, f'{t.kind} "{name}" is invalid: metadata.resourceVersion: Invalid value: 0x0: '
-                               "must be specified for an update", "Invalid",
-                               {"name": name, "group": t.group, "kind": t.kind,
-                                "causes": [{"reason": "FieldValueInvalid", "field": "metadata.resourceVersion",
-                                            "message": "Invalid value: 0x0: must be specified for an update"}]})
+            # every built-in kind velapy handles and every custom resource allow an unconditional update (their
+            # strategies' AllowUnconditionalUpdate is true): a PUT without resourceVersion overwrites
             return self._replace(t, key, live, obj, manager, dry_run, sub)
 
     def _replace(self, t: ResourceType, key: Key, live: dict[str, Any], obj: dict[str, Any], manager: str,
@@ -363,8 +433,16 @@ class Store:
                 obj["status"] = copy.deepcopy(live["status"])
             else:
                 obj.pop("status", None)
-        self._validate(t, obj)
+        if t.kind == "Service" and not t.group and sub != "status":
+            spec, old_spec = obj.get("spec"), live.get("spec") or {}
+            if isinstance(spec, dict) and not spec.get("clusterIP") and old_spec.get("clusterIP"):
+                spec["clusterIP"] = old_spec["clusterIP"]  # PatchAllocatedValues: an update keeps the allocated IP
+                spec["clusterIPs"] = copy.deepcopy(old_spec.get("clusterIPs") or [old_spec["clusterIP"]])
         self._secret_data(t, obj)
+        self._canonical(t, obj)
+        self._validate(t, obj)
+        if sub != "status":
+            self._check_update(t, live, obj)
         entries = _entries(live)
         self._own_update(t, entries, live, obj, manager, sub)
         return self._commit(t, key, live, obj, entries, dry_run)
@@ -375,9 +453,11 @@ class Store:
                         {"name": name, "group": t.group, "kind": t.plural})
 
     def patch(self, t: ResourceType, ns: str, name: str, body: Any, content_type: str, manager: str, *,
-              force: bool = False, dry_run: bool = False, sub: str = "") -> tuple[dict[str, Any], int]:
+              force: bool = False, dry_run: bool = False, sub: str = "", validation: str = ""
+              ) -> tuple[dict[str, Any], int]:
         if content_type == APPLY:
-            return self.apply(t, ns, name, body, manager, force=force, dry_run=dry_run, sub=sub)
+            return self.apply(t, ns, name, body, manager, force=force, dry_run=dry_run, sub=sub,
+                              validation=validation)
         with self.lock:
             key = self.key(t, ns, name)
             live = self.objects.get(key)
@@ -403,13 +483,14 @@ class Store:
             except PatchError as e:
                 raise ApiError(422 if content_type == JSON_PATCH else 400, str(e)) from None
             new = self._check_identity(t, ns, name, new)
+            self._fields(t, new, validation, False)
             new["metadata"].setdefault("name", name)
             if new["metadata"].get("resourceVersion") == live["metadata"]["resourceVersion"]:
                 new["metadata"].pop("resourceVersion")
             return self._replace(t, key, live, new, manager, dry_run, sub), 200
 
     def apply(self, t: ResourceType, ns: str, name: str, body: Any, manager: str, *, force: bool = False,
-              dry_run: bool = False, sub: str = "") -> tuple[dict[str, Any], int]:
+              dry_run: bool = False, sub: str = "", validation: str = "") -> tuple[dict[str, Any], int]:
         """Server-side apply (PATCH application/apply-patch+yaml)."""
         if not manager:
             raise ApiError(400, "PATCH, application/apply-patch+yaml requires fieldManager to be set", "BadRequest")
@@ -417,6 +498,9 @@ class Store:
             applied = self._check_identity(t, ns, name, drop_nulls(copy.deepcopy(body)))
             if not body.get("apiVersion") or not body.get("kind"):
                 raise ApiError(400, "apiVersion and kind must be set in an apply configuration")
+            self._fields(t, applied, validation, True)
+            if not t.crd:
+                canonical_quantities(t.group, t.kind, applied)  # the typed value: 0.5 and 500m are one quantity
             meta = applied["metadata"]
             meta.pop("managedFields", None)
             key = self.key(t, ns, name)
@@ -432,6 +516,7 @@ class Store:
                 if sub:
                     raise not_found(t, name)
                 self._need_namespace(t, ns)
+                self._terminating(t, ns, name)
                 base: dict[str, Any] = {"apiVersion": t.api_version, "kind": t.kind,
                                         "metadata": {"name": name, **({"namespace": ns} if t.namespaced else {})}}
             else:
@@ -468,8 +553,12 @@ class Store:
             if live is None:
                 merged.setdefault("metadata", {})
                 merged["metadata"]["name"] = name
-            self._validate(t, merged)
             self._secret_data(t, merged)
+            if sub != "status":
+                self._canonical(t, merged)
+            self._validate(t, merged)
+            if live is not None and sub != "status":
+                self._check_update(t, live, merged)
             entries = [e for e in entries if e.paths]
             if live is not None:
                 before = [(e.manager, e.operation, e.subresource, e.paths) for e in _entries(live)]
@@ -664,6 +753,14 @@ class Store:
 
     def seed(self, t: ResourceType, obj: dict[str, Any], manager: str) -> dict[str, Any]:
         """Create or replace an object directly (test setup), recording ownership by `manager`."""
+        with self.lock:
+            self._seeding = True
+            try:
+                return self._seed(t, obj, manager)
+            finally:
+                self._seeding = False
+
+    def _seed(self, t: ResourceType, obj: dict[str, Any], manager: str) -> dict[str, Any]:
         with self.lock:
             ns = str(obj.get("metadata", {}).get("namespace") or "") if t.namespaced else ""
             if t.namespaced and not ns:
