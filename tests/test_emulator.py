@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,15 @@ from kubernetes import client, config, dynamic
 from kubernetes.dynamic.exceptions import ConflictError, ForbiddenError, NotFoundError, ResourceNotFoundError
 
 from velapy.kube.emulator import Fault
+
+
+def eventually(check: Callable[[], bool], timeout: float = 3.0) -> bool:
+    end = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def dyn(fleet: RunningFleet, ctx: str, tmp_path: Path, **headers: str) -> dynamic.DynamicClient:
@@ -165,7 +175,9 @@ def test_delete_preconditions_and_namespace_cascade(shared_fleet: RunningFleet, 
                                                 "propagationPolicy": "Background"})
     assert shared_fleet["b"].get("v1", "ConfigMap", ns, "x") is None
     d.server_side_apply(res, body=cm(ns, "y"), field_manager="velapy")
-    d.delete(d.resources.get(api_version="v1", kind="Namespace"), name=ns)
+    gone = d.delete(d.resources.get(api_version="v1", kind="Namespace"), name=ns)
+    assert gone.status.phase == "Terminating"  # its contents go first, asynchronously
+    assert eventually(lambda: shared_fleet["b"].get("v1", "Namespace", "", ns) is None)
     assert shared_fleet["b"].get("v1", "ConfigMap", ns, "y") is None
 
 
@@ -284,7 +296,12 @@ def test_crd_registers_its_kind_and_deleting_it_unregisters(emulator_fleet: Call
                     "versions": [{"name": "v1", "served": True, "storage": True,
                                   "schema": {"openAPIV3Schema": {"type": "object"}},
                                   "subresources": {"status": {}}}]}}
-    d.server_side_apply(crds, body=crd, field_manager="velapy")
+    created = d.server_side_apply(crds, body=crd, field_manager="velapy").to_dict()
+    assert created["status"]["conditions"] == []  # Established a moment later, as on a real server
+    assert fleet["a"].store.types.by_kind("example.com/v1", "Widget") is None
+    assert eventually(lambda: any(c["type"] == "Established" and c["status"] == "True" for c in (fleet["a"].get(
+        "apiextensions.k8s.io/v1", "CustomResourceDefinition", "", "widgets.example.com") or {})["status"][
+        "conditions"]))
     widgets = d.resources.get(api_version="example.com/v1", kind="Widget")  # the lazy discoverer refreshes
     assert widgets.short_names == ["wd"]
     w = d.server_side_apply(widgets, body={"apiVersion": "example.com/v1", "kind": "Widget",

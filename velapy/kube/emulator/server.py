@@ -35,6 +35,8 @@ from velapy.kube.emulator.protobuf import ProtobufError
 from velapy.kube.emulator.protobuf import decode as decode_protobuf
 from velapy.kube.emulator.store import APPLY, ApiError, Store, now_text
 
+CRD_DELAY = 0.2  # seconds from a CRD's creation until it is Established and its kind served
+NAMESPACE_DELAY = 0.2  # seconds a deleted namespace stays Terminating before the controller empties it
 _PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
 ANONYMOUS = User("system:anonymous", ("system:unauthenticated",), "", False)
 _WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
@@ -175,11 +177,12 @@ class Cluster:
 
     def __init__(self, name: str, *, authz: Authorizer | None = None, ready_after: float = 0.0,
                  version: str = "", audit: Callable[[dict[str, Any]], None] | None = None,
-                 token: str = "", tls: ssl.SSLContext | None = None) -> None:
+                 token: str = "", tls: ssl.SSLContext | None = None, crd_delay: float = CRD_DELAY,
+                 namespace_delay: float = NAMESPACE_DELAY) -> None:
         self.name = name
         self.authz = authz if authz is not None else Authorizer.load(None)
         self.version = version
-        self.store = Store(ready_after=ready_after)
+        self.store = Store(ready_after=ready_after, crd_delay=crd_delay, namespace_delay=namespace_delay)
         self.journal: list[Request] = []
         self.faults: list[Fault] = []
         self.lock = threading.Lock()
@@ -332,6 +335,7 @@ class Cluster:
     # routing
 
     def route(self, method: str, path: str, query: dict[str, list[str]]) -> _Route:
+        self.store.tick()  # controllers first: a CRD Established by now is routed and discovered
         parts = [p for p in path.split("/") if p]
         reg = self.store.types
         if not parts:
@@ -729,7 +733,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if f"preconditions.{k}" in q:
                     pre[k] = q[f"preconditions.{k}"][0]
             options["preconditions"] = pre
-            return 200, store.delete(t, route.namespace, route.name, options, dry), {}
+            answer, code = store.delete_answer(t, route.namespace, route.name, options, dry)
+            return code, answer, {}
         if route.verb == "deletecollection":
             doc = store.list_objects(t, route.namespace, q.get("labelSelector", [""])[0],
                                      q.get("fieldSelector", [""])[0])

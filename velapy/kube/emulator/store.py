@@ -63,6 +63,21 @@ _WORKLOADS = {("apps", "deployments"), ("apps", "statefulsets"), ("apps", "daemo
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
+# the field selectors a kind's registry supports beyond metadata.name and metadata.namespace
+_FIELD_LABELS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("", "pods"): ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+                   "spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs", "status.nominatedNodeName"),
+    ("", "secrets"): ("type",),
+    ("", "namespaces"): ("status.phase",),
+    ("", "events"): ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                     "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+                     "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"),
+    ("", "persistentvolumeclaims"): (),
+    ("", "replicationcontrollers"): ("status.replicas",),
+    ("apps", "replicasets"): ("status.replicas",),
+    ("batch", "jobs"): ("status.successful",),
+}
+
 # the generateName suffix alphabet of apimachinery's util/rand.String (no vowels, no 0/1/3: no words, no look-alikes)
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -178,6 +193,8 @@ class Store:
     crd_delay: float = 0.0  # seconds until a new CRD is Established (and its kind served)
     namespace_delay: float = 0.0  # seconds a deleted namespace stays Terminating before its contents go
     crd_due: dict[str, float] = field(default_factory=dict)  # CRD name → when it becomes Established
+    namespace_due: dict[str, float] = field(default_factory=dict)  # Terminating namespace → when it is emptied
+    foreground: set[Key] = field(default_factory=set)  # owners waiting for their dependents (foreground deletion)
     kind_rules: bool = True  # defaults.py and rules.validate (off: a unit test of the merge model alone)
     _seeding: bool = False  # put_object: test setup skips the per-kind validation (a minimal object will do)
 
@@ -190,6 +207,9 @@ class Store:
             self.objects.clear()
             self.pending.clear()
             self.held.clear()
+            self.crd_due.clear()
+            self.namespace_due.clear()
+            self.foreground.clear()
             ns = self.types.by_kind("v1", "Namespace")
             assert ns is not None
             for name in BUILTIN_NAMESPACES:
@@ -225,6 +245,12 @@ class Store:
             terms = parse_field_selector(field_selector)
         except SelectorError as e:
             raise ApiError(400, str(e)) from None
+        allowed = (*_FIELD_LABELS.get((t.group, t.plural), ()), "metadata.name", "metadata.namespace")
+        for path, _op, _value in terms:
+            if path not in allowed:
+                # each kind's registry declares its selectable fields (GetAttrs / selectableFields)
+                raise ApiError(400, f'"{path}" is not a known field selector: only "metadata.name", '
+                               '"metadata.namespace"' if t.crd else f"field label not supported: {path}")
         with self.lock:
             items = []
             for (g, p, ons, _), obj in sorted(self.objects.items()):
@@ -651,18 +677,45 @@ class Store:
             if not meta["resourceVersion"]:
                 del meta["resourceVersion"]
             return self.serve(t, new)
-        if old is not None and old["metadata"].get("deletionTimestamp") and not meta.get("finalizers"):
+        if old is not None and old["metadata"].get("deletionTimestamp") and not meta.get("finalizers") \
+                and (t.group, t.plural) != ("", "namespaces"):
             self._remove_now(t, key, "Background")
             return self.serve(t, new)
         self.rv += 1
         meta["resourceVersion"] = str(self.rv)
         self.objects[key] = new
-        if t.group == "apiextensions.k8s.io" and t.plural == "customresourcedefinitions":
+        if t.group == "apiextensions.k8s.io" and t.plural == "customresourcedefinitions" and \
+                meta["name"] not in self.crd_due:
             self.types.register_crd(new)
         return self.serve(t, new)
 
+    def _establish(self, now: float) -> None:
+        for name, due in sorted(self.crd_due.items()):
+            if due > now:
+                continue
+            del self.crd_due[name]
+            crd_type = self.types.by_kind("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+            key = ("apiextensions.k8s.io", "customresourcedefinitions", "", name)
+            live = self.objects.get(key)
+            if live is None or crd_type is None:
+                continue
+            new = copy.deepcopy(live)
+            self._controllers(crd_type, key, live, new, now, False)  # established now
+            self.rv += 1
+            new["metadata"]["resourceVersion"] = str(self.rv)
+            self.objects[key] = new
+            self.types.register_crd(new)
+
     def delete(self, t: ResourceType, ns: str, name: str, options: dict[str, Any], dry_run: bool = False
                ) -> dict[str, Any]:
+        return self.delete_answer(t, ns, name, options, dry_run)[0]
+
+    def delete_answer(self, t: ResourceType, ns: str, name: str, options: dict[str, Any], dry_run: bool = False
+                      ) -> tuple[dict[str, Any], int]:
+        """A delete → (the answer, its HTTP code). An object that stays (finalizers, a Terminating namespace,
+        foreground deletion) is answered with itself: 200, or 202 when `orphanDependents: false` was asked for
+        (apiserver handlers/delete.go: "Return http.StatusAccepted if the resource was not deleted immediately
+        and user requested cascading deletion by setting OrphanDependents=false")."""
         with self.lock:
             key = self.key(t, ns, name)
             live = self.objects.get(key)
@@ -690,18 +743,99 @@ class Store:
             done = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                     "details": {"name": name, "group": t.group, "kind": t.plural, "uid": live["metadata"]["uid"]}}
             if dry_run:
-                return done
+                return done, 200
+            held = 202 if options.get("orphanDependents") is False else 200
+            if t.group == "" and t.plural == "namespaces":
+                # the namespace goes Terminating; the namespace controller empties it, then removes it (tick)
+                if not live["metadata"].get("deletionTimestamp"):
+                    new = self._mark_deleted(key, live)
+                    new["status"] = {"phase": "Terminating"}
+                    self.namespace_due[name] = self.clock() + self.namespace_delay
+                return self.serve(t, self.objects[key]), held
+            if policy == "Foreground" and self._dependents(live):
+                # the owner stays, with the foregroundDeletion finalizer, until its dependents are gone
+                new = self._mark_deleted(key, live)
+                if "foregroundDeletion" not in new["metadata"].setdefault("finalizers", []):
+                    new["metadata"]["finalizers"].append("foregroundDeletion")
+                self.foreground.add(key)
+                for k in self._dependents(new):
+                    dep = self.objects[k]
+                    dt = self.types.storage_types().get((k[0], k[1]))
+                    if dt is not None and not dep["metadata"].get("deletionTimestamp"):
+                        self.delete_answer(dt, k[2], k[3], {"propagationPolicy": "Foreground"})
+                self._finish_foreground()
+                out = self.objects.get(key)
+                return (self.serve(t, out), held) if out is not None else (done, 200)
             if live["metadata"].get("finalizers"):
                 if not live["metadata"].get("deletionTimestamp"):
-                    new = copy.deepcopy(live)
-                    new["metadata"]["deletionTimestamp"] = now_text(self.clock())
-                    new["metadata"]["deletionGracePeriodSeconds"] = 0
-                    self.rv += 1
-                    new["metadata"]["resourceVersion"] = str(self.rv)
-                    self.objects[key] = new
-                return self.serve(t, self.objects[key])
+                    self._mark_deleted(key, live)
+                return self.serve(t, self.objects[key]), held
             self._remove_now(t, key, policy)
-            return done
+            return done, 200
+
+    def _mark_deleted(self, key: Key, live: dict[str, Any]) -> dict[str, Any]:
+        new = copy.deepcopy(live)
+        if not new["metadata"].get("deletionTimestamp"):
+            new["metadata"]["deletionTimestamp"] = now_text(self.clock())
+            new["metadata"]["deletionGracePeriodSeconds"] = 0
+        self.rv += 1
+        new["metadata"]["resourceVersion"] = str(self.rv)
+        self.objects[key] = new
+        return new
+
+    def _dependents(self, owner: dict[str, Any]) -> list[Key]:
+        uid = owner["metadata"].get("uid")
+        return [k for k, o in self.objects.items()
+                if any(r.get("uid") == uid for r in o.get("metadata", {}).get("ownerReferences") or [])]
+
+    def _finish_foreground(self) -> None:
+        """The garbage collector's foreground step: an owner whose dependents are all gone loses its
+        foregroundDeletion finalizer (and goes when no other finalizer holds it)."""
+        storage = self.types.storage_types()
+        for key in sorted(self.foreground):
+            obj = self.objects.get(key)
+            finalizers = obj["metadata"].get("finalizers") or [] if obj is not None else []
+            if obj is None or "foregroundDeletion" not in finalizers:
+                self.foreground.discard(key)
+                continue
+            if self._dependents(obj):
+                continue
+            self.foreground.discard(key)
+            rest = [f for f in finalizers if f != "foregroundDeletion"]
+            t = storage.get((key[0], key[1]))
+            if not rest and t is not None:
+                self._remove_now(t, key, "Background")
+                continue
+            new = copy.deepcopy(obj)
+            new["metadata"]["finalizers"] = rest
+            self.rv += 1
+            new["metadata"]["resourceVersion"] = str(self.rv)
+            self.objects[key] = new
+
+    def _finish_namespaces(self, now: float) -> None:
+        """The namespace controller: a Terminating namespace past its delay loses its contents (objects with
+        finalizers are marked deleted and hold it), then goes itself."""
+        storage = self.types.storage_types()
+        for name, due in sorted(self.namespace_due.items()):
+            if due > now:
+                continue
+            inside = [k for k in self.objects if k[2] == name]
+            for k in inside:
+                obj = self.objects.get(k)
+                t = storage.get((k[0], k[1]))
+                if obj is None or t is None:
+                    continue
+                if obj["metadata"].get("finalizers"):
+                    if not obj["metadata"].get("deletionTimestamp"):
+                        self._mark_deleted(k, obj)
+                else:
+                    self._remove_now(t, k, "Background")
+            if any(k[2] == name for k in self.objects):
+                continue
+            del self.namespace_due[name]
+            ns_type = storage.get(("", "namespaces"))
+            if ns_type is not None:
+                self._remove_now(ns_type, ("", "namespaces", "", name), "Background")
 
     def _remove_now(self, t: ResourceType, key: Key, policy: str) -> None:
         obj = self.objects.pop(key, None)
@@ -718,6 +852,7 @@ class Store:
             spec = obj.get("spec") or {}
             group, plural = spec.get("group"), (spec.get("names") or {}).get("plural")
             self.types.unregister_crd(key[3])
+            self.crd_due.pop(key[3], None)
             for k in [k for k in self.objects if (k[0], k[1]) == (group, plural)]:
                 self.objects.pop(k, None)
         dependents = [k for k, o in self.objects.items()
@@ -817,6 +952,11 @@ class Store:
         """Let the simulated controllers finish what is due."""
         with self.lock:
             now = self.clock()
+            self._establish(now)
+            if self.namespace_due:
+                self._finish_namespaces(now)
+            if self.foreground:
+                self._finish_foreground()
             for key, due in sorted(self.pending.items()):
                 if due > now or key in self.held:
                     continue
@@ -843,6 +983,18 @@ class Store:
                 spec["clusterIP"] = ip
                 spec["clusterIPs"] = [ip]
         if t.group == "apiextensions.k8s.io" and t.plural == "customresourcedefinitions":
+            crd = str(new["metadata"].get("name", ""))
+            if old is None and self.crd_delay > 0 and not self._seeding:
+                # the apiextensions controllers accept the names and establish the CRD a moment later; until
+                # then its kind is neither discovered nor served (tick → _establish)
+                new["status"] = {"acceptedNames": {"kind": "", "plural": ""}, "conditions": [],
+                                 "storedVersions": [v.get("name") for v in (new.get("spec") or {}).get("versions")
+                                                    or [] if v.get("storage")]}
+                if not dry_run:
+                    self.crd_due[crd] = now + self.crd_delay
+                return
+            if crd in self.crd_due:
+                return
             names = (new.get("spec") or {}).get("names") or {}
             new["status"] = {"acceptedNames": copy.deepcopy(names), "storedVersions": [
                 v.get("name") for v in (new.get("spec") or {}).get("versions") or [] if v.get("storage")],
