@@ -147,6 +147,9 @@ def validate(group: str, kind: str, obj: dict[str, Any]) -> list[Cause]:
         selector = spec.get("selector")
         if kind != "Job" and selector is None:
             out.append(("spec.selector", "Required value"))
+            # a missing selector selects nothing (LabelSelectorAsSelector(nil)), so the template check fails too
+            out.append(("spec.template.metadata.labels", f"Invalid value: {_q(tmeta.get('labels') or {})}: "
+                        "`selector` does not match template `labels`"))
         elif kind != "Job" and not (selector.get("matchLabels") or selector.get("matchExpressions")):
             out.append(("spec.selector", f"Invalid value: {_q(selector)}: empty selector is invalid for "
                         "deployment" if kind == "Deployment" else f"Invalid value: {_q(selector)}: empty selector is "

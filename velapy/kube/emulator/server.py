@@ -344,6 +344,8 @@ class Cluster:
             return _Route(discovery=_version_doc(self.version))
         if parts[0] in ("healthz", "livez", "readyz") and len(parts) == 1:
             return _Route(discovery="ok")
+        if parts[0] == "openapi" and len(parts) == 2 and parts[1] == "v2":
+            return _Route(discovery=kinds.openapi_v2(_version_doc(self.version)["gitVersion"]))
         if parts[0] == "openapi" and len(parts) >= 2 and parts[1] == "v3":
             if len(parts) == 2:
                 return _Route(discovery=kinds.openapi_root(reg))
@@ -445,10 +447,11 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------------------------------
 
     def _send(self, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        raw = body if isinstance(body, _Raw) else None
+        data = raw.data if raw is not None else body.encode() if isinstance(body, str) else json.dumps(body).encode()
         self.send_response(code)
-        self.send_header("Content-Type", "text/plain; charset=utf-8" if isinstance(body, str)
-                         else "application/json")
+        self.send_header("Content-Type", raw.content_type if raw is not None else
+                         "text/plain; charset=utf-8" if isinstance(body, str) else "application/json")
         self.send_header("Cache-Control", "no-cache, private")
         self.send_header("Audit-Id", self._audit_id)
         for k, v in (headers or {}).items():
@@ -659,6 +662,9 @@ class _Handler(BaseHTTPRequestHandler):
             if req.method not in ("GET", "HEAD"):
                 raise ApiError(405, "the server does not allow this method on the requested resource",
                                "MethodNotAllowed")
+            if isinstance(route.discovery, dict) and route.discovery.get("swagger") == "2.0" and \
+                    "protobuf" in self.headers.get("Accept", ""):
+                return 200, _Raw(kinds.openapi_v2_protobuf(route.discovery), kinds.OPENAPI_V2_PROTOBUF), {}
             return 200, route.discovery, {}
         t = route.type
         if t is None:
@@ -807,6 +813,14 @@ class _Watch:
     field_selector: str
     resource_version: str
     timeout: float
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """An answer that is bytes of its own content type (the protobuf /openapi/v2)."""
+
+    data: bytes
+    content_type: str
 
 
 class _Unsupported(Exception):
