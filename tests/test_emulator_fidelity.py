@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -128,6 +129,17 @@ def test_kubectl_apply_gets_back_canonical_quantities_and_defaults(fleet: Runnin
     assert again.returncode == 0, again.stderr
     assert json.loads(kubectl(fleet, "get", "deploy", "web", "-n", name, "-o", "json").stdout)[
         "metadata"]["resourceVersion"] == rv
+
+
+def test_the_readme_example_manifest_applies_and_rolls_out(fleet: RunningFleet) -> None:
+    web = Path(__file__).resolve().parent.parent / "examples" / "emulator" / "web.yaml"
+    out = kubectl(fleet, "apply", "--server-side", "-f", str(web))
+    assert out.returncode == 0, out.stderr
+    status = kubectl(fleet, "rollout", "status", "deploy/web", "--timeout=20s")
+    assert status.returncode == 0 and "successfully rolled out" in status.stdout, status.stderr
+    live = json.loads(kubectl(fleet, "get", "deploy/web", "-o", "json").stdout)
+    assert live["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "500m",
+                                                                                        "memory": "1Gi"}
 
 
 def test_defaults_of_the_distributed_kinds() -> None:
