@@ -308,14 +308,17 @@ def test_a_custom_resource_right_after_its_crd_finds_no_kind(fleet: RunningFleet
     http = Http(fleet)
     name = ns(http)
     gizmo = {"apiVersion": "example.com/v1", "kind": "Gizmo", "metadata": {"name": "g", "namespace": name}}
-    fleet["a"].store.crd_delay = 3.0  # longer than a kubectl start
+    store = fleet["a"].store
+    store.crd_delay = 600.0  # not Established until the test says so (a kubectl start may take a while here)
     try:
         out = kubectl(fleet, "apply", "-f", "-", stdin=yaml.safe_dump(CRD))
     finally:
-        fleet["a"].store.crd_delay = 0.3
+        store.crd_delay = 0.3
     assert out.returncode == 0, out.stderr
     early = kubectl(fleet, "apply", "-f", "-", stdin=yaml.safe_dump(gizmo))
     assert early.returncode != 0 and 'no matches for kind "Gizmo" in version "example.com/v1"' in early.stderr
+    with store.lock:
+        store.crd_due["gizmos.example.com"] = 0.0  # the controller gets to it now
     waited = kubectl(fleet, "wait", "--for=condition=Established", "--timeout=10s", "crd/gizmos.example.com")
     assert waited.returncode == 0, waited.stderr
     late = kubectl(fleet, "apply", "-f", "-", stdin=yaml.safe_dump(gizmo))
