@@ -405,3 +405,20 @@ def test_dry_run_values_put_field_selectors_impersonation_and_generate_name(flee
     code, body = http("POST", f"/api/v1/namespaces/{name}/configmaps", {"metadata": {"generateName": "g-"}})
     suffix = body["metadata"]["name"][2:]
     assert len(suffix) == 5 and set(suffix) <= set("bcdfghjklmnpqrstvwxz2456789")
+
+
+def test_watch_from_a_resource_version_reports_modified_and_deleted(fleet: RunningFleet) -> None:
+    http = Http(fleet)
+    name = ns(http)
+    base = f"/api/v1/namespaces/{name}/configmaps"
+    http("POST", base, {"metadata": {"name": "kept"}, "data": {"k": "1"}})
+    http("POST", base, {"metadata": {"name": "gone"}})
+    code, listed = http("GET", base)
+    since = listed["metadata"]["resourceVersion"]
+    http("PATCH", f"{base}/kept", {"data": {"k": "2"}}, "application/merge-patch+json")
+    http("POST", base, {"metadata": {"name": "new"}})
+    http("DELETE", f"{base}/gone")
+    r = http.pool.request("GET", http.cluster.url + f"{base}?watch=true&resourceVersion={since}&timeoutSeconds=1",
+                          headers={"Authorization": f"Bearer {http.token}"}, timeout=10)
+    events = [(e["type"], e["object"]["metadata"]["name"]) for e in map(json.loads, r.data.decode().splitlines())]
+    assert sorted(events) == [("ADDED", "new"), ("DELETED", "gone"), ("MODIFIED", "kept")]

@@ -583,11 +583,17 @@ class _Handler(BaseHTTPRequestHandler):
                 rv = int(obj["metadata"].get("resourceVersion") or 0)
                 old = known.get(key)
                 if old is None:
-                    if not first or since == 0 or rv > since:
+                    if not first or since == 0:
                         events.append(("ADDED", obj))
+                    elif rv > since:  # from a resourceVersion: what changed since, as it changed
+                        created = store.created_at(watch.type, key[0], key[1])
+                        events.append(("ADDED" if created > since else "MODIFIED", obj))
                 elif old["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion"):
                     events.append(("MODIFIED", obj))
             events.extend(("DELETED", old) for key, old in known.items() if key not in current)
+            if first and since:
+                events.extend(("DELETED", obj) for obj in store.deleted_since(
+                    watch.type, watch.namespace, since, watch.label_selector, watch.field_selector))
             known, first = current, False
             for kind, obj in events:
                 data = json.dumps({"type": kind, "object": obj}).encode() + b"\n"

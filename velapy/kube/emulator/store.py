@@ -13,6 +13,7 @@ Services get a clusterIP). Errors are `ApiError`s carrying the `Status` body the
 from __future__ import annotations
 
 import base64
+import collections
 import copy
 import json
 import random
@@ -194,6 +195,9 @@ class Store:
     namespace_delay: float = 0.0  # seconds a deleted namespace stays Terminating before its contents go
     crd_due: dict[str, float] = field(default_factory=dict)  # CRD name → when it becomes Established
     namespace_due: dict[str, float] = field(default_factory=dict)  # Terminating namespace → when it is emptied
+    created: dict[Key, int] = field(default_factory=dict)  # the resourceVersion each object was created at
+    deleted: collections.deque[tuple[int, Key, dict[str, Any]]] = field(
+        default_factory=lambda: collections.deque(maxlen=1000))  # recent deletions, for watches from an RV
     foreground: set[Key] = field(default_factory=set)  # owners waiting for their dependents (foreground deletion)
     kind_rules: bool = True  # defaults.py and rules.validate (off: a unit test of the merge model alone)
     _seeding: bool = False  # put_object: test setup skips the per-kind validation (a minimal object will do)
@@ -210,6 +214,8 @@ class Store:
             self.crd_due.clear()
             self.namespace_due.clear()
             self.foreground.clear()
+            self.created.clear()
+            self.deleted.clear()
             ns = self.types.by_kind("v1", "Namespace")
             assert ns is not None
             for name in BUILTIN_NAMESPACES:
@@ -264,6 +270,25 @@ class Store:
                     items.append(item)
             return {"kind": t.kind + "List", "apiVersion": t.api_version,
                     "metadata": {"resourceVersion": str(self.rv)}, "items": items}
+
+    def created_at(self, t: ResourceType, ns: str, name: str) -> int:
+        """The resourceVersion an object was created at (0: before this store kept count)."""
+        with self.lock:
+            return self.created.get(self.key(t, ns, name), 0)
+
+    def deleted_since(self, t: ResourceType, ns: str, since: int, label_selector: str = "",
+                      field_selector: str = "") -> list[dict[str, Any]]:
+        """Objects of `t` deleted after resourceVersion `since` (the last 1,000 deletions are kept)."""
+        reqs, terms = parse_label_selector(label_selector), parse_field_selector(field_selector)
+        with self.lock:
+            out = []
+            for rv, key, obj in self.deleted:
+                if rv <= since or (key[0], key[1]) != t.storage_key or (ns and key[2] != ns):
+                    continue
+                labels = obj.get("metadata", {}).get("labels") or {}
+                if all(r.matches(labels) for r in reqs) and field_matches(obj, terms):
+                    out.append(self.serve(t, obj))
+            return out
 
     def exists(self, t: ResourceType, ns: str, name: str) -> bool:
         with self.lock:
@@ -684,6 +709,8 @@ class Store:
         self.rv += 1
         meta["resourceVersion"] = str(self.rv)
         self.objects[key] = new
+        if old is None:
+            self.created[key] = self.rv
         if t.group == "apiextensions.k8s.io" and t.plural == "customresourcedefinitions" and \
                 meta["name"] not in self.crd_due:
             self.types.register_crd(new)
@@ -840,9 +867,13 @@ class Store:
     def _remove_now(self, t: ResourceType, key: Key, policy: str) -> None:
         obj = self.objects.pop(key, None)
         self.pending.pop(key, None)
+        self.created.pop(key, None)
         if obj is None:
             return
         self.rv += 1
+        gone = copy.deepcopy(obj)
+        gone["metadata"]["resourceVersion"] = str(self.rv)
+        self.deleted.append((self.rv, key, gone))
         uid = obj["metadata"].get("uid")
         if t.group == "" and t.plural == "namespaces":
             for k in [k for k in self.objects if k[2] == key[3] and k[2]]:
