@@ -166,7 +166,12 @@ def test_defaults_of_the_distributed_kinds() -> None:
     assert ds["spec"]["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1,
                                                                                        "maxSurge": 0}}
     job_pod = {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}
-    job = create("batch/v1", "Job", {"spec": {"template": job_pod}})["spec"]
+    made = create("batch/v1", "Job", {"spec": {"template": job_pod}})
+    job, uid = made["spec"], made["metadata"]["uid"]
+    assert job["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}  # generated
+    assert job["template"]["metadata"]["labels"] == {"batch.kubernetes.io/controller-uid": uid,
+                                                     "batch.kubernetes.io/job-name": "x", "controller-uid": uid,
+                                                     "job-name": "x"}
     assert (job["completions"], job["parallelism"], job["backoffLimit"], job["completionMode"], job["suspend"],
             job["podReplacementPolicy"]) == (1, 1, 6, "NonIndexed", False, "TerminatingOrFailed")
     pvc = create("v1", "PersistentVolumeClaim", {"spec": {"accessModes": ["ReadWriteOnce"], "resources": {

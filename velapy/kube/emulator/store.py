@@ -364,6 +364,19 @@ class Store:
         errors = canonicalize(t.group, t.kind, obj)
         if errors:
             raise invalid(t, str(obj.get("metadata", {}).get("name", "")), errors)
+        meta = obj.get("metadata") or {}
+        spec = obj.get("spec")
+        if (t.group, t.kind) == ("batch", "Job") and not meta.get("uid") and isinstance(spec, dict) \
+                and not spec.get("manualSelector"):
+            # the Job strategy's generateSelector: the new Job's uid selects its pods, and the template carries it
+            meta["uid"] = str(uuid.uuid4())
+            name = str(meta.get("name", ""))
+            spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": meta["uid"]}}
+            template = spec.setdefault("template", {})
+            if isinstance(template, dict):
+                labels = template.setdefault("metadata", {}).setdefault("labels", {})
+                labels.update({"batch.kubernetes.io/controller-uid": meta["uid"], "batch.kubernetes.io/job-name": name,
+                               "controller-uid": meta["uid"], "job-name": name})
 
     def _fields(self, t: ResourceType, obj: dict[str, Any], validation: str, apply: bool) -> None:
         """fieldValidation: Strict refuses a field the kind's schema does not declare (400); otherwise it is
@@ -683,7 +696,7 @@ class Store:
         now = self.clock()
         meta = new.setdefault("metadata", {})
         if old is None:
-            meta["uid"] = str(uuid.uuid4())
+            meta["uid"] = meta.get("uid") or str(uuid.uuid4())  # a Job's was chosen for its selector
             meta["creationTimestamp"] = now_text(now)
             if t.generation:
                 meta["generation"] = 1
