@@ -722,6 +722,20 @@ class _Handler(BaseHTTPRequestHandler):
             timeout = float(q.get("timeoutSeconds", ["300"])[0] or 300)
             return 200, _Watch(t, route.namespace, q.get("labelSelector", [""])[0], q.get("fieldSelector", [""])[0],
                                q.get("resourceVersion", [""])[0], min(timeout, 1800.0)), {}
+        warnings = store.collect_warnings()
+        answer = self._verb(cluster, route, req, manager, dry, validation)
+        if warnings:
+            # RFC 7234 warn-code 299, as the apiserver's warning recorder sends them
+            return answer[0], answer[1], {**answer[2], "Warning": ", ".join(
+                '299 - ' + json.dumps(w) for w in dict.fromkeys(warnings))}
+        return answer
+
+    def _verb(self, cluster: Cluster, route: _Route, req: Request, manager: str, dry: bool, validation: str
+              ) -> tuple[int, Any, dict[str, str]]:
+        """The writes: create, update, patch (apply), delete, deletecollection."""
+        store, q = cluster.store, req.query
+        assert route.type is not None
+        t = route.type
         if route.verb == "create":
             if route.name:
                 raise ApiError(405, "the server does not allow this method on the requested resource",

@@ -200,6 +200,7 @@ class Store:
         default_factory=lambda: collections.deque(maxlen=1000))  # recent deletions, for watches from an RV
     foreground: set[Key] = field(default_factory=set)  # owners waiting for their dependents (foreground deletion)
     kind_rules: bool = True  # defaults.py and rules.validate (off: a unit test of the merge model alone)
+    _request: threading.local = field(default_factory=threading.local)  # per-request: the warnings to send
     _seeding: bool = False  # put_object: test setup skips the per-kind validation (a minimal object will do)
 
     def __post_init__(self) -> None:
@@ -289,6 +290,12 @@ class Store:
                 if all(r.matches(labels) for r in reqs) and field_matches(obj, terms):
                     out.append(self.serve(t, obj))
             return out
+
+    def collect_warnings(self) -> list[str]:
+        """Start collecting this thread's request warnings (the list fills as the request is served)."""
+        self._request.warnings = []
+        out: list[str] = self._request.warnings
+        return out
 
     def exists(self, t: ResourceType, ns: str, name: str) -> bool:
         with self.lock:
@@ -387,7 +394,13 @@ class Store:
         if t.crd:
             return
         unknown = rules.unknown_fields(t.api_version, t.kind, obj, prune=validation != "Strict")
-        if not unknown or validation != "Strict":
+        if not unknown:
+            return
+        if validation in ("", "Warn"):  # the default since 1.23: dropped, with a warning header per field
+            warnings = getattr(self._request, "warnings", None)
+            if warnings is not None:
+                warnings.extend(f'unknown field "{u}"' for u in unknown)
+        if validation != "Strict":
             return
         if apply:
             raise ApiError(400, "failed to create typed patch object "
