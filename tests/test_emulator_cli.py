@@ -161,3 +161,5 @@ def test_emulate_refuses_a_bad_fault_spec(tmp_path: Path) -> None:
         assert run.exit_code == 2 and message in run.output, run.output
     run = runner.invoke(main, ["emulate", str(DEMO), "--kubeconfig", str(tmp_path / "k"), "--down", "nowhere"])
     assert run.exit_code == 2 and "--down nowhere: no cluster nowhere" in run.output
+    run = runner.invoke(main, ["emulate", str(DEMO), "--kubeconfig", str(tmp_path / "k"), "--crd-delay", "-1"])
+    assert run.exit_code == 2 and "--crd-delay must be zero or more seconds" in run.output

@@ -22,6 +22,10 @@ from velapy.cli.base import (
               help="RBAC rule table (YAML); without it every user may do everything and impersonate anyone.")
 @click.option("--ready-after", "ready_after", default=0.0, type=float, show_default=True,
               help="Seconds after each spec change until workloads report a finished rollout.")
+@click.option("--crd-delay", "crd_delay", default=0.2, type=float, show_default=True,
+              help="Seconds until a new CRD is Established and its kind served (as kube-apiserver, not at once).")
+@click.option("--namespace-delay", "namespace_delay", default=0.2, type=float, show_default=True,
+              help="Seconds a deleted namespace stays Terminating before its contents are removed.")
 @click.option("--fault", "faults", multiple=True, metavar="SPEC",
               help="Inject a fault (repeatable): comma-separated key=value, e.g. "
                    "'cluster=prod-beijing,method=PATCH,status=503,times=2'. Keys: cluster, method, path (regex), "
@@ -29,7 +33,7 @@ from velapy.cli.base import (
 @click.option("--down", "down", multiple=True, metavar="CLUSTER",
               help="Start with this cluster not answering (repeatable); type `start CLUSTER` to bring it up.")
 def emulate_cmd(clusters: str, kubeconfig: str, audit_log: str, rbac: str, ready_after: float,
-                faults: tuple[str, ...], down: tuple[str, ...]) -> None:
+                crd_delay: float, namespace_delay: float, faults: tuple[str, ...], down: tuple[str, ...]) -> None:
     """Serve an emulated Kubernetes API for each cluster of CLUSTERS (and the hub) on 127.0.0.1 until
     Ctrl-C. A test and demo tool, not a Kubernetes: objects live in memory, nothing is scheduled, no
     container runs, controllers are simulated. While it serves, type `stop CLUSTER`, `start CLUSTER`,
@@ -39,6 +43,7 @@ def emulate_cmd(clusters: str, kubeconfig: str, audit_log: str, rbac: str, ready
         from velapy.kube.emulator.serve import serve
 
         return serve(clusters, kubeconfig, sys.stdout, audit_log=audit_log, rbac=rbac, ready_after=ready_after,
-                     faults=faults, down=down, commands=sys.stdin)
+                     faults=faults, down=down, commands=sys.stdin, crd_delay=crd_delay,
+                     namespace_delay=namespace_delay)
 
     _run(go)

@@ -25,7 +25,7 @@ from typing import TextIO
 from velapy.errors import EXIT_OK, ClusterError, Diagnostic, InputError, Location
 from velapy.kube.emulator.auth import RbacError
 from velapy.kube.emulator.fleet import Fleet
-from velapy.kube.emulator.server import Fault
+from velapy.kube.emulator.server import CRD_DELAY, NAMESPACE_DELAY, Fault
 from velapy.kube.emulator.tls import TlsError
 from velapy.load.clusters import load_inventory
 
@@ -120,7 +120,8 @@ def control(fleet: Fleet, line: str, out: TextIO) -> None:
 
 def serve(inventory: str, kubeconfig: str, out: TextIO, *, audit_log: str = "", rbac: str = "",
           ready_after: float = 0.0, stop: threading.Event | None = None, faults: Sequence[str] = (),
-          down: Sequence[str] = (), commands: TextIO | None = None) -> int:
+          down: Sequence[str] = (), commands: TextIO | None = None, crd_delay: float = CRD_DELAY,
+          namespace_delay: float = NAMESPACE_DELAY) -> int:
     """Serve the fleet of `inventory` until a signal (or `stop`) arrives; the exit code. `faults` are
     --fault specs, `down` clusters that do not answer, `commands` a stream of control lines (stdin)."""
     inv = load_inventory(inventory)
@@ -130,14 +131,17 @@ def serve(inventory: str, kubeconfig: str, out: TextIO, *, audit_log: str = "", 
             f"{kubeconfig} already exists", Location(file=kubeconfig),
             "the emulator writes a fresh kubeconfig and deletes it when it stops; give a path that does not exist "
             "(never your real kubeconfig)")])
-    if ready_after < 0:
-        raise InputError("--ready-after must be zero or more seconds")
+    for option, value in (("--ready-after", ready_after), ("--crd-delay", crd_delay),
+                          ("--namespace-delay", namespace_delay)):
+        if value < 0:
+            raise InputError(f"{option} must be zero or more seconds")
     parsed = [parse_fault(spec, inv.names()) for spec in faults]
     for name in down:
         if name not in inv.names():
             raise InputError(f"--down {name}: no cluster {name} in the inventory (clusters: {', '.join(inv.names())})")
     try:
         fleet = Fleet(inv.names(), rbac=rbac or None, ready_after=ready_after, audit_log=audit_log or None,
+                      crd_delay=crd_delay, namespace_delay=namespace_delay,
                       versions={c.name: c.version for c in inv.clusters if c.version})
     except RbacError as e:
         raise InputError([Diagnostic(str(e), Location(file=rbac))]) from None
