@@ -294,7 +294,8 @@ def test_crd_registers_its_kind_and_deleting_it_unregisters(emulator_fleet: Call
            "spec": {"group": "example.com", "scope": "Namespaced",
                     "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "shortNames": ["wd"]},
                     "versions": [{"name": "v1", "served": True, "storage": True,
-                                  "schema": {"openAPIV3Schema": {"type": "object"}},
+                                  "schema": {"openAPIV3Schema": {"type": "object",
+                                                                 "x-kubernetes-preserve-unknown-fields": True}},
                                   "subresources": {"status": {}}}]}}
     created = d.server_side_apply(crds, body=crd, field_manager="velapy").to_dict()
     assert created["status"]["conditions"] == []  # Established a moment later, as on a real server

@@ -430,3 +430,40 @@ def test_watch_from_a_resource_version_reports_modified_and_deleted(fleet: Runni
                           headers={"Authorization": f"Bearer {http.token}"}, timeout=10)
     events = [(e["type"], e["object"]["metadata"]["name"]) for e in map(json.loads, r.data.decode().splitlines())]
     assert sorted(events) == [("ADDED", "new"), ("DELETED", "gone"), ("MODIFIED", "kept")]
+
+
+def test_custom_resources_are_pruned_and_validated_by_their_crd_schema(fleet: RunningFleet) -> None:
+    http = Http(fleet)
+    name = ns(http)
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "knobs.example.com"},
+           "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"kind": "Knob", "plural": "knobs", "singular": "knob"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                        "type": "object", "properties": {"spec": {
+                            "type": "object", "required": ["size"],
+                            "properties": {"size": {"type": "integer", "minimum": 1},
+                                           "mode": {"type": "string", "enum": ["fast", "slow"]},
+                                           "extra": {"type": "object",
+                                                     "x-kubernetes-preserve-unknown-fields": True}}}}}}}]}}
+    assert http("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)[0] == 201
+    assert eventually(lambda: http("GET", f"/apis/example.com/v1/namespaces/{name}/knobs")[0] == 200)
+    url = f"/apis/example.com/v1/namespaces/{name}/knobs"
+    code, knob = http("POST", url, {"apiVersion": "example.com/v1", "kind": "Knob", "metadata": {"name": "k"},
+                                    "spec": {"size": 2, "colour": "red", "extra": {"any": 1}}, "top": 1})
+    assert code == 201 and knob["spec"] == {"size": 2, "extra": {"any": 1}} and "top" not in knob  # pruned
+    code, body = http("POST", url + "?fieldValidation=Strict", {
+        "apiVersion": "example.com/v1", "kind": "Knob", "metadata": {"name": "s"}, "spec": {"size": 1, "colour": 1}})
+    assert code == 400 and 'unknown field "spec.colour"' in body["message"]
+    code, body = http("POST", url, {"apiVersion": "example.com/v1", "kind": "Knob", "metadata": {"name": "bad"},
+                                    "spec": {"size": "two", "mode": "warp"}})
+    assert code == 422 and body["message"].startswith('Knob.example.com "bad" is invalid: [')
+    assert 'spec.size: Invalid value: "string": spec.size in body must be of type integer: "string"' in \
+        body["message"]
+    assert 'spec.mode: Unsupported value: "warp": supported values: "fast", "slow"' in body["message"]
+    code, body = http("POST", url, {"apiVersion": "example.com/v1", "kind": "Knob", "metadata": {"name": "z"},
+                                    "spec": {"size": 0}})
+    assert code == 422 and "spec.size in body should be greater than or equal to 1" in body["message"]
+    code, body = http("POST", url, {"apiVersion": "example.com/v1", "kind": "Knob", "metadata": {"name": "r"},
+                                    "spec": {}})
+    assert code == 422 and "spec.size: Required value" in body["message"]

@@ -291,3 +291,96 @@ def unknown_fields(api_version: str, kind: str, obj: dict[str, Any], prune: bool
     out: list[str] = []
     _walk(obj, model.__name__, "", out, prune)
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# custom resources: the CRD's structural schema (apiextensions-apiserver's pruning and validation)
+
+_JSON_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool}
+
+
+def _type_ok(value: Any, kind: str) -> bool:
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    expected = _JSON_TYPES.get(kind)
+    return expected is None or (isinstance(value, expected) and (kind == "boolean" or not isinstance(value, bool)))
+
+
+def prune(value: Any, schema: dict[str, Any], path: str, out: list[str]) -> None:
+    """Remove (in place) the fields the structural schema does not declare; their paths into `out`."""
+    if not isinstance(schema, dict):
+        return
+    if isinstance(value, dict):
+        props = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        keep = bool(schema.get("x-kubernetes-preserve-unknown-fields")) or extra is True
+        embedded = bool(schema.get("x-kubernetes-embedded-resource"))
+        for k in list(value):
+            sub = f"{path}.{k}" if path else str(k)
+            if isinstance(props, dict) and k in props:
+                prune(value[k], props[k], sub, out)
+            elif isinstance(extra, dict):
+                prune(value[k], extra, sub, out)
+            elif not keep and not (embedded and k in ("apiVersion", "kind", "metadata")):
+                out.append(sub)
+                del value[k]
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            prune(item, schema["items"], f"{path}[{i}]", out)
+
+
+def check_schema(value: Any, schema: dict[str, Any], path: str, out: list[Cause]) -> None:
+    """The violations of `value` against an OpenAPI v3 schema: type, required, enum, bounds, lengths."""
+    if not isinstance(schema, dict) or value is None:
+        return
+    kind = schema.get("type")
+    if schema.get("x-kubernetes-int-or-string") and isinstance(value, int | str) and not isinstance(value, bool):
+        return
+    if isinstance(kind, str) and not _type_ok(value, kind):
+        out.append((path, f"Invalid value: {_q(_json_type(value))}: {path} in body must be of type {kind}: "
+                    f"{_q(_json_type(value))}"))
+        return
+    if "enum" in schema and value not in schema["enum"]:
+        out.append((path, f"Unsupported value: {_q(value)}: supported values: "
+                    + ", ".join(_q(v) for v in schema["enum"])))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            out.append((path, f"Invalid value: {value}: {path} in body should be greater than or equal to "
+                        f"{schema['minimum']}"))
+        if "maximum" in schema and value > schema["maximum"]:
+            out.append((path, f"Invalid value: {value}: {path} in body should be less than or equal to "
+                        f"{schema['maximum']}"))
+    if isinstance(value, str):
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            out.append((path, f"Too long: may not be more than {schema['maxLength']} bytes"))
+        if "pattern" in schema and not re.search(str(schema["pattern"]), value):
+            out.append((path, f"Invalid value: {_q(value)}: {path} in body should match '{schema['pattern']}'"))
+    if isinstance(value, dict):
+        for name in schema.get("required") or []:
+            if name not in value:
+                out.append((f"{path}.{name}" if path else str(name), "Required value"))
+        props = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        for k, v in value.items():
+            sub = f"{path}.{k}" if path else str(k)
+            if k in props:
+                check_schema(v, props[k], sub, out)
+            elif isinstance(extra, dict):
+                check_schema(v, extra, sub, out)
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            check_schema(item, schema["items"], f"{path}[{i}]", out)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"

@@ -291,6 +291,15 @@ class Store:
                     out.append(self.serve(t, obj))
             return out
 
+    def _crd_schema(self, t: ResourceType) -> dict[str, Any] | None:
+        """The structural schema of a custom resource's version (None: none given, so nothing is pruned)."""
+        crd = self.objects.get(("apiextensions.k8s.io", "customresourcedefinitions", "", t.crd))
+        for v in ((crd or {}).get("spec") or {}).get("versions") or []:
+            if v.get("name") == t.version:
+                schema = (v.get("schema") or {}).get("openAPIV3Schema")
+                return schema if isinstance(schema, dict) else None
+        return None
+
     def collect_warnings(self) -> list[str]:
         """Start collecting this thread's request warnings (the list fills as the request is served)."""
         self._request.warnings = []
@@ -366,7 +375,16 @@ class Store:
 
     def _canonical(self, t: ResourceType, obj: dict[str, Any]) -> None:
         """What the server stores: canonical quantities, defaults, no empty maps (built-in kinds; defaults.py)."""
-        if t.crd or not self.kind_rules:
+        if t.crd:
+            schema = self._crd_schema(t)
+            if schema is not None:
+                body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
+                causes: list[tuple[str, str]] = []
+                rules.check_schema(body, schema, "", causes)
+                if causes:
+                    raise invalid(t, str(obj.get("metadata", {}).get("name", "")), causes)
+            return
+        if not self.kind_rules:
             return
         errors = canonicalize(t.group, t.kind, obj)
         if errors:
@@ -392,8 +410,16 @@ class Store:
             raise ApiError(400, f'fieldValidation: Invalid value: "{validation}": must be one of "Ignore", '
                            '"Warn", "Strict"')
         if t.crd:
-            return
-        unknown = rules.unknown_fields(t.api_version, t.kind, obj, prune=validation != "Strict")
+            schema = self._crd_schema(t)
+            unknown: list[str] = []
+            if schema is not None:
+                body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
+                rules.prune(body, schema, "", unknown)
+                if validation != "Strict":
+                    for k in [k for k in obj if k not in ("apiVersion", "kind", "metadata") and k not in body]:
+                        del obj[k]
+        else:
+            unknown = rules.unknown_fields(t.api_version, t.kind, obj, prune=validation != "Strict") or []
         if not unknown:
             return
         if validation in ("", "Warn"):  # the default since 1.23: dropped, with a warning header per field
