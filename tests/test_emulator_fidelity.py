@@ -370,6 +370,14 @@ def test_foreground_deletion_and_finalizer_rules(fleet: RunningFleet) -> None:
     http("PATCH", f"/api/v1/namespaces/{name}/configmaps/dep", {"metadata": {"finalizers": None}},
          "application/merge-patch+json")
     assert eventually(lambda: http("GET", f"/api/v1/namespaces/{name}/configmaps/owner")[0] == 404)
+    # a dependent without blockOwnerDeletion does not hold its owner
+    code, owner = http("POST", f"/api/v1/namespaces/{name}/configmaps", {"metadata": {"name": "owner2"}})
+    http("POST", f"/api/v1/namespaces/{name}/configmaps", {"metadata": {
+        "name": "dep2", "finalizers": ["example.com/hold"], "ownerReferences": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner2", "uid": owner["metadata"]["uid"]}]}})
+    code, body = http("DELETE", f"/api/v1/namespaces/{name}/configmaps/owner2", {"propagationPolicy": "Foreground"})
+    assert eventually(lambda: http("GET", f"/api/v1/namespaces/{name}/configmaps/owner2")[0] == 404)
+    assert http("GET", f"/api/v1/namespaces/{name}/configmaps/dep2")[1]["metadata"]["deletionTimestamp"]
     # a delete held by a finalizer with orphanDependents=false answers 202 Accepted
     http("POST", f"/api/v1/namespaces/{name}/configmaps", {"metadata": {"name": "held",
                                                                        "finalizers": ["example.com/hold"]}})

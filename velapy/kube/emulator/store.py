@@ -862,10 +862,12 @@ class Store:
         self.objects[key] = new
         return new
 
-    def _dependents(self, owner: dict[str, Any]) -> list[Key]:
+    def _dependents(self, owner: dict[str, Any], blocking: bool = False) -> list[Key]:
+        """Objects whose ownerReferences name `owner` (with `blocking`: only those with blockOwnerDeletion)."""
         uid = owner["metadata"].get("uid")
         return [k for k, o in self.objects.items()
-                if any(r.get("uid") == uid for r in o.get("metadata", {}).get("ownerReferences") or [])]
+                if any(r.get("uid") == uid and (not blocking or r.get("blockOwnerDeletion") is True)
+                       for r in o.get("metadata", {}).get("ownerReferences") or [])]
 
     def _finish_foreground(self) -> None:
         """The garbage collector's foreground step: an owner whose dependents are all gone loses its
@@ -877,8 +879,8 @@ class Store:
             if obj is None or "foregroundDeletion" not in finalizers:
                 self.foreground.discard(key)
                 continue
-            if self._dependents(obj):
-                continue
+            if self._dependents(obj, blocking=True):
+                continue  # only dependents with blockOwnerDeletion hold their owner
             self.foreground.discard(key)
             rest = [f for f in finalizers if f != "foregroundDeletion"]
             t = storage.get((key[0], key[1]))
