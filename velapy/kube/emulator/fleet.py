@@ -31,7 +31,7 @@ class Fleet:
     def __init__(self, names: Sequence[str], rbac: str | Path | dict[str, Any] | None = None,
                  ready_after: float = 0.0, audit_log: str | Path | None = None,
                  versions: Mapping[str, str] | None = None, tls: bool = True, crd_delay: float = CRD_DELAY,
-                 namespace_delay: float = NAMESPACE_DELAY) -> None:
+                 namespace_delay: float = NAMESPACE_DELAY, hold_images: Sequence[str] = ()) -> None:
         if len(set(names)) != len(names):
             raise ValueError(f"cluster names repeat: {', '.join(names)}")
         self.authz = Authorizer.load(rbac)
@@ -42,6 +42,8 @@ class Fleet:
             n: Cluster(n, authz=self.authz, ready_after=ready_after, version=(versions or {}).get(n, ""),
                        audit=self.audit, tls=context, crd_delay=crd_delay, namespace_delay=namespace_delay)
             for n in names}
+        for c in self.clusters.values():
+            c.store.held_images = tuple(hold_images)
 
     def __getitem__(self, name: str) -> Cluster:
         return self.clusters[name]

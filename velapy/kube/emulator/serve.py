@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -119,9 +123,9 @@ def control(fleet: Fleet, line: str, out: TextIO) -> None:
 
 
 def serve(inventory: str, kubeconfig: str, out: TextIO, *, audit_log: str = "", rbac: str = "",
-          ready_after: float = 0.0, stop: threading.Event | None = None, faults: Sequence[str] = (),
-          down: Sequence[str] = (), commands: TextIO | None = None, crd_delay: float = CRD_DELAY,
-          namespace_delay: float = NAMESPACE_DELAY) -> int:
+          ready_after: float = 0.0, stop: threading.Event | None = None, hold_images: Sequence[str] = (),
+          faults: Sequence[str] = (), down: Sequence[str] = (), commands: TextIO | None = None,
+          crd_delay: float = CRD_DELAY, namespace_delay: float = NAMESPACE_DELAY) -> int:
     """Serve the fleet of `inventory` until a signal (or `stop`) arrives; the exit code. `faults` are
     --fault specs, `down` clusters that do not answer, `commands` a stream of control lines (stdin)."""
     inv = load_inventory(inventory)
@@ -142,7 +146,7 @@ def serve(inventory: str, kubeconfig: str, out: TextIO, *, audit_log: str = "", 
     try:
         fleet = Fleet(inv.names(), rbac=rbac or None, ready_after=ready_after, audit_log=audit_log or None,
                       crd_delay=crd_delay, namespace_delay=namespace_delay,
-                      versions={c.name: c.version for c in inv.clusters if c.version})
+                      versions={c.name: c.version for c in inv.clusters if c.version}, hold_images=hold_images)
     except RbacError as e:
         raise InputError([Diagnostic(str(e), Location(file=rbac))]) from None
     except OSError as e:
@@ -187,3 +191,40 @@ def serve(inventory: str, kubeconfig: str, out: TextIO, *, audit_log: str = "", 
         for s, handler in previous.items():
             signal.signal(s, handler)
     return EXIT_OK
+
+
+def serve_in_background(args: Sequence[str], kubeconfig: str, out: TextIO, pid_file: str = "",
+                        wait: float = 30.0) -> int:
+    """Start `velapy emulate ARGS` as a process of its own (a new session, so it outlives this one),
+    print its lines once it is ready, write its pid (to `pid_file` too), and return; `kill PID`
+    stops it cleanly (its kubeconfig is removed)."""
+    if Path(kubeconfig).exists():
+        raise InputError([Diagnostic(f"{kubeconfig} already exists", Location(file=kubeconfig),
+                                     "the emulator writes a fresh kubeconfig and deletes it when it stops")])
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-m", "velapy", "emulate", *args], stdout=subprocess.PIPE,
+                                stderr=err, stdin=subprocess.DEVNULL, start_new_session=True, text=True)
+        assert proc.stdout is not None
+        deadline = time.monotonic() + wait
+        lines = []
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("ready:"):
+                proc.stdout.close()
+                out.write("".join(lines))
+                out.write(f"pid {proc.pid}: stop it with kill {proc.pid}\n")
+                out.flush()
+                if pid_file:
+                    Path(pid_file).write_text(f"{proc.pid}\n", encoding="utf-8")
+                return EXIT_OK
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(10)
+        err.seek(0)
+        said = err.read().decode("utf-8", "replace").strip()
+    raise ClusterError(f"the emulator did not start{f': {said}' if said else ''}")
+
+
