@@ -64,8 +64,12 @@ def bench_app(n: int, name: str, clusters: int, bump: bool) -> dict[str, Any]:
     """fleetgen's components, every cluster in one deploy step (no gate), in namespace `name`."""
     app = fleet_app(n, name)
     app["metadata"]["namespace"] = name
-    if bump:
-        for c in app["spec"]["components"]:
+    for c in app["spec"]["components"]:
+        if "cpu" in c["properties"]:
+            # cpu as users write it: the API server stores it canonically (0.1 → 100m), so a no-op re-apply
+            # is only 0 writes if velapy asks the server (a dry run per such Deployment), not its own copy
+            c["properties"]["cpu"] = "0.1"
+        if bump:
             c["properties"]["image"] = c["properties"]["image"] + "-bumped"
     app["spec"]["policies"] = [{"name": "all", "type": "topology", "properties": {"clusterLabelSelector": {}}}]
     app["spec"]["workflow"] = {"steps": [{"name": "deploy", "type": "deploy",

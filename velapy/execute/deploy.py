@@ -17,6 +17,7 @@ Errors name the cluster, the user, the verb, the resource and namespace/name.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +35,8 @@ from velapy.execute.objects import (
     field_path,
     health,
     owner,
+    same_digest,
+    same_object,
     shared_by,
     stored_form,
     unchanged,
@@ -76,6 +79,7 @@ class Item:
     health: Health | None = None
     shared: bool = False
     adopt: bool = False  # taken over from no application: velapy takes its fields too (force)
+    probe: bool = False  # applied from the same digest but stored differently: the server's dry run decides
     lost: str = ""  # claimed by another app (or someone) while this run applied it: who
 
 
@@ -136,6 +140,17 @@ def describe_error(exc: KubeError, client: Client, verb: str, rt: ResourceType |
     res = (f"{rt.plural}{'.' + rt.group if rt.group else ''}" if rt is not None else kind)
     target = f"{kind or (rt.kind if rt else '')} {namespace + '/' if namespace else ''}{name}".strip()
     if isinstance(exc, ApiError):
+        immutable = [c.field for c in exc.causes if "immutable" in c.message or "are forbidden" in c.message]
+        if exc.status == 422 and immutable:
+            paths = ", ".join(json.dumps(f) for f in immutable)
+            return (f"cluster {client.cluster}: {verb} {target}: HTTP 422 the API server will not change "
+                    f"{' and '.join(immutable)} of an existing {kind or 'object'} ({exc.server_message}); to replace "
+                    f"the object instead, give it a resource-update policy with recreateFields: [{paths}] (velapy "
+                    "then deletes and recreates it)")
+        if exc.status == 403 and any(c.type == "NamespaceTerminating" for c in exc.causes):
+            return (f"cluster {client.cluster}: {verb} {target}: namespace {namespace} is being deleted "
+                    "(Terminating) and takes no new objects; wait until it is gone, then apply again "
+                    f"(HTTP 403 {exc.server_message})")
         if exc.status == 403 and impersonation_denied(exc, client.identity):
             return (f"cluster {client.cluster}: the kubeconfig's user cannot impersonate {who(client.identity)}: "
                     f"{exc.server_message}")
@@ -281,6 +296,8 @@ class ClusterRollout:
                 it.action = "keep"
             elif unchanged(stored_form(it.want), it.live):
                 it.action = "skip"
+            elif same_digest(it.want, it.live):
+                it.probe = True  # canonical quantities, defaults: only the server can tell whether it would change
             elif it.live is not None and _must_recreate(rules, it.want, it.live):
                 it.action = "recreate"
         if not self.out.ok:
@@ -289,7 +306,9 @@ class ClusterRollout:
         for it in self._probes(missing):
             assert it.rt is not None and it.want is not None
             try:
-                apply_as(c, it.rt, self._claimed(it), opts.manager, force=self._force(it), dry_run=True)
+                trial = apply_as(c, it.rt, self._claimed(it), opts.manager, force=self._force(it), dry_run=True)
+                if it.probe and it.live is not None and same_object(trial, it.live):
+                    it.action = "skip"  # the server's own answer: applying it again would change nothing
             except ApiError as exc:
                 if exc.status == 404 and it.obj.namespace in planned_ns:
                     continue  # the namespace comes with this step
@@ -316,9 +335,11 @@ class ClusterRollout:
                 self._error(exc, "get", it)
 
     def _probes(self, missing: Sequence[str]) -> list[Item]:
-        """The items to dry-run before any write: every object another field manager co-owns (a field conflict
-        is possible: the dry run finds it, unless conflicts are forced), and one object per (kind, namespace,
-        create or update, forced or not) to prove the identity may write there. An object velapy alone manages
+        """The items to dry-run before any write: every object applied from the same digest that the server
+        stores differently (`Item.probe`: its dry-run answer decides whether it is unchanged), every object
+        another field manager co-owns (a field conflict is possible: the dry run finds it, unless conflicts
+        are forced), and one object per (kind, namespace, create or update, forced or not) to prove the
+        identity may write there. An object velapy alone manages
         cannot conflict, so a second one of the same kind and namespace would only repeat the same answer.
         (RBAC rules narrowed by resourceNames and per-object admission refusals then show at the apply.)"""
         out: list[Item] = []
@@ -329,10 +350,13 @@ class ClusterRollout:
             if it.obj.namespace in missing and it.rt.namespaced:
                 continue  # its namespace is created first; the apply itself will tell
             force = self._force(it)
-            if it.live is not None and not force and foreign_managers(it.live, self.opts.manager):
-                out.append(it)
-                continue
             key = (it.rt.group, it.rt.plural, it.obj.namespace if it.rt.namespaced else "", it.live is None, force)
+            if it.probe or (it.live is not None and not force and foreign_managers(it.live, self.opts.manager)):
+                # same digest but stored differently (only its own dry run tells whether it changed), or a
+                # field conflict is possible; its dry run proves its group's write access too
+                out.append(it)
+                proved.add(key)
+                continue
             if key not in proved:
                 proved.add(key)
                 out.append(it)
