@@ -3,7 +3,8 @@
 Every line the executor prints, and every message it stores in run state, goes through it: an
 API server may quote a value in an error (`Invalid value: "..."`), so masking at the source of
 the values is the only safe place. Values shorter than 4 characters are not masked (they would
-mask ordinary words).
+mask ordinary words). Values read during the run (a webhook URL from a hub Secret) join it with
+`add` before anything is done with them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import base64
 import binascii
 import contextlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
@@ -20,8 +21,13 @@ MASK = "<redacted>"
 
 
 class Redactor:
-    def __init__(self, values: Iterable[str] = ()) -> None:
+    def __init__(self, values: Iterable[str] = (), before: Callable[[str], str] | None = None) -> None:
         self.values = sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+        self.before = before  # another masking function applied first
+
+    def add(self, *values: str) -> None:
+        """Mask these too, from now on."""
+        self.values = sorted({*self.values, *(v for v in values if len(v) >= 4)}, key=len, reverse=True)
 
     @staticmethod
     def from_objects(objects: Iterable[Mapping[str, Any]]) -> Redactor:
@@ -39,6 +45,8 @@ class Redactor:
         return Redactor(values)
 
     def __call__(self, text: str) -> str:
+        if self.before is not None:
+            text = self.before(text)
         for v in self.values:
             if v in text:
                 text = text.replace(v, MASK)
