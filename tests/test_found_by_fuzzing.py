@@ -84,3 +84,94 @@ def test_a_malformed_url_in_the_plan_is_a_located_input_error_before_any_request
     assert "plan.yaml:" in text and "step hook: url.value is not a URL that can be sent to: its port is not a number" \
         in text
     assert "S3CRETPORT" not in text and "T0KEN" not in text
+
+
+# ------------------------------------------------------------------------------------------
+# metadata that is not a mapping: located exit 2 in validate and render (was: valid, then exit 4)
+
+HEAD = "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: m, namespace: default}\nspec:\n" \
+       "  components:\n"
+OBJECTS = "    - name: objs\n      type: k8s-objects\n      properties:\n        objects:\n" \
+          "          - apiVersion: v1\n            kind: ConfigMap\n" \
+          "            metadata: {{name: c1, labels: {labels}}}\n"
+MERGE_PATCH = "    - name: web\n      type: webservice\n      properties: {image: nginx}\n      traits:\n" \
+              "        - type: json-merge-patch\n          properties:\n            metadata: {labels: abc}\n"
+REF = "    - name: ref\n      type: ref-objects\n      properties:\n" \
+      "        objects: [{apiVersion: v1, kind: ConfigMap, name: hubcm}]\n"
+
+
+@pytest.fixture
+def cli_engine(evaluator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from contextlib import nullcontext
+
+    from velapy import cli as velapy_cli
+
+    monkeypatch.setattr(velapy_cli.base, "open_evaluator", lambda *a, **k: nullcontext(evaluator))
+
+
+def _both(tmp_path: Path, text: str, *extra: str) -> list[Any]:
+    app = tmp_path / "app.yaml"
+    app.write_text(text)
+    return [cli(command, str(app), *extra) for command in ("validate", "render")]
+
+
+@pytest.mark.parametrize(("component", "where", "shape"), [
+    (OBJECTS.format(labels='"abc"'), "app.yaml:12:", "metadata.labels must be a mapping of names to strings, not a "
+                                                     "string"),
+    (OBJECTS.format(labels="[a, b]"), "app.yaml:12:",
+     "metadata.labels must be a mapping of names to strings, not a list"),
+    (OBJECTS.format(labels="{team: {a: b}}"), "app.yaml:12:", "metadata.labels.team must be a string, not a mapping"),
+    (MERGE_PATCH, "app.yaml:12:", "metadata.labels must be a mapping of names to strings, not a string"),
+])
+def test_labels_that_are_not_a_mapping_are_a_located_input_error(tmp_path: Path, cli_engine: None, component: str,
+                                                                  where: str, shape: str) -> None:
+    for res in _both(tmp_path, HEAD + component):
+        assert res.returncode == 2, res.stderr  # validate said "valid", render exit 4 (ValueError)
+        assert where in res.stderr and shape in res.stderr, res.stderr
+        assert "internal error" not in res.stderr
+
+
+def test_a_hub_manifest_whose_metadata_is_a_string_is_a_located_input_error(tmp_path: Path, cli_engine: None) -> None:
+    (tmp_path / "hub").mkdir()
+    (tmp_path / "hub" / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: hubcm\ndata: {a: b}\n")
+    for res in _both(tmp_path, HEAD + REF, "--resources", str(tmp_path / "hub")):
+        assert res.returncode == 2, res.stderr  # was: valid, then exit 4 (AttributeError)
+        assert "cm.yaml:3:" in res.stderr and "hub object ConfigMap: metadata must be a mapping" in res.stderr
+
+
+def test_a_template_or_trait_that_renders_bad_metadata_is_located_at_it(tmp_path: Path, cli_engine: None) -> None:
+    defs = tmp_path / "defs"
+    defs.mkdir()
+    (defs / "bad-meta.cue").write_text(
+        '"bad-meta": {\n\ttype: "component"\n'
+        '\tattributes: workload: definition: {apiVersion: "v1", kind: "ConfigMap"}\n}\n'
+        'template: {\n\tparameter: {tags: _}\n\toutput: {apiVersion: "v1", kind: "ConfigMap", '
+        'metadata: labels: parameter.tags}\n}\n')
+    (defs / "bad-labels.cue").write_text(
+        '"bad-labels": {\n\ttype: "trait"\n\tattributes: appliesToWorkloads: ["*"]\n}\ntemplate: {\n'
+        '\tparameter: {tags: _}\n\t// +patchStrategy=retainKeys\n\tpatch: metadata: labels: parameter.tags\n}\n')
+    app = tmp_path / "app.yaml"
+    app.write_text(HEAD + "    - name: one\n      type: bad-meta\n      properties: {tags: abc}\n")
+    res = cli("render", str(app), "-d", str(defs))
+    assert res.returncode == 2, res.stderr
+    assert "app.yaml:6:" in res.stderr and "the bad-meta template rendered a ConfigMap whose metadata.labels must " \
+        "be a mapping of names to strings, not a string" in res.stderr
+    app.write_text(HEAD + "    - name: two\n      type: webservice\n      properties: {image: nginx}\n      traits:\n"
+                   "        - type: bad-labels\n          properties: {tags: [a, b]}\n")
+    res = cli("render", str(app), "-d", str(defs))
+    assert res.returncode == 2, res.stderr
+    assert "app.yaml:10:" in res.stderr and "trait bad-labels rendered a Deployment whose metadata.labels must be " \
+        "a mapping of names to strings, not a list" in res.stderr
+
+
+# ------------------------------------------------------------------------------------------
+# the stream render checks names as -o does
+
+def test_the_stream_render_refuses_names_kubernetes_would_reject(tmp_path: Path, cli_engine: None) -> None:
+    app = tmp_path / "app.yaml"
+    app.write_text(HEAD + OBJECTS.format(labels="{}").replace("c1", "x" * 300))
+    for args in ((), ("--vela-layout",), ("-o", str(tmp_path / "out"))):
+        res = cli("render", str(app), *args)
+        assert res.returncode == 2, (args, res.stdout[:300])  # the stream printed the object, exit 0
+        assert "app.yaml:6:" in res.stderr and "is 300 characters long; Kubernetes allows 253" in res.stderr
+        assert res.stdout == ""
