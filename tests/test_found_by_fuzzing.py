@@ -10,6 +10,10 @@
 from __future__ import annotations
 
 import base64
+import os
+import shutil
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +179,66 @@ def test_the_stream_render_refuses_names_kubernetes_would_reject(tmp_path: Path,
         assert res.returncode == 2, (args, res.stdout[:300])  # the stream printed the object, exit 0
         assert "app.yaml:6:" in res.stderr and "is 300 characters long; Kubernetes allows 253" in res.stderr
         assert res.stdout == ""
+
+
+# ------------------------------------------------------------------------------------------
+# Secret files and the emulator's audit log are readable by their owner only
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "gitops"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_rendered_secret_files_are_0600_and_a_0644_one_is_rewritten_0600(tmp_path: Path, cli_engine: None,
+                                                                         umask_022: None) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLE, repo)
+    out = tmp_path / "out"
+    args = ("render", str(repo / "apps/orders/app.yaml"), "-f", str(repo / "apps/orders/policies.yaml"),
+            "--clusters", str(repo / "clusters.yaml"), "-o", str(out))
+    assert cli(*args).returncode == 0
+    secrets = sorted(out.glob("clusters/*/*/secret_*.yaml"))
+    assert secrets and all(_mode(p) == 0o600 for p in secrets), [oct(_mode(p)) for p in secrets]  # was 0644
+    others = [p for p in out.rglob("*.yaml") if p not in secrets]
+    assert others and all(_mode(p) == 0o644 for p in others)
+    secrets[0].chmod(0o644)  # as an older velapy or a git checkout left it
+    checked = cli(*args, "--check")  # modes are no content: git does not record them
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert cli(*args).returncode == 0
+    assert all(_mode(p) == 0o600 for p in secrets)
+
+
+def test_golden_update_makes_the_secret_files_of_an_up_to_date_golden_private(
+        tmp_path: Path, cli_engine: None, umask_022: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLE, repo)  # (copied 0644, as a clone has them)
+    monkeypatch.chdir(repo)
+    secrets = sorted(repo.glob("rendered/orders/clusters/*/*/secret_*.yaml"))
+    assert secrets and all(_mode(p) == 0o644 for p in secrets)
+    res = cli("golden", "update")
+    assert res.returncode == 0, res.stderr
+    assert "fresh    orders" in res.stdout + res.stderr  # nothing to rewrite ...
+    assert all(_mode(p) == 0o600 for p in secrets)  # ... yet the Secrets are private now
+
+
+def test_the_emulator_audit_log_is_0600(tmp_path: Path, umask_022: None) -> None:
+    from velapy.kube.emulator.server import AuditLog
+
+    fresh, old = tmp_path / "audit.jsonl", tmp_path / "old.jsonl"
+    old.write_text('{"seen": 1}\n')
+    old.chmod(0o644)
+    for path in (fresh, old):
+        log = AuditLog(str(path))
+        log({"verb": "create", "objectRef": {"resource": "secrets"}})
+        log.close()
+        assert _mode(path) == 0o600  # was 0644
+    assert old.read_text().startswith('{"seen": 1}\n')  # appended to, not replaced
