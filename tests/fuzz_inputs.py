@@ -404,6 +404,8 @@ class Fuzz:
     seed_value: int | None = None
     renew: Callable[[], Evaluator] | None = None  # a new engine after a hang (counting mode)
     recorded: list[Path] = field(default_factory=list)
+    progress: int = 0  # print the counts to stderr every this many cases (0: never)
+    started: float = field(default_factory=time.monotonic)
 
     def registry(self, s: Seed) -> Registry | None:
         """Definitions are inputs the fuzzer does not mutate: load each set once (None when they
@@ -494,6 +496,10 @@ class Fuzz:
         def one(case: tuple[Seed, dict[str, str]]) -> None:
             s, files = case
             self.counts[self.one(s, files)] += 1
+            done = sum(self.counts.values())
+            if self.progress and done % self.progress == 0:
+                print(f"[{time.strftime('%H:%M:%S')}] {summary(self.counts, time.monotonic() - self.started)}",
+                      file=sys.stderr, flush=True)
 
         self.seed_value = seed_value
         if seed_value is not None:
@@ -526,14 +532,16 @@ def fuzz(evaluator: Evaluator, cases: int, seed_value: int | None = None) -> Cou
 
 
 def count(cases: int, seed_value: int | None, findings: Path, case_timeout: float = 120.0,
-          make_evaluator: Callable[[], Evaluator] | None = None) -> Fuzz:
+          make_evaluator: Callable[[], Evaluator] | None = None, progress: int = 0) -> Fuzz:
     """The counting mode: run every case, record each finding under `findings`, count outcomes."""
     with tempfile.TemporaryDirectory(prefix="velapy-fuzz-cache-") as caches:
         make = make_evaluator or (lambda: fresh_evaluator(Path(caches)))
         run = Fuzz(make(), load_seeds(), {}, Counter(), {}, findings=findings, case_timeout=case_timeout,
-                   renew=make)
+                   renew=make, progress=progress)
         try:
             run.run(cases, seed_value)
+        except KeyboardInterrupt:  # (SIGINT, SIGTERM) the counts so far are still worth printing
+            print("interrupted: the counts of the cases run so far", file=sys.stderr)
         finally:
             run.evaluator.close()
     return run
@@ -556,6 +564,7 @@ def main() -> int:
     parser.add_argument("--findings", default="build/fuzz-findings",
                         help="where --count records each finding (one folder per finding; emptied first)")
     parser.add_argument("--case-timeout", type=float, default=120.0, help="seconds after which a case is a hang")
+    parser.add_argument("--progress", type=int, default=500, help="--count: print the counts every N cases")
     parser.add_argument("--replay", default="", help="run one recorded finding folder again, alone")
     args = parser.parse_args()
     start = time.monotonic()
@@ -569,7 +578,8 @@ def main() -> int:
         findings = Path(args.findings)
         shutil.rmtree(findings, ignore_errors=True)
         findings.mkdir(parents=True)
-        run = count(args.cases, args.seed, findings, args.case_timeout)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill PID: stop, print the counts so far
+        run = count(args.cases, args.seed, findings, args.case_timeout, progress=args.progress)
         print(summary(run.counts, time.monotonic() - start))
         if run.recorded:
             print(f"{len(run.recorded)} findings recorded in {findings}/ (finding.yaml, inputs/, engine-batches/); "
