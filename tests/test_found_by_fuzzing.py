@@ -242,3 +242,37 @@ def test_the_emulator_audit_log_is_0600(tmp_path: Path, umask_022: None) -> None
         log.close()
         assert _mode(path) == 0o600  # was 0644
     assert old.read_text().startswith('{"seen": 1}\n')  # appended to, not replaced
+
+
+# ------------------------------------------------------------------------------------------
+# the fuzzer's "non-reproducible" engine crash: what an app renders to must not depend on what the
+# same evaluator rendered before
+
+PROBE = Path(__file__).resolve().parent.parent / "golden" / "engine-v04-panic-construct"
+
+
+def test_an_earlier_invalid_render_does_not_make_a_valid_one_crash_the_engine(evaluator: Any, tmp_path: Path) -> None:
+    from velapy.cue.engine import WasmCue
+    from velapy.errors import VelapyError
+    from velapy.pipeline import Inputs, compile_app
+
+    if not isinstance(evaluator.runner, WasmCue):
+        pytest.skip("the panic is a bug of the embedded CUE v0.4 engine")
+    app = (PROBE / "app.yaml").read_text()
+    (tmp_path / "bad.yaml").write_text(app.replace('properties: {value: "x"}', "properties: {}"))
+    (tmp_path / "good.yaml").write_text(app)
+    ev = evaluator.lend()  # its own memory of templates, on the session's engine process
+    try:
+        def render(name: str) -> str:
+            try:
+                compile_app(Inputs(str(tmp_path / name), definition_dirs=(str(PROBE / "definitions"),)), ev)
+            except VelapyError as exc:
+                return f"exit {exc.exit_code}"
+            return "rendered"
+
+        assert render("good.yaml") == "rendered"
+        assert render("bad.yaml") == "exit 2"  # (this marks the template as written into each instance)
+        assert {t.name for t in ev._inline} == {"crash-probe"}
+        assert render("good.yaml") == "rendered"  # was exit 4: "the CUE engine crashed ..."
+    finally:
+        ev.close()
