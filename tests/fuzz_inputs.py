@@ -442,10 +442,11 @@ class Fuzz:
         number = sum(self.counts.values()) + 1
         engine_calls = self.evaluator.calls
         inlined = sorted(t.name for t in self.evaluator._inline)
+        registry = self.registry(s)  # (loaded once per set of definitions, outside the case's time limit)
         with _engine_trace(self.findings is not None) as trace:
             try:
                 with _time_limit(self.case_timeout):
-                    return run_case(s, files, self.evaluator, lambda: self.baseline(s), self.registry(s))
+                    return run_case(s, files, self.evaluator, lambda: self.baseline(s), registry)
             except _Hang:
                 finding = Finding("hang", f"{s.case.name}: no answer within {self.case_timeout:g} s")
                 if self.findings is None:
