@@ -276,3 +276,24 @@ def test_an_earlier_invalid_render_does_not_make_a_valid_one_crash_the_engine(ev
         assert render("good.yaml") == "rendered"  # was exit 4: "the CUE engine crashed ..."
     finally:
         ev.close()
+
+
+def test_secret_values_read_from_the_live_hub_are_withheld_from_render_errors(tmp_path: Path,
+                                                                                cli_engine: None) -> None:
+    defs = tmp_path / "defs"
+    defs.mkdir()
+    (defs / "set-pw.cue").write_text('"set-pw": {\n\ttype: "trait"\n\tattributes: appliesToWorkloads: ["*"]\n}\n'
+                                     'template: {\n\tparameter: {pw: string}\n\tpatch: data: pw: parameter.pw\n}\n')
+    app = tmp_path / "app.yaml"
+    app.write_text(HEAD + "    - name: ref\n      type: ref-objects\n      properties:\n"
+                   "        objects: [{apiVersion: v1, kind: Secret, name: db}]\n"
+                   "      traits:\n        - type: set-pw\n          properties: {pw: other}\n")
+    value = base64.b64encode(b"HUB-SECRET-value").decode()
+    with running_fleet(["local"], tmp_path) as fleet:
+        fleet["local"].put_object({"apiVersion": "v1", "kind": "Secret",
+                                   "metadata": {"name": "db", "namespace": "default"}, "data": {"pw": value}})
+        res = cli("render", str(app), "-d", str(defs), "--resources-from-hub", "--kubeconfig",
+                  str(fleet.kubeconfig_path))
+    assert res.returncode == 2, res.stderr
+    assert 'conflicting values "other" and "<secret>"' in res.stderr  # the value read live, withheld
+    assert value not in res.stderr and "HUB-SECRET" not in res.stderr

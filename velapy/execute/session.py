@@ -9,6 +9,9 @@ from (a folder, or the app file and its render options).
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -19,7 +22,7 @@ from velapy.bundle import emit
 from velapy.bundle.dryrun import dry_run_blocks, format_blocks
 from velapy.compile.plan import Plan, build_plan
 from velapy.cue.engine import Evaluator
-from velapy.errors import ClusterError, InputError, Location
+from velapy.errors import ClusterError, InputError, Location, VelapyError
 from velapy.execute.access import AccessOptions, ClientPool, resolve
 from velapy.execute.hub import live_versions, read_hub_objects, uses_ref_objects
 from velapy.execute.planfile import ClusterEntry, ExecPlan, load_plan_files, load_plan_folder
@@ -28,8 +31,10 @@ from velapy.execute.redact import Redactor
 from velapy.execute.runner import Options, Report, Runner
 from velapy.execute.state import ConfigMapStore, FileStore, RunState, StateStore
 from velapy.kube import Access, ApiError, Client, KubeError, RetryPolicy, Unreachable
+from velapy.load import redact
 from velapy.load.application import Application
 from velapy.load.clusters import HUB, Identity, load_inventory
+from velapy.load.refobjects import HubObjects
 from velapy.oam import A_GROUP, A_USERNAME
 from velapy.pipeline import Inputs, load, load_clusters, open_evaluator
 
@@ -113,12 +118,26 @@ def compile_live(target: Target, evaluator: Evaluator, factory: ClientFactory | 
         inventory = live_versions(load_clusters(inputs), live.get, warn or (lambda _s: None))
     finally:
         live.close()
-    plan = build_plan(loaded.app, loaded.registry, evaluator, inventory, hub)
-    if not stream:
-        return plan, ""
-    warnings, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, hub,
-                                      inventory if inputs.clusters else None)
+    try:
+        plan = build_plan(loaded.app, loaded.registry, evaluator, inventory, hub)
+        if not stream:
+            return plan, ""
+        warnings, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, hub,
+                                          inventory if inputs.clusters else None)
+    except VelapyError as exc:  # the Secrets read live are inputs too: no message may quote them
+        raise redact.scrub_error(exc, _hub_secret_values(hub)) from None
     return plan, format_blocks(warnings, blocks)
+
+
+def _hub_secret_values(hub: HubObjects | None) -> set[str]:
+    """The values of the Secrets among the hub objects read live (as stored, and decoded)."""
+    out: set[str] = set()
+    for obj in (o for objs in (hub.objects.values() if hub is not None else ()) for o in objs):
+        for v in redact.secret_strings(obj):
+            out.add(v)
+            with contextlib.suppress(binascii.Error, UnicodeDecodeError, ValueError):
+                out.add(base64.b64decode(v, validate=True).decode("utf-8"))
+    return out
 
 
 def _render(target: Target, reporter: Reporter | None = None, factory: ClientFactory | None = None) -> ExecPlan:
