@@ -297,3 +297,14 @@ def test_secret_values_read_from_the_live_hub_are_withheld_from_render_errors(tm
     assert res.returncode == 2, res.stderr
     assert 'conflicting values "other" and "<secret>"' in res.stderr  # the value read live, withheld
     assert value not in res.stderr and "HUB-SECRET" not in res.stderr
+
+
+def test_rendering_with_the_live_hub_checks_names_too(tmp_path: Path, cli_engine: None) -> None:
+    app = tmp_path / "app.yaml"
+    app.write_text(HEAD + OBJECTS.format(labels="{}").replace("c1", "x" * 300))
+    with running_fleet(["local"], tmp_path) as fleet:
+        for args in ((), ("-o", str(tmp_path / "out"))):  # (apply of an app file compiles the same way)
+            res = cli("render", str(app), "--resources-from-hub", "--kubeconfig", str(fleet.kubeconfig_path), *args)
+            assert res.returncode == 2, (args, res.stdout[:200], res.stderr)  # was exit 0
+            assert "is 300 characters long; Kubernetes allows 253" in res.stderr
+    assert not (tmp_path / "out").exists()

@@ -36,7 +36,7 @@ from velapy.load.application import Application
 from velapy.load.clusters import HUB, Identity, load_inventory
 from velapy.load.refobjects import HubObjects
 from velapy.oam import A_GROUP, A_USERNAME
-from velapy.pipeline import Inputs, load, load_clusters, open_evaluator
+from velapy.pipeline import Inputs, load, load_clusters, names_checked, open_evaluator, stream_names_checked
 
 ClientFactory = Callable[[Access], Client]
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")  # an Application's name (DNS-1123)
@@ -119,11 +119,12 @@ def compile_live(target: Target, evaluator: Evaluator, factory: ClientFactory | 
     finally:
         live.close()
     try:
-        plan = build_plan(loaded.app, loaded.registry, evaluator, inventory, hub)
+        plan = names_checked(build_plan(loaded.app, loaded.registry, evaluator, inventory, hub), loaded.app)
         if not stream:
             return plan, ""
         warnings, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, hub,
                                           inventory if inputs.clusters else None)
+        stream_names_checked(blocks, loaded.app)
     except VelapyError as exc:  # the Secrets read live are inputs too: no message may quote them
         raise redact.scrub_error(exc, _hub_secret_values(hub)) from None
     return plan, format_blocks(warnings, blocks)
