@@ -14,10 +14,29 @@ the compile pipeline in-process on one shared CUE engine and checks:
 - SENTINEL appears in no error, no warning, no `plan.yaml`, and no diff of the result against the
   unmutated case (text, unified, JSON, Markdown) — only in the Secret's own object file.
 
-Seeded and derandomized, so a run is reproducible. `make test` runs FUZZ_CASES (tests/test_fuzz.py);
-more on demand:
+Seeded and derandomized, so a run is reproducible. `make test` runs FUZZ_CASES (tests/test_fuzz.py),
+stopping at the first finding (hypothesis shrinks it); more on demand:
 
     .venv/bin/python tests/fuzz_inputs.py --cases 10000 [--seed N]
+
+The counting mode (`make fuzz`: `--count --cases 10000`) runs every case and prints how many
+rendered, were rejected, and how many of each kind of finding (KINDS) it met, every `--progress`
+cases and at the end (also when stopped by Ctrl-C or SIGTERM); the exit code is 1 when there
+was any finding. Each finding is recorded in a folder under `--findings` that reproduces it:
+
+    finding.yaml     kind, message, golden case, case number, seed, the engine's state (processes,
+                     cache, how many engine calls came before, which templates the evaluator had
+                     learnt to write into each instance), and the outcome of the case replayed
+                     alone on a new engine
+    inputs/          the mutated input files
+    engine-batches/  every CUE batch the engine ran for this case (`cue export FILE` repeats a crash)
+
+    .venv/bin/python tests/fuzz_inputs.py --replay build/fuzz-findings/00042-exit-4
+
+A case over `--case-timeout` seconds (120) is a hang; the engine is then replaced. The counting
+run's engine is one process with an empty render cache of its own, so what a case does depends on
+the cases before it only through that evaluator's memory (recorded), never on the machine's load
+or an earlier run's cache.
 """
 
 from __future__ import annotations
