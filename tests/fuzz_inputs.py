@@ -5,7 +5,8 @@ Each case takes a golden case (`golden/<case>/`), plants a Secret holding SENTIN
 `k8s-objects` component of the app, and a hub object when the case has `resources/`), then
 applies one to three mutations drawn by hypothesis: text edits (delete, duplicate or re-indent a
 line, insert YAML punctuation, tags, anchors and aliases, cut the file) and data edits (a value
-replaced by another of any shape, a key deleted or renamed, the Secret's value tagged). It runs
+replaced by another of any shape, a key deleted or renamed, metadata / labels / annotations given
+another shape, the Secret's value tagged). It runs
 the compile pipeline in-process on one shared CUE engine and checks:
 
 - the outcome is a plan (exit 0) or an InputError (exit 2): never another VelapyError (exit 4,
@@ -200,7 +201,16 @@ def _data_op(draw: st.DrawFn, text: str) -> str:
     d = draw(st.integers(0, len(docs) - 1))
     paths = _paths(docs[d])
     path = draw(st.sampled_from(paths))
-    op = draw(st.sampled_from(["tweak", "tweak", "tweak", "replace", "delete", "rename"]))
+    op = draw(st.sampled_from(["tweak", "tweak", "tweak", "replace", "delete", "rename", "shape"]))
+    if op == "shape":  # metadata, labels or annotations of another shape (issue 18: every stage assumed mappings)
+        meta = [p for p in paths if p and p[-1] in ("metadata", "labels", "annotations")]
+        meta += [(*p, key) for p in paths if p and p[-1] == "metadata" and isinstance(_at(docs[d], p), dict)
+                 for key in ("labels", "annotations")]
+        if not meta:
+            return text
+        path = draw(st.sampled_from(meta))
+        _at(docs[d], path[:-1])[path[-1]] = draw(st.sampled_from(["abc", ["a", "b"], 7, {"k": {"x": "y"}}, [{}]]))
+        op = "done"
     if op == "tweak":  # same shape, another value: the input mostly stays valid and renders
         scalars = [p for p in paths if p and not isinstance(_at(docs[d], p), dict | list)]
         if not scalars:
