@@ -233,7 +233,7 @@ def test_case_04_gc_deletes_only_what_it_owns(clean: RunningFleet, tmp_path: Pat
     assert a.get("v1", "ConfigMap", "shop", "z") is not None
     assert any("skipped ConfigMap shop/z in cluster a: owned by fin/billing" in s for s in report.skipped_gc)
     assert a.get("v1", "ConfigMap", "shop", "w") is not None  # recreated between read and delete: survives
-    assert any("ConfigMap shop/w" in s and "uid precondition" in s for s in report.skipped_gc)
+    assert any("kept ConfigMap shop/w in a: re-created by someone else (uid changed)" in s for s in report.skipped_gc)
 
 
 def test_case_05_no_overwriting_of_foreign_objects(clean: RunningFleet, tmp_path: Path) -> None:
@@ -284,7 +284,7 @@ def test_case_06_field_manager_conflict(clean: RunningFleet, tmp_path: Path) -> 
     live = a.get("v1", "ConfigMap", "shop", "cfg")
     assert live["data"]["k"] == "2"
     owners = {m["manager"]: json.dumps(m.get("fieldsV1")) for m in live["metadata"]["managedFields"]}
-    assert "f:k" in owners["velapy"] and "f:k" not in owners.get("kubectl-edit", "")
+    assert "f:k" in owners["velapy/shop/shop"] and "f:k" not in owners.get("kubectl-edit", "")
 
 
 RBAC = {
@@ -305,7 +305,7 @@ def test_case_07_impersonation_and_rbac(emulator_fleet: Any, tmp_path: Path) -> 
     plan = write_plan(tmp_path / "out", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
         "a": [configmap("cfg", "shop", k="1")], "b": [configmap("cfg", "shop", k="1")]}}],
         identity={"user": "alice", "groups": ["team-a", "viewers"]})
-    report = apply(plan, fleet.kubeconfig_path, tmp_path / "st")
+    report = apply(plan, fleet.kubeconfig_path, tmp_path / "st", as_user="alice", as_groups=("team-a", "viewers"))
     assert report.phase == "failed"
     assert report.state is not None and report.state.step("d").clusters == {"a": "succeeded", "b": "failed"}
     journal = fleet["a"].journal
@@ -324,7 +324,7 @@ def test_case_07_impersonation_and_rbac(emulator_fleet: Any, tmp_path: Path) -> 
     no_imp["a"].put_object(namespace("shop"))
     plan2 = write_plan(tmp_path / "o2", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
         "a": [configmap("cfg", "shop", k="1")]}}], identity={"user": "alice"})
-    r2 = apply(plan2, no_imp.kubeconfig_path, tmp_path / "st2")
+    r2 = apply(plan2, no_imp.kubeconfig_path, tmp_path / "st2", as_user="alice")
     assert r2.phase == "failed"
     assert "cannot impersonate user alice" in "\n".join(r2.problems)
 
@@ -437,7 +437,7 @@ def test_case_10_no_secret_leaks(emulator_fleet: Any, tmp_path: Path) -> None:
              cli("status", str(plan), "--kubeconfig", kc, "-o", "yaml"),
              cli("diff", str(plan), "--live", "--kubeconfig", kc),
              cli("apply", str(plan), "--dry-run", "--kubeconfig", kc, "--output", "json"),
-             cli("delete", str(plan), "--kubeconfig", kc)]
+             cli("delete", str(plan), "--kubeconfig", kc, "-y")]
     assert outs[0].returncode == 3 and "creds2" in outs[0].stderr
     assert outs[3].returncode == 1 and "Secret shop/creds2" in outs[3].stdout  # the live diff shows it, masked
     assert outs[4].returncode == 1 and outs[5].returncode == 0

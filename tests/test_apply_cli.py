@@ -91,14 +91,16 @@ def test_readme_walkthrough_on_the_demo_fleet(emulator_fleet: Any, tmp_path: Pat
     gc = cli("resume", "app.yaml", *base, "--create-namespaces")
     assert "gc: deleted Deployment shop-prod/backend in cluster prod-beijing" in gc.stderr
     assert fleet["test-1"].get("apps/v1", "Deployment", "demo", "backend") is None
-    gone = cli("delete", "app.yaml", *base)
+    gone = cli("delete", "app.yaml", *base, "-y")
     assert gone.returncode == 0 and "demo/shop: deleted (9 objects deleted, 0 kept)" in gone.stdout
     assert fleet["test-1"].objects("apps/v1", "Deployment", "demo") == []
     events = [json.loads(line) for line in audit.read_text().splitlines()]
     assert events and {e["cluster"] for e in events} == {"local", "test-1", "prod-hangzhou", "prod-beijing"}
+    # every request to a member impersonates the inventory's identity; the hub is asked who the caller is
     strays = [(e["cluster"], e["verb"], e["requestURI"]) for e in events
-              if (e.get("impersonatedUser") or {}).get("username") != "alice"]
+              if (e.get("impersonatedUser") or {}).get("username") != "alice" and e["cluster"] != "local"]
     assert strays == []
+    assert any(e["cluster"] == "local" and "selfsubjectreviews" in e["requestURI"] for e in events)
 
 
 def test_app_name_with_namespace_and_status_formats(emulator_fleet: Any, tmp_path: Path) -> None:

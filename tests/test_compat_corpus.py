@@ -5,9 +5,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+import yaml
+
 from velapy.cue.engine import Evaluator
-from velapy.errors import REASON_ENGINE_CRASH, REASON_NEEDS_INPUT, REASON_PROVIDER, REASON_UNKNOWN_DEFINITION
-from velapy.load.definitions import Registry
+from velapy.errors import (
+    REASON_ENGINE_CRASH,
+    REASON_LIVE_CLUSTER,
+    REASON_NEEDS_INPUT,
+    REASON_PROVIDER,
+    REASON_UNKNOWN_DEFINITION,
+)
+from velapy.load.definitions import Registry, load_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compat_corpus as cc
@@ -50,7 +59,11 @@ def test_classify_by_structured_reasons() -> None:
     assert cc.classify(cc.Outcome(False, reasons=frozenset({REASON_ENGINE_CRASH})), fail) == cc.DEFECT
     assert cc.classify(cc.Outcome(False, reasons=frozenset({"internal"})), fail) == cc.DEFECT
     assert cc.classify(cc.Outcome(False, reasons=frozenset({REASON_NEEDS_INPUT})), fail) == cc.NEEDS_INPUT
+    assert cc.classify(cc.Outcome(False, reasons=frozenset({REASON_LIVE_CLUSTER})), fail) == cc.LIVE
     assert cc.classify(fail, fail) == cc.INVALID
+    # with a definition the corpus holds, a failure is to examine, not "invalid"
+    assert cc.classify(fail, fail, found=True) == cc.FOUND_FAILS
+    assert cc.classify(cc.Outcome(False, reasons=frozenset({REASON_PROVIDER})), fail, found=True) == cc.PROVIDER
 
 
 def test_render_reports_reasons(tmp_path: Path, registry: Registry, evaluator: Evaluator) -> None:
@@ -61,3 +74,125 @@ def test_render_reports_reasons(tmp_path: Path, registry: Registry, evaluator: E
     out = cc.render(str(unknown), registry, evaluator)
     assert not out.ok and out.reasons == {REASON_UNKNOWN_DEFINITION}
     assert cc.classify(out, out) == cc.CUSTOM
+
+
+def test_collect_reads_indented_blocks_fills_placeholders_and_skips_addon_templates(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    block = "".join("    " + line + "\n" for line in APP.format(name="TEST_NS", ctype="worker").splitlines())
+    (docs / "tabs.mdx").write_text("<Tabs>\n  <TabItem>\n\n    ```yaml title=\"app.yaml\"\n" + block
+                                   + "    ```\n\n```shell\nkind: Application\n```\n")
+    addon = tmp_path / "addons" / "x"
+    addon.mkdir(parents=True)
+    (addon / "metadata.yaml").write_text("name: x\n")
+    (addon / "template.yaml").write_text(APP.format(name="own", ctype="webservice"))
+    found = list(cc.collect(tmp_path, [("TEST_NS", "filled")]))
+    assert [w for w, _t in found] == ["docs/tabs.mdx#0.0"]
+    assert yaml.safe_load(found[0][1])["metadata"]["name"] == "filled"
+
+
+def test_distinct_counts_copies_once() -> None:
+    found = [("a#0", "x: 1\n"), ("b#0", "x: 2\n"), ("c#0", "x: 1\n")]
+    assert cc.distinct(iter(found)) == [("a#0", "x: 1\n", 2), ("b#0", "x: 2\n", 1)]
+
+
+TRAIT_CUE = """"{name}": {{
+\ttype: "trait"
+\tattributes: {{}}
+}}
+template: {{
+\tparameter: {{replicas: *1 | int}}
+\tpatch: spec: replicas: parameter.replicas
+}}
+"""
+
+
+def test_definitions_found_in_the_corpus_nearest_first(tmp_path: Path, registry: Registry) -> None:
+    for where in ("a/defs", "b/defs"):
+        (tmp_path / where).mkdir(parents=True)
+        (tmp_path / where / "scale.cue").write_text(TRAIT_CUE.format(name="my-scale"))
+    # a definition velapy rejects is still found by its name (here: no template)
+    (tmp_path / "b" / "defs" / "tf.yaml").write_text(
+        "apiVersion: core.oam.dev/v1beta1\nkind: ComponentDefinition\nmetadata: {name: my-tf}\n"
+        "spec: {schematic: {terraform: {configuration: 'x'}}}\n")
+    index = cc.DefinitionIndex()
+    index.add_root(tmp_path)
+    app = yaml.safe_load(APP.format(name="a", ctype="my-tf"))
+    app["spec"]["components"][0]["traits"] = [{"type": "my-scale"}, {"type": "scaler"}]
+    app["spec"]["workflow"] = {"steps": [{"type": "step-group", "subSteps": [{"type": "my-step"}]}]}
+    assert cc.wanted(app) == {("component", "my-tf"), ("trait", "my-scale"), ("trait", "scaler"),
+                              ("workflow-step", "my-step")}
+    got = cc.missing_files(app, registry, index, tmp_path / "b" / "apps" / "app.yaml")
+    assert got == [tmp_path / "b" / "defs" / "tf.yaml", tmp_path / "b" / "defs" / "scale.cue"]
+    near_a = cc.missing_files(app, registry, index, tmp_path / "a" / "app.yaml")
+    assert near_a[1] == tmp_path / "a" / "defs" / "scale.cue"
+
+
+def test_render_with_a_found_definition(tmp_path: Path, evaluator: Evaluator) -> None:
+    (tmp_path / "scale.cue").write_text(TRAIT_CUE.format(name="my-scale"))
+    app = yaml.safe_load(APP.format(name="a", ctype="webservice"))
+    app["spec"]["components"][0]["traits"] = [{"type": "my-scale", "properties": {"replicas": 3}}]
+    (tmp_path / "app.yaml").write_text(yaml.safe_dump(app))
+    out = cc.render_with(str(tmp_path / "app.yaml"), [], [tmp_path / "scale.cue"], evaluator)
+    assert out.ok
+    ((_title, _comp, objects),) = out.objects
+    assert [o["spec"]["replicas"] for _t, _r, o in objects if o["kind"] == "Deployment"] == [3]
+
+
+def test_an_addon_definition_wins_over_a_fixture_elsewhere_in_the_repository(tmp_path: Path) -> None:
+    repo, catalog = tmp_path / "repo", tmp_path / "catalog" / "addons" / "fluxcd" / "definitions"
+    for where in (repo / "docs" / "defs", repo / "references" / "testdata", catalog):
+        where.mkdir(parents=True)
+        (where / "scale.cue").write_text(TRAIT_CUE.format(name="my-scale"))
+    index = cc.DefinitionIndex()
+    index.add_root(repo)
+    index.add_root(catalog, addon=True)
+    # beside the app (same top folder): the repository's own; elsewhere: the addon's, not the fixture's
+    assert index.lookup("trait", "my-scale", repo / "docs" / "app.yaml") == repo / "docs" / "defs" / "scale.cue"
+    assert index.lookup("trait", "my-scale", repo / "examples" / "app.yaml") == catalog / "scale.cue"
+
+
+def test_gist_groups_alike_failures() -> None:
+    a = "error: /x/rds.yaml:4: component definition alibaba-rds has no CUE template\n  hint: ..."
+    b = "error: /y/vpc.yaml:9: component definition alibaba-vpc has no CUE template"
+    assert cc.gist(a) == cc.gist(b) == "component definition X has no CUE template"
+
+
+DEPLOYING_STEP = """import ("vela/op")
+
+"my-deploy": {
+\ttype: "workflow-step"
+}
+template: {
+\tdeploy: op.#Deploy & {policies: parameter.policies}
+\tparameter: policies: [...string]
+}
+"""
+QUIET_STEP = """"my-note": {
+\ttype: "workflow-step"
+}
+template: {
+\tparameter: {}
+}
+"""
+
+
+@pytest.mark.parametrize(("step", "flagged"), [("my-deploy", True), ("my-note", False)])
+def test_an_empty_plan_for_a_deploying_custom_step_is_flagged(tmp_path: Path, evaluator: Evaluator, step: str,
+                                                              flagged: bool) -> None:
+    """Issue 22 item 2 (fixed elsewhere) must show in the corpus: the stream renders the components,
+    `render -o` plans nothing although a custom step deploys them. A step that deploys nothing is
+    rightly planned without objects."""
+    (tmp_path / "deploy.cue").write_text(DEPLOYING_STEP)
+    (tmp_path / "note.cue").write_text(QUIET_STEP)
+    app = yaml.safe_load(APP.format(name="a", ctype="webservice"))
+    app["spec"]["workflow"] = {"steps": [{"name": "s", "type": step, "properties": {}}]}
+    (tmp_path / "app.yaml").write_text(yaml.safe_dump(app))
+    registry = load_registry([str(tmp_path / "deploy.cue"), str(tmp_path / "note.cue")])
+    streamed = cc.render(str(tmp_path / "app.yaml"), registry, evaluator)
+    assert streamed.ok
+    gap = cc.empty_plan(str(tmp_path / "app.yaml"), registry, evaluator, streamed)
+    assert bool(gap) == flagged
+    if flagged:
+        assert gap.startswith("render -o: a plan without objects while the dry-run stream shows 1; "
+                              "the steps s (my-deploy)")

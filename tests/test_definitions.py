@@ -107,3 +107,47 @@ def test_builtins_have_every_kind(registry: object) -> None:
                   "command", "container-image", "json-patch", "json-merge-patch", "hpa", "cpuscaler"],
     }.items():
         assert set(names) <= set(registry.names(kind)), kind
+
+
+EXTENSION_TRAIT = '''apiVersion: core.oam.dev/v1beta1
+kind: TraitDefinition
+metadata:
+  name: tagged
+  annotations:
+    definition.oam.dev/description: first
+    definition.oam.dev/description: second
+spec:
+  extension:
+    template: |
+      patch: metadata: labels: tag: parameter.tag
+      parameter: tag: string
+'''
+
+
+def test_extension_template_is_read_when_there_is_no_schematic(tmp_path: Path, evaluator: Evaluator) -> None:
+    # KubeVela pkg/appfile/template.go loadSchematicToTemplate: spec.extension.template is the
+    # template when spec.schematic gives none
+    (tmp_path / "t.yaml").write_text(EXTENSION_TRAIT)
+    reg = load_registry([tmp_path])
+    d = reg.get("trait", "tagged")
+    assert d is not None and d.template is not None and "extension" not in d.attributes
+    r = evaluator.evaluate([Instance(d.template, {"tag": "x"}, {})])[0]
+    assert not r.errors and r.value["patch"] == {"metadata": {"labels": {"tag": "x"}}}
+    # a schematic template wins over the extension one
+    both = EXTENSION_TRAIT.replace("spec:\n", "spec:\n  schematic:\n    cue:\n      template: |\n"
+                                              "        parameter: other: string\n", 1)
+    (tmp_path / "t.yaml").write_text(both)
+    d = load_registry([tmp_path]).get("trait", "tagged")
+    assert d is not None and d.template is not None and "other" in d.template.body
+
+
+def test_duplicated_key_in_a_definition_keeps_the_last_with_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text(EXTENSION_TRAIT)
+    reg = load_registry([tmp_path])
+    d = reg.get("trait", "tagged")
+    assert d is not None and d.description == "second"  # sigs.k8s.io/yaml keeps the last
+    [w] = reg.warnings
+    assert w.location.line == 7 and "first at line 6, again at line 7" in w.message
+    # a file holding no definition is not read at all: nothing to warn about
+    (tmp_path / "t.yaml").write_text("name: a\nname: b\n")
+    assert load_registry([tmp_path]).warnings == []

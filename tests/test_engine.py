@@ -160,3 +160,39 @@ def test_a_non_concrete_helper_field_does_not_fail_the_instance(evaluator: Evalu
     assert good.tags[("patch",)] == {"patchStrategy": "jsonMergePatch"}
     assert bad.errors and bad.errors[0].in_parameter
     assert root_tags("x: 1\n// +a=b\n\n// +c=d\npatch: {\n\t// +e=f\n\tq: 1\n}\n", "patch") == {"c": "d"}
+
+
+CONTEXT_HELPER = '''
+	srcName: context.output.metadata.name
+	outputs: ref: {
+		apiVersion: "v1"
+		kind:       "ConfigMap"
+		data: {
+			if srcName != _|_ {
+				name: srcName
+			}
+			if srcName == _|_ {
+				name: context.name
+			}
+		}
+	}
+'''
+
+
+def test_a_helper_reading_a_missing_context_field_is_tolerated(evaluator: Evaluator) -> None:
+    # KubeVela's traitDef.Complete validates without concreteness: the helper is incomplete,
+    # `if srcName != _|_` takes the other branch (the kruise-rollout addon's trait)
+    t = Template("rollout", CONTEXT_HELPER, (), "/defs/rollout.cue", 10)
+    without, with_meta = evaluator.evaluate([
+        Instance(t, {}, {"name": "web", "output": {"apiVersion": "apps/v1", "kind": "Deployment"}}),
+        Instance(t, {}, {"name": "web", "output": {"kind": "Deployment", "metadata": {"name": "real"}}}),
+    ])
+    assert not without.errors and without.value["outputs"]["ref"]["data"] == {"name": "web"}
+    assert not with_meta.errors and with_meta.value["outputs"]["ref"]["data"] == {"name": "real"}
+    # a missing field used by a result is still an error, and so is one that is not the context's
+    used = Template("used", "outputs: ref: {kind: \"ConfigMap\", apiVersion: \"v1\", data: name: "
+                            "context.output.metadata.name}", (), "/defs/used.cue", 1)
+    own = Template("own", "_h: {a: 1}\nhelper: _h.b\noutputs: ref: {kind: \"ConfigMap\", apiVersion: \"v1\"}",
+                   (), "/defs/own.cue", 1)
+    r_used, r_own = evaluator.evaluate([Instance(used, {}, {"output": {"kind": "Deployment"}}), Instance(own, {}, {})])
+    assert r_used.errors and r_own.errors

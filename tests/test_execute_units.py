@@ -195,7 +195,7 @@ def test_access_precedence(tmp_path: Path) -> None:
     assert (acc["b"].kubeconfig, acc["b"].context) == (str(other), "b")  # the inventory's context wins
     assert hub is not None and hub.context == "local"
     acc, _ = resolve(["a"], plan, Identity("app-user", ("g",)), AccessOptions(str(kc)))
-    assert acc["a"].identity == Identity("app-user", ("g",))
+    assert acc["a"].identity == Identity("plan-user")  # the app's annotations are a claim, never the identity
     acc, _ = resolve(["a"], plan, Identity("app-user"), AccessOptions(str(kc), as_user="flag", as_groups=("f",)))
     assert acc["a"].identity == Identity("flag", ("f",))
     with pytest.raises(InputError) as err:
@@ -246,7 +246,7 @@ def test_groups_without_a_user_are_refused(tmp_path: Path) -> None:
     kc = tmp_path / "kc"
     kc.write_text(yaml.safe_dump(KUBECONFIG))
     with pytest.raises(InputError, match=r"cluster a: the identity names groups \(ops\) but no user"):
-        resolve(["a"], {}, Identity("", ("ops",)), AccessOptions(str(kc)))
+        resolve(["a"], {"a": ClusterEntry("a", identity=Identity("", ("ops",)))}, None, AccessOptions(str(kc)))
 
 
 def test_reporter_live_and_plain() -> None:
@@ -269,3 +269,14 @@ def test_reporter_live_and_plain() -> None:
     live.say("step done")
     live.done()
     assert tty.getvalue() == "applying x\r\x1b[Kapplying y\r\x1b[Kstep done\n"
+
+
+def test_redactor_masks_values_not_parts_of_names() -> None:
+    """Issue 22 item 11: a Secret value `orders` must not turn `shop/orders-api` into
+    `shop/<redacted>-api`; where the value (or its base64 form) stands, it is masked."""
+    secret = {"apiVersion": "v1", "kind": "Secret", "data": {"p": base64.b64encode(b"orders").decode()},
+              "stringData": {"k": "SHARD", "flag": "true"}}
+    r = Redactor.from_objects([secret])
+    assert r("applying Deployment shop/orders-api") == "applying Deployment shop/orders-api"
+    assert r("applying Job shop/load-test-SHARD (ready: true)") == "applying Job shop/load-test-SHARD (ready: true)"
+    assert r('Invalid value: "orders" and b3JkZXJz, SHARD') == 'Invalid value: "<redacted>" and <redacted>, <redacted>'

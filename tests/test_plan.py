@@ -609,3 +609,30 @@ def test_secret_values_never_enter_a_digest_plainly() -> None:
     changed = {**secret, "stringData": {"password": "hunter3"}}
     assert digest_of(changed) != digest_of(secret)  # a changed value still changes the digest
     assert digest_of(secret) == digest_of(_json.loads(_json.dumps(secret)))  # and it is deterministic
+
+
+def test_component_inputs_from_outputs_warn(tmp_path: Path, evaluator: Evaluator) -> None:
+    """Issue 22 item 10: an input fed by another component's outputs has no value offline; the plan
+    (`render -o`) and `validate` warn at the input, naming the producer (or a workflow step)."""
+    from velapy.pipeline import validation_warnings
+    spec = D("""\
+        components:
+          - name: db
+            type: webservice
+            properties: {image: postgres}
+            outputs: [{name: db-host, valueFrom: output.metadata.name}]
+          - name: web
+            type: webservice
+            dependsOn: [db]
+            properties: {image: "nginx:1.25"}
+            inputs:
+              - {from: db-host, parameterKey: labels.db}
+              - {from: token, parameterKey: labels.token}
+        """)
+    plan = compile_(tmp_path, spec, evaluator)
+    got = [(w.message.split(";")[0], w.location.path) for w in plan.warnings]
+    assert got == [
+        ("input 'db-host' comes from the outputs of component db at run time", "spec.components[1].inputs[0]"),
+        ("input 'token' comes from the outputs of a workflow step at run time", "spec.components[1].inputs[1]")]
+    assert [w.message for w in validation_warnings(Inputs(app_yaml(tmp_path, spec)))] == \
+        [w.message for w in plan.warnings]

@@ -11,9 +11,11 @@ Every `velapy` line of any `sh` block, runnable or not, must name an existing co
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
+import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -194,16 +196,23 @@ def run_command(c: Command, cwd: Path, monkeypatch: pytest.MonkeyPatch) -> tuple
 def test_runnable_blocks_run_as_written(block: Block, clone: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cwd = clone
     last = ""
-    for c in commands(block):
-        if c.args[0] == "cd":
-            assert len(c.args) == 2, f"README.md:{c.line}: cd takes one folder"
-            cwd = (cwd / c.args[1]).resolve()
-            assert cwd.is_dir(), f"README.md:{c.line}: no folder {c.args[1]}"
-            continue
-        code, out, err = run_command(c, cwd, monkeypatch)
-        assert code == c.expected_exit, f"README.md:{c.line}: `{c.text}` exited {code}, not {c.expected_exit}:\n{err}"
-        assert "\x1b[" not in out + err  # not a terminal: no colour
-        last = out + err
+    try:
+        for c in commands(block):
+            if c.args[0] == "cd":
+                assert len(c.args) == 2, f"README.md:{c.line}: cd takes one folder"
+                cwd = (cwd / c.args[1]).resolve()
+                assert cwd.is_dir(), f"README.md:{c.line}: no folder {c.args[1]}"
+                continue
+            code, out, err = run_command(c, cwd, monkeypatch)
+            assert code == c.expected_exit, \
+                f"README.md:{c.line}: `{c.text}` exited {code}, not {c.expected_exit}:\n{out}{err}"
+            assert "\x1b[" not in out + err  # not a terminal: no colour
+            last = out + err
+    finally:  # an emulator a failed block started in the background (`velapy emulate --background`)
+        for pid_file in clone.rglob("*.pid"):
+            with contextlib.suppress(ValueError, OSError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+            pid_file.unlink()
     if block.output is not None:
         assert last == "\n".join(block.output) + "\n", f"README.md: the output shown after line {block.line} is stale"
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from velapy.compile.render import RenderTask
-from velapy.errors import EXIT_INVALID, REASON_NEEDS_INPUT, InputError
+from velapy.errors import EXIT_INVALID, REASON_LIVE_CLUSTER, InputError
 from velapy.load.application import Application, load_application
 from velapy.load.refobjects import HUB, HubObjects, load_hub, resolve_ref_objects, strip_server_fields
 
@@ -266,7 +266,7 @@ def test_without_a_hub_the_error_asks_for_resources(tmp_path: Path) -> None:
         resolve(app, None)
     (d,) = info.value.diagnostics
     assert d.message.startswith("ref-objects needs the hub's objects: pass --resources DIR")
-    assert d.reason == REASON_NEEDS_INPUT
+    assert d.reason == REASON_LIVE_CLUSTER
     # a selector that is wrong anyway is reported as such, not as missing input
     app = ref_app(tmp_path, "[{resource: gizmo}]")
     assert [m for m, _line, _path in failure(app, None)] == ["no kind found for resource 'gizmo'"]

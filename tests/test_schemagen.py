@@ -395,3 +395,140 @@ def test_an_encoder_failure_at_a_schema_path_leaves_an_open_schema_not_a_crash(e
     (note,) = schema["x-velapy-notes"]
     assert note.startswith("parameter: CUE's OpenAPI encoder cannot express it (") and "incomplete value" in note
     assert "components" not in note and "p0" not in note
+
+
+STRUCT_DISJUNCTION_REF = '''
+"match-route": {
+	type: "trait"
+	description: "a parameter whose type refers to a disjunction of structs"
+	attributes: appliesToWorkloads: ["*"]
+}
+template: {
+	#StringMatch: { prefix: string } | { exact: string } | { regex: string }
+	parameter: {
+		hosts: [...string]
+		uri: #StringMatch
+	}
+	outputs: vs: {apiVersion: "v1", kind: "ConfigMap", data: uri: "\\(parameter.uri)"}
+}
+'''
+
+
+def test_a_struct_disjunction_the_encoder_cannot_write_is_asked_for_by_alternative(evaluator: Evaluator) -> None:
+    # the catalog's istio `istio-vs.cue` (#StringMatchOneOf): CUE v0.4's encoder answers
+    # "unsupported op | for object type ({...} | ...)" over several lines; was an engine error (exit 4).
+    # Each alternative is asked for on its own: the schema is their anyOf
+    d = parse_cue_definition(STRUCT_DISJUNCTION_REF, "/defs/match-route.cue")
+    generated = schemagen.generate([d], evaluator)
+    assert not generated.problems
+    schema = generated.schemas[("trait", "match-route")]
+    assert "x-velapy-notes" not in schema
+    assert schema["properties"]["hosts"] == {"type": "array", "items": {"type": "string"}}
+    assert len(schema["$defs"]["StringMatch"]["anyOf"]) == 3
+    v = Draft202012Validator(schema)
+    assert v.is_valid({"hosts": ["a"], "uri": {"exact": "/"}}) and v.is_valid({"hosts": [], "uri": {"regex": "a"}})
+    assert not v.is_valid({"hosts": [], "uri": {"exactly": "/"}}) and not v.is_valid({"hosts": [], "uri": "/"})
+
+
+def test_error_blocks_keep_a_message_that_quotes_a_value_over_several_lines() -> None:
+    from velapy.cue.engine import error_blocks
+    text = ("r0_11.v: unsupported op | for object type ({\n\tprefix: string\n} | {\n\texact: string\n}):\n"
+            "    ./tmp/x.cue:157:16\nnext: conflicting values (\n")
+    blocks = error_blocks(text)
+    heads = [b[0].split("\n")[0] for b in blocks]
+    assert heads == ["r0_11.v: unsupported op | for object type ({", "next: conflicting values ("]
+    assert blocks[0][0].endswith("})") and blocks[0][1][0][1:] == (157, 16)
+
+
+CONDITIONAL_NO_DEFAULT = '''
+modal: {
+	type: "trait"
+	description: "conditional parameter without a default discriminator"
+	attributes: appliesToWorkloads: ["*"]
+}
+template: {
+	parameter: {
+		mode: "a" | "b"
+		if mode == "b" {
+			y: string
+		}
+	}
+	patch: metadata: annotations: mode: parameter.mode
+}
+'''
+
+
+def test_a_conditional_without_a_default_keeps_the_fields_outside_the_if(evaluator: Evaluator) -> None:
+    # the encoder cannot pick a branch ("unresolved disjunction"): asked again without the `if`
+    # clauses instead of leaving the whole parameter unchecked
+    d = parse_cue_definition(CONDITIONAL_NO_DEFAULT, "/defs/modal.cue")
+    schema = schemagen.generate([d], evaluator).schemas[("trait", "modal")]
+    assert schema["required"] == ["mode"] and schema["properties"]["mode"]["enum"] == ["a", "b"]
+    v = Draft202012Validator(schema)
+    assert v.is_valid({"mode": "b", "y": "hello"})  # open: the `if` clause's fields are CUE's to check
+    assert not v.is_valid({"mode": "c"}) and not v.is_valid({"y": "x"})
+    assert any("`if` clauses" in n for n in schema["x-velapy-notes"])
+
+
+LEGACY_STEP = '''import ("vela/op")
+
+"%s": {
+\ttype: "workflow-step"
+\tdescription: "applies the first component, then the others (KubeVela's legacy vela/op actions)"
+}
+template: {
+\tcomps: op.#Load
+\tnames: [for name, c in comps.value {name}]
+\tfirst: names[0]
+\tapply: op.#ApplyComponent & {
+\t\tvalue: comps.value[first]
+\t\twaitHealthy: %s
+\t\tpatch: metadata: labels: version: parameter.version
+\t}
+\trest: op.#ApplyRemaining & {exceptions: [first]}
+\tparameter: version: string
+}
+'''
+
+
+def test_def_vet_knows_the_legacy_vela_op_actions(tmp_path: Path, evaluator: Evaluator) -> None:
+    """Issue 22 item 8: `op.#Load`, `op.#ApplyComponent`, `op.#ApplyRemaining` (KubeVela's legacy
+    provider) vet: the loaded components are unknown until run time, not an empty struct ("index out
+    of range" before); a value conflicting with an action's field is still an error."""
+    from velapy.deflib import vet_files
+    good, bad = tmp_path / "good.cue", tmp_path / "bad.cue"
+    good.write_text(LEGACY_STEP % ("canary", "false"))
+    bad.write_text(LEGACY_STEP % ("canary-bad", '"yes"'))
+    result = vet_files([str(good), str(bad)], evaluator)
+    assert result.passed == (str(good),)
+    assert {p.location.file for p in result.problems} == {str(bad)}
+    assert "apply.waitHealthy: conflicting values" in result.problems[0].message
+
+
+def test_def_vet_an_unknown_attribute_is_an_error_in_cue_and_a_note_in_an_object(tmp_path: Path,
+                                                                                 evaluator: Evaluator) -> None:
+    """As KubeVela: `vela def vet` decodes a .cue definition's attributes strictly into the spec
+    ("unknown field"); a YAML object is not vetted by KubeVela and the API server drops an unknown
+    spec field on apply (the catalog's jupyter-notebook component sets `appliesToWorkloads`)."""
+    from velapy.deflib import vet_files
+    cue = tmp_path / "t.cue"
+    cue.write_text('"t": {\n\ttype: "trait"\n\tattributes: workload: type: "x"\n}\n'
+                   "template: {\n\tparameter: {}\n\tpatch: {}\n}\n")
+    obj = tmp_path / "c.yaml"
+    obj.write_text(textwrap.dedent("""\
+        apiVersion: core.oam.dev/v1beta1
+        kind: ComponentDefinition
+        metadata: {name: c}
+        spec:
+          appliesToWorkloads: ["*"]
+          schematic:
+            cue:
+              template: |
+                output: {apiVersion: "v1", kind: "ConfigMap", data: a: parameter.a}
+                parameter: a: string
+        """))
+    result = vet_files([str(cue), str(obj)], evaluator)
+    assert result.passed == (str(obj),)
+    assert [p.message for p in result.problems] == ["definition t: unknown attribute 'workload' for a trait definition"]
+    assert result.notes == (f"{obj}: unknown attribute 'appliesToWorkloads' for a component definition: "
+                            "the API server drops it on apply",)

@@ -155,3 +155,48 @@ def test_redact_finds_secrets_anywhere_and_scrubs_every_form() -> None:
     exc = InputError('found "p\\"w\\\\1" and 12345 and listed')
     assert redact.scrub_error(exc, redact.secret_strings(data)).render() == \
         "error: found \"<secret>\" and <secret> and <secret>"
+
+
+@pytest.mark.parametrize(("value", "text", "expected"), [
+    # where the value stands: masked
+    ("SHARD", 'conflicting values "SHARD" and "x"', 'conflicting values "<secret>" and "x"'),
+    ("SHARD", "token=SHARD; next", "token=<secret>; next"),
+    ("SHARD", "SHARD", "<secret>"),
+    ("SHARD", "the value is SHARD. Next: -SHARD- and .SHARD", "the value is <secret>. Next: -<secret>- and .<secret>"),
+    ("SHARD", "postgres://u:SHARD@db/x", "postgres://u:<secret>@db/x"),
+    ("SHARD", 'found "line one\\nSHARD"', 'found "line one\\n<secret>"'),  # after a JSON escape
+    ("p\"w\\1", 'found "p\\"w\\\\1"', 'found "<secret>"'),  # JSON-escaped form
+    ("-----BEGIN KEY-----", 'key: "-----BEGIN KEY-----"', 'key: "<secret>"'),
+    ("Zm9vYmFyYmF6cXV4LXNlY3JldA", "id=pre-Zm9vYmFyYmF6cXV4LXNlY3JldA-post", "id=pre-<secret>-post"),  # long: anywhere
+    # inside an unrelated name: kept
+    ("SHARD", "invalid name load-test-SHARD", "invalid name load-test-SHARD"),
+    ("orders", "applying Deployment shop/orders-api", "applying Deployment shop/orders-api"),
+    ("orders", "service orders.shop.svc", "service orders.shop.svc"),
+    ("orders", "reorders and orders_v2", "reorders and orders_v2"),
+    # short values and YAML words are not searched for in text
+    ("ab", "ab cd", "ab cd"),
+    ("true", "ready: true", "ready: true"),
+])
+def test_mask_where_the_value_stands(value: str, text: str, expected: str) -> None:
+    assert redact.mask(text, [value]) == expected
+
+
+def test_a_name_containing_a_secret_value_is_printed_whole(tmp_path: Path, cli_engine: None) -> None:
+    """Issue 22 item 11: `load-test-SHARD` was printed `load-test-<secret>` because a Secret's value
+    was `SHARD`; the value itself, where a message quotes it, is still masked."""
+    defs = tmp_path / "defs"
+    defs.mkdir()
+    (defs / "clash.cue").write_text('clash: {\n\ttype: "trait"\n\tattributes: {appliesToWorkloads: ["*"]}\n}\n'
+                                    'template: {\n\tpatch: stringData: password: "other-value"\n'
+                                    '\tparameter: {}\n}\n')
+    second = "    - name: load-test-SHARD\n      type: {}\n      properties: {{image: nginx}}\n"
+    clash = "      traits:\n        - type: clash\n"
+    app = app_file(tmp_path, "SHARD", traits=clash + second.format("load-test-SHARD-x"))
+    res = run("render", str(app), "-d", str(defs))
+    assert res.exit_code == 2
+    assert 'unknown component type "load-test-SHARD-x" (component load-test-SHARD)' in res.stderr, res.stderr
+    app = app_file(tmp_path, "SHARD", traits=clash + second.format("webservice"))
+    res = run("render", str(app), "-d", str(defs))
+    assert res.exit_code == 2
+    assert 'conflicting values "other-value" and "<secret>"' in res.stderr, res.stderr
+    assert "SHARD" not in res.stderr.replace("load-test-SHARD", "")

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from jsonschema import Draft202012Validator
 
@@ -352,7 +353,9 @@ def test_cli_def_vet_and_render(cli: CliRunner, tmp_path: Path) -> None:
     assert f"{bad}:5:31: definition bad (trait): " in vetted.output
     rendered = cli.invoke(main, ["def", "render", str(good)])
     assert rendered.exit_code == 0
-    assert rendered.output.startswith("--- scaler.cue ---\napiVersion: core.oam.dev/v1beta1\nkind: TraitDefinition\n")
+    assert rendered.output.startswith("# Source: scaler.cue\napiVersion: core.oam.dev/v1beta1\nkind: TraitDefinition\n")
+    # valid YAML: the file name is a comment (issue 22 item 12)
+    assert yaml.safe_load(rendered.output)["kind"] == "TraitDefinition"
     assert "      template: |\n        parameter: {\n" in rendered.output
 
 

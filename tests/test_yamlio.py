@@ -672,3 +672,13 @@ def test_fast_writer_takes_the_common_shape_and_leaves_the_rest() -> None:
     assert yamlio._fast_dump(folds) == yamlio._emitter_dump(folds)  # folded lines: the emitter's writer
     assert yamlio._fast_dump({"k": "é"}) is None  # not ASCII
     assert yamlio._fast_dump({"x" * 130: 1}) is None  # explicit key
+
+
+def test_keys_written_as_yaml11_boolean_words_are_recorded_with_a_warning() -> None:
+    from velapy.load.yamlio import load_documents
+    [doc] = load_documents('a:\n  y: 1\n  "n": 2\n  b:\n    true: 3\n  Off: 4\n', "f.yaml")
+    assert doc.data == {"a": {"true": 1, "n": 2, "b": {"true": 3}, "false": 4}}
+    assert doc.word_keys == {("a", "true"): "y", ("a", "false"): "Off"}  # quoted and `true` itself: not
+    warnings = doc.word_key_warnings()
+    assert [w.location.line for w in warnings] == [2, 6]
+    assert 'the key y is read as the boolean true, so this field is named "true"' in warnings[0].message

@@ -58,7 +58,8 @@ class Location:
 # Diagnostic.reason values: what a problem needs, beyond fixing the input
 REASON_ENGINE_CRASH = "engine-crash"  # the CUE engine crashed: not the input's fault (exit 4)
 REASON_UNKNOWN_DEFINITION = "unknown-definition"  # a type no loaded definition provides (custom / addon)
-REASON_NEEDS_INPUT = "needs-input"  # needs more input offline: hub objects (--resources), a -f file
+REASON_NEEDS_INPUT = "needs-input"  # needs more input offline: a -f file (a Workflow document, ...)
+REASON_LIVE_CLUSTER = "live-cluster"  # needs a cluster's live objects (ref-objects: --resources DIR offline)
 REASON_PROVIDER = "provider"  # needs a KubeVela controller provider (vela/kube, ...), not renderable offline
 
 

@@ -20,6 +20,7 @@ from velapy.compile.plan import Plan as Plan
 from velapy.compile.plan import PlanDraft, PlannedObject, finish_plan, prepare_plan
 from velapy.compile.policies import OVERRIDE, TOPOLOGY, override_name_warnings
 from velapy.compile.render import render, version_warning
+from velapy.compile.workflow import component_input_warnings
 from velapy.cue.cache import RenderCache
 from velapy.cue.engine import Evaluator as Evaluator
 from velapy.cue.engine import select_runner
@@ -39,6 +40,7 @@ from velapy.load.application import Application, load_application, merge_standal
 from velapy.load.clusters import Inventory, hub_only, load_inventory
 from velapy.load.definitions import Registry, load_registry
 from velapy.load.refobjects import HubObjects, load_hub
+from velapy.load.secretfiles import secret_strings_of_files
 from velapy.review.gitrev import repo_root
 from velapy.validate.documents import Options as ValidationOptions
 from velapy.validate.documents import Summary, validate_files
@@ -86,7 +88,7 @@ def _secrets_withheld(fn: Callable[P, R]) -> Callable[P, R]:
             named = [first] if isinstance(first, Inputs) else \
                 [i for i in first if isinstance(i, Inputs)] if isinstance(first, Sequence) else []
             paths = [p for i in named for p in (i.app, *i.files, i.resources)]
-            raise redact.scrub_error(exc, redact.secret_strings_of_files(paths)) from None
+            raise redact.scrub_error(exc, secret_strings_of_files(paths)) from None
 
     return wrapper
 
@@ -169,7 +171,8 @@ def validation_warnings(inputs: Inputs) -> list[Diagnostic]:
     """What `velapy validate` warns about beside the errors: override names matching several
     components, and cluster names no inventory checks."""
     app = load_application(inputs.app, inputs.files, inputs.namespace)
-    notes = override_name_warnings(app)
+    notes = [*load_registry(inputs.definition_dirs).warnings, *app.doc.word_key_warnings(),
+             *override_name_warnings(app), *component_input_warnings(app)]
     if not inputs.clusters:
         unchecked = unchecked_cluster_names((*app.policies, *app.external_policies))
         if unchecked is not None:
@@ -193,11 +196,24 @@ def dry_run_with_warnings(inputs: Inputs, evaluator: Evaluator,
     stream_names_checked(blocks, loaded.app)
     text = format_blocks(warnings, blocks)
     app = loaded.app
-    notes: list[Diagnostic] = override_name_warnings(app)
+    notes: list[Diagnostic] = [*loaded.registry.warnings, *app.doc.word_key_warnings(), *override_name_warnings(app),
+                               *component_input_warnings(app)]
     if not inputs.clusters:
         unchecked = unchecked_cluster_names((*app.policies, *app.external_policies))
         if unchecked is not None:
             notes.append(unchecked)
+    if inventory is not None:
+        # the blocks are rendered with their clusters' versions; only clusters without one warn
+        by_name = {c.name: c for c in app.components}
+        unknown = version_warning(((k.split("/", 1)[0], c.type, [t.type for t in c.traits])
+                                   for b in blocks for k in b.clusters or () for m in b.manifests
+                                   if (c := by_name.get(m.component)) is not None
+                                   and not inventory.version_of(k.split("/", 1)[0]).git_version), loaded.registry,
+                                  'give each of these clusters its version in the --clusters inventory '
+                                  '(`version: "1.30"`, quoted)')
+        if unknown is not None:
+            notes.append(unknown)
+        return text, notes
     # the components' types and traits, and the traits and types override policies bring in
     uses: list[tuple[str, str, Sequence[str]]] = [("", c.type, [t.type for t in c.traits]) for c in app.components]
     for p in (*app.policies, *app.external_policies):

@@ -4,11 +4,15 @@ For each top-level `deploy` step of the workflow (explicit or generated), its ov
 are applied and the components rendered, and the result is printed once per topology policy of
 that step (`<app> with topology <t>`), or once as `<app> only with override policies`; an app
 without deploy steps is printed once as `<app>`. Like `vela dry-run`, placements are not applied
-here (no cluster, app namespace): the per-cluster view is the output folder's job.
+here (no cluster, app namespace): the per-cluster view is the output folder's job. With a cluster
+inventory (`--clusters`), each block names its placements and is rendered with their Kubernetes
+version (`context.clusterVersion`), as the output folder is; a title whose clusters run different
+versions that render differently is printed once per version, each with its own `# Clusters:` line.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +25,7 @@ from velapy.compile.workflow import APPLY_COMPONENT, DEPLOY, Step, deploy_polici
 from velapy.cue.engine import Evaluator
 from velapy.errors import Diagnostic, InputError
 from velapy.load.application import Application, Component
-from velapy.load.clusters import HUB, Inventory
+from velapy.load.clusters import HUB, ClusterVersion, Inventory
 from velapy.load.definitions import Registry
 from velapy.load.refobjects import HubObjects
 from velapy.load.yamlio import dump_yaml
@@ -69,22 +73,46 @@ def dry_run_blocks(app: Application, registry: Registry, evaluator: Evaluator,
     for p in app.external_policies:
         if p.name not in referenced:
             warnings.append(f"WARNING: policy {p.name} not referenced by application")
-    # one engine pass for all deploy steps
+    placed = _placements_by_title(app, wf.steps, inventory) if inventory is not None else {}
+    # one engine pass for all deploy steps: (title, placements, version) per block to render
+    units: list[tuple[int, str, tuple[str, ...] | None, ClusterVersion]] = []
+    for i, (titles, _comps) in enumerate(plans):
+        for title in titles:
+            if inventory is None:
+                units.append((i, title, None, ClusterVersion()))
+            else:
+                units.extend((i, title, keys, version)
+                             for version, keys in _by_version(placed.get(title, []), inventory))
     tasks: list[RenderTask] = []
     spans: list[tuple[int, int]] = []
-    for _titles, comps in plans:
+    for i, _title, _keys, version in units:
+        comps = plans[i][1]
         start = len(tasks)
-        tasks.extend(RenderTask(app, c, components=tuple(comps)) for c in comps)
+        tasks.extend(RenderTask(app, c, cluster_version=version, components=tuple(comps)) for c in comps)
         spans.append((start, len(tasks)))
     rendered = render(tasks, registry, evaluator, hub)
     policy_objects = render_policies(app, registry, evaluator, [rendered[a:b] for a, b in spans])
-    placed = _placements_by_title(app, wf.steps, inventory) if inventory is not None else {}
     blocks: list[Block] = []
-    for (titles, _comps), (a, b), objs in zip(plans, spans, policy_objects, strict=True):
-        for title in titles:
-            where = tuple(placed.get(title, ())) if inventory is not None else None
-            blocks.append(Block(title, tuple(rendered[a:b]), tuple(o for _name, o in objs), where))
+    for (_i, title, keys, _v), (a, b), objs in zip(units, spans, policy_objects, strict=True):
+        block = Block(title, tuple(rendered[a:b]), tuple(o for _name, o in objs), keys)
+        same = next((k for k, x in enumerate(blocks) if (x.title, x.manifests, x.policies) ==
+                     (block.title, block.manifests, block.policies)), None)
+        if same is not None and keys is not None:  # other versions, same objects: one block names them all
+            blocks[same] = dataclasses.replace(blocks[same], clusters=(*(blocks[same].clusters or ()), *keys))
+        else:
+            blocks.append(block)
     return warnings, blocks
+
+
+def _by_version(keys: Sequence[str], inventory: Inventory) -> list[tuple[ClusterVersion, tuple[str, ...]]]:
+    """Placements grouped by their cluster's Kubernetes version (first seen first): with an inventory,
+    the stream renders each group with its clusters' `context.clusterVersion`, as `-o` does per
+    cluster. No placement: one group of none, with an unknown version."""
+    groups: dict[str, tuple[ClusterVersion, list[str]]] = {}
+    for k in keys:
+        version = inventory.version_of(k.split("/", 1)[0])
+        groups.setdefault(version.git_version, (version, []))[1].append(k)
+    return [(v, tuple(ks)) for v, ks in groups.values()] or [(ClusterVersion(), ())]
 
 
 def _placements_by_title(app: Application, steps: Sequence[Step], inventory: Inventory) -> dict[str, list[str]]:

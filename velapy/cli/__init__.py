@@ -6,11 +6,11 @@ exit codes of `velapy.errors`: 0 ok, 1 differences, 2 invalid input, 3 cluster f
 
 One module per command group, each command a thin shell over one library call:
 `render` (render, plan, validate, diff, golden), `definitions` (def ...), `fleet` (apply, resume,
-status, delete), `emulator` (emulate), `tools` (engine, completion); `base` holds the root group
-and the options they share.
+status, delete), `lifecycle` (ls, history, terminate, suspend, restart, rollback), `emulator`
+(emulate), `tools` (engine, completion); `base` holds the root group and the options they share.
 """
 
-from velapy.cli import definitions, emulator, fleet, render, tools
+from velapy.cli import definitions, emulator, fleet, lifecycle, render, tools
 from velapy.cli.base import main
 
-__all__ = ["definitions", "emulator", "fleet", "main", "render", "tools"]
+__all__ = ["definitions", "emulator", "fleet", "lifecycle", "main", "render", "tools"]

@@ -102,7 +102,8 @@ def handoff_options(fn: F) -> F:
                      help="Also write the objects that make Argo CD (argocd/) or Flux (flux/) deploy the "
                           "folder as reviewed. Repeatable."),
         click.option("--repo-url", "repo_url", default="", metavar="URL",
-                     help="Git repository the engine reads OUT from (needed by --emit argocd)."),
+                     help="Git repository the engine reads OUT from (--emit argocd; default: the `origin` "
+                          "remote of the git checkout OUT is in)."),
         click.option("--revision", "revision", default="HEAD", show_default=True, metavar="REV",
                      help="Branch, tag or commit Argo CD deploys."),
         click.option("--repo-path", "repo_path", default=None, metavar="PATH",
@@ -117,6 +118,12 @@ def handoff_options(fn: F) -> F:
                      help="Name of the Flux GitRepository serving the repository."),
         click.option("--flux-namespace", "flux_namespace", default="flux-system", show_default=True,
                      help="Namespace of the Flux Kustomizations (and of each member's <cluster>-kubeconfig Secret)."),
+        click.option("--approve", "approve", multiple=True, metavar="STEP",
+                     help="Render the gate of STEP open: committing the result approves the stage it holds "
+                          "(render without it to hold the next rollout). Repeatable."),
+        click.option("--secrets", "secrets", type=click.Choice(["keep", "omit"]), default="keep", show_default=True,
+                     help="omit: leave Secrets out of OUT and of what the engines apply (create them with SOPS, "
+                          "Sealed Secrets or External Secrets); keep: write them, with a warning."),
     ]):
         fn = decorator(fn)
     return fn
@@ -130,23 +137,71 @@ def cluster_options(fn: F) -> F:
     fn = click.option("--as-group", "as_groups", multiple=True, metavar="GROUP",
                       help="Impersonate this group too (repeatable; needs --as).")(fn)
     fn = click.option("--as", "as_user", default="", metavar="USER",
-                      help="Impersonate this user in every cluster (wins over the app's app.oam.dev/username).")(fn)
+                      help="Impersonate this user in every cluster (wins over the inventory's identity; the app's "
+                           "app.oam.dev/username is only a claim checked against it).")(fn)
     fn = click.option("--kubeconfig", "kubeconfig", default="", type=click.Path(),
                       help="Default kubeconfig; a cluster's context defaults to its name (the hub: local).")(fn)
     fn = click.option("--clusters", "clusters", default="", type=click.Path(),
                       help="Cluster inventory: its kubeconfig/context/identity entries win.")(fn)
     fn = click.option("--state-dir", "state_dir", default=".velapy/state", show_default=True, type=click.Path(),
-                      help="Where run state lives when the hub `local` is not reachable.")(fn)
+                      help="Where run state lives when no hub context `local` is configured.")(fn)
+    for flag, key, text in (
+            ("--steal-lease", STEAL_LEASE, "Take the app's run lease even from a run that still renews it (when "
+                                           "you know that run is gone)."),
+            ("--import-state", IMPORT_STATE, "Move the app's run state from --state-dir to the hub (a hub is "
+                                             "configured now).")):
+        fn = click.option(flag, is_flag=True, default=False, expose_value=False,
+                          callback=lambda ctx, _p, v, key=key: ctx.meta.__setitem__(key, v), help=text)(fn)
     return fn
+
+
+STEAL_LEASE = "velapy.steal_lease"
+IMPORT_STATE = "velapy.import_state"
+
+
+def flag(key: str) -> bool:
+    """A flag stored by an option with expose_value=False (cluster_options)."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx.meta.get(key, False)) if ctx is not None else False
 
 
 def _target(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str, namespace: str,
             clusters: str, allow_unknown: bool, kubeconfig: str, as_user: str, as_groups: tuple[str, ...],
             state_dir: str) -> Any:
     from velapy.execute import Target
+    from velapy.load.project import settings_for
 
     if as_groups and not as_user:
         raise click.UsageError("--as-group needs --as (Kubernetes impersonates groups only together with a user)")
-    return Target(app, Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown),
-                  kubeconfig, as_user, tuple(as_groups), state_dir)
+    given = [w for flag, v in (("--clusters", clusters), ("--kubeconfig", kubeconfig), ("--as", as_user)) if v
+             for w in (flag, v)] + [w for g in as_groups for w in ("--as-group", g)]
+    try:
+        project = settings_for(app)
+    except VelapyError as exc:  # velapy.yaml is read before the command's own work: report it the same way
+        say(exc.render(), err=True)
+        sys.exit(exc.exit_code)
+    ctx = click.get_current_context()
+    ctx.meta[_SETTINGS_KEY] = project
+    ctx.meta[_GIVEN_KEY] = tuple(given)
+    if not as_user and not as_groups:
+        as_user, as_groups = project.as_user, project.as_groups
+    return Target(app, Inputs(app, files, definition_dirs, resources, namespace, clusters or project.clusters,
+                              allow_unknown), kubeconfig or project.kubeconfig, as_user, tuple(as_groups), state_dir,
+                  flag(IMPORT_STATE))
+
+
+_SETTINGS_KEY = "velapy.project"
+_GIVEN_KEY = "velapy.cluster_flags"
+
+
+def project_settings() -> Any:
+    """The fleet settings `_target` resolved for this command (velapy.load.project.FleetSettings)."""
+    from velapy.load.project import FleetSettings
+
+    return click.get_current_context().meta.get(_SETTINGS_KEY) or FleetSettings()
+
+
+def given_cluster_flags() -> tuple[str, ...]:
+    """The cluster flags typed on this command line (not from the environment or velapy.yaml)."""
+    return tuple(click.get_current_context().meta.get(_GIVEN_KEY) or ())
 

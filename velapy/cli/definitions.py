@@ -100,11 +100,12 @@ def def_vet_cmd(files: tuple[str, ...]) -> None:
 @def_group.command("render")
 @click.argument("file", type=click.Path())
 def def_render_cmd(file: str) -> None:
-    """FILE (a .cue definition) as the Kubernetes object `vela def render` prints."""
+    """FILE (a .cue definition) as the Kubernetes object `vela def render` prints: one YAML document,
+    led by a `# Source: FILE` comment."""
 
     def go() -> int:
         obj = definition_object(file)
-        click.echo(f"--- {os.path.basename(file)} ---\n{dump_definition_object(obj)}", nl=False)
+        click.echo(f"# Source: {os.path.basename(file)}\n{dump_definition_object(obj)}", nl=False)
         return 0
 
     _run(go)

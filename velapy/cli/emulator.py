@@ -10,6 +10,7 @@ from velapy.cli.base import (
     _run,
     main,
 )
+from velapy.errors import InputError
 
 
 @main.command("emulate")
@@ -22,14 +23,29 @@ from velapy.cli.base import (
               help="RBAC rule table (YAML); without it every user may do everything and impersonate anyone.")
 @click.option("--ready-after", "ready_after", default=0.0, type=float, show_default=True,
               help="Seconds after each spec change until workloads report a finished rollout.")
-def emulate_cmd(clusters: str, kubeconfig: str, audit_log: str, rbac: str, ready_after: float) -> None:
+@click.option("--hold-image", "hold_images", multiple=True, metavar="GLOB",
+              help="Workloads running an image that matches GLOB never finish their rollout (as an image that "
+                   "cannot be pulled), until their image changes. Repeatable.")
+@click.option("--background", is_flag=True, default=False,
+              help="Serve from a process of its own and return once ready (stop it with kill PID).")
+@click.option("--pid-file", "pid_file", default="", type=click.Path(), help="With --background: write its pid here.")
+def emulate_cmd(clusters: str, kubeconfig: str, audit_log: str, rbac: str, ready_after: float,
+                hold_images: tuple[str, ...], background: bool, pid_file: str) -> None:
     """Serve an emulated Kubernetes API for each cluster of CLUSTERS (and the hub) on 127.0.0.1 until
     Ctrl-C. A test and demo tool, not a Kubernetes: objects live in memory, nothing is scheduled, no
     container runs, controllers are simulated."""
 
     def go() -> int:
-        from velapy.kube.emulator.serve import serve
+        from velapy.kube.emulator.serve import serve, serve_in_background
 
-        return serve(clusters, kubeconfig, sys.stdout, audit_log=audit_log, rbac=rbac, ready_after=ready_after)
+        if pid_file and not background:
+            raise InputError("--pid-file goes with --background")
+        if background:
+            args = [clusters, "--kubeconfig", kubeconfig, "--ready-after", str(ready_after)]
+            args += [w for flag, v in (("--audit-log", audit_log), ("--rbac", rbac)) if v for w in (flag, v)]
+            args += [w for g in hold_images for w in ("--hold-image", g)]
+            return serve_in_background(args, kubeconfig, sys.stdout, pid_file)
+        return serve(clusters, kubeconfig, sys.stdout, audit_log=audit_log, rbac=rbac, ready_after=ready_after,
+                     hold_images=hold_images)
 
     _run(go)

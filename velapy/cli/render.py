@@ -9,6 +9,8 @@ from dataclasses import replace
 
 import click
 
+from velapy.bundle.layout import HANDOFF_DIRS
+from velapy.bundle.outdir import read_manifest
 from velapy.cli import base
 from velapy.cli.base import (
     _DIFF_FORMATS,
@@ -24,7 +26,9 @@ from velapy.cli.base import (
     unknown_parameters_option,
 )
 from velapy.cli.fleet import _live_diff
-from velapy.errors import EXIT_DIFFERENT, EXIT_OK
+from velapy.errors import EXIT_DIFFERENT, EXIT_OK, Diagnostic, InputError, Location
+from velapy.handoff import without_credentials
+from velapy.handoff.transitions import NAMED_FILES, clashes
 from velapy.pipeline import (
     Evaluator,
     HandoffOptions,
@@ -42,6 +46,7 @@ from velapy.pipeline import (
 )
 from velapy.review import golden
 from velapy.review.diff import Comparison, format_json, format_markdown, format_text, format_unified
+from velapy.review.gitrev import listed_files, origin_url, repo_root
 from velapy.review.golden import find_config, format_report, load_project
 from velapy.review.sides import check_output, fresh_output, remember_output
 from velapy.review.sides import diff as review_diff
@@ -80,8 +85,8 @@ from velapy.review.sides import diff as review_diff
 def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...], resources: str,
                namespace: str, clusters: str, out: str, check: bool, emit: tuple[str, ...], repo_url: str,
                revision: str, repo_path: str | None, argocd_namespace: str, argocd_sa: str, flux_source: str,
-               flux_namespace: str, vela_layout: bool, from_hub: bool, kubeconfig: str, merge: bool,
-               allow_unknown: bool, force: bool, lock_timeout: float | None) -> None:
+               flux_namespace: str, approve: tuple[str, ...], secrets: str, vela_layout: bool, from_hub: bool,
+               kubeconfig: str, merge: bool, allow_unknown: bool, force: bool, lock_timeout: float | None) -> None:
     """Render APP as `vela dry-run` prints it, or (-o) as a plan and per-cluster folders.
 
     With --emit argocd and/or --emit flux, OUT also gets the GitOps engine objects that deploy
@@ -95,11 +100,8 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
         raise click.UsageError("--vela-layout is a layout of the stream: leave out -o")
     if from_hub and (check or resources):
         raise click.UsageError("--resources-from-hub reads the hub: leave out --resources and --check")
-    handoff = None
-    if emit:
-        handoff = HandoffOptions(tuple(dict.fromkeys(emit)), repo_url, revision,
-                                 repo_path if repo_path is not None else "", argocd_namespace, argocd_sa,
-                                 flux_source, flux_namespace)
+    handoff = _handoff(emit, repo_url, revision, repo_path or "", argocd_namespace, argocd_sa, flux_source,
+                       flux_namespace, approve, secrets)
     inputs = Inputs(app, files, definition_dirs, resources, namespace, clusters, allow_unknown, handoff, merge)
 
     def go() -> int:
@@ -107,7 +109,9 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
         if handoff is not None and repo_path is None:
             inputs = replace(inputs, handoff=replace(handoff, repo_path=handoff_repo_path(out)))
         if inputs.handoff is not None:
-            inputs.handoff.check()
+            given = _with_origin(inputs.handoff, out)
+            given.check()
+            inputs = replace(inputs, handoff=given)
         with _evaluator() as ev:
             if from_hub:
                 from velapy.execute.session import compile_live
@@ -121,7 +125,10 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
                     return 0
                 return _write_rendered(plan, out, inputs, ev, force, lock_timeout)
             if check:
-                cmp, exists = check_output(inputs, out, ev)
+                recreated: list[str] = []
+                cmp, exists = check_output(inputs, out, ev, recreated)
+                for text in recreated:
+                    say(f"warning: {text}", err=True)
                 return _report_check(cmp, exists, out, _render_command(inputs, out))
             if vela_layout:
                 text, warnings = dry_run_with_warnings(inputs, ev)
@@ -148,10 +155,84 @@ def render_cmd(app: str, files: tuple[str, ...], definition_dirs: tuple[str, ...
     _run(go)
 
 
+def _handoff(emit: tuple[str, ...], repo_url: str, revision: str, repo_path: str, argocd_namespace: str,
+             argocd_sa: str, flux_source: str, flux_namespace: str, approve: tuple[str, ...],
+             secrets: str) -> HandoffOptions | None:
+    """The hand-off options of --emit (None without it); --approve and --secrets need --emit."""
+    if not emit:
+        if approve or secrets != "keep":
+            raise click.UsageError("--approve and --secrets shape the GitOps hand-off: add --emit argocd|flux")
+        return None
+    return HandoffOptions(engines=tuple(dict.fromkeys(emit)), repo_url=repo_url, revision=revision,
+                          repo_path=repo_path, argocd_namespace=argocd_namespace, argocd_service_account=argocd_sa,
+                          flux_source=flux_source, flux_namespace=flux_namespace,
+                          approve=tuple(dict.fromkeys(approve)), secrets=secrets)
+
+
+def _with_origin(h: HandoffOptions, folder: str) -> HandoffOptions:
+    """--emit argocd without --repo-url: the `origin` remote of the checkout `folder` is in (said on stderr)."""
+    if "argocd" not in h.engines or h.repo_url or not folder:
+        return h
+    try:
+        root = repo_root(folder)
+    except InputError:
+        return h
+    url = origin_url(root)
+    if not url:
+        return h
+    bare = without_credentials(url)
+    say(f"note: --repo-url {bare}: the `origin` remote of the git checkout {folder} is in"
+        + (" (its credentials left out)" if bare != url else "") + "; give --repo-url to name another", err=True)
+    return replace(h, repo_url=bare)
+
+
+def _dropped_handoff(out: str, engines: tuple[str, ...]) -> None:
+    """Refuse a write that would delete a hand-off folder an earlier `--emit` wrote: deleting argocd/ or
+    flux/ from the repository can make the engine delete the app's objects in every cluster."""
+    listed = read_manifest(out) or []
+    gone = sorted({rel.split("/", 1)[0] for rel in listed if "/" in rel and rel.split("/", 1)[0] in HANDOFF_DIRS
+                   and rel.split("/", 1)[0] not in engines and os.path.exists(os.path.join(out, rel))})
+    if gone:
+        raise InputError([Diagnostic(
+            f"{out}/{d}/ was written by an earlier `render --emit {d}`, and this render (without --emit {d}) would "
+            f"delete it: if the {'Argo CD' if d == 'argocd' else 'Flux'} objects there are applied from git, "
+            "deleting them deletes the app's Applications or Kustomizations and their objects in every cluster",
+            Location(file=out), f"add --emit {d} to keep it up to date, or delete {out}/{d}/ yourself first if the "
+            "app really leaves that engine") for d in gone])
+
+
+def _other_apps(out: str, files: dict[str, str]) -> None:
+    """Refuse a hand-off whose engine objects another app's hand-off folder in the same repository
+    also defines (the last one applied would replace the other's)."""
+    try:
+        root = repo_root(out)
+    except InputError:
+        return
+    mine = os.path.realpath(out)
+    others: dict[str, dict[str, str]] = {}
+    for rel in listed_files(root, [f"*{name}" for name in NAMED_FILES]):
+        name = next(n for n in NAMED_FILES if rel == n or rel.endswith("/" + n))
+        folder = rel[: len(rel) - len(name)].rstrip("/")
+        if os.path.realpath(os.path.join(root, folder)) == mine:
+            continue
+        try:
+            with open(os.path.join(root, rel), encoding="utf-8") as fh:
+                others.setdefault(folder or ".", {})[name] = fh.read()
+        except (OSError, UnicodeDecodeError):
+            continue
+    found = clashes(files, others)
+    if found:
+        raise InputError([Diagnostic(text, Location(file=out), "rename the app or its steps, or give one of them "
+                                     "another namespace") for text in found])
+
+
 def _write_rendered(plan: Plan, out: str, inputs: Inputs, ev: Evaluator, force: bool,
                     lock_timeout: float | None) -> int:
     """Write a compiled plan (and its hand-off files) into OUT, then say what was written."""
+    _dropped_handoff(out, inputs.handoff.engines if inputs.handoff is not None else ())
     written, result = handoff_output(plan, inputs.handoff)
+    if inputs.handoff is not None:
+        _other_apps(out, written)
     write_files(out, written, force=force, lock_timeout=lock_timeout,
                 on_wait=lambda text: click.echo(f"note: {text}", err=True))
     remember_output(inputs, out, ev, plan, written)
@@ -237,9 +318,11 @@ def _render_command(inputs: Inputs, out: str) -> str:
                                      ("--argocd-namespace", h.argocd_namespace, defaults.argocd_namespace),
                                      ("--argocd-service-account", h.argocd_service_account, ""),
                                      ("--flux-source", h.flux_source, defaults.flux_source),
-                                     ("--flux-namespace", h.flux_namespace, defaults.flux_namespace)):
+                                     ("--flux-namespace", h.flux_namespace, defaults.flux_namespace),
+                                     ("--secrets", h.secrets, defaults.secrets)):
             if value != default:
                 words += [flag, value]
+        words += [w for a in h.approve for w in ("--approve", a)]
     return " ".join(shlex.quote(w) for w in [*words, "-o", out])
 
 
@@ -284,7 +367,8 @@ def diff_cmd(old: str, new: str, files: tuple[str, ...], definition_dirs: tuple[
              namespace: str, clusters: str, git_base: str, unified: bool, fmt: str, show_secrets: bool,
              live: bool, kubeconfig: str, as_user: str, as_groups: tuple[str, ...], emit: tuple[str, ...],
              repo_url: str, revision: str, repo_path: str | None, argocd_namespace: str, argocd_sa: str,
-             flux_source: str, flux_namespace: str, allow_unknown: bool) -> None:
+             flux_source: str, flux_namespace: str, approve: tuple[str, ...], secrets: str,
+             allow_unknown: bool) -> None:
     """What changes for every cluster between OLD and NEW.
 
     Each side is an Application file (rendered in memory with the same --clusters, -f, -d,
@@ -307,13 +391,13 @@ def diff_cmd(old: str, new: str, files: tuple[str, ...], definition_dirs: tuple[
     if unified and fmt != "text":
         raise click.UsageError("--unified is a text format: leave out --output")
     old_path, new_path = ("", old) if git_base else (old, new)
-    handoff = None
-    if emit:  # app sides are rendered with the hand-off; OUT's place in the repo is the folder side's
+    handoff = _handoff(emit, repo_url, revision, repo_path or "", argocd_namespace, argocd_sa, flux_source,
+                       flux_namespace, approve, secrets)
+    if handoff is not None:  # app sides are rendered with the hand-off; OUT's place in the repo is the folder side's
+        folder = next((p for p in (old_path, new_path) if p and os.path.isdir(p)), "")
         if repo_path is None:
-            folder = next((p for p in (old_path, new_path) if p and os.path.isdir(p)), "")
-            repo_path = handoff_repo_path(folder) if folder else ""
-        handoff = HandoffOptions(tuple(dict.fromkeys(emit)), repo_url, revision, repo_path, argocd_namespace,
-                                 argocd_sa, flux_source, flux_namespace)
+            handoff = replace(handoff, repo_path=handoff_repo_path(folder) if folder else "")
+        handoff = _with_origin(handoff, folder)
     options = Inputs("", files, definition_dirs, resources, namespace, clusters, allow_unknown, handoff)
 
     def go() -> int:
@@ -323,6 +407,8 @@ def diff_cmd(old: str, new: str, files: tuple[str, ...], definition_dirs: tuple[
             result = review_diff(old_path, new_path, options, ev, git_base=git_base, show_secrets=show_secrets)
         for note in result.notes:
             say(f"note: {note}", err=True)
+        for text in result.warnings:
+            say(f"warning: {text}", err=True)
         cmp = result.comparison
         if unified:
             say(format_unified(cmp), "unified", nl=False)

@@ -41,6 +41,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +49,7 @@ from typing import Any
 from velapy.compile.custompolicy import rendering_policies
 from velapy.compile.placement import Placement, deploy_placements, policy_location
 from velapy.compile.policies import OVERRIDE, TOPOLOGY, apply_overrides, override_name_warnings
-from velapy.compile.render import ComponentManifest, RenderTask, render, version_warning
+from velapy.compile.render import ComponentManifest, RenderTask, render, version_warning, without_comments
 from velapy.compile.workflow import (
     APPLY_COMPONENT,
     DEPLOY,
@@ -57,6 +58,7 @@ from velapy.compile.workflow import (
     Step,
     Workflow,
     check_workflow,
+    component_input_warnings,
     deploy_policies,
     resolve_workflow,
 )
@@ -64,7 +66,7 @@ from velapy.cue.engine import Evaluator
 from velapy.errors import Diagnostic, InputError, Location, raise_problems
 from velapy.load.application import Application, Component, Policy
 from velapy.load.clusters import HUB, Cluster, Identity, Inventory
-from velapy.load.definitions import Registry
+from velapy.load.definitions import Definition, Registry
 from velapy.load.refobjects import HubObjects
 from velapy.oam import A_GROUP, A_USERNAME, L_CLUSTER, L_COMPONENT, L_RESOURCE_TYPE, L_TRAIT_TYPE, L_WORKLOAD_TYPE
 
@@ -312,7 +314,8 @@ def prepare_plan(app: Application, registry: Registry, inventory: Inventory,
     """Resolve the workflow, placements and overrides into render tasks (InputError on any problem)."""
     wf = resolve_workflow(app)
     check_workflow(wf, registry)
-    warnings: list[Diagnostic] = []
+    # what reading the definition files tolerated; keys the YAML reader turned into true/false
+    warnings: list[Diagnostic] = [*registry.warnings, *app.doc.word_key_warnings()]
     problems: list[Diagnostic] = []
     used_policies: set[str] = set()
     resolved = [_resolve_step(app, s, registry, inventory, warnings, problems, used_policies) for s in wf.steps]
@@ -335,6 +338,7 @@ def prepare_plan(app: Application, registry: Registry, inventory: Inventory,
     if unknown is not None:
         warnings.append(unknown)
     warnings.extend(override_name_warnings(app))
+    warnings.extend(component_input_warnings(app))
     for p in rendering_policies(app, registry):
         warnings.append(Diagnostic(
             f"policy {p.name} (type {p.type}) renders objects that KubeVela applies to the hub before the "
@@ -420,7 +424,18 @@ def _resolve_step(app: Application, step: Step, registry: Registry, inventory: I
         topology = step.properties.get("topology")
         if step.type in TOPOLOGY_STEPS and isinstance(topology, str):
             used.add(topology)  # executed by KubeVela, not planned: only the policy counts as used
-        return _Resolved(step)
+        custom = registry.get("workflow-step", step.type)
+        actions = deploying_actions(custom)
+        if custom is None or not actions:
+            return _Resolved(step)
+        if not _deploys_like_deploy(custom, actions):
+            problems.append(_custom_deploy_refused(step, custom, actions))
+            return _Resolved(step)
+        warnings.append(Diagnostic(
+            f"workflow step {step.name} (type {step.type}) deploys with op.#Deploy and its policies: planned as a "
+            "deploy step with them", step.at("type"),
+            "`velapy apply` runs only built-in step types, so it refuses this plan (a GitOps hand-off of the folder "
+            "works)"))
     props = step.properties
     if props.get("inlinePolicies"):
         problems.append(Diagnostic("deploy inlinePolicies are not supported by velapy yet",
@@ -451,7 +466,77 @@ def _resolve_step(app: Application, step: Step, registry: Registry, inventory: I
     except InputError as exc:
         problems.extend(exc.diagnostics)
         return _Resolved(step)
+    if _ignores_terraform(step, registry):
+        comps = _without_terraform(step, comps, registry, warnings)
     return _Resolved(step, tuple(names), [_Unit(step, p, list(comps)) for p in placements])
+
+
+def _ignores_terraform(step: Step, registry: Registry) -> bool:
+    """KubeVela's deploy leaves Terraform components out unless `ignoreTerraformComponent: false`
+    (its default is true; a custom op.#Deploy step sets it in its template)."""
+    custom = registry.get("workflow-step", step.type) if step.type != DEPLOY else None
+    if custom is not None and custom.template is not None:
+        body = without_comments(custom.template.body)
+        if re.search(r"\bignoreTerraformComponent\s*:\s*false\b", body):
+            return False
+        if not re.search(r"\bignoreTerraformComponent\s*:\s*parameter\s*\.\s*ignoreTerraformComponent\b", body):
+            return True
+    return step.properties.get("ignoreTerraformComponent", True) is not False
+
+
+def _without_terraform(step: Step, comps: Sequence[Component], registry: Registry,
+                       warnings: list[Diagnostic]) -> list[Component]:
+    def terraform(c: Component) -> bool:
+        d = registry.get("component", c.type)
+        return d is not None and d.terraform is not None
+
+    left_out = [c.name for c in comps if terraform(c)]
+    if left_out:
+        warnings.append(Diagnostic(
+            f"deploy step {step.name} leaves out the Terraform component{'s' if len(left_out) > 1 else ''} "
+            f"{', '.join(left_out)}, as KubeVela's deploy does (ignoreTerraformComponent defaults to true)",
+            step.at("type"), "set `ignoreTerraformComponent: false` in the step's properties to deploy "
+                             "them with it, or deploy them with an apply-component step"))
+    return [c for c in comps if not terraform(c)]
+
+
+# vela/op (and the legacy providers') actions that deploy the application's own components
+DEPLOYING_ACTIONS = ("Deploy", "ApplyComponent", "ApplyApplication", "ApplyApplicationInParallel",
+                     "ApplyComponentRemaining", "ApplyRemaining", "ApplyComponentsToEnv", "ApplyEnvBindApp",
+                     "DeployCloudResource")
+_ACTION_USE = re.compile(r"\b[A-Za-z_]\w*\s*\.\s*#(" + "|".join(DEPLOYING_ACTIONS) + r")(?![\w$])")
+_POLICIES_FROM_PARAMETER = re.compile(r"\bpolicies\s*:\s*parameter\s*\.\s*policies(?![\w$])")
+
+
+def deploying_actions(d: Definition | None) -> list[str]:
+    """The component-deploying actions a custom workflow step's template calls (`op.#Deploy`, ...)."""
+    if d is None or d.builtin or d.template is None:
+        return []
+    return sorted(set(_ACTION_USE.findall(without_comments(d.template.body))))
+
+
+def _deploys_like_deploy(d: Definition, actions: list[str]) -> bool:
+    """Only `op.#Deploy`, with the step's own `policies` and no inline policies: what the built-in
+    deploy step does with the same properties (`canary-deploy` without its inline override)."""
+    assert d.template is not None
+    body = without_comments(d.template.body)
+    return actions == ["Deploy"] and "inlinePolicies" not in body and _POLICIES_FROM_PARAMETER.search(body) is not None
+
+
+def _custom_deploy_refused(step: Step, d: Definition, actions: list[str]) -> Diagnostic:
+    ops = ", ".join(f"op.#{a}" for a in actions)
+    assert d.template is not None
+    if actions == ["Deploy"] and "inlinePolicies" in without_comments(d.template.body):
+        why = "its op.#Deploy carries inline policies, which velapy does not plan yet"
+    elif actions == ["Deploy"]:
+        why = "its op.#Deploy does not take its policies from the step's `policies` parameter"
+    else:
+        why = "velapy cannot tell where that places each component"
+    return Diagnostic(
+        f"workflow step {step.name} (type {step.type}) deploys the application's components with {ops}: {why}, "
+        "so the plan would leave them out", step.at("type"),
+        f"the step is defined at {d.file}:{d.line}; use the built-in deploy step with policies from spec.policies "
+        "(`velapy render` without -o still prints the dry-run stream)")
 
 
 def _resolve_apply_component(app: Application, step: Step, inventory: Inventory,

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from velapy.compile import terraform
 from velapy.compile.patch import PatchError, apply_patch, strategy_unify
 from velapy.cue.cuesyntax import CueSyntaxError, outline, tokenize
 from velapy.cue.engine import (
@@ -113,8 +114,9 @@ class ComponentManifest:
 class _State:
     task: RenderTask
     definition: Definition
-    template: Template
+    template: Template | None  # None: a Terraform component
     properties: Any
+    terraform: dict[str, Any] | None = None  # a Terraform component's Configuration, the workload at the end
     workload: dict[str, Any] | None = None
     outputs: list[Output] = field(default_factory=list)
     pos: int = 0  # the next trait to render
@@ -146,7 +148,17 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
             except InputError as exc:
                 problems.extend(exc.diagnostics)
                 continue
-        if d.template is None:
+        configuration = None
+        if d.terraform is not None:  # rendered without CUE, as KubeVela does (`velapy.compile.terraform`)
+            try:
+                configuration = terraform.configuration(
+                    d.name, d.terraform, d.annotations, comp.name, props, task.app.namespace,
+                    task.app.component_location(comp, "properties" if comp.properties is not None else "type"),
+                    functools.partial(task.app.component_location, comp, "properties"))
+            except InputError as exc:
+                problems.extend(exc.diagnostics)
+                continue
+        elif d.template is None:
             problems.append(Diagnostic(f"component definition {d.name} has no CUE template", d.location()))
             continue
         needs = [provider_import(d)] + [provider_import(registry.get("trait", t.type)) for t in comp.traits]
@@ -155,7 +167,7 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
             problems.extend(Diagnostic(m, task.app.component_location(comp, "type"), reason=REASON_PROVIDER)
                             for m in dict.fromkeys(missing))
             continue
-        states.append(_State(task, d, d.template, props))
+        states.append(_State(task, d, d.template, props, terraform=configuration))
     # no raise here: the components that could be set up are still evaluated, so that one run
     # reports every problem of this round together
 
@@ -172,10 +184,12 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
             follows.append((s, lead))
     states = list(leaders.values())
 
-    # round 0: component templates
+    # round 0: component templates (a Terraform component has none: its traits see no context.output,
+    # and a patch of one fails as in KubeVela)
+    cued = [s for s in states if s.template is not None]
     instances = [Instance(s.template, s.properties if s.properties is not None else {}, _context(s))
-                 for s in states]
-    for s, r in zip(states, evaluator.evaluate(instances), strict=True):
+                 for s in cued if s.template is not None]
+    for s, r in zip(cued, evaluator.evaluate(instances), strict=True):
         if r.errors:
             problems.extend(_cue_diagnostics(s, r.errors, None, s.definition))
             continue
@@ -221,7 +235,7 @@ def _shape(t: Template | None) -> _Shape:
 
 @functools.lru_cache(maxsize=1024)
 def _template_shape(t: Template) -> _Shape:
-    code = _without_comments(t.body)
+    code = without_comments(t.body)
     keys = None if t.declares_context else context_keys_used(code)
     # the parameter declaration constrains the parameter, not the patch
     try:
@@ -241,7 +255,7 @@ def _template_shape(t: Template) -> _Shape:
     )
 
 
-def _without_comments(body: str) -> str:
+def without_comments(body: str) -> str:
     """The template text with its comments blanked (offsets kept); strings stay (they may interpolate)."""
     try:
         comments = [t for t in tokenize(body) if t.kind == "comment"]
@@ -682,7 +696,10 @@ def _take_patches(s: _State, ttype: str, v: dict[str, Any], r: Result, loc: Loca
         s.workload = v[UNIFIED]
     elif "patch" in v:
         if s.workload is None:
-            problems.append(Diagnostic(f"patch trait {ttype} into an invalid workload", loc))
+            hint = ("a Terraform component's workload is the Configuration KubeVela renders without CUE: a trait "
+                    "cannot patch it (KubeVela fails the same way); traits that only add outputs work"
+                    if s.terraform is not None else "")
+            problems.append(Diagnostic(f"patch trait {ttype} into an invalid workload", loc, hint))
             return
         tags = _sub_tags(r, ("patch",))
         try:
@@ -770,7 +787,7 @@ def _cue_diagnostics(s: _State, errors: list[CueError], trait: Trait | None,
             missing = re.fullmatch(r"incomplete value (\w+)", e.message)
             if missing and steps and isinstance(steps[-1], str):
                 out.append(Diagnostic(f'missing required parameter "{steps[-1]}" ({missing.group(1)}) of {what}',
-                                      at(*props_path, *steps[:-1])))
+                                      at(*props_path, *steps[:-1]), _word_key_hint(s, trait, steps[:-1])))
                 continue
             out.append(Diagnostic(f"invalid properties for {what}: {e.message}" if steps and loc.line else
                                   f"invalid properties for {what}: {e.path or 'parameter'}: {e.message}", loc))
@@ -790,6 +807,23 @@ def _cue_diagnostics(s: _State, errors: list[CueError], trait: Trait | None,
     return out
 
 
+def _word_key_hint(s: _State, trait: Trait | None, steps: Sequence[str | int]) -> str:
+    """When the properties beside a missing parameter hold a key the YAML reader turned into
+    true/false (`y:`), say so: that is most likely the parameter, under another name."""
+    comp = s.task.component
+    if trait is not None and trait.origin is not None:
+        return ""
+    base: tuple[str | int, ...] = ("spec", "components", comp.index,
+                                   *(("traits", trait.index) if trait is not None else ()), "properties", *steps)
+    words = [(path[-1], word) for path, word in s.task.app.doc.word_keys.items()
+             if len(path) == len(base) + 1 and path[:-1] == base]
+    if not words:
+        return ""
+    key, word = words[0]
+    return (f"the key {word} here is read as the boolean {key} (YAML 1.1, as Kubernetes and KubeVela read it), "
+            f'so it does not give a parameter named {word}: quote it ("{word}": ...)')
+
+
 # ----------------------------------------------------------------------------------------------
 # assemble: the label / annotation contract (semantics §4.1)
 
@@ -797,6 +831,8 @@ def _cue_diagnostics(s: _State, errors: list[CueError], trait: Trait | None,
 def _assemble(s: _State) -> ComponentManifest:
     t = s.task
     workload = None
+    if s.terraform is not None:
+        s.workload = s.terraform
     if s.workload is not None:
         workload = _contract(_with_own_metadata(s.workload), t, {
             L_RESOURCE_TYPE: "WORKLOAD", L_WORKLOAD_TYPE: t.component.type}, "")

@@ -339,3 +339,31 @@ def _cycles(top: Sequence[Step]) -> list[Diagnostic]:
         problems.append(Diagnostic(f"dependsOn cycle: {' → '.join([*ring, ring[0]])} (each step waits for the next)",
                                    step.at("dependsOn", idx), "remove one of these dependsOn entries"))
     return problems
+
+
+def component_input_warnings(app: Application) -> list[Diagnostic]:
+    """Component `inputs` are filled at run time from another component's (or step's) `outputs`
+    (KubeVela's dependsOn data passing): offline the value does not exist, so the objects are
+    rendered with what `properties` give at `parameterKey` (often nothing). One warning per input,
+    at the input, naming where the value would come from."""
+    producers: dict[str, str] = {}
+    for c in app.components:
+        for o in c.raw.get("outputs") or [] if isinstance(c.raw.get("outputs"), list) else []:
+            if isinstance(o, dict) and isinstance(o.get("name"), str):
+                producers.setdefault(o["name"], f"component {c.name}")
+    out: list[Diagnostic] = []
+    for c in app.components:
+        inputs = c.raw.get("inputs")
+        for i, item in enumerate(inputs if isinstance(inputs, list) else []):
+            source = item.get("from") if isinstance(item, dict) else None
+            if not isinstance(source, str) or not source:
+                continue
+            key = item.get("parameterKey")
+            target = f"parameter {key}" if isinstance(key, str) and key else "its parameters"
+            origin = producers.get(source, "a workflow step")
+            out.append(Diagnostic(
+                f"input {source!r} comes from the outputs of {origin} at run time; "
+                f"it is rendered without that value ({target} as the properties give it)",
+                app.component_location(c, "inputs", i),
+                "KubeVela passes it when the workflow runs; give the value in properties to render it offline"))
+    return out

@@ -460,7 +460,7 @@ class Evaluator:
             for k, i in enumerate(active):
                 if k not in failed:
                     keep.append(i)
-                elif i not in selected and _only_helpers_incomplete(results[i].errors):
+                elif i not in selected and _only_helpers_incomplete(results[i].errors, instances[i].template):
                     # KubeVela requires only output/outputs/patch to be concrete: export just those
                     results[i].errors.clear()
                     selected.add(i)
@@ -850,11 +850,33 @@ def _add_body(lines: list[str], template: Template, fix_v04: bool) -> None:
 RESULT_FIELDS = ("output", "outputs", "patch", "patchOutputs", "errs", "velapy_patched")
 
 
-def _only_helpers_incomplete(errors: list[CueError]) -> bool:
-    """Errors that are all incomplete values in a template's own helper fields (not its results)."""
+def _only_helpers_incomplete(errors: list[CueError], template: Template | None = None) -> bool:
+    """Errors that are all incomplete values in a template's own helper fields (not its results).
+
+    A field missing from the context (`srcName: context.output.metadata.name` on a workload
+    without metadata) is incomplete too: the context is open data, which KubeVela's trait
+    validation (`traitDef.Complete`, `Validate()` without concreteness) tolerates, and
+    `if srcName != _|_` then takes its other branch."""
     return bool(errors) and all(
-        e.message.startswith("incomplete value") and e.path
+        (e.message.startswith("incomplete value") or _undefined_in_context(e, template)) and e.path
         and e.path.split(".")[0] not in (*RESULT_FIELDS, "parameter") for e in errors)
+
+
+_UNDEFINED_FIELD = re.compile(r"undefined field:? ([A-Za-z_$][\w$-]*|\"[^\"]*\")$")
+
+
+def _undefined_in_context(e: CueError, template: Template | None) -> bool:
+    """`undefined field x` where the template's line reads `context.<...>.x` (the error's first position)."""
+    m = _UNDEFINED_FIELD.search(e.message)
+    if m is None or template is None or not e.positions:
+        return False
+    file, line, _col = e.positions[0]
+    lines = template.body.split("\n")
+    k = line - template.line
+    if file != template.file or not 0 <= k < len(lines):
+        return False
+    name = re.escape(m.group(1).strip('"'))
+    return re.search(rf"\bcontext(?:\s*\.\s*[A-Za-z_$][\w$]*)*\s*\.\s*{name}(?![\w$])", lines[k]) is not None
 
 
 def root_tags(body: str, label: str) -> dict[str, str]:
@@ -953,14 +975,26 @@ def _context_text(context: dict[str, Any], shared: dict[str, str]) -> str:
 def error_blocks(text: str) -> list[tuple[str, list[tuple[str, int, int]]]]:
     """The cue CLI's error text → (`path: message` line, [(absolute file, line, col)]) blocks."""
     blocks: list[tuple[str, list[tuple[str, int, int]]]] = []
+    open_value = 0  # brackets still open in a message that quotes a value over several lines
     for line in text.splitlines():
         m = _ERR_POS.match(line)
         if m and blocks:
+            open_value = 0
             file = os.path.normpath(os.path.join(ENGINE_CWD, m.group("file")))
             blocks[-1][1].append((file, int(m.group("line")), int(m.group("col"))))
+        elif open_value > 0 and blocks and not blocks[-1][1]:
+            # `x: unsupported op | for object type ({` + the value's lines: one message
+            open_value += _bracket_balance(line)
+            blocks[-1] = (blocks[-1][0] + "\n" + line.rstrip().rstrip(":" if open_value <= 0 else ""), [])
         elif line.strip():
-            blocks.append((line.rstrip().rstrip(":"), []))
+            head = line.rstrip()
+            open_value = _bracket_balance(head) if head.endswith(("{", "(", "[")) else 0
+            blocks.append((head.rstrip(":"), []))
     return blocks
+
+
+def _bracket_balance(line: str) -> int:
+    return sum(line.count(c) for c in "{([") - sum(line.count(c) for c in "})]")
 
 
 def _parse_errors(text: str, batch_path: str, segments: list[_Segment],

@@ -5,9 +5,14 @@ Precedence, per cluster:
   `--kubeconfig FILE`, else $KUBECONFIG / ~/.kube/config;
 * context: the inventory's or plan's `context`, else the cluster's own NAME (also for the hub
   `local`), so one kubeconfig with a context per cluster serves a whole fleet;
-* identity (Impersonate-User / -Group): `--as` / `--as-group`, else the Application's
-  `app.oam.dev/username` / `app.oam.dev/group`, else the inventory's `identity`, else the
-  kubeconfig user's `as` / `as-groups`, else none (the kubeconfig's own user).
+* identity (Impersonate-User / -Group): the operator's `--as` / `--as-group`, else the platform's
+  (the inventory's per-cluster `identity`), else the kubeconfig user's `as` / `as-groups`, else
+  none: the authenticated caller itself (what a SelfSubjectReview on the hub answers).
+
+The Application's `app.oam.dev/username` / `app.oam.dev/group` annotations never choose the
+identity: in KubeVela the hub's admission webhook stamps them from the authenticated request, so
+here they are a claim, checked by `check_claim` against the identity the run acts as (exit 2 when
+they differ, before any write).
 
 Every kubeconfig problem of every cluster is reported at once, naming file and context, before
 the first request (`velapy.kube.kubeconfig`). The hub is optional: without a usable context for
@@ -44,19 +49,21 @@ def _merged(name: str, plan_entry: ClusterEntry | None, opts: AccessOptions) -> 
                         inv.identity or base.identity, inv.version or base.version)
 
 
-def identity_for(entry: ClusterEntry, app_identity: Identity | None, opts: AccessOptions) -> Identity | None:
+def identity_for(entry: ClusterEntry, opts: AccessOptions) -> Identity | None:
+    """The operator's --as, else the platform's identity for the cluster, else None (the caller itself)."""
     if opts.as_user or opts.as_groups:
         return Identity(opts.as_user, tuple(opts.as_groups))
-    if app_identity is not None:
-        return app_identity
     return entry.identity
 
 
-def resolve(names: Iterable[str], plan_clusters: Mapping[str, ClusterEntry], app_identity: Identity | None,
+def resolve(names: Iterable[str], plan_clusters: Mapping[str, ClusterEntry], claim: Identity | None,
             opts: AccessOptions, *, hub_optional: bool = True) -> tuple[dict[str, Access], Access | None]:
     """Access for each named cluster (all required) and for the hub (None when not configured).
 
+    `claim` (the app's annotations) does not choose any identity; it is accepted here only so that
+    callers keep one signature, and is checked by `check_claim`.
     Raises InputError listing every kubeconfig problem at once."""
+    del claim
     problems: list[Diagnostic] = []
     out: dict[str, Access] = {}
     wanted = list(dict.fromkeys(names))
@@ -69,12 +76,12 @@ def resolve(names: Iterable[str], plan_clusters: Mapping[str, ClusterEntry], app
         except InputError as exc:
             problems.extend(Diagnostic(f"cluster {name}: {d.message}", d.location, d.hint) for d in exc.diagnostics)
             continue
-        ident = identity_for(entry, app_identity, opts)
+        ident = identity_for(entry, opts)
         if ident is not None and ident.groups and not ident.user:
             problems.append(Diagnostic(
                 f"cluster {name}: the identity names groups ({', '.join(ident.groups)}) but no user",
-                hint="Kubernetes impersonates groups only together with a user: set app.oam.dev/username, the "
-                     "inventory identity's user, or --as"))
+                hint="Kubernetes impersonates groups only together with a user: set the inventory identity's "
+                     "user, or --as"))
             continue
         out[name] = Access(name, file, context, ident)
     hub: Access | None = out.get(HUB)
@@ -84,7 +91,7 @@ def resolve(names: Iterable[str], plan_clusters: Mapping[str, ClusterEntry], app
         file = entry.kubeconfig or opts.kubeconfig or default_kubeconfig()
         try:
             load_context(file, entry.context or HUB)
-            hub = Access(HUB, file, entry.context or HUB, identity_for(entry, app_identity, opts))
+            hub = Access(HUB, file, entry.context or HUB, identity_for(entry, opts))
         except InputError as exc:
             if explicit or not hub_optional:
                 problems.extend(Diagnostic(f"hub {HUB}: {d.message}", d.location, d.hint) for d in exc.diagnostics)
@@ -92,6 +99,59 @@ def resolve(names: Iterable[str], plan_clusters: Mapping[str, ClusterEntry], app
     if problems:
         raise InputError(problems)
     return out, hub
+
+
+def describe_identity(ident: Identity | None) -> str:
+    if ident is None or not (ident.user or ident.groups):
+        return "nobody"
+    return f"user {ident.user}" + (f" (groups {', '.join(ident.groups)})" if ident.groups else "")
+
+
+def acting_identity(access: Access, caller: Identity | None) -> tuple[Identity | None, str]:
+    """Whom requests to `access.cluster` act as, and why (for messages)."""
+    if access.identity is not None:
+        return access.identity, "impersonated"
+    try:
+        imp = load_context(access.kubeconfig, access.context).impersonate
+    except InputError:
+        imp = None
+    if imp is not None:
+        return imp, "the kubeconfig user's `as`"
+    return caller, "the authenticated caller"
+
+
+def claim_holds(claim: Identity, acting: Identity | None) -> bool:
+    """The app's claim matches the identity the run acts as: same user, and every claimed group held."""
+    if acting is None:
+        return False
+    if claim.user and claim.user != acting.user:
+        return False
+    return all(g in acting.groups for g in claim.groups)
+
+
+def check_claim(claim: Identity | None, accesses: Mapping[str, Access], caller: Identity | None, *,
+                known_only: bool = False) -> None:
+    """Refuse (InputError, exit 2) when the app's app.oam.dev/username / group claim another identity than
+    the one the run acts as in any cluster. With `known_only`, clusters acting as the (not yet known)
+    caller are left for a later call."""
+    if claim is None or not (claim.user or claim.groups):
+        return
+    problems: list[Diagnostic] = []
+    for name, acc in sorted(accesses.items()):
+        acting, why = acting_identity(acc, caller)
+        if acting is None and known_only:
+            continue
+        if claim_holds(claim, acting):
+            continue
+        flags = " ".join([f"--as {claim.user}"] * bool(claim.user) + [f"--as-group {g}" for g in claim.groups])
+        problems.append(Diagnostic(
+            f"cluster {name}: the app's annotations app.oam.dev/username / app.oam.dev/group claim "
+            f"{describe_identity(claim)}, but this run acts as {describe_identity(acting)} ({why}); refused "
+            "before any write",
+            hint=f"the annotations are a claim, never a choice of identity: to act as that user, someone allowed "
+                 f"to impersonate it runs the command with `{flags}`; otherwise remove the annotations"))
+    if problems:
+        raise InputError(problems)
 
 
 class ClientPool:
@@ -126,6 +186,20 @@ class ClientPool:
     def __getitem__(self, name: str) -> Client:
         return self._clients[name]
 
+    def add(self, accesses: Mapping[str, Access], factory: Callable[[Access], Client]) -> dict[str, str]:
+        """Clients for more clusters (those of the inventory no longer planned); {cluster: problem} for
+        those that cannot be reached this way."""
+        problems: dict[str, str] = {}
+        for name, acc in accesses.items():
+            if name in self._clients:
+                continue
+            try:
+                self._clients[name] = factory(acc)
+                self.accesses[name] = acc
+            except InputError as exc:
+                problems[name] = exc.diagnostics[0].message
+        return problems
+
     def names(self) -> list[str]:
         return list(self._clients)
 
@@ -136,4 +210,5 @@ class ClientPool:
             self.hub.close()
 
 
-__all__ = ["AccessOptions", "ClientPool", "identity_for", "resolve"]
+__all__ = ["AccessOptions", "ClientPool", "acting_identity", "check_claim", "claim_holds", "describe_identity",
+           "identity_for", "resolve"]

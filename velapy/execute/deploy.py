@@ -17,6 +17,7 @@ Errors name the cluster, the user, the verb, the resource and namespace/name.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,10 +35,11 @@ from velapy.execute.objects import (
     health,
     owner,
     shared_by,
+    stored_form,
     unchanged,
 )
 from velapy.execute.planfile import PlanObject
-from velapy.kube import ApiError, Client, KubeError, NotServed, ResourceType, Unreachable
+from velapy.kube import FIELD_MANAGER, ApiError, Client, KubeError, NotServed, ResourceType, Unreachable
 from velapy.load.clusters import Identity
 
 NS_TYPE = ResourceType("", "v1", "Namespace", "namespaces", False, ("create", "get", "patch"))
@@ -56,6 +58,10 @@ class DeployOptions:
     crd_wait: float = 30.0
     created_namespaces: frozenset[tuple[str, str]] = frozenset()  # (cluster, ns) the plan creates
 
+    @property
+    def manager(self) -> str:
+        return app_manager(self.namespace, self.app)
+
 
 @dataclass
 class Item:
@@ -70,6 +76,7 @@ class Item:
     health: Health | None = None
     shared: bool = False
     adopt: bool = False  # taken over from no application: velapy takes its fields too (force)
+    lost: str = ""  # claimed by another app (or someone) while this run applied it: who
 
 
 @dataclass
@@ -89,6 +96,29 @@ class Outcome:
         self.problems.append(text)
         if reason and not self.reason:
             self.reason = reason
+
+
+def app_manager(namespace: str, app: str) -> str:
+    """The field manager of one app: server-side apply itself then reports another app's fields as conflicts."""
+    return f"{FIELD_MANAGER}/{namespace}/{app}"
+
+
+def own_conflict(exc: ApiError, manager: str) -> bool:
+    """A 409 whose every conflict is with this app's own fields: the legacy manager `velapy` (before managers
+    were per app) or this app's manager in an Update entry. Taking those over is a migration, never a theft."""
+    conflicts = [c for c in exc.causes if "conflict" in c.type.lower()]
+    return exc.status == 409 and bool(conflicts) and all(c.manager in (FIELD_MANAGER, manager) for c in conflicts)
+
+
+def apply_as(client: Client, rt: ResourceType, obj: Mapping[str, Any], manager: str, *, force: bool = False,
+             dry_run: bool = False) -> dict[str, Any]:
+    """Server-side apply as `manager`; fields held only by this app's older managers are taken over."""
+    try:
+        return client.apply(rt, obj, force=force, dry_run=dry_run, manager=manager)
+    except ApiError as exc:
+        if force or not own_conflict(exc, manager):
+            raise
+        return client.apply(rt, obj, force=True, dry_run=dry_run, manager=manager)
 
 
 def who(identity: Identity | None) -> str:
@@ -145,6 +175,7 @@ class ClusterRollout:
         ordered = sorted(enumerate(objects), key=lambda t: (apply_rank(t[1].ref.group, t[1].kind), t[0]))
         self.items = [Item(o) for _i, o in ordered]
         self.out = Outcome(client.cluster, items=self.items)
+        self.cancel = threading.Event()  # the runner's: set on Ctrl-C
 
     # ------------------------------------------------------------------------------------------
     def _error(self, exc: KubeError, verb: str, item: Item | None = None, rt: ResourceType | None = None,
@@ -254,7 +285,7 @@ class ClusterRollout:
                               shared_by=",".join(sharers))
             if it.want is None:
                 it.action = "keep"
-            elif unchanged(it.want, it.live):
+            elif unchanged(stored_form(it.want), it.live):
                 it.action = "skip"
             elif it.live is not None and _must_recreate(rules, it.want, it.live):
                 it.action = "recreate"
@@ -267,10 +298,12 @@ class ClusterRollout:
             if it.obj.namespace in missing and it.rt.namespaced:
                 continue  # its namespace is created first; the apply itself will tell
             try:
-                c.apply(it.rt, it.want, force=opts.force_conflicts or it.adopt, dry_run=True)
+                apply_as(c, it.rt, self._claimed(it), opts.manager, force=self._force(it), dry_run=True)
             except ApiError as exc:
                 if exc.status == 404 and it.obj.namespace in planned_ns:
                     continue  # the namespace comes with this step
+                if exc.status == 409 and (it.live is None or it.adopt) and self._claimed_by_other(it):
+                    continue
                 self._error(exc, "patch", it)
             except KubeError as exc:
                 self._error(exc, "patch", it)
@@ -338,13 +371,50 @@ class ClusterRollout:
             return True
         self.working(f"  {c.cluster}: applying {o.ref.describe()}")
         try:
-            it.result = c.apply(it.rt, it.want, force=opts.force_conflicts or it.adopt)
+            it.result = apply_as(c, it.rt, self._claimed(it), opts.manager, force=self._force(it))
+        except ApiError as exc:
+            if exc.status == 409 and (it.live is None or it.adopt) and self._claimed_by_other(it):
+                return False
+            self._error(exc, "patch", it)
+            return False
         except KubeError as exc:
             self._error(exc, "patch", it)
             return False
         self.out.applied += 1
         if o.kind == "CustomResourceDefinition":
             c.refresh_discovery()
+        return True
+
+    def _force(self, it: Item) -> bool:
+        """Force only on an object preflight saw (never on one it did not: a concurrent creation by another
+        app must come back as a conflict, not be overwritten)."""
+        return it.live is not None and (self.opts.force_conflicts or it.adopt)
+
+    def _claimed(self, it: Item) -> dict[str, Any]:
+        """What to apply: an object taken over from no app only if it is still what preflight read
+        (its resourceVersion as precondition), so two apps cannot both adopt it."""
+        assert it.want is not None
+        if not it.adopt or it.live is None:
+            return it.want
+        rv = (it.live.get("metadata") or {}).get("resourceVersion")
+        return {**it.want, "metadata": {**(it.want.get("metadata") or {}), "resourceVersion": rv}} if rv else it.want
+
+    def _claimed_by_other(self, it: Item) -> bool:
+        """After a 409 on an object this run creates or adopts: did someone claim it meanwhile? (then say who)"""
+        assert it.rt is not None
+        c, o = self.client, it.obj
+        try:
+            now = c.get(it.rt, o.namespace if it.rt.namespaced else "", o.name)
+        except KubeError:
+            return False
+        me = (self.opts.namespace, self.opts.app)
+        if now is None or owner(now) == me:
+            return False
+        own = owner(now)
+        it.lost = f"{own[0]}/{own[1]}" if own else "someone else"
+        what = f"is managed by other application {it.lost}" if own else "was created by someone else"
+        self.out.fail(f"cluster {c.cluster}: {o.ref.describe()} {what}: it claimed the object while this run was "
+                      "applying it; velapy did not change it and does not record it as this app's", "Conflict")
         return True
 
     def _delete_for_recreate(self, it: Item) -> bool:
@@ -441,6 +511,9 @@ class ClusterRollout:
             first = False
             if not still:
                 return True
+            if self.cancel.is_set():
+                self.out.fail(f"cluster {c.cluster}: interrupted while waiting for health", "Interrupted")
+                return False
             if time.monotonic() >= deadline:
                 for it in still:
                     msg = it.health.message if it.health else "not healthy"
@@ -490,4 +563,5 @@ def owner_patch(live: Mapping[str, Any], remaining: Sequence[str]) -> dict[str, 
     return patch
 
 
-__all__ = ["ClusterRollout", "DeployOptions", "Item", "Outcome", "describe_error", "owner_patch", "who"]
+__all__ = ["ClusterRollout", "DeployOptions", "Item", "Outcome", "app_manager", "apply_as", "describe_error",
+           "own_conflict", "owner_patch", "who"]

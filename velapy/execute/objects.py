@@ -13,6 +13,7 @@ Pure functions, no cluster access:
 
 from __future__ import annotations
 
+import base64
 import copy
 import re
 from collections.abc import Mapping
@@ -165,6 +166,19 @@ def unchanged(want: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
     return want_digest is not None and want_digest == live_digest and contains(dict(want), dict(live))
 
 
+def stored_form(want: Mapping[str, Any]) -> dict[str, Any]:
+    """`want` as the API server stores it, for comparing with the live object: a Secret's `stringData` is
+    write-only (merged into `data`, base64-encoded), so it is compared as `data`."""
+    if want.get("kind") != "Secret" or want.get("apiVersion") != "v1" or not isinstance(want.get("stringData"), dict):
+        return dict(want)
+    out = dict(want)
+    data = dict(out.get("data") or {})
+    for k, v in (out.pop("stringData") or {}).items():
+        data[str(k)] = base64.b64encode(str(v).encode("utf-8")).decode("ascii")
+    out["data"] = data
+    return out
+
+
 def owner(live: Mapping[str, Any]) -> tuple[str, str] | None:
     """(namespace, name) of the app owning `live`, or None when no app does."""
     labels = (live.get("metadata") or {}).get("labels") or {}
@@ -253,4 +267,5 @@ def health(obj: Mapping[str, Any]) -> Health:
 
 
 __all__ = ["A_DIGEST", "A_SHARED_BY", "A_TRACKING", "L_APP", "L_APP_NS", "Health", "apply_once_applies",
-           "apply_rank", "contains", "desired", "field_path", "health", "owner", "shared_by", "unchanged"]
+           "apply_rank", "contains", "desired", "field_path", "health", "owner", "shared_by", "stored_form",
+           "unchanged"]

@@ -2,9 +2,11 @@
 
 Every line the executor prints, and every message it stores in run state, goes through it: an
 API server may quote a value in an error (`Invalid value: "..."`), so masking at the source of
-the values is the only safe place. Values shorter than 4 characters are not masked (they would
-mask ordinary words). Values read during the run (a webhook URL from a hub Secret) join it with
-`add` before anything is done with them.
+the values is the only safe place. A value is masked where it stands as a whole token, not
+inside an unrelated name (`velapy.load.redact.mask`: a Secret value `orders` leaves
+`shop/orders-api` as it is); values shorter than 4 characters and YAML words such as `true` are
+not searched for (they would mask ordinary words). Values read during the run (a webhook URL
+from a hub Secret) join it with `add` before anything is done with them.
 """
 
 from __future__ import annotations
@@ -16,18 +18,21 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from velapy.load.redact import mask, maskable
+
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 MASK = "<redacted>"
+MIN_MASKED = 4
 
 
 class Redactor:
     def __init__(self, values: Iterable[str] = (), before: Callable[[str], str] | None = None) -> None:
-        self.values = sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+        self.values = sorted({v for v in values if maskable(v, MIN_MASKED)}, key=len, reverse=True)
         self.before = before  # another masking function applied first
 
     def add(self, *values: str) -> None:
         """Mask these too, from now on."""
-        self.values = sorted({*self.values, *(v for v in values if len(v) >= 4)}, key=len, reverse=True)
+        self.values = sorted({*self.values, *(v for v in values if maskable(v, MIN_MASKED))}, key=len, reverse=True)
 
     @staticmethod
     def from_objects(objects: Iterable[Mapping[str, Any]]) -> Redactor:
@@ -47,9 +52,7 @@ class Redactor:
     def __call__(self, text: str) -> str:
         if self.before is not None:
             text = self.before(text)
-        for v in self.values:
-            if v in text:
-                text = text.replace(v, MASK)
+        text = mask(text, self.values, MASK, MIN_MASKED)
         return _BEARER.sub(r"\1" + MASK, text)
 
 

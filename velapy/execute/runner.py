@@ -22,11 +22,13 @@ strategies onAppUpdate / onAppDelete / never, propagation, order).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +62,7 @@ class Options:
     health_timeout: float = 300.0  # for deploy steps without a timeout
     poll_interval: float = 1.0
     crd_wait: float = 30.0
+    steal_lease: bool = False  # take the run lease from a live holder (session.run)
 
 
 @dataclass
@@ -101,6 +104,12 @@ class Runner:
         self.state: RunState = RunState(plan.app_name, plan.app_namespace)
         self.keep = False
         self._order = {o.ref: i for i, o in enumerate(plan.objects())}
+        self.requested_by: dict[str, Any] = {}  # the authenticated caller, recorded in the state (audit)
+        self.unreachable: dict[str, str] = {}  # inventory clusters without a client: why
+        self._cancel = threading.Event()  # set on Ctrl-C: the cluster pipelines stop at their next wait
+        # run control (velapy.execute.control): asked at each step boundary whether this run is to
+        # suspend (by whom; '' = go on), so `velapy suspend` in another process stops it there
+        self.suspend_requested: Callable[[str], str] | None = None
 
     # ------------------------------------------------------------------------------------------
     # state
@@ -118,13 +127,22 @@ class Runner:
             st.generation = old.generation
             st.resourceVersion = old.resourceVersion
             st.inventory = list(old.inventory)
+            st.clusters = dict(old.clusters)
+            planned = {o.ref for o in self.plan.objects()}
+            for e in st.inventory:  # no longer planned: garbage collection removes them after a successful run
+                if e.ref not in planned and e.state != "kept":
+                    e.state = "orphaned"
         st.steps = [StepState(s.name, s.type) for s in self.plan.all_steps()]
         return st
 
     def _record_clusters(self) -> None:
-        out: dict[str, dict[str, Any]] = {}
+        # clusters of the inventory this run has no client for keep what an earlier run recorded
+        out: dict[str, dict[str, Any]] = {c: d for c, d in self.state.clusters.items()
+                                          if any(e.cluster == c for e in self.state.inventory)}
         for name, acc in self.pool.accesses.items():
-            d: dict[str, Any] = {"kubeconfig": acc.kubeconfig, "context": acc.context}
+            # absolute paths: `velapy status APP -n NS` from another folder reaches the clusters again
+            d: dict[str, Any] = {"kubeconfig": os.path.abspath(acc.kubeconfig) if acc.kubeconfig else "",
+                                 "context": acc.context}
             if acc.identity is not None:
                 d["identity"] = {"user": acc.identity.user, "groups": list(acc.identity.groups)}
             out[name] = d
@@ -140,7 +158,7 @@ class Runner:
             if old.planDigest != self.plan.digest:
                 raise InputError(f"app {ident}: the plan changed since its run stopped; `velapy apply` it to start a "
                                  "new run from the first step")
-            if old.phase not in ("suspended", "failed", "running"):
+            if old.phase not in ("suspended", "failed", "running", "interrupted"):
                 raise InputError(f"app {ident}: its run is not suspended (phase {old.phase}): nothing to resume")
             self.state = old
             if old.phase == "suspended":
@@ -156,13 +174,13 @@ class Runner:
             self.keep = old.mode == "keep"
             self._retry_failed()
             return True
-        if old is not None and old.planDigest == self.plan.digest:
+        if old is not None and old.planDigest == self.plan.digest and old.phase != "terminated":
             if old.phase == "suspended":
                 self.state = old
                 self.report.phase = "suspended"
                 self.report.message = f"waiting at step {old.suspendedStep} (nothing applied by this run)"
                 return False
-            if old.phase in ("failed", "running"):
+            if old.phase in ("failed", "running", "interrupted"):
                 self.state = old
                 self.state.phase = "running"
                 self.keep = old.mode == "keep"
@@ -197,10 +215,21 @@ class Runner:
     def proceed(self) -> Report:
         """Run the steps `start` chose, then collect garbage after a success."""
         self._record_clusters()
+        if self.requested_by:
+            self.state.requestedBy = dict(self.requested_by, at=now())
         if not self.opts.dry_run:
             self._save()
         try:
             outcome = self._level(list(self.plan.steps), self.plan.mode, None)
+        except KeyboardInterrupt:
+            # Ctrl-C: say so in the state (status shows `interrupted` and how to continue), then stop
+            self.state.phase = "interrupted"
+            self.state.message = "interrupted (Ctrl-C)" + (
+                f"; continue with: {self.resume_command}" if self.resume_command else "; run the same command again")
+            if not self.opts.dry_run:
+                with contextlib.suppress(Exception):
+                    self._save()
+            raise
         except _Stop:
             self.state.phase = "suspended"
             self.state.suspend = True
@@ -211,13 +240,15 @@ class Runner:
             self.report.state = self.state
             return self.report
         failed = outcome == "failed"
+        if not failed and not self.opts.dry_run:
+            before = len(self.report.problems)
+            self._collect_garbage()
+            failed = len(self.report.problems) > before  # a failed delete fails the run; its entry stays
         self.state.phase = "failed" if failed else "succeeded"
         self.state.finishedAt = now()
-        if failed:
-            self.state.message = self.rep.redact("; ".join(self.report.problems[:3]))
+        # the message is this run's: a failure's first problems, nothing after a success
+        self.state.message = self.rep.redact("; ".join(self.report.problems[:3])) if failed else ""
         self.report.phase = self.state.phase
-        if not failed and not self.opts.dry_run:
-            self._collect_garbage()
         if not self.opts.dry_run:
             self._save()
         self.report.state = self.state
@@ -291,6 +322,13 @@ class Runner:
             what = "waiting for approval" if step.gate.type == "approval" else "suspended"
             self.rep.say(f"step {step.name}: {what}" + (f": {step.gate.message}" if step.gate.message else ""))
             raise _Stop()
+        if step.gate is None and self.suspend_requested is not None and not self.opts.dry_run:
+            by = self.suspend_requested(self.state.runId)
+            if by:  # `velapy suspend`: stop before this step; `resume` runs it
+                self.state.suspendedStep = step.name
+                self.state.message = f"suspended by {by} before step {step.name}"
+                self.rep.say(f"step {step.name}: suspended on request of {by}")
+                raise _Stop()
         st.phase, st.startedAt, st.attempts = "running", st.startedAt or now(), st.attempts + 1
         st.message, st.reason = "", ""
         own_deadline = time.monotonic() + step.timeout if step.timeout is not None else None
@@ -307,7 +345,7 @@ class Runner:
             res = self._level(list(step.sub_steps), step.mode, own_deadline)
             phase, msg = ("failed", "a sub-step failed") if res == "failed" else ("succeeded", "")
         elif step.type in ("deploy", "apply-component"):
-            phase, msg, reason = self._deploy(step, st, own_deadline)
+            phase, msg, reason = self._deploy(step, st, deadline)  # each cluster gets its own step timeout
             st.reason = reason
         else:
             phase, msg = self._http(step)
@@ -332,9 +370,11 @@ class Runner:
     # ------------------------------------------------------------------------------------------
     # deploy
 
-    def _deploy(self, step: Step, st: StepState, deadline: float | None) -> tuple[str, str, str]:
-        if deadline is None:
-            deadline = time.monotonic() + self.opts.health_timeout
+    def _deploy(self, step: Step, st: StepState, outer: float | None) -> tuple[str, str, str]:
+        """Each cluster runs its own pipeline (preflight → intent → apply → health) with its own deadline (the
+        step's timeout from when its pipeline starts, within an enclosing step group's): a cluster that hangs
+        never uses up the time of a healthy one."""
+        span = step.timeout if step.timeout is not None else self.opts.health_timeout
         dopts = DeployOptions(self.plan.app_name, self.plan.app_namespace, keep=self.keep,
                               take_over=self.opts.take_over, force_conflicts=self.opts.force_conflicts,
                               create_namespaces=self.opts.create_namespaces, dry_run=self.opts.dry_run,
@@ -349,60 +389,67 @@ class Runner:
         places: list[ClusterRollout] = []
         for cluster, objs in by_cluster.items():
             places.append(ClusterRollout(self.pool[cluster], objs, dopts, step.component_depends_on,
-                                    self.rep.say, self.rep.working))
+                                         self.rep.say, self.rep.working))
+            places[-1].cancel = self._cancel
         workers = max(1, min(step.parallelism, len(places)))
 
-        def pre(p: ClusterRollout) -> Outcome:
-            self.rep.working(f"  {p.client.cluster}: preflight")
-            p.client.set_deadline(deadline)  # the step's deadline bounds every request to the cluster
-            return p.preflight()
-
-        with ThreadPoolExecutor(max_workers=workers) as ex:
-            pres = list(ex.map(pre, places))
-        go = [p for p, res in zip(places, pres, strict=True) if res.ok]
-        for p, res in zip(places, pres, strict=True):
-            if not res.ok:
-                st.clusters[p.client.cluster] = "failed"
-                for line in res.problems:
-                    self.rep.say(f"  {line}")
-                    self.report.problems.append(line)
-        if self.opts.dry_run:
-            for p in go:
-                n = sum(1 for it in p.items if it.action == "apply")
-                self.rep.say(f"  {p.client.cluster}: {n} object(s) would be written, "
-                             f"{len(p.items) - n} unchanged (dry run)")
-            return ("failed" if len(go) < len(places) else "succeeded"), "", ""
-        # the intent, before any write (nothing new to record when every object is already recorded as is)
-        with self._lock:
-            changed = False
-            for p in go:
-                for it in p.items:
-                    changed |= self._intend(step, it.obj)
-            if changed:
-                self._save()
-
-        def work(p: ClusterRollout) -> Outcome:
-            out = p.apply(deadline)
-            c = p.client.cluster
+        def problems(out: Outcome) -> None:
             with self._lock:
-                for it in p.items:
-                    self._applied(it.obj.ref, it.result)
-                self.report.applied += out.applied
-                self.report.unchanged += out.unchanged
-                st.clusters[c] = "succeeded" if out.ok else "failed"
-            if out.ok:
-                self.rep.say(f"  {c}: {out.applied} applied, {out.unchanged} unchanged, healthy")
-            else:
+                st.clusters[out.cluster] = "failed"
                 for line in out.problems:
                     self.rep.say(f"  {line}")
                     self.report.problems.append(line)
-            return out
 
-        with ThreadPoolExecutor(max_workers=workers) as ex:
-            outs = list(ex.map(work, go))
-        for p in places:
-            p.client.set_deadline(None)
-        bad = [o for o in pres if not o.ok] + [o for o in outs if not o.ok]
+        def pipeline(p: ClusterRollout) -> Outcome:
+            c = p.client.cluster
+            deadline = time.monotonic() + span
+            if outer is not None:
+                deadline = min(deadline, outer)
+            p.client.set_deadline(deadline)  # the cluster's deadline bounds every request to it
+            try:
+                self.rep.working(f"  {c}: preflight")
+                pre = p.preflight()
+                if not pre.ok:
+                    problems(pre)
+                    return pre
+                if self.opts.dry_run:
+                    n = sum(1 for it in p.items if it.action == "apply")
+                    self.rep.say(f"  {c}: {n} object(s) would be written, {len(p.items) - n} unchanged (dry run)")
+                    return pre
+                with self._lock:  # the intent, before any write to this cluster
+                    changed = False
+                    for it in p.items:
+                        changed |= self._intend(step, it.obj)
+                    if changed:
+                        self._save()
+                out = p.apply(deadline)
+                with self._lock:
+                    for it in p.items:
+                        if it.lost:
+                            self._lost(it.obj.ref)
+                        else:
+                            self._applied(it.obj.ref, it.result)
+                    self.report.applied += out.applied
+                    self.report.unchanged += out.unchanged
+                    if out.ok:
+                        st.clusters[c] = "succeeded"
+                if out.ok:
+                    self.rep.say(f"  {c}: {out.applied} applied, {out.unchanged} unchanged, healthy")
+                else:
+                    problems(out)
+                return out
+            finally:
+                p.client.set_deadline(None)
+
+        ex = ThreadPoolExecutor(max_workers=workers)
+        try:
+            outs = list(ex.map(pipeline, places))
+        except KeyboardInterrupt:
+            self._cancel.set()  # the pipelines stop waiting; then the interrupt goes on up
+            ex.shutdown(wait=True, cancel_futures=True)
+            raise
+        ex.shutdown(wait=True)
+        bad = [o for o in outs if not o.ok]
         if not bad:
             return "succeeded", "", ""
         reason = next((o.reason for o in bad if o.reason), "")
@@ -410,6 +457,13 @@ class Runner:
             reason = "Unreachable"
         clusters = ", ".join(sorted({o.cluster for o in bad}))
         return "failed", f"failed in cluster{'s' if ',' in clusters else ''} {clusters}", reason
+
+    def _lost(self, ref: ObjectRef) -> None:
+        """Another app (or someone) claimed an object while this run applied it: this app never owned it, so
+        its intent entry goes (no state may list an object it does not own)."""
+        e = self.state.entry(ref)
+        if e is not None and not e.uid:
+            self.state.inventory.remove(e)
 
     def _intend(self, step: Step, o: Any) -> bool:
         """Record an object about to be applied; True when the inventory changed."""
@@ -419,7 +473,7 @@ class Runner:
             e = Entry(o.cluster, o.api_version, o.kind, o.namespace, o.name)
             self.state.inventory.append(e)
         before = (e.apiVersion, e.digest, e.step, e.component, e.gc, e.shared, e.readOnly, e.order, e.state)
-        if e.state == "kept":
+        if e.state in ("kept", "orphaned"):
             e.state = "pending"
         e.apiVersion, e.digest, e.step, e.component = o.api_version, o.digest, step.name, o.component
         e.gc, e.shared, e.readOnly = gc, bool(o.rules.get("sharedResource")), bool(o.rules.get("readOnly"))
@@ -474,8 +528,9 @@ class Runner:
         try:
             client = self.pool[e.cluster]
         except KeyError:
-            self.report.problems.append(f"{verb}: cluster {e.cluster} of {e.ref.describe()} is not reachable from "
-                                        "this run's clusters; it stays recorded")
+            why = self.unreachable.get(e.cluster, "no kubeconfig context for it")
+            self.report.problems.append(f"{verb}: cannot reach cluster {e.cluster} for {e.ref.describe()}: {why}; "
+                                        "it stays recorded for the next run")
             return False
         try:
             rt = client.resource(e.apiVersion, e.kind)
@@ -505,14 +560,22 @@ class Runner:
                 self.state.inventory.remove(e)
                 return True
             uid = str((live.get("metadata") or {}).get("uid") or "")
+            if e.uid and uid != e.uid:
+                # deleted and re-created by someone else since this app applied it: not this app's object
+                msg = f"kept {_where(e)}: re-created by someone else (uid changed)"
+                self.report.skipped_gc.append(msg)
+                self.rep.say(f"{verb}: {msg}")
+                self.state.inventory.remove(e)
+                return True
             prop = {"orphan": "Orphan", "cascading": "Background"}.get(e.gc.get("propagation", ""), "")
-            client.delete(rt, ns, e.name, uid=uid, propagation=prop)
+            # the recorded uid is the precondition: an object re-created between the read and the delete survives
+            client.delete(rt, ns, e.name, uid=e.uid or uid, propagation=prop)
         except ApiError as exc:
             if exc.status == 404:
                 self.state.inventory.remove(e)
                 return True
             if exc.status == 409:
-                msg = f"{verb}: skipped {e.ref.text()}: it changed while being deleted (uid precondition)"
+                msg = f"{verb}: kept {_where(e)}: re-created by someone else (uid changed)"
                 self.report.skipped_gc.append(msg)
                 self.rep.say(msg)
                 self.state.inventory.remove(e)
@@ -551,6 +614,11 @@ class Runner:
             self.store.remove(self.state)
         self.report.state = self.state
         return self.report
+
+
+def _where(e: Entry) -> str:
+    """`Deployment retail/legacy in hz-test`."""
+    return f"{e.kind} {e.namespace + '/' if e.namespace else ''}{e.name} in {e.cluster}"
 
 
 __all__ = ["Options", "Report", "Runner", "now"]

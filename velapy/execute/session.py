@@ -14,28 +14,31 @@ import binascii
 import contextlib
 import os
 import re
+import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from velapy.bundle import emit
 from velapy.bundle.dryrun import dry_run_blocks, format_blocks
+from velapy.bundle.layout import PLAN_FILE
 from velapy.compile.plan import Plan, build_plan
 from velapy.cue.engine import Evaluator
 from velapy.errors import ClusterError, InputError, Location, VelapyError
-from velapy.execute.access import AccessOptions, ClientPool, resolve
+from velapy.execute.access import AccessOptions, ClientPool, check_claim, resolve
 from velapy.execute.hub import live_versions, read_hub_objects, uses_ref_objects
+from velapy.execute.identity import Caller, authenticated_caller
+from velapy.execute.lease import FileLease, HubLease, LeaseHeld, RunLease, holder_text
 from velapy.execute.planfile import ClusterEntry, ExecPlan, load_plan_files, load_plan_folder
 from velapy.execute.progress import Reporter
 from velapy.execute.redact import Redactor
 from velapy.execute.runner import Options, Report, Runner
 from velapy.execute.state import ConfigMapStore, FileStore, RunState, StateStore
 from velapy.kube import Access, ApiError, Client, KubeError, RetryPolicy, Unreachable
+from velapy.kube.kubeconfig import default_kubeconfig
 from velapy.load import redact
-from velapy.load.application import Application
 from velapy.load.clusters import HUB, Identity, load_inventory
 from velapy.load.refobjects import HubObjects
-from velapy.oam import A_GROUP, A_USERNAME
 from velapy.pipeline import Inputs, load, load_clusters, names_checked, open_evaluator, stream_names_checked
 
 ClientFactory = Callable[[Access], Client]
@@ -49,6 +52,16 @@ def default_factory(policy: RetryPolicy | None = None) -> ClientFactory:
 
 
 @dataclass(frozen=True)
+class RunHistory:
+    """How a run is recorded in the app's revision history."""
+
+    kind: str = "apply"  # apply | rollback | restart
+    rollback_to: int = 0  # rollback: the revision whose plan runs
+    restart_of: int = 0  # restart: the revision that runs again
+    limit: int = 10  # --history-limit
+
+
+@dataclass(frozen=True)
 class Target:
     """APP as given: an Application file, an output folder, or an app name (with namespace)."""
 
@@ -58,11 +71,18 @@ class Target:
     as_user: str = ""
     as_groups: tuple[str, ...] = ()
     state_dir: str = ".velapy/state"
+    import_state: bool = False  # move a local run state to the hub (when a hub is configured)
+    origin: Mapping[str, Any] | None = None  # the run's recorded source when the plan is a kept revision
 
     @property
     def kind(self) -> str:
         """folder | app | name | missing (a path that does not exist)."""
         if os.path.isdir(self.app):
+            # a folder without plan.yaml that is spelled like an app name is the app's name (an app called
+            # like a folder of the current directory), not a folder to run
+            if not os.path.isfile(os.path.join(self.app, PLAN_FILE)) and _NAME.fullmatch(self.app) \
+                    and os.sep not in self.app:
+                return "name"
             return "folder"
         if os.path.isfile(self.app):
             return "app"
@@ -97,12 +117,6 @@ class LiveSources:
                 c.close()
 
 
-def _app_identity(app: Application) -> Identity | None:
-    user = app.annotations.get(A_USERNAME, "")
-    groups = tuple(g for g in app.annotations.get(A_GROUP, "").split(",") if g)
-    return Identity(user, groups) if user or groups else None
-
-
 def compile_live(target: Target, evaluator: Evaluator, factory: ClientFactory | None = None,
                  warn: Callable[[str], None] | None = None, *, stream: bool = False) -> tuple[Plan, str]:
     """Render an app file with what the live clusters hold: ref-objects read from the hub when no
@@ -110,7 +124,7 @@ def compile_live(target: Target, evaluator: Evaluator, factory: ClientFactory | 
     Returns the plan and (with `stream`) the `vela dry-run` stream of the same inputs."""
     inputs = target.inputs
     loaded = load(inputs, None, evaluator)
-    live = LiveSources(target, factory or default_factory(), _app_identity(loaded.app))
+    live = LiveSources(target, factory or default_factory(), None)
     try:
         hub = loaded.hub
         if hub is None and uses_ref_objects(loaded.app):
@@ -186,25 +200,64 @@ def load_target_plan(target: Target, reporter: Reporter | None = None, factory: 
                      Location(file=target.app))
 
 
-def open_store(hub: Client | None, state_dir: str, reporter: Reporter | None, namespace: str, name: str) \
-        -> StateStore:
-    """The hub ConfigMap store when the hub answers, else the local file store."""
+def hub_note(target: Target) -> str:
+    """Why there is no hub (for the message saying where the state goes)."""
+    opts = target.access_options()
+    inv = opts.inventory.get(HUB) if opts.inventory is not None else None
+    file = (inv.kubeconfig if inv is not None and inv.kubeconfig else "") or opts.kubeconfig or default_kubeconfig()
+    context = (inv.context if inv is not None and inv.context else "") or HUB
+    return f"no hub: kubeconfig {file} has no usable context {context}"
+
+
+def open_store(hub: Client | None, state_dir: str, reporter: Reporter | None, namespace: str, name: str,
+               *, note: str = "", import_state: bool = False) -> StateStore:
+    """Where the app's run state lives, decided by configuration and never by reachability: on the hub when
+    a hub context is configured (a hub that does not answer stops the run before any write), else in the
+    local file (said on every run). State found in both places is refused with the commands that resolve it."""
     files = FileStore(state_dir)
     if hub is None:
+        if reporter is not None:
+            reporter.say(f"run state: {files.path(namespace, name)} ({note or 'no hub context'}; a run from "
+                         "another machine will not see it)")
         return files
     store = ConfigMapStore(hub)
+    where = f"ConfigMap {namespace}/{ConfigMapStore.cm_name(name)} on cluster {hub.cluster}"
     try:
-        store.load(namespace, name)
+        on_hub = store.load(namespace, name)
     except Unreachable as exc:
-        if reporter is not None:
-            reporter.say(f"warning: the hub is unreachable ({exc.diagnostics[0].message}); run state goes to "
-                         f"{files.path(namespace, name)}")
-        return files
+        raise ClusterError(
+            f"app {namespace}/{name}: its run state lives on the hub ({where}); the hub did not answer "
+            f"({exc.diagnostics[0].message}); nothing was written", Location(cluster=hub.cluster)) from None
     except ApiError as exc:
         raise ClusterError(
-            f"cluster {hub.cluster} (the hub): cannot read the run state of app {namespace}/{name}, kept in ConfigMap "
-            f"{namespace}/{ConfigMapStore.cm_name(name)}: HTTP {exc.status} {exc.reason}: {exc.server_message}",
+            f"cluster {hub.cluster} (the hub): cannot read the run state of app {namespace}/{name}, kept in "
+            f"{where}: HTTP {exc.status} {exc.reason}: {exc.server_message}",
             Location(cluster=hub.cluster)) from None
+    path = files.path(namespace, name)
+    if path.exists():
+        local = files.load(namespace, name)
+        if local is not None:
+            if on_hub is None and import_state:
+                local.resourceVersion = ""
+                store.save(local)
+                path.rename(path.with_name(path.name + ".imported"))
+                if reporter is not None:
+                    reporter.say(f"run state of app {namespace}/{name} moved from {path} to the hub ({where})")
+                return store
+            keep_hub = f"rm {shlex.quote(str(path))}"
+            drop_hub = (f"kubectl --context {hub.cluster} -n {namespace} delete configmap "
+                        f"{ConfigMapStore.cm_name(name)}")
+            if on_hub is None:
+                raise ClusterError(
+                    f"app {namespace}/{name}: a hub is configured, so its run state lives on the hub ({where}), but "
+                    f"it is in {path} (run {local.runId}, {local.phase}, updated {local.updatedAt}); nothing was "
+                    "written. Move it to the hub: run the same command with --import-state "
+                    f"(or, to forget it, `{keep_hub}`)")
+            raise ClusterError(
+                f"app {namespace}/{name}: run state in two places: {where} (run {on_hub.runId}, {on_hub.phase}, "
+                f"updated {on_hub.updatedAt}) and {path} (run {local.runId}, {local.phase}, updated "
+                f"{local.updatedAt}); nothing was written. Keep the hub's: `{keep_hub}`; keep the file's: "
+                f"`{drop_hub}`, then run the same command with --import-state")
     return store
 
 
@@ -214,14 +267,50 @@ class Session:
     pool: ClientPool
     store: StateStore
     target: Target
+    caller: Caller | None = None  # the authenticated caller (SelfSubjectReview on the hub, else the kubeconfig)
+    unreachable: dict[str, str] = field(default_factory=dict)  # inventory clusters no client could be made for
 
     def close(self) -> None:
         self.pool.close()
 
 
+def _recorded(state: RunState) -> dict[str, ClusterEntry]:
+    """The clusters a run state recorded (kubeconfig, context, identity), to reach them again."""
+    out: dict[str, ClusterEntry] = {}
+    for c, d in state.clusters.items():
+        ident = d.get("identity") or {}
+        out[c] = ClusterEntry(c, str(d.get("kubeconfig") or ""), str(d.get("context") or ""),
+                              Identity(str(ident.get("user") or ""), tuple(ident.get("groups") or ()))
+                              if ident else None)
+    return out
+
+
+def reach_inventory(pool: ClientPool, state: RunState | None, opts: AccessOptions, factory: ClientFactory) \
+        -> dict[str, str]:
+    """Clients for every cluster the state's inventory names that the plan does not (clusters that left the
+    placement): the inventory (--clusters) first, else what the state recorded, else the kubeconfig.
+    Returns {cluster: why it cannot be reached this way}."""
+    if state is None:
+        return {}
+    extra = sorted({e.cluster for e in state.inventory} - set(pool.names()))
+    if not extra:
+        return {}
+    recorded = _recorded(state)
+    accesses: dict[str, Access] = {}
+    problems: dict[str, str] = {}
+    for c in extra:
+        try:
+            acc, _hub = resolve([c], {c: recorded[c]} if c in recorded else {}, None, opts)
+            accesses.update(acc)
+        except InputError as exc:
+            problems[c] = exc.diagnostics[0].message
+    problems.update(pool.add(accesses, factory))
+    return problems
+
+
 def open_session(target: Target, reporter: Reporter | None, factory: ClientFactory | None = None,
                  namespace: str = "") -> Session:
-    """Plan + clients (every kubeconfig checked first) + state store."""
+    """Plan + clients (every kubeconfig checked first) + the identity check + state store."""
     factory = factory or default_factory()
     if target.kind == "missing":
         raise InputError(f"{target.app}: no such file or folder (give an Application file, a folder written by "
@@ -232,40 +321,158 @@ def open_session(target: Target, reporter: Reporter | None, factory: ClientFacto
         _acc, hub_acc = resolve([], {}, None, opts)
         hub = factory(hub_acc) if hub_acc is not None else None
         try:
-            state = open_store(hub, target.state_dir, reporter, ns, target.app).load(ns, target.app)
+            state = open_store(hub, target.state_dir, None, ns, target.app, note=hub_note(target)).load(ns, target.app)
         finally:
             if hub is not None:
                 hub.close()
         if state is None:
-            raise InputError(f"app {ns}/{target.app}: no run state (looked in the hub's ConfigMaps and "
-                             f"{target.state_dir}); give the app file or its output folder")
-        plan, rendered = _from_source(state.source, f"{ns}/{target.app}", target, reporter, factory)
-        if rendered is not None:
-            target = rendered
+            where = f"the hub's ConfigMaps and {target.state_dir}" if hub_acc is not None else \
+                f"{target.state_dir}; {hub_note(target)}"
+            folder = f" ({target.app}/ is a folder without {PLAN_FILE}, so it was read as an app's name)" \
+                if os.path.isdir(target.app) else ""
+            raise InputError(f"app {ns}/{target.app}: no run state (looked in {where}){folder}; give the app file "
+                             "or its output folder")
+        if state.source.get("kind") == "revision":  # a rollback or restart: its plan is a kept revision
+            plan = _revision_plan(target, factory, reporter, ns, int(state.source.get("number") or 0))
+            target = replace(target, origin=dict(state.source))
+        else:
+            plan, rendered = _from_source(state.source, f"{ns}/{target.app}", target, reporter, factory)
+            if rendered is not None:
+                target = rendered
     else:
         plan = load_target_plan(target, reporter, factory)
+    return session_for(plan, target, reporter, factory)
+
+
+def _revision_plan(target: Target, factory: ClientFactory, reporter: Reporter | None, namespace: str,
+                   number: int) -> ExecPlan:
+    from velapy.execute.history import revisions_for
+
+    _acc, hub_acc = resolve([], {}, None, target.access_options())
+    hub = factory(hub_acc) if hub_acc is not None else None
+    try:
+        store = open_store(hub, target.state_dir, reporter, namespace, target.app)
+        return revisions_for(store).plan(namespace, target.app, number)
+    finally:
+        if hub is not None:
+            hub.close()
+
+
+def session_for(plan: ExecPlan, target: Target, reporter: Reporter | None, factory: ClientFactory | None = None) \
+        -> Session:
+    """Clients for `plan`'s clusters (every kubeconfig checked first) + its state store."""
+    factory = factory or default_factory()
+    opts = target.access_options()
     names = [n for n in plan.clusters if any(o.cluster == n for o in plan.objects())]
     names += [o.cluster for o in plan.objects() if o.cluster not in names]
     accesses, hub_acc = resolve(names, plan.clusters, plan.identity, opts)
+    # the app's claim against the identities the operator or the platform chose: no request yet
+    check_claim(plan.identity, accesses, None, known_only=True)
+    try:
+        caller = authenticated_caller(hub_acc, next(iter(accesses.values()), None), factory)
+    except Unreachable as exc:
+        assert hub_acc is not None
+        raise ClusterError(
+            f"app {plan.app_namespace}/{plan.app_name}: its run state lives on the hub (cluster {hub_acc.cluster}); "
+            f"the hub did not answer ({exc.diagnostics[0].message}); nothing was written",
+            Location(cluster=hub_acc.cluster)) from None
+    check_claim(plan.identity, accesses, caller.identity)
     pool = ClientPool(accesses, hub_acc, factory)
     try:
-        store = open_store(pool.hub, target.state_dir, reporter, plan.app_namespace, plan.app_name)
-    except KubeError:
+        store = open_store(pool.hub, target.state_dir, reporter, plan.app_namespace, plan.app_name,
+                           note=hub_note(target), import_state=target.import_state)
+        unreachable = reach_inventory(pool, store.load(plan.app_namespace, plan.app_name), opts, factory)
+    except (KubeError, InputError):
         pool.close()
         raise
-    return Session(plan, pool, store, target)
+    return Session(plan, pool, store, target, caller, unreachable)
+
+
+def _lease(session: Session, reporter: Reporter, steal: bool) -> RunLease:
+    user = session.caller.identity.user if session.caller is not None else "unknown"
+    holder = holder_text(user)
+    if isinstance(session.store, ConfigMapStore):
+        return HubLease(session.store.client, session.plan.app_namespace, session.plan.app_name, holder,
+                        steal=steal, warn=reporter.say)
+    return FileLease(session.target.state_dir, session.plan.app_namespace, session.plan.app_name, holder)
+
+
+def _acquire(lease: RunLease) -> None:
+    try:
+        lease.acquire()
+    except LeaseHeld:
+        raise
+    except KubeError as exc:
+        raise ClusterError(f"cannot take the run lease ({lease.describe()}): {exc.diagnostics[0].message}; nothing "
+                           "was written", exc.diagnostics[0].location) from None
+
+
+def _audit(session: Session) -> dict[str, Any]:
+    if session.caller is None:
+        return {}
+    ident = session.caller.identity
+    return {"user": ident.user, "groups": list(ident.groups), "source": session.caller.source}
 
 
 def run(session: Session, options: Options, reporter: Reporter, *, resume: bool = False,
-        resume_command: str = "") -> Report:
+        resume_command: str = "", history: RunHistory | None = None) -> Report:
+    """Run (or resume) the session's plan; each run that starts is recorded as a revision
+    (`velapy.execute.history`), and a `velapy suspend` from elsewhere is honoured between steps."""
+    from velapy.execute.control import ControlStore
+    from velapy.execute.history import Recorder
+
+    source = session.target.origin or _source(session.target)
     runner = Runner(session.plan, session.pool, session.store, options, reporter, resume_command=resume_command,
-                    source=_source(session.target))
-    return runner.run(resume=resume)
+                    source=source)
+    runner.requested_by = _audit(session)
+    runner.unreachable = dict(session.unreachable)
+    if options.dry_run:
+        return runner.run(resume=resume)
+    ns, name = session.plan.app_namespace, session.plan.app_name
+    lease = _lease(session, reporter, options.steal_lease)
+    _acquire(lease)  # before the first write; LeaseHeld (exit 3) names the holder
+    try:
+        runner.suspend_requested = ControlStore(session.store).check(ns, name)
+        if not runner.start(resume):
+            runner.report.state = runner.state
+            return runner.report
+        rec = Recorder(session, history or RunHistory(), source, reporter)
+        rec.begin(runner.state)
+        try:
+            return runner.proceed()
+        finally:
+            rec.end(runner.state)
+    finally:
+        lease.release()
 
 
-def delete(session: Session, reporter: Reporter) -> Report:
+def delete(session: Session, reporter: Reporter, *, steal_lease: bool = False) -> Report:
     runner = Runner(session.plan, session.pool, session.store, Options(), reporter, source=_source(session.target))
-    return runner.delete_all()
+    runner.requested_by = _audit(session)
+    runner.unreachable = dict(session.unreachable)
+    lease = _lease(session, reporter, steal_lease)
+    _acquire(lease)
+    report: Report | None = None
+    try:
+        report = runner.delete_all()
+        return report
+    finally:
+        lease.release(remove=report is not None and report.phase == "deleted")
+
+
+def deletion_plan(session: Session) -> dict[str, list[tuple[str, str]]]:
+    """What `delete` would do, per cluster: ("delete" | "keep", object), from the recorded inventory."""
+    state = read_state(session)
+    ident = f"{session.plan.app_namespace}/{session.plan.app_name}"
+    if state is None:
+        raise InputError(f"app {ident} has no run state in {session.store.describe()}: velapy applied nothing "
+                         "for it that it could delete")
+    out: dict[str, list[tuple[str, str]]] = {}
+    for e in sorted(state.inventory, key=lambda e: (e.cluster, e.order)):
+        keep = e.gc.get("strategy") == "never" or e.readOnly
+        why = " (read-only)" if e.readOnly else (" (garbage-collect: never)" if keep else "")
+        out.setdefault(e.cluster, []).append(("keep" if keep else "delete", e.ref.describe() + why))
+    return out
 
 
 def read_state(session: Session) -> RunState | None:
@@ -280,13 +487,16 @@ __all__ = [
     "HUB",
     "ClientFactory",
     "ClusterEntry",
+    "RunHistory",
     "Session",
     "Target",
     "default_factory",
     "delete",
+    "deletion_plan",
     "load_target_plan",
     "open_session",
     "read_state",
     "redactor_for",
     "run",
+    "session_for",
 ]

@@ -23,6 +23,7 @@ import gzip
 import json
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -88,7 +89,7 @@ class RunState:
     planDigest: str = ""
     runId: str = ""
     generation: int = 0  # bumped by every write (the file store's resourceVersion)
-    phase: str = "running"  # running | suspended | failed | succeeded | deleted
+    phase: str = "running"  # running | suspended | failed | succeeded | deleted | terminated
     mode: str = "apply"  # apply: a new plan; keep: the finished plan again (drift correction)
     suspend: bool = False
     suspendedStep: str = ""
@@ -99,6 +100,9 @@ class RunState:
     executorVersion: str = ""
     source: dict[str, Any] = field(default_factory=dict)  # how to get the plan again (folder or app inputs)
     clusters: dict[str, dict[str, Any]] = field(default_factory=dict)  # kubeconfig, context, identity (no secrets)
+    requestedBy: dict[str, Any] = field(default_factory=dict)  # the authenticated caller: user, groups, source
+    store: str = ""  # where this state lives: hub | file (decided once, by configuration)
+    writeId: str = ""  # a fresh id per write: a retried write whose answer was lost is recognised as its own
     steps: list[StepState] = field(default_factory=list)
     inventory: list[Entry] = field(default_factory=list)
     resourceVersion: str = ""  # the hub ConfigMap's, not serialised
@@ -191,6 +195,8 @@ class FileStore:
             if (current.generation if current else 0) != state.generation:
                 raise _conflict(state, str(self.path(state.namespace, state.name)))
             state.generation += 1
+            state.store = "file"
+            state.writeId = uuid.uuid4().hex[:12]
             target = self.path(state.namespace, state.name)
             fd, tmp = tempfile.mkstemp(prefix=".state-", dir=target.parent)
             try:
@@ -249,8 +255,21 @@ class ConfigMapStore:
                 if exc.status != 409:
                     raise
 
+    def _own_write(self, state: RunState) -> bool:
+        """Did the write of `state` commit although its answer was lost (and the retry was refused)?"""
+        try:
+            now = self.load(state.namespace, state.name)
+        except (ApiError, ClusterError):
+            return False
+        if now is not None and now.writeId == state.writeId:
+            state.resourceVersion = now.resourceVersion
+            return True
+        return False
+
     def save(self, state: RunState) -> None:
         state.generation += 1
+        state.store = "hub"
+        state.writeId = uuid.uuid4().hex[:12]
         text = state.to_json()
         cm: dict[str, Any] = {
             "apiVersion": "v1", "kind": "ConfigMap",
@@ -268,9 +287,12 @@ class ConfigMapStore:
             else:
                 self._ensure_namespace(state.namespace)
                 out = self.client.create(_CM, cm)
-        except ApiError as exc:
+        except ClusterError as exc:
+            # a write that committed but whose answer was lost comes back as 409 on the retry (or as no answer)
+            if (not isinstance(exc, ApiError) or exc.status in (409, 500, 503, 504)) and self._own_write(state):
+                return
             state.generation -= 1
-            if exc.status == 409:
+            if isinstance(exc, ApiError) and exc.status == 409:
                 raise _conflict(state, f"ConfigMap {state.namespace}/{self.cm_name(state.name)} on cluster "
                                        f"{self.client.cluster}") from None
             raise

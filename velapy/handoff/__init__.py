@@ -3,8 +3,14 @@ rendered folder as reviewed, and what it will do differently (located warnings).
 
 `render -o OUT --emit argocd|flux` adds, beside `plan.yaml` and `clusters/`:
 
-    OUT/argocd/appproject.yaml, applicationset.yaml, NOTES.txt   (velapy.handoff.argocd)
-    OUT/flux/kustomizations.yaml, NOTES.txt                      (velapy.handoff.flux)
+    OUT/argocd/1-appproject.yaml, 2-applicationset.yaml, NOTES.txt          (velapy.handoff.argocd)
+    OUT/flux/root.yaml, units/kustomizations.yaml, namespaces/<cluster>/,   (velapy.handoff.flux)
+             NOTES.txt
+
+Every engine object is named `<namespace>-<app>…` and labelled with both (`velapy.handoff.model`);
+with `--secrets omit` the plan loses its Secrets first, else each Secret is a warning (a committed
+folder publishes it). `velapy.handoff.transitions` compares two versions of a folder (what a change
+deletes and re-creates) and two apps' folders (names they would share).
 
 Objects may need engine annotations (`argocd.argoproj.io/sync-options: Prune=false`,
 `kustomize.toolkit.fluxcd.io/prune: disabled`, ...) for their resource-policy rules: `prepare`
@@ -35,11 +41,25 @@ FLUX = FLUX_DIR
 ENGINES = HANDOFF_DIRS
 
 A_ARGO_SYNC = "argocd.argoproj.io/sync-options"
+A_ARGO_COMPARE = "argocd.argoproj.io/compare-options"
 A_FLUX_PRUNE = "kustomize.toolkit.fluxcd.io/prune"
 A_FLUX_SSA = "kustomize.toolkit.fluxcd.io/ssa"
 A_FLUX_FORCE = "kustomize.toolkit.fluxcd.io/force"
 
+SECRETS = ("keep", "omit")
 _DNS = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def without_credentials(url: str) -> str:
+    """`https://user:token@host/x.git` → `https://host/x.git`; other URLs (`git@host:x.git`) as they are."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None or parts.hostname is None:
+        return url
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=host).geturl()
 
 
 def _has_credentials(url: str) -> bool:
@@ -62,6 +82,8 @@ class Options:
     argocd_service_account: str = ""  # NAMESPACE/NAME to impersonate
     flux_source: str = "flux-system"
     flux_namespace: str = "flux-system"
+    approve: tuple[str, ...] = ()  # gate steps whose hold this render lifts (a commit of it approves them)
+    secrets: str = "keep"  # keep: Secrets are written (warned about); omit: left out of OUT and the engines
 
     def check(self) -> None:
         """InputError naming every bad option."""
@@ -93,6 +115,8 @@ class Options:
                             ("--flux-source", self.flux_source)):
             if not _DNS.match(value):
                 problems.append(Diagnostic(f"{flag} {value}: not a Kubernetes name (lowercase letters, digits, '-')"))
+        if self.secrets not in SECRETS:
+            problems.append(Diagnostic(f"--secrets {self.secrets}: expected " + " or ".join(SECRETS)))
         if problems:
             raise InputError(problems)
 
@@ -150,6 +174,9 @@ def engine_annotations(o: PlannedObject, engines: tuple[str, ...]) -> dict[str, 
         options: list[str] = []
         if gc in ("never", "onAppDelete"):
             options.append("Prune=false")
+            # a kept object removed from git is extraneous: without this its Application stays OutOfSync
+            # for good, and RollingSync never reaches the stages after it
+            out[A_ARGO_COMPARE] = "IgnoreExtraneous"
         if gc == "never":
             options.append("Delete=false")
         if update.get("op") == "replace" or update.get("recreateFields"):
@@ -198,6 +225,56 @@ def _with_annotations(plan: Plan, engines: tuple[str, ...]) -> Plan:
 
 
 # ----------------------------------------------------------------------------------------------
+# Secrets: a hand-off folder is committed, so a Secret in it is published
+
+
+def _is_secret(o: PlannedObject) -> bool:
+    return o.kind == "Secret" and o.api_version == "v1"
+
+
+def _all_objects(plan: Plan) -> list[PlannedObject]:
+    out: list[PlannedObject] = []
+
+    def walk(s: PlannedStep) -> None:
+        for p in s.placements:
+            out.extend(p.objects)
+        for sub in s.sub_steps:
+            walk(sub)
+
+    for s in plan.steps:
+        walk(s)
+    return out
+
+
+def _without_secrets(plan: Plan) -> Plan:
+    def step(s: PlannedStep) -> PlannedStep:
+        return replace(s, placements=tuple(
+            PlannedPlacement(p.cluster, p.namespace, tuple(o for o in p.objects if not _is_secret(o)))
+            for p in s.placements), sub_steps=tuple(step(x) for x in s.sub_steps))
+
+    return replace(plan, steps=tuple(step(s) for s in plan.steps))
+
+
+def _secrets(plan: Plan, options: Options, warnings: list[Diagnostic], notes: list[str]) -> Plan:
+    """`--secrets omit`: the plan without Secrets, and a note naming them; `keep`: a warning naming them."""
+    secrets = [o for o in _all_objects(plan) if _is_secret(o)]
+    if not secrets:
+        return plan
+    listed = located_objects(secrets)
+    if options.secrets == "omit":
+        notes.append(f"--secrets omit: {listed} left out of the folder and of what the engines apply; create "
+                     "them in each cluster before the stage that needs them (SOPS with Flux spec.decryption, "
+                     "Sealed Secrets or External Secrets): a workload that mounts one waits until it exists")
+        return _without_secrets(plan)
+    warnings.append(Diagnostic(
+        f"{listed}: written to the folder in plaintext (base64 is not encryption); committing the folder "
+        "publishes the values to everyone who can read the repository", app_location(plan),
+        "--secrets omit leaves Secrets out of the folder (then create them with SOPS, Sealed Secrets or "
+        "External Secrets)"))
+    return plan
+
+
+# ----------------------------------------------------------------------------------------------
 # the whole hand-off
 
 
@@ -210,17 +287,18 @@ def prepare(plan: Plan, options: Options) -> Handoff:
     from velapy.bundle.emit import object_paths
     from velapy.handoff import argocd, flux
 
-    annotated = _with_annotations(plan, engines)
-    paths = object_paths(annotated)
-    files: dict[str, str] = {}
     warnings: list[Diagnostic] = []
     notes: list[str] = []
+    annotated = _with_annotations(_secrets(plan, options, warnings, notes), engines)
+    paths = object_paths(annotated)
+    files: dict[str, str] = {}
+    common = Findings(list(warnings), list(notes))  # every engine's NOTES.txt repeats these
     for engine in engines:
         module = argocd if engine == ARGOCD else flux
-        out, found = module.emit(annotated, paths, options)
+        out, found = module.emit(annotated, paths, options, common)
         files.update(out)
-        warnings.extend(found.warnings)
-        notes.extend(found.notes)
+        warnings.extend(w for w in found.warnings if w not in warnings)
+        notes.extend(n for n in found.notes if n not in notes)
     return Handoff(annotated, files, tuple(warnings), tuple(notes))
 
 
@@ -269,7 +347,8 @@ def count(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def stage_lines(stages: Sequence[Stage], held_as: str, destination: Callable[[str], str]) -> list[str]:
+def stage_lines(stages: Sequence[Stage], held_as: str, destination: Callable[[str], str],
+                approved: set[str] | None = None) -> list[str]:
     """NOTES.txt: one numbered line per stage that deploys something, `held_as` naming its gate."""
     lines, n = [], 0
     for stage in stages:
@@ -277,7 +356,8 @@ def stage_lines(stages: Sequence[Stage], held_as: str, destination: Callable[[st
         if not units:
             continue
         n += 1
-        held = f" [held by {stage.held}: {held_as}]" if stage.held else ""
+        held = ("" if not stage.held else f" [gate {stage.held} approved by --approve]"
+                if stage.held in (approved or set()) else f" [held by {stage.held}: {held_as}]")
         parts = [f"{u.step.name} → {destination(u.cluster)} ({count(len(u.files), 'object')})" for u in units]
         lines.append(f"  {n}. " + "; ".join(parts) + held)
     return lines
@@ -294,5 +374,5 @@ def findings_lines(found: Findings, app_file: str) -> list[str]:
     return lines
 
 
-__all__ = ["ARGOCD", "ENGINES", "FLUX", "HANDOFF_DIRS", "Findings", "Handoff", "Options", "engine_annotations",
-           "prepare", "repo_path_for"]
+__all__ = ["ARGOCD", "ENGINES", "FLUX", "HANDOFF_DIRS", "SECRETS", "Findings", "Handoff", "Options",
+           "engine_annotations", "prepare", "repo_path_for", "without_credentials"]

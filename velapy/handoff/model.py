@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 
 from velapy.bundle.layout import cluster_dir
 from velapy.compile.plan import ObjectKey, Plan, PlannedObject, PlannedStep
-from velapy.errors import Diagnostic, Location
+from velapy.errors import Diagnostic, InputError, Location
 
 DEPLOYING = ("deploy", "apply-component")
 SUSPEND = "suspend"
 STEP_GROUP = "step-group"
 L_APP = "velapy.dev/app"
+L_NAMESPACE = "velapy.dev/namespace"
 L_STEP = "velapy.dev/step"
 L_CLUSTER = "velapy.dev/cluster"
 
@@ -71,15 +72,16 @@ class Layout:
         for s in self.stages:
             yield from s.units
 
-    def names(self, app: str) -> dict[tuple[str, str], str]:
-        """(step, cluster) → the engine object's name `<app>-<step>-<cluster>`, unique: two units
-        whose names would meet (step `a-b` in cluster `c`, step `a` in cluster `b-c`) get a hash."""
-        base = {(u.step.name, u.cluster): object_name(app, u.step.name, u.cluster) for u in self.units()}
+    def names(self, namespace: str, app: str) -> dict[tuple[str, str], str]:
+        """(step, cluster) → the engine object's name `<base>-<step>-<cluster>` (`base_name`), unique:
+        two units whose names would meet (step `a-b` in cluster `c`, step `a` in cluster `b-c`) get a hash."""
+        prefix = base_name(namespace, app)
+        base = {(u.step.name, u.cluster): object_name(prefix, u.step.name, u.cluster) for u in self.units()}
         counts: dict[str, int] = {}
         for name in base.values():
             counts[name] = counts.get(name, 0) + 1
         return {key: name if counts[name] == 1 else
-                name[:54].rstrip("-") + "-" + _short_hash("\0".join((app, *key)))
+                name[:54].rstrip("-") + "-" + short_hash("\0".join((namespace, app, *key)))
                 for key, name in base.items()}
 
 
@@ -91,7 +93,7 @@ _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 _NOT_LABEL = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def _short_hash(text: str) -> str:
+def short_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
 
 
@@ -102,7 +104,18 @@ def object_name(*parts: str) -> str:
     name = _NOT_DNS.sub("-", raw.lower()).strip("-") or "x"
     if name == raw and len(name) <= 63:
         return name
-    return name[:54].rstrip("-") + "-" + _short_hash(raw)
+    return name[:54].rstrip("-") + "-" + short_hash(raw)
+
+
+def base_name(namespace: str, app: str) -> str:
+    """The name of an app's engine objects, `<namespace>-<app>`: two apps of one repository (`demo/shop`,
+    `shop/shop`) never share it. A namespace with a '-' makes the split ambiguous (`a-b`/`c` and `a`/`b-c`
+    would both give `a-b-c`), so such names end with a hash of the pair; a name over 63 characters too."""
+    name = object_name(namespace, app)
+    if "-" not in namespace:
+        return name
+    joined = _NOT_DNS.sub("-", f"{namespace}-{app}".lower()).strip("-")
+    return joined[:54].rstrip("-") + "-" + short_hash(namespace + "/" + app)
 
 
 def label_value(text: str) -> str:
@@ -110,7 +123,7 @@ def label_value(text: str) -> str:
     value = _NOT_LABEL.sub("-", text).strip("-._")
     if value == text and len(value) <= 63:
         return value
-    return (value[:54].rstrip("-._") + "-" if value else "") + _short_hash(text)
+    return (value[:54].rstrip("-._") + "-" if value else "") + short_hash(text)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -297,6 +310,33 @@ def _step_warnings(s: PlannedStep, engine: str, warnings: list[Diagnostic]) -> N
             "of a cluster together, without waiting for one component to be healthy first", s.location))
 
 
+def open_gates(lay: Layout, approve: Sequence[str], engine: str) -> set[str]:
+    """The gates `--approve` lifts (their stages run without a hold); an InputError for a name that
+    holds nothing."""
+    held = [s.held for s in lay.stages if s.held]
+    unknown = [a for a in approve if a not in held]
+    if unknown:
+        raise InputError([Diagnostic(f"--approve {a}: no stage of {engine} is held by a step named {a}",
+                                     hint="the gates are: " + (", ".join(held) or "none")) for a in unknown])
+    return set(approve)
+
+
+def selector(namespace: str, app: str, steps: Sequence[str] = ()) -> str:
+    """A label selector for the app's engine objects (of these steps): the namespace is always in it,
+    so `shop` in `demo` never selects `shop` in `prod`."""
+    parts = [f"{L_NAMESPACE}={label_value(namespace)}", f"{L_APP}={label_value(app)}"]
+    values = [label_value(s) for s in steps]
+    if len(values) == 1:
+        parts.append(f"{L_STEP}={values[0]}")
+    elif values:
+        parts.append(f"{L_STEP} in ({','.join(values)})")
+    return ",".join(parts)
+
+
+def labels(namespace: str, app: str) -> dict[str, str]:
+    return {L_NAMESPACE: label_value(namespace), L_APP: label_value(app)}
+
+
 # ----------------------------------------------------------------------------------------------
 # apply-once paths → JSON pointers
 
@@ -318,5 +358,21 @@ def whole_object_pointers(obj: Mapping[str, object]) -> list[str]:
     return [json_pointer(k) for k in obj if k not in ("apiVersion", "kind", "metadata", "status")]
 
 
-__all__ = ["L_APP", "L_CLUSTER", "L_STEP", "Layout", "Stage", "Unit", "json_pointer", "label_value", "layout",
-           "object_name", "whole_object_pointers"]
+__all__ = [
+    "L_APP",
+    "L_CLUSTER",
+    "L_NAMESPACE",
+    "L_STEP",
+    "Layout",
+    "Stage",
+    "Unit",
+    "base_name",
+    "json_pointer",
+    "label_value",
+    "labels",
+    "layout",
+    "object_name",
+    "open_gates",
+    "selector",
+    "whole_object_pointers",
+]

@@ -54,6 +54,7 @@ class Cause:
     type: str
     field: str
     message: str
+    manager: str = ""  # the field manager a FieldManagerConflict names ("" for other causes)
 
 
 class KubeError(ClusterError):
@@ -140,7 +141,7 @@ class Client(Protocol):
     def list(self, rt: ResourceType, namespace: str = "", label_selector: str = "") -> list[dict[str, Any]]: ...
 
     def apply(self, rt: ResourceType, obj: Mapping[str, Any], *, force: bool = False,
-              dry_run: bool = False) -> dict[str, Any]: ...
+              dry_run: bool = False, manager: str = FIELD_MANAGER) -> dict[str, Any]: ...
 
     def create(self, rt: ResourceType, obj: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]: ...
 

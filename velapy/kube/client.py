@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -50,21 +51,33 @@ from velapy.load.clusters import Identity
 JSON = "application/json"
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
+# the API server names the other manager in a FieldManagerConflict cause: `conflict with "kubectl" using v1`
+_CONFLICT_WITH = re.compile(r'conflict with "((?:[^"\\]|\\.)*)"')
 
 
 def _describe_transport(exc: BaseException) -> str:
     """A short, secret-free reason for a transport failure."""
     inner = getattr(exc, "reason", None)
     probe = inner if isinstance(inner, BaseException) else exc
-    if isinstance(probe, urllib3.exceptions.ReadTimeoutError | urllib3.exceptions.ConnectTimeoutError):
-        return "timed out"
+    # NewConnectionError is a subclass of ConnectTimeoutError: test it first
+    if isinstance(probe, urllib3.exceptions.NameResolutionError):
+        return "host name not resolved"
     if isinstance(probe, urllib3.exceptions.NewConnectionError):
         return "connection refused"
+    if isinstance(probe, urllib3.exceptions.ReadTimeoutError | urllib3.exceptions.ConnectTimeoutError):
+        return "timed out"
     if isinstance(probe, urllib3.exceptions.ProtocolError):
         return "connection closed without a reply"
     if isinstance(probe, urllib3.exceptions.SSLError):
         return "TLS handshake failed"
     return type(probe).__name__
+
+
+def _unquote(text: str) -> str:
+    try:
+        return str(json.loads(f'"{text}"'))
+    except ValueError:
+        return text
 
 
 class KubeClient:
@@ -146,8 +159,10 @@ class KubeClient:
                 detail = (str(details.get("kind") or ""), str(details.get("name") or ""))
             for c in (details.get("causes") or []) if isinstance(details, dict) else []:
                 if isinstance(c, dict):
+                    text = str(c.get("message") or "")
+                    m = _CONFLICT_WITH.search(text)
                     causes.append(Cause(str(c.get("reason") or c.get("type") or ""), str(c.get("field") or ""),
-                                        str(c.get("message") or "")))
+                                        text, _unquote(m.group(1)) if m else ""))
         retry_after: float | None = None
         raw = headers.get("Retry-After") if headers else None
         if raw:
@@ -261,9 +276,9 @@ class KubeClient:
         return list(items)
 
     def apply(self, rt: ResourceType, obj: Mapping[str, Any], *, force: bool = False,
-              dry_run: bool = False) -> dict[str, Any]:
+              dry_run: bool = False, manager: str = FIELD_MANAGER) -> dict[str, Any]:
         meta = obj.get("metadata") or {}
-        query = [("fieldManager", FIELD_MANAGER)]
+        query = [("fieldManager", manager)]
         if force:
             query.append(("force", "true"))
         if dry_run:

@@ -121,6 +121,11 @@ def load_application(path: str, extra_files: Sequence[str] = (), namespace: str 
         if kind == "Policy":
             ext_policies.append(_standalone_policy(d, problems))
         elif kind == "Workflow":
+            if ext_workflows:  # as `vela dry-run` (references/cli/dryrun.go): one Workflow at most
+                first = ext_workflows[0].location([])
+                problems.append(Diagnostic(
+                    "more than one external workflow provided", d.location([]),
+                    f"the first is at {first.file}:{first.line}; pass one Workflow document with -f"))
             ext_workflows.append(d)
         else:
             problems.append(Diagnostic(f"file {d.file} is not application, policy or workflow (kind {kind!r})",

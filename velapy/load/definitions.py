@@ -53,6 +53,9 @@ class Definition:
     line: int
     builtin: bool
     alias: str = ""
+    # `spec.schematic.terraform` of a Terraform ComponentDefinition (rendered without CUE:
+    # `velapy.compile.terraform`); None for every other definition
+    terraform: dict[str, Any] | None = None
 
     def location(self) -> Location:
         return Location(file=self.file, line=self.line)
@@ -63,6 +66,7 @@ class Registry:
     """Definitions by (kind, name); later loads win."""
 
     definitions: dict[tuple[str, str], Definition] = field(default_factory=dict)
+    warnings: list[Diagnostic] = field(default_factory=list)  # what reading the files tolerated
 
     def add(self, d: Definition) -> None:
         self.definitions[(d.kind, d.name)] = d
@@ -95,14 +99,14 @@ def load_registry(extra_dirs: Sequence[str | os.PathLike[str]] = (), builtin_dir
     """Built-ins, then each extra directory (files or dirs, recursive); all problems reported together."""
     reg = Registry()
     problems: list[Diagnostic] = []
-    for d in _load_tree(builtin_dir, builtin=True, problems=problems):
+    for d in _load_tree(builtin_dir, builtin=True, problems=problems, warnings=reg.warnings):
         reg.add(d)
     for extra in extra_dirs:
         p = Path(extra)
         if not p.exists():
             problems.append(Diagnostic(f"definition path {str(extra)!r} does not exist"))
             continue
-        for d in _load_tree(p, builtin=False, problems=problems):
+        for d in _load_tree(p, builtin=False, problems=problems, warnings=reg.warnings):
             reg.add(d)
     if problems:
         raise InputError(problems)
@@ -120,14 +124,14 @@ def _files(root: Path) -> Iterable[Path]:
                 yield Path(dirpath) / name
 
 
-def _load_tree(root: Path, builtin: bool, problems: list[Diagnostic]) -> list[Definition]:
+def _load_tree(root: Path, builtin: bool, problems: list[Diagnostic], warnings: list[Diagnostic]) -> list[Definition]:
     out: list[Definition] = []
     for path in _files(root):
         try:
             if path.suffix == ".cue":
                 out.append(_parsed_cue(path.read_text(encoding="utf-8"), str(path), builtin))
             else:
-                out.extend(parse_yaml_definitions(path, builtin))
+                out.extend(parse_yaml_definitions(path, builtin, warnings))
         except InputError as exc:
             problems.extend(exc.diagnostics)
         except (OSError, UnicodeDecodeError) as exc:
@@ -203,10 +207,19 @@ def parse_cue_definition(src: str, file: str, builtin: bool = False) -> Definiti
     )
 
 
-def parse_yaml_definitions(path: Path, builtin: bool = False) -> list[Definition]:
-    """`kind: ComponentDefinition|TraitDefinition|...` objects → Definitions (other kinds skipped)."""
+def parse_yaml_definitions(path: Path, builtin: bool = False,
+                           warnings: list[Diagnostic] | None = None) -> list[Definition]:
+    """`kind: ComponentDefinition|TraitDefinition|...` objects → Definitions (other kinds skipped).
+
+    Read as KubeVela reads them (`pkg/appfile/template.go`, `loadSchematicToTemplate`): the CUE
+    template of `spec.schematic.cue.template`; else, for a ComponentDefinition, the Terraform
+    module of `spec.schematic.terraform`; else, for components, traits and workloads, the
+    `template` of `spec.extension` (the older place). A duplicated key keeps its last value with a
+    warning (sigs.k8s.io/yaml keeps the last one); without `warnings` to add to, it is an error.
+    """
     out: list[Definition] = []
-    for doc in load_file(path):
+    tolerated: list[Diagnostic] | None = [] if warnings is not None else None
+    for doc in load_file(path, tolerated):
         data = doc.data
         if not isinstance(data, dict) or data.get("kind") not in _KIND_OF_OBJECT:
             continue
@@ -218,21 +231,31 @@ def parse_yaml_definitions(path: Path, builtin: bool = False) -> list[Definition
             raise InputError([Diagnostic("definition object without metadata.name", loc)])
         annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
         spec = data.get("spec") or {}
-        tmpl_text = (((spec.get("schematic") or {}).get("cue") or {}).get("template"))
+        schematic: dict[str, Any] = spec["schematic"] if isinstance(spec.get("schematic"), dict) else {}
+        extension: dict[str, Any] = spec["extension"] if isinstance(spec.get("extension"), dict) else {}
+        where: list[str | int] = ["spec", "schematic", "cue", "template"]
+        tmpl_text = (schematic.get("cue") or {}).get("template")
+        terraform = schematic.get("terraform")
+        terraform = dict(terraform) if kind == "component" and isinstance(terraform, dict) else None
+        if kind == "component" and terraform is None and annotations.get("type") == "terraform":
+            terraform = {}  # KubeVela renders it as Terraform, and finds no configuration
+        if (not isinstance(tmpl_text, str) or not tmpl_text) and terraform is None \
+                and kind in ("component", "trait", "workload") and isinstance(extension.get("template"), str):
+            tmpl_text, where = extension["template"], ["spec", "extension", "template"]
         template = None
-        if isinstance(tmpl_text, str):
+        if isinstance(tmpl_text, str) and terraform is None:
+            tloc = doc.location(where)
             try:
                 o = outline(tmpl_text)
             except CueSyntaxError as exc:
-                tloc = doc.location(["spec", "schematic", "cue", "template"])
                 raise InputError([Diagnostic(exc.message, Location(file=str(path), line=tloc.line + exc.line,
                                                                    column=exc.column))]) from None
             body = _strip_imports(tmpl_text)
-            tloc = doc.location(["spec", "schematic", "cue", "template"])
             # a block scalar starts on the line after its key; blanked imports keep numbering
             template = Template(name, body, o.imports, str(path), tloc.line + 1, 1,
                                 template_declares_context(body))
-        attrs = {k: v for k, v in spec.items() if k != "schematic"}
+        attrs = {k: v for k, v in spec.items()
+                 if k != "schematic" and not (k == "extension" and where[1] == "extension")}
         out.append(Definition(
             name=name,
             kind=kind,
@@ -245,7 +268,10 @@ def parse_yaml_definitions(path: Path, builtin: bool = False) -> list[Definition
             line=loc.line,
             builtin=builtin,
             alias=annotations.get("definition.oam.dev/alias", ""),
+            terraform=terraform,
         ))
+    if warnings is not None and tolerated and out:  # a file with no definition in it is not read
+        warnings.extend(tolerated)
     return out
 
 

@@ -9,24 +9,36 @@ hub object under `--resources`). Two defences, both used:
 - by content: every diagnostic of a failed stage is scrubbed of the Secret values of its inputs
   (`secret_strings`, `scrub_error`), which catches messages that quote a whole mapping or a value
   a template copied elsewhere (JSON Schema's own messages, CUE's "conflicting values").
+
+Masking by content replaces a value where it stands as a whole token, not where its letters
+happen to be part of a longer name: with a Secret value `SHARD`, `load-test-SHARD` stays as it is,
+while `"SHARD"`, `token=SHARD`, `SHARD.` or `SHARD` alone become `<secret>` (`mask`). A token ends
+where no letter, digit or `_` follows (nor a `.`/`-` with one of them beyond), or the text ends. Values of LONG_VALUE
+characters or more (keys, tokens, passwords) are masked wherever they appear, inside longer words
+too: a name containing one of them by chance is all but impossible, and a value a template glued
+to a prefix is still hidden. Values shorter than MIN_SCRUBBED characters and the YAML scalar words
+in COMMON_WORDS (`true`, `null`, ...) are not searched for in text (they would mask ordinary
+words); at a Secret value position they are withheld like any other value.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-import os
+import re
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 from velapy.errors import Diagnostic, VelapyError
-from velapy.load import limits
 
 SECRET_FIELDS = ("data", "stringData")
 SHOWN = "<secret>"
 WITHHELD = "(the value is withheld: it is under a Secret's data/stringData)"
 MIN_SCRUBBED = 3  # shorter values are not searched for in text (they would mangle every message)
+LONG_VALUE = 16  # values this long are masked inside longer words too
+COMMON_WORDS = frozenset({"true", "false", "null", "none", "yes", "no", "on", "off"})
+_NAME_CHAR = re.compile(r"[A-Za-z0-9_.-]")
 
 E = TypeVar("E", bound=VelapyError)
 
@@ -77,47 +89,46 @@ def secret_strings(data: Any) -> set[str]:
     return out
 
 
-def secret_strings_of_files(paths: Iterable[str]) -> set[str]:
-    """Secret values in the YAML files (or folders of them) named; unreadable files add nothing."""
-    from velapy.load.yamlio import load_file  # local: yamlio imports nothing of ours but errors
-
-    out: set[str] = set()
-    for p in paths:
-        if not p:
-            continue
-        files = [p] if os.path.isfile(p) else sorted(
-            str(f) for f in Path(p).rglob("*") if f.suffix in (".yaml", ".yml", ".json") and f.is_file()) \
-            if os.path.isdir(p) else []
-        for f in files:
-            try:
-                with open(f, "rb") as fh:
-                    if b"Secret" not in fh.read(limits.current().file_bytes + 1):
-                        continue  # no Secret in it: not worth parsing again on an error path
-                for doc in load_file(f):
-                    out |= secret_strings(doc.data)
-            except (VelapyError, OSError):
-                continue
-    return out
-
-
 def _forms(value: str) -> list[str]:
     quoted = json.dumps(value, ensure_ascii=False)[1:-1]
     ascii_quoted = json.dumps(value)[1:-1]
     return list(dict.fromkeys([value, quoted, ascii_quoted, repr(value)[1:-1]]))
 
 
-def scrub(text: str, values: Iterable[str]) -> str:
-    """`text` with every occurrence of each value (as written, JSON- or repr-escaped) replaced."""
-    for v in sorted((v for v in values if len(v) >= MIN_SCRUBBED), key=len, reverse=True):
+def maskable(value: str, min_length: int = MIN_SCRUBBED) -> bool:
+    """Whether `value` is searched for in text (see the module docstring)."""
+    return len(value) >= min_length and value.lower() not in COMMON_WORDS
+
+
+def mask(text: str, values: Iterable[str], shown: str = SHOWN, min_length: int = MIN_SCRUBBED) -> str:
+    """`text` with each value (as written, JSON- or repr-escaped) replaced by `shown` where it stands
+    as a whole token (anywhere, for values of LONG_VALUE characters or more); longest values first."""
+    for v in sorted({v for v in values if maskable(v, min_length)}, key=len, reverse=True):
         for form in _forms(v):
             if form and form in text:
-                text = text.replace(form, SHOWN)
+                text = _token_pattern(form).sub(shown, text) if len(v) < LONG_VALUE else text.replace(form, shown)
     return text
+
+
+@functools.lru_cache(maxsize=1024)
+def _token_pattern(form: str) -> re.Pattern[str]:
+    """`form` not continued by a name on a side where its own edge is a name character: a letter,
+    digit or `_` next to it continues the name, and so does `.`/`-` with a letter or digit beyond
+    (`orders-api`, `load-test-SHARD`); a sentence's final `.` does not (`the value is SHARD.`)."""
+    # an escape such as `\n` before the value (a quoted multi-line text) ends the token before it
+    before = r"(?:(?<![A-Za-z0-9_])(?<![A-Za-z0-9_][.-])|(?<=\\[nrt]))" if _NAME_CHAR.match(form[0]) else ""
+    after = r"(?![A-Za-z0-9_]|[.-][A-Za-z0-9_])" if _NAME_CHAR.match(form[-1]) else ""
+    return re.compile(before + re.escape(form) + after)
+
+
+def scrub(text: str, values: Iterable[str]) -> str:
+    """`text` with each Secret value masked where it stands (`mask`)."""
+    return mask(text, values)
 
 
 def scrub_error(exc: E, values: Iterable[str]) -> E:
     """The same error with its diagnostics scrubbed (the exception itself when nothing changes)."""
-    vals = [v for v in values if len(v) >= MIN_SCRUBBED]
+    vals = [v for v in values if maskable(v)]
     if not vals:
         return exc
     changed = False
@@ -136,5 +147,5 @@ def scrub_error(exc: E, values: Iterable[str]) -> E:
     return new
 
 
-__all__ = ["SHOWN", "WITHHELD", "is_secret_value_path", "scrub", "scrub_error", "secret_strings",
-           "secret_strings_of_files"]
+__all__ = ["SHOWN", "WITHHELD", "is_secret_value_path", "mask", "maskable", "scrub", "scrub_error",
+           "secret_strings"]

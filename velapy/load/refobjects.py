@@ -16,15 +16,24 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from velapy.errors import REASON_NEEDS_INPUT, Diagnostic, InputError, Location, raise_problems
+from velapy.errors import REASON_LIVE_CLUSTER, Diagnostic, InputError, Location, raise_problems
 from velapy.load.apiresources import ResourceTable
+from velapy.load.application import Application, Component
 from velapy.load.metadata import metadata_problems
 from velapy.load.yamlio import Document, load_file
 
-if TYPE_CHECKING:
-    from velapy.compile.render import RenderTask
+
+class RefTask(Protocol):
+    """What resolving needs of a render task (`velapy.compile.render.RenderTask` is one): the app
+    and the ref-objects component. A protocol, so that this loader does not import the compiler."""
+
+    @property
+    def app(self) -> Application: ...
+
+    @property
+    def component(self) -> Component: ...
 
 HUB = "local"
 
@@ -114,7 +123,7 @@ def strip_server_fields(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def resolve_ref_objects(task: RenderTask, hub: HubObjects | None) -> list[dict[str, Any]]:
+def resolve_ref_objects(task: RefTask, hub: HubObjects | None) -> list[dict[str, Any]]:
     """The objects a ref-objects component selects, for this task."""
     app, comp = task.app, task.component
     props = comp.properties or {}
@@ -156,7 +165,7 @@ def _identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
             str(meta.get("name", "")))
 
 
-def _select(sel: dict[str, Any], task: RenderTask, hub: HubObjects | None, loc: Location) -> list[dict[str, Any]]:
+def _select(sel: dict[str, Any], task: RefTask, hub: HubObjects | None, loc: Location) -> list[dict[str, Any]]:
     comp = task.component
     labels = sel.get("labelSelector") or sel.get("selector")
     name = sel.get("name") or ""
@@ -181,7 +190,7 @@ def _select(sel: dict[str, Any], task: RenderTask, hub: HubObjects | None, loc: 
     if hub is None:
         raise InputError([Diagnostic(
             "ref-objects needs the hub's objects: pass --resources DIR (a folder of the manifests on the hub)", loc,
-            reason=REASON_NEEDS_INPUT)])
+            reason=REASON_LIVE_CLUSTER)])
     cluster = str(sel.get("cluster") or HUB)
     ns = str(sel.get("namespace") or task.app.namespace)
     pool = hub.objects.get(cluster, [])

@@ -987,9 +987,15 @@ class _Spot:
 class _Builder:
     """Turns composed nodes into plain data and `_Spot` trees, gathering every problem found."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, keep_last_duplicate: bool = False) -> None:
         self.file = file
         self.problems: list[Diagnostic] = []
+        # a duplicated key: an error, or (definition files, read as KubeVela reads them) the last wins
+        # with a warning naming both lines
+        self.keep_last_duplicate = keep_last_duplicate
+        self.warnings: list[Diagnostic] = []
+        # keys written as a YAML 1.1 boolean word (`y: 1` is the key "true"): path → the word
+        self.word_keys: dict[tuple[str | int, ...], str] = {}
         self._built: set[int] = set()
         self._active: set[int] = set()
         self._expanded = 0
@@ -1061,13 +1067,16 @@ class _Builder:
                 continue
             key_line = _node_start(key_node)[0]
             if key in first_seen:
-                self.problem(
-                    f"duplicate key {json.dumps(key, ensure_ascii=False)}: "
-                    f"first at line {first_seen[key]}, again at line {key_line}",
-                    key_node,
-                    (*path, key),
-                )
-                continue
+                message = (f"duplicate key {json.dumps(key, ensure_ascii=False)}: "
+                           f"first at line {first_seen[key]}, again at line {key_line}")
+                if not self.keep_last_duplicate:
+                    self.problem(message, key_node, (*path, key))
+                    continue
+                line, column = _node_start(key_node)
+                self.warnings.append(Diagnostic(
+                    f"{message}; the last one is used, as KubeVela's reader (sigs.k8s.io/yaml) does",
+                    Location(file=self.file, line=line, column=column, path=format_path((*path, key)))))
+                data.pop(key, None)  # the last one wins, in the place it is written
             first_seen[key] = key_line
             value, spot = self.build(value_node, (*path, key))
             data[key] = value
@@ -1101,7 +1110,10 @@ class _Builder:
             self.problem("a mapping key must be a string, not null", node, path)
             return None
         if isinstance(value, bool):
-            return "true" if value else "false"
+            key = "true" if value else "false"
+            if node.value.lower() != key:  # `y`, `no`, `on`...: a boolean in YAML 1.1, as go-yaml v2 reads it
+                self.word_keys[(*path, key)] = node.value
+            return key
         if isinstance(value, int):
             return str(value)
         return _float32_key_text(float(value))
@@ -1171,6 +1183,21 @@ class Document:
     file: str
     index: int
     positions: _Spot | None = field(default=None, repr=False, compare=False)
+    # keys written as a YAML 1.1 boolean word other than true/false (`y`, `no`, `on`): their path
+    # (ending in the key they became, "true" or "false") → the word as written
+    word_keys: dict[tuple[str | int, ...], str] = field(default_factory=dict, repr=False, compare=False)
+
+    def word_key_warnings(self) -> list[Diagnostic]:
+        """One warning per key written as a YAML 1.1 boolean word: Kubernetes' reader (and KubeVela's)
+        turns `y:` into the key "true", so a parameter named `y` is never given."""
+        out = []
+        for path, word in self.word_keys.items():
+            key = path[-1]
+            out.append(Diagnostic(
+                f"the key {word} is read as the boolean {key}, so this field is named {json.dumps(key)}: "
+                "KubeVela reads YAML as Kubernetes does (YAML 1.1: y, yes, on are true; n, no, off are false)",
+                self.location(path), f'quote it ("{word}": ...) if you meant the name {word}'))
+        return out
 
     def location(self, path: Sequence[str | int]) -> Location:
         """1-based line/column of the node at `path`, or of its nearest existing ancestor.
@@ -1194,14 +1221,16 @@ class Document:
         return Location(file=self.file, line=spot.line, column=spot.column, path=text_path)
 
 
-def load_documents(text: str, file: str) -> list[Document]:
+def load_documents(text: str, file: str, duplicate_warnings: list[Diagnostic] | None = None) -> list[Document]:
     """Every non-empty document in `text`; `file` is the name errors will show.
 
     Raises InputError for a syntax error (first one, located) or, gathered over the whole file,
     duplicate keys, null or collection keys and values that do not match their explicit tag.
+    With `duplicate_warnings` (definition files), a duplicated key keeps its last value, as
+    sigs.k8s.io/yaml does, and a warning naming both lines is added to that list instead.
     """
     text = text.removeprefix("\ufeff").replace("\r\n", "\n")
-    builder = _Builder(file)
+    builder = _Builder(file, keep_last_duplicate=duplicate_warnings is not None)
     documents: list[Document] = []
     try:
         for index, node in enumerate(_compose(text, file)):
@@ -1209,13 +1238,16 @@ def load_documents(text: str, file: str) -> list[Document]:
                 continue
             data, spot = builder.build(node, ())
             builder.withhold_secrets(data)
-            documents.append(Document(data, file, index, spot))
+            documents.append(Document(data, file, index, spot, builder.word_keys))
+            builder.word_keys = {}
     except RecursionError:
         line, column = _too_deep_at(text)
         raise InputError("the YAML nests too deeply to read", Location(file=file, line=line, column=column)) \
             from None
     if builder.problems:
         raise InputError(builder.problems)
+    if duplicate_warnings is not None:
+        duplicate_warnings.extend(builder.warnings)
     return documents
 
 
@@ -1253,7 +1285,7 @@ def _decode(raw: bytes, file: str) -> str:
         raise InputError(f"the file is not {encoding.removesuffix('-sig').upper()} text", where) from None
 
 
-def load_file(path: str | os.PathLike[str]) -> list[Document]:
+def load_file(path: str | os.PathLike[str], duplicate_warnings: list[Diagnostic] | None = None) -> list[Document]:
     """Read `path` and load its documents (see `load_documents`); unreadable files are InputErrors."""
     name = os.fspath(path)
     max_bytes = limits.current().file_bytes
@@ -1269,4 +1301,4 @@ def load_file(path: str | os.PathLike[str]) -> list[Document]:
                                               "file_bytes", Location(file=name))])
     except OSError as error:
         raise InputError(f"cannot read the file: {error.strerror or error}", Location(file=name)) from None
-    return load_documents(_decode(raw, name), name)
+    return load_documents(_decode(raw, name), name, duplicate_warnings)

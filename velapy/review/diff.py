@@ -144,7 +144,10 @@ def parse_folder(files: Mapping[str, str], origin: str = "") -> Snapshot:
         in_handoff = len(parts) >= 2 and parts[0] in HANDOFF_DIRS
         if not (is_plan or in_cluster or in_handoff) or not rel.endswith((".yaml", ".yml")):
             continue
-        owner = parts[0] + "/" if in_handoff else parts[1] if in_cluster else ""
+        # a hand-off folder owns its objects, but a per-cluster subfolder of it (flux/namespaces/<cluster>/:
+        # objects for one cluster each) owns its own, as a cluster folder does
+        owner = ("/".join(parts[:-1]) if len(parts) > 3 else parts[0]) + "/" if in_handoff \
+            else parts[1] if in_cluster else ""
         if in_cluster or in_handoff:
             clusters.add(owner)
             if parts[-1] == KUSTOMIZATION and in_cluster:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from velapy.errors import Diagnostic, InputError, Location
 
-__all__ = ["Snapshot", "checkout_paths", "repo_root"]
+__all__ = ["Snapshot", "checkout_paths", "commit_of", "listed_files", "origin_url", "repo_root"]
 
 
 class _GitFailed(InputError):
@@ -50,6 +50,24 @@ def repo_root(path: str) -> str:
         raise InputError([Diagnostic("not inside a git repository", Location(file=path),
                                      "--git-base compares with a git revision: run it in a git work tree")]) from None
     return os.path.realpath(out.decode().strip())
+
+
+def origin_url(root: str) -> str:
+    """The URL of the `origin` remote of the repository at `root` ("" when it has none or git is missing)."""
+    try:
+        return _git(["remote", "get-url", "origin"], root).decode("utf-8", "replace").strip()
+    except InputError:
+        return ""
+
+
+def listed_files(root: str, patterns: Sequence[str]) -> list[str]:
+    """Files of the work tree at `root` (tracked, or new and not ignored) matching git pathspecs, relative
+    to `root`; [] when git cannot say."""
+    try:
+        out = _git(["ls-files", "-co", "--exclude-standard", "-z", "--", *patterns], root)
+    except InputError:
+        return []
+    return [p for p in out.decode("utf-8", "replace").split("\0") if p]
 
 
 @dataclass(frozen=True)
@@ -92,3 +110,19 @@ def checkout_paths(root: str, revision: str, paths: Sequence[str], folder: str) 
     copies = {p: str(Path(folder, r)) for p, r in rels.items() if r in existing}
     missing = tuple(p for p in rels if rels[p] not in existing)
     return Snapshot(revision, folder, copies, missing)
+
+
+def commit_of(paths: Sequence[str]) -> tuple[str, bool] | None:
+    """(HEAD commit, dirty) of the git work tree holding the first of `paths`, dirty when any of them
+    has changes not committed (or is not tracked); None outside a work tree or without git."""
+    if not paths:
+        return None
+    first = Path(paths[0]).resolve()
+    folder = str(first if first.is_dir() else first.parent)
+    try:
+        head = _git(["rev-parse", "HEAD"], folder).decode().strip()
+        changed = _git(["status", "--porcelain", "--untracked-files=all", "--", *[os.path.abspath(p) for p in paths]],
+                       folder)
+    except InputError:
+        return None
+    return head, bool(changed.strip())

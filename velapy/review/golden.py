@@ -117,6 +117,8 @@ def load_project(path: str) -> Project:
     problems = schema_problems(doc, _schema())
     if problems:
         raise InputError(problems)
+    if not doc.data.get("apps"):  # a file with only the `fleet` section (velapy.load.project)
+        raise InputError(f"{CONFIG_NAME} lists no apps (golden commands need `apps:`)", Location(file=path, line=1))
     root = Path(path).resolve().parent
     defaults: Mapping[str, Any] = doc.data.get("defaults") or {}
     apps: list[GoldenApp] = []
@@ -188,7 +190,8 @@ def _handoff(raw: Mapping[str, Any], golden: str, root: Path, where: Location,
         argocd_namespace=str(raw.get("argocdNamespace") or defaults.argocd_namespace),
         argocd_service_account=str(raw.get("argocdServiceAccount") or ""),
         flux_source=str(raw.get("fluxSource") or defaults.flux_source),
-        flux_namespace=str(raw.get("fluxNamespace") or defaults.flux_namespace))
+        flux_namespace=str(raw.get("fluxNamespace") or defaults.flux_namespace),
+        approve=tuple(str(a) for a in raw.get("approve") or ()), secrets=str(raw.get("secrets") or defaults.secrets))
     try:
         options.check()
     except InputError as exc:

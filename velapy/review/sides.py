@@ -25,6 +25,7 @@ from velapy.bundle.layout import CLUSTERS_DIR, HANDOFF_DIRS, PLAN_FILE
 from velapy.compile.plan import Plan
 from velapy.cue.engine import Evaluator
 from velapy.errors import Diagnostic, InputError, Location
+from velapy.handoff.transitions import recreated
 from velapy.pipeline import Inputs, compile_apps, output_files
 from velapy.review.diff import Comparison, compare_folders, read_folder
 from velapy.review.gitrev import checkout_paths, repo_root
@@ -39,8 +40,10 @@ def owned_files(files: Mapping[str, str]) -> dict[str, str]:
             if rel == PLAN_FILE or ("/" in rel and rel.split("/", 1)[0] in (CLUSTERS_DIR, *HANDOFF_DIRS))}
 
 
-def check_output(inputs: Inputs, out: str, evaluator: Evaluator) -> tuple[Comparison, bool]:
-    """(what a refresh of OUT would change, whether OUT exists). Nothing is written."""
+def check_output(inputs: Inputs, out: str, evaluator: Evaluator,
+                 warnings: list[str] | None = None) -> tuple[Comparison, bool]:
+    """(what a refresh of OUT would change, whether OUT exists). Nothing is written. `warnings` gets
+    the hand-off changes that delete and re-create an engine object (velapy.handoff.transitions)."""
     if fresh_output(inputs, out, evaluator) is not None:
         return Comparison(), True
     (plan,) = compile_apps([inputs], evaluator)
@@ -53,6 +56,8 @@ def check_output(inputs: Inputs, out: str, evaluator: Evaluator) -> tuple[Compar
     if old == rendered:  # the common answer, without parsing thousands of objects twice
         remember_output(inputs, out, evaluator, plan, rendered)
         return Comparison(), True
+    if warnings is not None:
+        warnings.extend(recreated(old, rendered))
     return compare_folders(old, rendered, old_origin=out, new_origin="rendered"), True
 
 
@@ -98,6 +103,7 @@ class DiffResult:
     old_label: str
     new_label: str
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # hand-off changes that delete and re-create an engine object
 
 
 @dataclass
@@ -126,12 +132,13 @@ def diff(old: str, new: str, options: Inputs, evaluator: Evaluator, *, git_base:
         new_side = _side(new, options)
         _render([old_side, new_side], evaluator)
         assert old_side.files is not None and new_side.files is not None
+        warnings = recreated(old_side.files, new_side.files)
         try:
             cmp = compare_folders(owned_files(old_side.files), owned_files(new_side.files),
                                   old_origin=old_side.label, new_origin=new_side.label, show_secrets=show_secrets)
         except InputError as exc:
             raise _shown(exc, [old_side, new_side]) from None
-    return DiffResult(cmp, old_side.label, new_side.label, tuple(notes))
+    return DiffResult(cmp, old_side.label, new_side.label, tuple(notes), tuple(warnings))
 
 
 def _side(path: str, options: Inputs) -> _Side:

@@ -14,7 +14,7 @@ fields (`output`, `outputs`, `patch`, ...) are blanked to `_` in place (line num
 lets and imports nobody uses any more are dropped, because those parts may only evaluate with real
 values (or only on a newer CUE); `compile_check=True` (`velapy def vet`) evaluates everything.
 
-Four things the encoder of CUE v0.4 cannot do are worked around here, with the engine still
+Five things the encoder of CUE v0.4 cannot do are worked around here, with the engine still
 doing every evaluation:
 
 - a list of required elements (`[string, ...string]`, `[string, string]`) is taken for a default and
@@ -25,7 +25,11 @@ doing every evaluation:
 
 - a parameter that is a disjunction of structs (`*#Edit | close({containers: [...#Edit]})`): the
   top-level alternatives are split on the source text and requested one by one (`#p3a0`,
-  `#p3a1`); the schema is their `anyOf`;
+  `#p3a1`); the schema is their `anyOf`. A template path the parameter refers to that is one
+  (`#Match: {prefix: string} | {exact: string}`: "unsupported op | for object type") is split the
+  same way after the encoder refuses it, each alternative a path of its own (`_split_ref`);
+- a conditional whose discriminator has no default (`mode: "a" | "b"`, `if mode == "b" {...}`:
+  "unresolved disjunction") is asked for again without its `if` clauses;
 - references to the template's own definitions and hidden fields (`livenessProbe?: #Probe`) come
   out as `$ref`s to template paths: those paths are requested too (`#r3_0`), found beforehand by
   following the identifiers of the parameter's text, and any still missing in a second call;
@@ -65,6 +69,7 @@ from typing import Any
 from velapy.cue.cuesyntax import CueSyntaxError, Token, outline, parse_value, tokenize
 from velapy.cue.engine import Evaluator, compat_v04, error_blocks
 from velapy.errors import Diagnostic, EngineError, Location
+from velapy.load import hcl
 from velapy.load.definitions import Definition
 from velapy.resources import schemas_dir
 
@@ -142,7 +147,12 @@ class _Plan:
     imports: tuple[str, ...] = ()
     whole: bool = False  # the whole template is evaluated (a compile check): every error counts
     loose_param: str = ""  # the parameter with element lists loosened (`_loosen_lists`), when it differs
+    unconditioned: bool = False  # the parameter was asked for again without its `if` clauses
+    # a template path the encoder cannot write as a whole (a disjunction of structs) → the refnames of
+    # its alternatives, each asked for on its own; its schema is their `anyOf`
+    ref_alternatives: dict[str, list[str]] = field(default_factory=dict)
     loose_refs: dict[int, str] = field(default_factory=dict)  # the same for requested template paths
+    op_stub: str = ""  # a `vela/op` stand-in for the legacy actions (`_legacy_op`), when one is used
 
 
 @dataclass
@@ -231,13 +241,103 @@ def _plan(index: int, d: Definition, whole: bool = False) -> _Plan:
             chars[start:end] = [c if c == "\n" else " " for c in body[start:end]]
         source = "".join(chars)
     imports = d.template.imports if whole else tuple(i for i in d.template.imports if _uses_import(source, i))
+    op_stub = ""
+    if whole:
+        imports, op_stub = _legacy_op(source, imports)
     loose = _loosen_lists(param_text) if param_text and not alternatives else ""
     loose_refs = {j: _loosen_lists(fields[path.split(".", 1)[1]]) for j, (_r, path) in enumerate(refs)
                   if path.split(".", 1)[1] in fields}
     return _Plan(index, d, alternatives, default_alt, refs, fields, param_text,
                  pending_refs=set(range(len(refs))), has_parameter=bool(params) or not outlined,
                  source=source, imports=imports, whole=whole, loose_param=loose if loose != param_text else "",
-                 loose_refs={j: t for j, t in loose_refs.items() if t != fields[refs[j][1].split(".", 1)[1]]})
+                 loose_refs={j: t for j, t in loose_refs.items() if t != fields[refs[j][1].split(".", 1)[1]]},
+                 op_stub=op_stub)
+
+
+# The actions of KubeVela's legacy workflow provider (`pkg/workflow/providers/legacy/oam`), still in
+# its `vela/op` package: older step definitions load the app's components and apply them one by one.
+# The engine has no `vela/op`; a compile check of a template using them gets a stand-in with their
+# fields, so that `op.#Load`'s `value` is open (filled at run time), not empty: indexing it is then
+# incomplete, as in KubeVela, instead of "index out of range". The v0.4 rewrite that guards iteration
+# over absent optional fields (`if x != _|_ for ...`) is undone for the loaded values: v0.4 takes an
+# unknown value for absent there, and the loop would be empty again (`_unguard_loaded`).
+_APPLY = "cluster: *\"\" | string, env: *\"\" | string, namespace: *\"\" | string, value: {...}, patch?: {...}"
+_LOAD = "app?: string, value: _"  # `_`: unknown until run time (iterating it is incomplete, not empty)
+_REMAINING = "exceptions: [...string], component?: string"
+LEGACY_OP_ACTIONS = {
+    "ApplyComponent": f"{_APPLY}, waitHealthy: *true | bool",
+    "RenderComponent": f"{_APPLY}, output?: {{...}}, outputs?: {{...}}",
+    "Load": _LOAD, "LoadComponets": _LOAD, "LoadPolicies": "value?: {...}",
+    "LoadComponetsInOrder": _LOAD, "LoadInOrder": _LOAD,
+    "ApplyApplication": "", "ApplyApplicationInParallel": "",
+    "ApplyRemaining": _REMAINING, "ApplyComponentRemaining": _REMAINING,
+}
+
+
+def _legacy_op(source: str, imports: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
+    """(imports, stand-in field): for a template whose `vela/op` import is used for a legacy action,
+    the import is replaced by a field of that name holding every `op.#X` the template names (the
+    legacy actions with their fields, any other one open)."""
+    for spec in imports:
+        parts = spec.split()
+        if parts[-1] != '"vela/op"':
+            continue
+        alias = parts[0] if len(parts) > 1 else "op"
+        used = dict.fromkeys(re.findall(rf"\b{re.escape(alias)}\.#([A-Za-z_]\w*)", source))
+        if not any(name in LEGACY_OP_ACTIONS for name in used):
+            return imports, ""
+        defs = ", ".join(f"#{n}: {{{LEGACY_OP_ACTIONS[n] + ', ' if LEGACY_OP_ACTIONS.get(n) else ''}...}}"
+                         for n in used)
+        return tuple(i for i in imports if i != spec), f"{alias}: {{{defs}}}"
+    return imports, ""
+
+
+def _unguard_loaded(body: str, stub: str) -> str:
+    """`body` (rewritten by `compat_v04`) with the iteration guard removed where a loop ranges over
+    the `value` of a field set from a legacy load action of the stand-in `stub`."""
+    alias = stub.split(":", 1)[0]
+    loaders = re.findall(rf"^\s*([A-Za-z_]\w*)\s*:\s*{re.escape(alias)}\.#Load\w*", body, re.M)
+    for label in dict.fromkeys(loaders):
+        body = re.sub(rf"if ({label}\.value) != _\|_ for (.+?) in \1\b", r"for \2 in \1", body)
+    return body
+
+
+def _without_if_clauses(text: str) -> str:
+    """`text` with every `if <condition> { ... }` clause blanked (line numbers kept)."""
+    try:
+        toks = tokenize(text)
+    except CueSyntaxError:
+        return text
+    chars = list(text)
+    k = 0
+    while k < len(toks):
+        t = toks[k]
+        if t.kind == "ident" and t.text == "if":
+            j = k + 1
+            depth = 0
+            while j < len(toks) and not (depth == 0 and toks[j].kind == "punct" and toks[j].text == "{"):
+                if toks[j].kind == "punct" and toks[j].text in "([":
+                    depth += 1
+                elif toks[j].kind == "punct" and toks[j].text in ")]":
+                    depth -= 1
+                j += 1
+            depth = 0
+            while j < len(toks):
+                if toks[j].kind == "punct" and toks[j].text in "{[(":
+                    depth += 1
+                elif toks[j].kind == "punct" and toks[j].text in "}])":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            if j >= len(toks):
+                return text
+            end = toks[j].start + 1
+            chars[t.start:end] = [c if c == "\n" else " " for c in text[t.start:end]]
+            k = j + 1
+            continue
+        k += 1
+    return "".join(chars)
 
 
 def _loosen_lists(text: str) -> str:
@@ -420,6 +520,8 @@ def _batch(plans: Sequence[_Plan], fix_v04: bool = False
         first = len(lines) + 1
         # the embedded v0.4 engine gets the same source rewrites as when rendering (velapy.cue.engine)
         body = (compat_v04(p.source) if fix_v04 else p.source).split("\n")
+        if fix_v04 and p.op_stub:
+            body = _unguard_loaded("\n".join(body), p.op_stub).split("\n")
         body[0] = " " * (t.column - 1) + body[0]  # keep columns as in the .cue file
         lines.extend(body)
         segments.append(_Segment(n, first, len(lines)))
@@ -429,6 +531,8 @@ def _batch(plans: Sequence[_Plan], fix_v04: bool = False
             lines.extend(f"_velapy_param: {p.loose_param}".split("\n"))
         for j, text in sorted(p.loose_refs.items()):
             lines.extend(f"_velapy_ref{j}: {text}".split("\n"))
+        if p.op_stub:
+            lines.append(p.op_stub)
         lines.append("}")
         wanted: list[_Request] = []
         if not p.has_parameter:
@@ -458,7 +562,17 @@ def generate(definitions: Sequence[Definition], evaluator: Evaluator, compile_ch
     evaluating the parameter leaves that definition with an open schema and a note.
     """
     out = Generated()
-    plans = [_plan(i, d, compile_check) for i, d in enumerate(definitions) if d.template is not None]
+    for d in definitions:
+        if d.terraform is not None:
+            try:
+                out.schemas[key_of(d)] = terraform_schema(d)
+            except hcl.HclError as exc:
+                out.problems[key_of(d)] = [Diagnostic(
+                    f"definition {d.name}: schematic.terraform.configuration: {exc.message}",
+                    Location(file=d.file, line=d.line),
+                    f"line {exc.line} of the HCL configuration")]
+    plans = [_plan(i, d, compile_check) for i, d in enumerate(definitions)
+             if d.template is not None and d.terraform is None]
     active = {p.index: p for p in plans}
     answers: dict[str, Any] = {}
     for _round in range(_MAX_ROUNDS):
@@ -491,6 +605,57 @@ def generate(definitions: Sequence[Definition], evaluator: Evaluator, compile_ch
         if k in out.problems or k in out.schemas:
             continue
         out.schemas[k] = _assemble(p, answers)
+    return out
+
+
+TERRAFORM_TYPES = ("hcl", "json", "remote")
+_CONNECTION_SECRET = {
+    "type": "object",
+    "description": "The Secret the cloud resource's connection details are written to "
+                   "(its namespace defaults to the application's)",
+    "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}},
+    "required": ["name"],
+}
+
+
+def terraform_schema(d: Definition) -> dict[str, Any]:
+    """The parameters of a Terraform component: the `variable` blocks of its HCL, as KubeVela lists
+    them (`vela def show`), plus `writeConnectionSecretToRef`. Open: KubeVela passes every property
+    on (`spec.variable`) without checking it, and so does velapy. A remote module is not read
+    offline: its schema is open, with a note. HclError when the HCL does not scan."""
+    tf = d.terraform or {}
+    out: dict[str, Any] = {"$schema": DIALECT, "title": f"{d.name} ({d.kind}) parameter"}
+    if d.description:
+        out["description"] = d.description
+    notes = ["a Terraform component: KubeVela renders it into a terraform-controller Configuration whose "
+             "spec.variable holds the properties, unchecked; Terraform checks them when it runs"]
+    kind = tf.get("type") or "hcl"
+    config = tf.get("configuration")
+    root: dict[str, Any] = {"type": "object"}
+    if kind == "hcl" and isinstance(config, str):
+        props: dict[str, Any] = {}
+        required: list[str] = []
+        for v in hcl.variables(config):
+            node = hcl.json_type(v.type, v.default)
+            if v.description:
+                node["description"] = v.description
+            if not v.required:
+                node["default"] = v.default
+            else:
+                required.append(v.name)
+            props[v.name] = node
+        props.setdefault("writeConnectionSecretToRef", _CONNECTION_SECRET)
+        root["properties"] = props
+        if required:
+            root["required"] = required
+    elif kind == "remote":
+        notes.append(f"the variables of a remote Terraform module ({config}) are not read offline: "
+                     "no parameter schema is available")
+    else:
+        notes.append(f"a Terraform configuration of type {kind!r}: its variables are not read")
+    out.update(root)
+    out["x-velapy-definition"] = {"kind": d.kind, "name": d.name, "digest": digest(d)}
+    out["x-velapy-notes"] = notes
     return out
 
 
@@ -534,6 +699,22 @@ def _handle_errors(stderr: str, batch_path: str, requests: list[_Request], segme
             req = next((by_line[ln] for ln, _ in local if ln in by_line), None)
         if req is not None and req.owner in active:
             plan = active[req.owner]
+            if req.key == f"p{plan.index}" and "unresolved disjunction" in message and not plan.unconditioned:
+                # `if mode == "b" {y: string}` with `mode: "a" | "b"` (no default): the encoder cannot
+                # pick a branch. Ask again without the `if` clauses: the fields outside them get their
+                # schema, the struct stays open (it holds a comprehension), CUE checks the rest at render
+                plan.unconditioned = True
+                stripped = _without_if_clauses(plan.loose_param or plan.param_text)
+                if stripped != (plan.loose_param or plan.param_text):
+                    plan.loose_param = stripped
+                    plan.notes.append("parameter: the fields of `if` clauses whose condition has no default value "
+                                      "are not in the schema (CUE checks them when rendering)")
+                    progressed = True
+                    continue
+            if req.key not in plan.failed_requests and _split_ref(plan, req, message):
+                plan.failed_requests.add(req.key)
+                progressed = True
+                continue
             if req.key not in plan.failed_requests:
                 plan.failed_requests.add(req.key)
                 plan.notes.append(_encoder_note(req, message))
@@ -570,6 +751,31 @@ def _handle_errors(stderr: str, batch_path: str, requests: list[_Request], segme
         out.problems[k] = list({(x.location.file, x.location.line, x.location.column): x
                                 for x in reversed(located)}.values())[::-1]
     return progressed
+
+
+def _split_ref(plan: _Plan, req: _Request, message: str) -> bool:
+    """A template path that is a disjunction of structs (`#Match: {prefix: string} | {exact: string}`),
+    which CUE v0.4's encoder refuses ("unsupported op | for object type"): ask for each alternative
+    as a path of its own (`_velapy_ref<j>`), as the top-level parameter's alternatives are."""
+    m = re.fullmatch(r"r\d+_(\d+)", req.key)
+    if m is None or "unsupported op |" not in message or not req.refname or req.refname in plan.ref_alternatives:
+        return False
+    label = plan.refs[int(m.group(1))][1].split(".", 1)[1]
+    alts = _split_disjunction(plan.fields.get(label, ""))
+    if len(alts) < 2:
+        return False
+    names = []
+    for k, alt in enumerate(alts):
+        alt = alt[1:].lstrip() if alt.startswith("*") else alt
+        j = len(plan.refs)
+        name = f"{req.refname}_{k + 1}"
+        plan.refs.append((name, f"_t{plan.index}._velapy_ref{j}"))
+        plan.loose_refs[j] = _loosen_lists(alt)
+        plan.fields[name.split(".", 1)[1]] = alt  # its text, for the open-struct scan
+        plan.pending_refs.add(j)
+        names.append(name)
+    plan.ref_alternatives[req.refname] = names
+    return True
 
 
 def _owners(head: str, local: list[tuple[int, int]], segments: list[_Segment],
@@ -714,6 +920,12 @@ class _Converter:
             text = self.plan.fields.get(label, self.plan.fields.get("#" + label, ""))
         elif name in self.answers:
             raw = self.answers[name]
+        if raw is None and name in self.plan.ref_alternatives:
+            pretty = self._pretty(name)
+            self.names[name] = pretty
+            self.defs[pretty] = {}  # placeholder against recursion
+            self.defs[pretty] = {"anyOf": [self.ref(alt) for alt in self.plan.ref_alternatives[name]]}
+            return {"$ref": f"#/$defs/{pretty}"}
         if raw is None:
             return {}  # not expressible: anything goes
         pretty = self._pretty(name)

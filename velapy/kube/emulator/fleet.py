@@ -30,7 +30,8 @@ class Fleet:
 
     def __init__(self, names: Sequence[str], rbac: str | Path | dict[str, Any] | None = None,
                  ready_after: float = 0.0, audit_log: str | Path | None = None,
-                 versions: Mapping[str, str] | None = None, tls: bool = True) -> None:
+                 versions: Mapping[str, str] | None = None, tls: bool = True,
+                 hold_images: Sequence[str] = ()) -> None:
         if len(set(names)) != len(names):
             raise ValueError(f"cluster names repeat: {', '.join(names)}")
         self.authz = Authorizer.load(rbac)
@@ -40,6 +41,8 @@ class Fleet:
         self.clusters: dict[str, Cluster] = {
             n: Cluster(n, authz=self.authz, ready_after=ready_after, version=(versions or {}).get(n, ""),
                        audit=self.audit, tls=context) for n in names}
+        for c in self.clusters.values():
+            c.store.held_images = tuple(hold_images)
 
     def __getitem__(self, name: str) -> Cluster:
         return self.clusters[name]

@@ -96,6 +96,7 @@ BUILTIN: tuple[ResourceType, ...] = (
        generation=True),
     _t("authorization.k8s.io/v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False, verbs=("create",)),
     _t("authentication.k8s.io/v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=("create",)),
+    _t("coordination.k8s.io/v1", "Lease", "leases"),
 )
 
 # the preferred version of a group comes first in BUILTIN (autoscaling/v2 before v1)

@@ -10,7 +10,12 @@ existing file: the kubeconfig is deleted on exit, so pointing it at a real one w
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -23,7 +28,7 @@ from velapy.load.clusters import load_inventory
 
 
 def serve(inventory: str, kubeconfig: str, out: TextIO, *, audit_log: str = "", rbac: str = "",
-          ready_after: float = 0.0, stop: threading.Event | None = None) -> int:
+          ready_after: float = 0.0, stop: threading.Event | None = None, hold_images: Sequence[str] = ()) -> int:
     """Serve the fleet of `inventory` until a signal (or `stop`) arrives; the exit code."""
     inv = load_inventory(inventory)
     target = Path(kubeconfig)
@@ -36,7 +41,7 @@ def serve(inventory: str, kubeconfig: str, out: TextIO, *, audit_log: str = "", 
         raise InputError("--ready-after must be zero or more seconds")
     try:
         fleet = Fleet(inv.names(), rbac=rbac or None, ready_after=ready_after, audit_log=audit_log or None,
-                      versions={c.name: c.version for c in inv.clusters if c.version})
+                      versions={c.name: c.version for c in inv.clusters if c.version}, hold_images=hold_images)
     except RbacError as e:
         raise InputError([Diagnostic(str(e), Location(file=rbac))]) from None
     except OSError as e:
@@ -67,3 +72,40 @@ def serve(inventory: str, kubeconfig: str, out: TextIO, *, audit_log: str = "", 
         for s, handler in previous.items():
             signal.signal(s, handler)
     return EXIT_OK
+
+
+def serve_in_background(args: Sequence[str], kubeconfig: str, out: TextIO, pid_file: str = "",
+                        wait: float = 30.0) -> int:
+    """Start `velapy emulate ARGS` as a process of its own (a new session, so it outlives this one),
+    print its lines once it is ready, write its pid (to `pid_file` too), and return; `kill PID`
+    stops it cleanly (its kubeconfig is removed)."""
+    if Path(kubeconfig).exists():
+        raise InputError([Diagnostic(f"{kubeconfig} already exists", Location(file=kubeconfig),
+                                     "the emulator writes a fresh kubeconfig and deletes it when it stops")])
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-m", "velapy", "emulate", *args], stdout=subprocess.PIPE,
+                                stderr=err, stdin=subprocess.DEVNULL, start_new_session=True, text=True)
+        assert proc.stdout is not None
+        deadline = time.monotonic() + wait
+        lines = []
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("ready:"):
+                proc.stdout.close()
+                out.write("".join(lines))
+                out.write(f"pid {proc.pid}: stop it with kill {proc.pid}\n")
+                out.flush()
+                if pid_file:
+                    Path(pid_file).write_text(f"{proc.pid}\n", encoding="utf-8")
+                return EXIT_OK
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(10)
+        err.seek(0)
+        said = err.read().decode("utf-8", "replace").strip()
+    raise ClusterError(f"the emulator did not start{f': {said}' if said else ''}")
+
+

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import fnmatch
 import json
 import random
 import re
@@ -157,6 +158,10 @@ class Store:
     pending: dict[Key, float] = field(default_factory=dict)  # controller due times
     held: set[Key] = field(default_factory=set)
     clock: Callable[[], float] = time.time
+    # workloads whose pod template runs an image matching one of these globs never finish their
+    # rollout (as with an image that cannot be pulled), until a change of image releases them
+    held_images: tuple[str, ...] = ()
+    image_held: set[Key] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.reset()
@@ -167,6 +172,7 @@ class Store:
             self.objects.clear()
             self.pending.clear()
             self.held.clear()
+            self.image_held.clear()
             ns = self.types.by_kind("v1", "Namespace")
             assert ns is not None
             for name in BUILTIN_NAMESPACES:
@@ -721,7 +727,7 @@ class Store:
         with self.lock:
             now = self.clock()
             for key, due in sorted(self.pending.items()):
-                if due > now or key in self.held:
+                if due > now or key in self.held or key in self.image_held:
                     continue
                 del self.pending[key]
                 live = self.objects.get(key)
@@ -759,12 +765,23 @@ class Store:
         changed = old is None or new["metadata"].get("generation") != old["metadata"].get("generation")
         if not changed:
             return
-        if self.ready_after <= 0 and key not in self.held:
+        if self.held_images and _runs_image(new, self.held_images):
+            self.image_held.add(key)
+        else:
+            self.image_held.discard(key)
+        if self.ready_after <= 0 and key not in self.held and key not in self.image_held:
             new["status"] = _ready(t, new, now)
             self.pending.pop(key, None)
         else:
             new["status"] = _progressing(t, new, now)
             self.pending[key] = now + self.ready_after
+
+
+def _runs_image(obj: dict[str, Any], patterns: tuple[str, ...]) -> bool:
+    pod = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    images = [str(c.get("image") or "") for k in ("initContainers", "containers") for c in pod.get(k) or []
+              if isinstance(c, dict)]
+    return any(fnmatch.fnmatchcase(i, p) for i in images for p in patterns)
 
 
 def _replicas(obj: dict[str, Any]) -> int:
