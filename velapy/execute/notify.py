@@ -18,62 +18,17 @@ import base64
 import http.client
 import json
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from velapy.errors import ClusterError, Location
 from velapy.execute.planfile import Step
+from velapy.execute.urls import host_of, spec_problem, url_problem
 from velapy.kube import Client, KubeError, ResourceType
 
 _SECRET = ResourceType("", "v1", "Secret", "secrets", True)
 TIMEOUT = 10.0
-
-
-def host_of(url: str) -> str:
-    """`scheme://host[:port]` of a URL that passed `url_problem` ("?" for what cannot be read)."""
-    try:
-        p = urllib.parse.urlsplit(url)
-        port = p.port
-    except ValueError:
-        return "?"
-    return f"{p.scheme}://{p.hostname or '?'}" + (f":{port}" if port else "")
-
-
-def url_problem(url: str) -> str:
-    """Why `url` cannot be sent to, in words that quote none of it; "" when it can."""
-    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
-        return "it holds a space or a control character"
-    try:
-        p = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "it is not a URL (a malformed [host])"
-    if p.scheme not in ("http", "https"):
-        return "only http and https URLs are sent"
-    try:
-        host, _port = p.hostname, p.port
-    except ValueError:
-        return "its port is not a number from 0 to 65535"
-    if not host:
-        return "it names no host"
-    return ""
-
-
-def spec_problem(spec: Any) -> str:
-    """What is wrong with the shape of a `url` (a string, `{value}` or `{secretRef: {name, key}}`);
-    for a URL given in the plan, what is wrong with the URL too. Never quotes the URL."""
-    if isinstance(spec, str):
-        return "" if not url_problem(spec) else f"url is not a URL that can be sent to: {url_problem(spec)}"
-    if not isinstance(spec, Mapping):
-        return "url must be {value: ...} or {secretRef: {name, key}}"
-    if spec.get("value"):
-        bad = url_problem(str(spec["value"]))
-        return f"url.value is not a URL that can be sent to: {bad}" if bad else ""
-    ref = spec.get("secretRef")
-    if not isinstance(ref, Mapping) or not (ref.get("name") and ref.get("key")):
-        return "url must be {value: ...} or {secretRef: {name, key}}: secretRef needs name and key"
-    return ""
 
 
 def _url(step: Step, spec: Any, hub: Client | None, namespace: str,

@@ -23,6 +23,7 @@ from velapy.bundle.layout import PLAN_FILE
 from velapy.compile.plan import ObjectKey, digest_of, group_of
 from velapy.errors import Diagnostic, InputError, Location, VelapyError
 from velapy.execute.conditions import Condition, ConditionError, parse_condition
+from velapy.execute.urls import spec_problem
 from velapy.load.clusters import Identity
 from velapy.load.yamlio import Document, load_documents
 from velapy.review.diff import read_folder
@@ -273,8 +274,6 @@ def _check_http_step(name: str, stype: str, props: Mapping[str, Any], where: Cal
                      problems: list[Diagnostic]) -> None:
     """notification / webhook: refuse what velapy cannot send (email needs SMTP, a URL that is not
     one), never quoting a URL (it may hold a token)."""
-    from velapy.execute.notify import spec_problem
-
     loc = where()
     urls: list[tuple[tuple[str, ...], Any]] = [(("url",), props.get("url"))] if stype == "webhook" else \
         [((ch, "url"), props[ch].get("url")) for ch in ("slack", "dingding", "lark")
