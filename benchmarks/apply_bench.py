@@ -39,7 +39,10 @@ def app(name: str, parallelism: int) -> dict[str, Any]:
         "spec": {
             "components": [
                 {"name": "web", "type": "webservice",
-                 "properties": {"image": "registry.example.com/web:1.0", "ports": [{"port": 8080, "expose": True}]},
+                 # cpu/memory as users write them: the API server stores them canonically (500m, 1Gi), so
+                 # the no-op re-apply is only 0 writes if velapy asks the server, not its own copy
+                 "properties": {"image": "registry.example.com/web:1.0", "ports": [{"port": 8080, "expose": True}],
+                                "cpu": "0.5", "memory": "1024Mi"},
                  "traits": [{"type": "scaler", "properties": {"replicas": 2}}]},
                 {"name": "worker", "type": "worker", "properties": {"image": "registry.example.com/worker:1.0"}},
             ],

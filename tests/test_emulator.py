@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,15 @@ from kubernetes import client, config, dynamic
 from kubernetes.dynamic.exceptions import ConflictError, ForbiddenError, NotFoundError, ResourceNotFoundError
 
 from velapy.kube.emulator import Fault
+
+
+def eventually(check: Callable[[], bool], timeout: float = 3.0) -> bool:
+    end = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def dyn(fleet: RunningFleet, ctx: str, tmp_path: Path, **headers: str) -> dynamic.DynamicClient:
@@ -165,7 +175,9 @@ def test_delete_preconditions_and_namespace_cascade(shared_fleet: RunningFleet, 
                                                 "propagationPolicy": "Background"})
     assert shared_fleet["b"].get("v1", "ConfigMap", ns, "x") is None
     d.server_side_apply(res, body=cm(ns, "y"), field_manager="velapy")
-    d.delete(d.resources.get(api_version="v1", kind="Namespace"), name=ns)
+    gone = d.delete(d.resources.get(api_version="v1", kind="Namespace"), name=ns)
+    assert gone.status.phase == "Terminating"  # its contents go first, asynchronously
+    assert eventually(lambda: shared_fleet["b"].get("v1", "Namespace", "", ns) is None)
     assert shared_fleet["b"].get("v1", "ConfigMap", ns, "y") is None
 
 
@@ -266,7 +278,10 @@ def test_unknown_token_is_401_and_a_token_belongs_to_one_cluster(shared_fleet: R
         r = http.pool.request("GET", http.cluster.url + "/api/v1/namespaces",
                               headers={"Authorization": f"Bearer {token}"})
         assert r.status == 401 and json.loads(r.data)["reason"] == "Unauthorized"
-    assert http.pool.request("GET", http.cluster.url + "/version").status == 401
+    # anonymous /version and /healthz are allowed (system:public-info-viewer); anything else needs a token
+    assert http.pool.request("GET", http.cluster.url + "/version").status == 200
+    assert http.pool.request("GET", http.cluster.url + "/healthz").status == 200
+    assert http.pool.request("GET", http.cluster.url + "/api/v1/namespaces").status == 401
 
 
 def test_crd_registers_its_kind_and_deleting_it_unregisters(emulator_fleet: Callable[..., RunningFleet],
@@ -279,9 +294,15 @@ def test_crd_registers_its_kind_and_deleting_it_unregisters(emulator_fleet: Call
            "spec": {"group": "example.com", "scope": "Namespaced",
                     "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "shortNames": ["wd"]},
                     "versions": [{"name": "v1", "served": True, "storage": True,
-                                  "schema": {"openAPIV3Schema": {"type": "object"}},
+                                  "schema": {"openAPIV3Schema": {"type": "object",
+                                                                 "x-kubernetes-preserve-unknown-fields": True}},
                                   "subresources": {"status": {}}}]}}
-    d.server_side_apply(crds, body=crd, field_manager="velapy")
+    created = d.server_side_apply(crds, body=crd, field_manager="velapy").to_dict()
+    assert created["status"]["conditions"] == []  # Established a moment later, as on a real server
+    assert fleet["a"].store.types.by_kind("example.com/v1", "Widget") is None
+    assert eventually(lambda: any(c["type"] == "Established" and c["status"] == "True" for c in (fleet["a"].get(
+        "apiextensions.k8s.io/v1", "CustomResourceDefinition", "", "widgets.example.com") or {})["status"][
+        "conditions"]))
     widgets = d.resources.get(api_version="example.com/v1", kind="Widget")  # the lazy discoverer refreshes
     assert widgets.short_names == ["wd"]
     w = d.server_side_apply(widgets, body={"apiVersion": "example.com/v1", "kind": "Widget",
@@ -451,7 +472,9 @@ def test_controllers_finish_after_ready_after_seconds() -> None:
     store.apply(deploy, "default", "web", body, "velapy")
     store.apply(jobs, "default", "once", {"apiVersion": "batch/v1", "kind": "Job",
                                           "metadata": {"name": "once", "namespace": "default"},
-                                          "spec": {"template": {"spec": {"containers": []}}}}, "velapy")
+                                          "spec": {"template": {"spec": {
+                                              "restartPolicy": "Never",
+                                              "containers": [{"name": "c", "image": "busybox"}]}}}}, "velapy")
     store.apply(pvcs, "default", "data", {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                                           "metadata": {"name": "data", "namespace": "default"},
                                           "spec": {"resources": {"requests": {"storage": "5Gi"}}}}, "velapy")

@@ -84,3 +84,82 @@ def test_emulate_refuses_an_existing_kubeconfig_and_a_bad_inventory(tmp_path: Pa
     run = runner.invoke(main, ["emulate", str(DEMO), "--kubeconfig", str(tmp_path / "k"), "--rbac", str(rbac)])
     assert run.exit_code == 2 and "rules[0]: a rule needs verbs" in run.output
     assert not (tmp_path / "k").exists()
+
+
+def test_emulate_faults_down_clusters_and_commands(tmp_path: Path) -> None:
+    import io
+    import os
+    import threading
+
+    import urllib3
+
+    from velapy.kube.emulator.serve import serve
+
+    kc = tmp_path / "kubeconfig"
+    out = io.StringIO()
+    read_fd, write_fd = os.pipe()
+    commands = os.fdopen(read_fd, "r")
+    done = threading.Event()
+    result: list[int] = []
+    server = threading.Thread(target=lambda: result.append(serve(
+        str(DEMO), str(kc), out, stop=done, faults=["cluster=prod-beijing,method=PATCH,status=503,times=2"],
+        down=["test-1"], commands=commands)))
+    server.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not kc.exists():
+            assert time.monotonic() < deadline and server.is_alive(), out.getvalue()
+            time.sleep(0.02)
+        config = yaml.safe_load(kc.read_text())
+        url = {c["name"]: c["cluster"]["server"] for c in config["clusters"]}
+        token = {u["name"].removesuffix("-admin"): u["user"]["token"] for u in config["users"]}
+        ca = tmp_path / "ca.pem"
+        import base64
+        ca.write_bytes(base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"]))
+        pool = urllib3.PoolManager(ca_certs=str(ca), retries=False, timeout=5)
+
+        def call(cluster: str, method: str, path: str, body: str | None = None) -> int:
+            return pool.request(method, url[cluster] + path, body=body, headers={
+                "Authorization": f"Bearer {token[cluster]}",
+                "Content-Type": "application/merge-patch+json"}).status
+
+        assert "test-1" in out.getvalue() and "(down)" in out.getvalue()
+        with pytest.raises(urllib3.exceptions.HTTPError):
+            call("test-1", "GET", "/version")
+        patch = '{"metadata": {"labels": {"x": "y"}}}'
+        assert [call("prod-beijing", "PATCH", "/api/v1/namespaces/default", patch) for _ in range(3)] == \
+            [503, 503, 200]
+        assert call("prod-hangzhou", "PATCH", "/api/v1/namespaces/default", patch) == 200  # only that cluster
+        os.write(write_fd, b"start test-1\nstop prod-hangzhou\nfault cluster=local,method=GET,status=429\n")
+        deadline = time.monotonic() + 10
+        while "fault added on local" not in out.getvalue():
+            assert time.monotonic() < deadline, out.getvalue()
+            time.sleep(0.02)
+        assert call("test-1", "GET", "/version") == 200, out.getvalue()
+        with pytest.raises(urllib3.exceptions.HTTPError):
+            call("prod-hangzhou", "GET", "/version")
+        assert call("local", "GET", "/api/v1/namespaces") == 429
+        os.write(write_fd, b"start nowhere\n")
+        deadline = time.monotonic() + 10
+        while "no cluster 'nowhere'" not in out.getvalue():
+            assert time.monotonic() < deadline, out.getvalue()
+            time.sleep(0.02)
+    finally:
+        done.set()
+        os.close(write_fd)
+        server.join(timeout=30)
+    assert result == [0] and not kc.exists()
+
+
+def test_emulate_refuses_a_bad_fault_spec(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for spec, message in [("cluster=nowhere,status=503", "no cluster nowhere"),
+                          ("cluster=local,status=abc", "status must be a whole number"),
+                          ("cluster=local,colour=red", "'colour=red' is not key=value"),
+                          ("cluster=local,method=GET", "say what happens")]:
+        run = runner.invoke(main, ["emulate", str(DEMO), "--kubeconfig", str(tmp_path / "k"), "--fault", spec])
+        assert run.exit_code == 2 and message in run.output, run.output
+    run = runner.invoke(main, ["emulate", str(DEMO), "--kubeconfig", str(tmp_path / "k"), "--down", "nowhere"])
+    assert run.exit_code == 2 and "--down nowhere: no cluster nowhere" in run.output
+    run = runner.invoke(main, ["emulate", str(DEMO), "--kubeconfig", str(tmp_path / "k"), "--crd-delay", "-1"])
+    assert run.exit_code == 2 and "--crd-delay must be zero or more seconds" in run.output

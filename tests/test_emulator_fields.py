@@ -127,7 +127,7 @@ apply_step = st.tuples(st.sampled_from(["alice", "bob", "carol"]),
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(apply_step, min_size=1, max_size=8))
 def test_apply_matches_the_ownership_model(steps: list[tuple[str, dict[str, str], bool]]) -> None:
-    store = Store()
+    store = Store(kind_rules=False)  # the merge and ownership model alone
     t = store.types.by_kind("v1", "ConfigMap")
     assert t is not None
     values: dict[str, str] = {}
@@ -187,7 +187,7 @@ container_step = st.tuples(
 def test_apply_of_keyed_list_items_matches_the_ownership_model(
         steps: list[tuple[str, dict[str, dict[str, str]], bool]]) -> None:
     """Containers merge by name: an item lives while anyone owns it or a field in it."""
-    store = Store()
+    store = Store(kind_rules=False)  # the merge and ownership model alone
     t = store.types.by_kind("apps/v1", "Deployment")
     assert t is not None
     values: dict[tuple[str, str], str] = {}  # (container, field) → value; `name` included
@@ -242,7 +242,7 @@ def test_apply_and_update_share_ownership_like_the_api_server(
         steps: list[tuple[str, str, dict[str, str], bool]]) -> None:
     """Updates (PUT) take the fields they change without conflicts and drop removed fields from everyone;
     applies conflict with every other manager entry, the same name's Update entry included."""
-    store = Store()
+    store = Store(kind_rules=False)  # the merge and ownership model alone
     t = store.types.by_kind("v1", "ConfigMap")
     assert t is not None
     values: dict[str, str] = {}

@@ -23,9 +23,9 @@ from test_apply_cli import cli
 from test_execute_support import configmap, namespace, open_, write_plan
 
 from velapy.errors import InputError
-from velapy.execute.urls import url_problem
 from velapy.execute.progress import Reporter
 from velapy.execute.redact import MASK
+from velapy.execute.urls import url_problem
 
 # ------------------------------------------------------------------------------------------
 # webhook URLs from hub Secrets

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +129,15 @@ def test_discovery_refresh_finds_new_kinds(emulator_fleet: Any) -> None:
                               "versions": [{"name": "v1", "served": True, "storage": True}]}})
     with pytest.raises(NotServed):
         c.resource("example.com/v1", "Gadget")  # cached until refreshed
-    c.refresh_discovery()
-    assert c.resource("example.com/v1", "Gadget").plural == "gadgets"
+    end = time.monotonic() + 3  # served once the API server has Established the CRD (a moment later)
+    while True:
+        c.refresh_discovery()
+        try:
+            assert c.resource("example.com/v1", "Gadget").plural == "gadgets"
+            break
+        except NotServed:
+            assert time.monotonic() < end
+            time.sleep(0.05)
 
 
 def test_bad_kubeconfig_is_an_input_error(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ Errors name the cluster, the user, the verb, the resource and namespace/name.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +35,8 @@ from velapy.execute.objects import (
     field_path,
     health,
     owner,
+    same_digest,
+    same_object,
     shared_by,
     stored_form,
     unchanged,
@@ -76,6 +79,7 @@ class Item:
     health: Health | None = None
     shared: bool = False
     adopt: bool = False  # taken over from no application: velapy takes its fields too (force)
+    probe: bool = False  # applied from the same digest but stored differently: the server's dry run decides
     lost: str = ""  # claimed by another app (or someone) while this run applied it: who
 
 
@@ -136,6 +140,17 @@ def describe_error(exc: KubeError, client: Client, verb: str, rt: ResourceType |
     res = (f"{rt.plural}{'.' + rt.group if rt.group else ''}" if rt is not None else kind)
     target = f"{kind or (rt.kind if rt else '')} {namespace + '/' if namespace else ''}{name}".strip()
     if isinstance(exc, ApiError):
+        immutable = [c.field for c in exc.causes if "immutable" in c.message or "are forbidden" in c.message]
+        if exc.status == 422 and immutable:
+            paths = ", ".join(json.dumps(f) for f in immutable)
+            return (f"cluster {client.cluster}: {verb} {target}: HTTP 422 the API server will not change "
+                    f"{' and '.join(immutable)} of an existing {kind or 'object'} ({exc.server_message}); to replace "
+                    f"the object instead, give it a resource-update policy with recreateFields: [{paths}] (velapy "
+                    "then deletes and recreates it)")
+        if exc.status == 403 and any(c.type == "NamespaceTerminating" for c in exc.causes):
+            return (f"cluster {client.cluster}: {verb} {target}: namespace {namespace} is being deleted "
+                    "(Terminating) and takes no new objects; wait until it is gone, then apply again "
+                    f"(HTTP 403 {exc.server_message})")
         if exc.status == 403 and impersonation_denied(exc, client.identity):
             return (f"cluster {client.cluster}: the kubeconfig's user cannot impersonate {who(client.identity)}: "
                     f"{exc.server_message}")
@@ -287,6 +302,8 @@ class ClusterRollout:
                 it.action = "keep"
             elif unchanged(stored_form(it.want), it.live):
                 it.action = "skip"
+            elif same_digest(it.want, it.live):
+                it.probe = True  # canonical quantities, defaults: only the server can tell whether it would change
             elif it.live is not None and _must_recreate(rules, it.want, it.live):
                 it.action = "recreate"
         if not self.out.ok:
@@ -298,7 +315,9 @@ class ClusterRollout:
             if it.obj.namespace in missing and it.rt.namespaced:
                 continue  # its namespace is created first; the apply itself will tell
             try:
-                apply_as(c, it.rt, self._claimed(it), opts.manager, force=self._force(it), dry_run=True)
+                trial = apply_as(c, it.rt, self._claimed(it), opts.manager, force=self._force(it), dry_run=True)
+                if it.probe and it.live is not None and same_object(trial, it.live):
+                    it.action = "skip"  # the server's own answer: applying it again would change nothing
             except ApiError as exc:
                 if exc.status == 404 and it.obj.namespace in planned_ns:
                     continue  # the namespace comes with this step

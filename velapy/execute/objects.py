@@ -156,14 +156,39 @@ def contains(want: Any, have: Any) -> bool:
     return bool(want == have)
 
 
-def unchanged(want: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
-    """A re-apply of `want` would change nothing: the live object was applied from the same digest by
-    velapy and still holds every field velapy applies (someone changing one is drift: apply again)."""
+def same_digest(want: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
+    """The live object was applied by velapy from the same digest as `want`."""
     if live is None:
         return False
     want_digest = ((want.get("metadata") or {}).get("annotations") or {}).get(A_DIGEST)
     live_digest = ((live.get("metadata") or {}).get("annotations") or {}).get(A_DIGEST)
-    return want_digest is not None and want_digest == live_digest and contains(dict(want), dict(live))
+    return want_digest is not None and want_digest == live_digest
+
+
+def unchanged(want: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
+    """A re-apply of `want` would change nothing, as far as can be told without the server: the same digest,
+    and the live object still holds every field velapy applies, as sent (someone changing one is drift).
+    A server stores quantities canonically (`0.5` → `500m`), so a live object may differ from what was sent
+    and still be unchanged: `same_digest` without `unchanged` leaves the decision to `same_object` on the
+    server's dry-run answer."""
+    return live is not None and same_digest(want, live) and contains(dict(want), dict(live))
+
+
+def _comparable(obj: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(obj))
+    out.pop("status", None)
+    meta = out.get("metadata") or {}
+    meta.pop("resourceVersion", None)
+    for entry in meta.get("managedFields") or []:
+        if isinstance(entry, dict):
+            entry.pop("time", None)
+    return out
+
+
+def same_object(trial: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
+    """The server's answer to a dry-run apply equals the live object (status, resourceVersion and the
+    managers' timestamps aside): applying for real would write nothing."""
+    return bool(trial) and _comparable(trial) == _comparable(live)
 
 
 def stored_form(want: Mapping[str, Any]) -> dict[str, Any]:
@@ -249,6 +274,15 @@ def health(obj: Mapping[str, Any]) -> Health:
         if ready < want or updated < want or available < want:
             return Health(False, False, f"{ready}/{want} pods ready", **cols)
         return Health(True, False, "", **cols)
+    if group == "apiextensions.k8s.io" and kind == "CustomResourceDefinition":
+        # its kind is served only once the API server has Established it (a moment after the create)
+        names = _condition(obj, "NamesAccepted")
+        if names is not None and names.get("status") == "False":
+            return Health(False, True, f"names not accepted: {names.get('message') or names.get('reason') or ''}")
+        established = _condition(obj, "Established")
+        if established is None or established.get("status") != "True":
+            return Health(False, False, "waiting for the CRD to be Established")
+        return Health(True, False, "")
     if group == "batch" and kind == "Job":
         completions = _int(spec.get("completions"), 1)
         succeeded = _int(status.get("succeeded"))
@@ -267,5 +301,5 @@ def health(obj: Mapping[str, Any]) -> Health:
 
 
 __all__ = ["A_DIGEST", "A_SHARED_BY", "A_TRACKING", "L_APP", "L_APP_NS", "Health", "apply_once_applies",
-           "apply_rank", "contains", "desired", "field_path", "health", "owner", "shared_by", "stored_form",
-           "unchanged"]
+           "apply_rank", "contains", "desired", "field_path", "health", "owner", "same_digest", "same_object",
+           "shared_by", "stored_form", "unchanged"]

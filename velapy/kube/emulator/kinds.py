@@ -244,3 +244,39 @@ def openapi_gv(reg: TypeRegistry, group: str, version: str) -> dict[str, Any] | 
             "responses": {"200": {"description": "OK"}}}}
     return {"openapi": "3.0.0", "info": {"title": "Kubernetes (velapy emulator)", "version": "unversioned"},
             "paths": paths, "components": {"schemas": {}}}
+
+
+def openapi_v2(version: str) -> dict[str, Any]:
+    """A minimal /openapi/v2 (swagger 2.0) document: no paths or definitions. kubectl before 1.30 fetches it
+    before every `apply` (its validator is built from it eagerly) and fails when it is missing; with an
+    empty document it relies on the server's own field validation, which /openapi/v3 advertises."""
+    return {"swagger": "2.0", "info": {"title": "Kubernetes", "version": version}, "paths": {}, "definitions": {}}
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def openapi_v2_protobuf(doc: dict[str, Any]) -> bytes:
+    """The same document as the protobuf kubectl asks for (gnostic's openapi.v2.Document: swagger = 1,
+    info = 2 with title = 1 and version = 2, paths = 8, definitions = 9)."""
+    info = doc.get("info") or {}
+    return (_field(1, str(doc.get("swagger", "2.0")).encode())
+            + _field(2, _field(1, str(info.get("title", "")).encode())
+                     + _field(2, str(info.get("version", "")).encode()))
+            + _field(8, b"") + _field(9, b""))
+
+
+OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"

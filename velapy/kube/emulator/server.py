@@ -37,6 +37,10 @@ from velapy.kube.emulator.protobuf import ProtobufError
 from velapy.kube.emulator.protobuf import decode as decode_protobuf
 from velapy.kube.emulator.store import APPLY, ApiError, Store, now_text
 
+CRD_DELAY = 0.2  # seconds from a CRD's creation until it is Established and its kind served
+NAMESPACE_DELAY = 0.2  # seconds a deleted namespace stays Terminating before the controller empties it
+_PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
+ANONYMOUS = User("system:anonymous", ("system:unauthenticated",), "", False)
 _WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 
 
@@ -175,11 +179,12 @@ class Cluster:
 
     def __init__(self, name: str, *, authz: Authorizer | None = None, ready_after: float = 0.0,
                  version: str = "", audit: Callable[[dict[str, Any]], None] | None = None,
-                 token: str = "", tls: ssl.SSLContext | None = None) -> None:
+                 token: str = "", tls: ssl.SSLContext | None = None, crd_delay: float = CRD_DELAY,
+                 namespace_delay: float = NAMESPACE_DELAY) -> None:
         self.name = name
         self.authz = authz if authz is not None else Authorizer.load(None)
         self.version = version
-        self.store = Store(ready_after=ready_after)
+        self.store = Store(ready_after=ready_after, crd_delay=crd_delay, namespace_delay=namespace_delay)
         self.journal: list[Request] = []
         self.faults: list[Fault] = []
         self.lock = threading.Lock()
@@ -332,6 +337,7 @@ class Cluster:
     # routing
 
     def route(self, method: str, path: str, query: dict[str, list[str]]) -> _Route:
+        self.store.tick()  # controllers first: a CRD Established by now is routed and discovered
         parts = [p for p in path.split("/") if p]
         reg = self.store.types
         if not parts:
@@ -340,6 +346,8 @@ class Cluster:
             return _Route(discovery=_version_doc(self.version))
         if parts[0] in ("healthz", "livez", "readyz") and len(parts) == 1:
             return _Route(discovery="ok")
+        if parts[0] == "openapi" and len(parts) == 2 and parts[1] == "v2":
+            return _Route(discovery=kinds.openapi_v2(_version_doc(self.version)["gitVersion"]))
         if parts[0] == "openapi" and len(parts) >= 2 and parts[1] == "v3":
             if len(parts) == 2:
                 return _Route(discovery=kinds.openapi_root(reg))
@@ -441,10 +449,11 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------------------------------
 
     def _send(self, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        raw = body if isinstance(body, _Raw) else None
+        data = raw.data if raw is not None else body.encode() if isinstance(body, str) else json.dumps(body).encode()
         self.send_response(code)
-        self.send_header("Content-Type", "text/plain; charset=utf-8" if isinstance(body, str)
-                         else "application/json")
+        self.send_header("Content-Type", raw.content_type if raw is not None else
+                         "text/plain; charset=utf-8" if isinstance(body, str) else "application/json")
         self.send_header("Cache-Control", "no-cache, private")
         self.send_header("Audit-Id", self._audit_id)
         for k, v in (headers or {}).items():
@@ -465,7 +474,8 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip()
         req = Request(method, path, query, ctype, user_agent=self.headers.get("User-Agent", ""))
         epoch = cluster.epoch
-        req.dry_run = "All" in query.get("dryRun", [])
+        dry_values = query.get("dryRun", [])
+        req.dry_run = "All" in dry_values
         req.field_manager = query.get("fieldManager", [""])[0]
         req.force = query.get("force", [""])[0] in ("true", "1")
         code: int = 500
@@ -477,6 +487,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             auth = self.headers.get("Authorization", "")
             user = cluster.authenticate(auth[7:].strip() if auth.lower().startswith("bearer ") else "")
+            if user is None and not auth and path.rstrip("/") in _PUBLIC_PATHS:
+                user = ANONYMOUS  # the system:public-info-viewer ClusterRole binds these to everyone
             if user is None:
                 raise ApiError(401, "Unauthorized")
             req.user, req.groups = user.name, user.groups
@@ -491,6 +503,17 @@ class _Handler(BaseHTTPRequestHandler):
             imp_groups = req.impersonated_groups
             route = cluster.route(method, path, query)
             self._describe(req, route)
+            bad = [v for v in dry_values if v != "All"]
+            if bad and route.type is not None:
+                # ValidateCreateOptions and friends (apimachinery validation): only "All" is a dry-run directive
+                options = {"create": "CreateOptions", "update": "UpdateOptions", "patch": "PatchOptions"}.get(
+                    route.verb, "DeleteOptions")
+                raise ApiError(422, f'{options}.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{{'
+                               + ", ".join(json.dumps(v) for v in dry_values) + '}: supported values: "All"',
+                               "Invalid", {"group": "meta.k8s.io", "kind": options, "causes": [
+                                   {"reason": "FieldValueNotSupported", "field": "dryRun",
+                                    "message": 'Unsupported value: ' + json.dumps(dry_values) +
+                                    ': supported values: "All"'}]})
             fault = cluster._fault_for(method, path, (user.name, req.impersonated_user))
             if fault is not None:
                 req.fault = True
@@ -562,11 +585,17 @@ class _Handler(BaseHTTPRequestHandler):
                 rv = int(obj["metadata"].get("resourceVersion") or 0)
                 old = known.get(key)
                 if old is None:
-                    if not first or since == 0 or rv > since:
+                    if not first or since == 0:
                         events.append(("ADDED", obj))
+                    elif rv > since:  # from a resourceVersion: what changed since, as it changed
+                        created = store.created_at(watch.type, key[0], key[1])
+                        events.append(("ADDED" if created > since else "MODIFIED", obj))
                 elif old["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion"):
                     events.append(("MODIFIED", obj))
             events.extend(("DELETED", old) for key, old in known.items() if key not in current)
+            if first and since:
+                events.extend(("DELETED", obj) for obj in store.deleted_since(
+                    watch.type, watch.namespace, since, watch.label_selector, watch.field_selector))
             known, first = current, False
             for kind, obj in events:
                 data = json.dumps({"type": kind, "object": obj}).encode() + b"\n"
@@ -617,7 +646,8 @@ class _Handler(BaseHTTPRequestHandler):
                                f'"{resource}" in API group "" ' + (f'in the namespace "{ns}"' if ns
                                                                   else "at the cluster scope"),
                                "Forbidden", {"name": target, "kind": resource})
-        return as_user, (*tuple(as_groups), AUTHENTICATED)
+        # system:authenticated is added once (an impersonated group list may already name it)
+        return as_user, (*tuple(as_groups), *(() if AUTHENTICATED in as_groups else (AUTHENTICATED,)))
 
     def _describe(self, req: Request, route: _Route) -> None:
         req.verb = route.verb or ("get" if req.method == "GET" else req.method.lower())
@@ -640,6 +670,9 @@ class _Handler(BaseHTTPRequestHandler):
             if req.method not in ("GET", "HEAD"):
                 raise ApiError(405, "the server does not allow this method on the requested resource",
                                "MethodNotAllowed")
+            if isinstance(route.discovery, dict) and route.discovery.get("swagger") == "2.0" and \
+                    "protobuf" in self.headers.get("Accept", ""):
+                return 200, _Raw(kinds.openapi_v2_protobuf(route.discovery), kinds.OPENAPI_V2_PROTOBUF), {}
             return 200, route.discovery, {}
         t = route.type
         if t is None:
@@ -669,6 +702,15 @@ class _Handler(BaseHTTPRequestHandler):
         manager = req.field_manager or _manager_from_agent(req.user_agent)
         q = req.query
         dry = req.dry_run
+        validation = q.get("fieldValidation", [""])[0]
+        if route.verb == "patch" and req.content_type == APPLY and not route.sub and \
+                not store.exists(t, route.namespace, route.name) and \
+                not cluster.authz.allowed(cluster.name, user, groups, "create", t.group, t.plural, route.namespace,
+                                          route.name):
+            # an apply that creates is also a create: the patch handler authorizes it as one (handlers/patch.go,
+            # createAuthorizerAttributes), so `get`+`patch` alone cannot create by server-side apply
+            raise ApiError(403, forbidden_message(user, "create", t.group, t.plural, route.namespace, route.name),
+                           "Forbidden", {"name": route.name, "group": t.group, "kind": t.plural})
         if route.verb == "get":
             obj = store.get(t, route.namespace, route.name)
             return 200, self._maybe_table([obj], obj["metadata"].get("resourceVersion", ""), obj), {}
@@ -682,17 +724,32 @@ class _Handler(BaseHTTPRequestHandler):
             timeout = float(q.get("timeoutSeconds", ["300"])[0] or 300)
             return 200, _Watch(t, route.namespace, q.get("labelSelector", [""])[0], q.get("fieldSelector", [""])[0],
                                q.get("resourceVersion", [""])[0], min(timeout, 1800.0)), {}
+        warnings = store.collect_warnings()
+        answer = self._verb(cluster, route, req, manager, dry, validation)
+        if warnings:
+            # RFC 7234 warn-code 299, as the apiserver's warning recorder sends them
+            return answer[0], answer[1], {**answer[2], "Warning": ", ".join(
+                '299 - ' + json.dumps(w) for w in dict.fromkeys(warnings))}
+        return answer
+
+    def _verb(self, cluster: Cluster, route: _Route, req: Request, manager: str, dry: bool, validation: str
+              ) -> tuple[int, Any, dict[str, str]]:
+        """The writes: create, update, patch (apply), delete, deletecollection."""
+        store, q = cluster.store, req.query
+        assert route.type is not None
+        t = route.type
         if route.verb == "create":
             if route.name:
                 raise ApiError(405, "the server does not allow this method on the requested resource",
                                "MethodNotAllowed")
-            return 201, store.create(t, route.namespace, req.body, manager, dry), {}
+            return 201, store.create(t, route.namespace, req.body, manager, dry, validation), {}
         if route.verb == "update":
-            return 200, store.update(t, route.namespace, route.name, req.body, manager, dry, route.sub), {}
+            return 200, store.update(t, route.namespace, route.name, req.body, manager, dry, route.sub,
+                                     validation), {}
         if route.verb == "patch":
             obj, code = store.patch(t, route.namespace, route.name, req.body, req.content_type,
                                     req.field_manager if req.content_type == APPLY else manager,
-                                    force=req.force, dry_run=dry, sub=route.sub)
+                                    force=req.force, dry_run=dry, sub=route.sub, validation=validation)
             return code, obj, {}
         if route.verb == "delete":
             options = req.body if isinstance(req.body, dict) else {}
@@ -704,7 +761,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if f"preconditions.{k}" in q:
                     pre[k] = q[f"preconditions.{k}"][0]
             options["preconditions"] = pre
-            return 200, store.delete(t, route.namespace, route.name, options, dry), {}
+            answer, code = store.delete_answer(t, route.namespace, route.name, options, dry)
+            return code, answer, {}
         if route.verb == "deletecollection":
             doc = store.list_objects(t, route.namespace, q.get("labelSelector", [""])[0],
                                      q.get("fieldSelector", [""])[0])
@@ -746,8 +804,8 @@ class _Handler(BaseHTTPRequestHandler):
             "sourceIPs": ["127.0.0.1"], "userAgent": req.user_agent,
         }
         if req.impersonated_user:
-            event["impersonatedUser"] = {"username": req.impersonated_user,
-                                         "groups": [*list(imp_groups), AUTHENTICATED]}
+            event["impersonatedUser"] = {"username": req.impersonated_user, "groups": [
+                *list(imp_groups), *([] if AUTHENTICATED in imp_groups else [AUTHENTICATED])]}
         if req.resource:
             ref: dict[str, Any] = {"resource": req.resource, "apiGroup": req.api_group,
                                    "apiVersion": req.api_version}
@@ -777,6 +835,14 @@ class _Watch:
     field_selector: str
     resource_version: str
     timeout: float
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """An answer that is bytes of its own content type (the protobuf /openapi/v2)."""
+
+    data: bytes
+    content_type: str
 
 
 class _Unsupported(Exception):

@@ -13,12 +13,12 @@ Services get a clusterIP). Errors are `ApiError`s carrying the `Status` body the
 from __future__ import annotations
 
 import base64
+import collections
 import copy
 import fnmatch
 import json
 import random
 import re
-import string
 import threading
 import time
 import uuid
@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from velapy.kube.emulator import rules
+from velapy.kube.emulator.defaults import canonical_quantities, canonicalize
 from velapy.kube.emulator.fields import (
     PatchError,
     Schema,
@@ -63,6 +65,24 @@ _WORKLOADS = {("apps", "deployments"), ("apps", "statefulsets"), ("apps", "daemo
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
+# the field selectors a kind's registry supports beyond metadata.name and metadata.namespace
+_FIELD_LABELS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("", "pods"): ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+                   "spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs", "status.nominatedNodeName"),
+    ("", "secrets"): ("type",),
+    ("", "namespaces"): ("status.phase",),
+    ("", "events"): ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                     "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+                     "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"),
+    ("", "persistentvolumeclaims"): (),
+    ("", "replicationcontrollers"): ("status.replicas",),
+    ("apps", "replicasets"): ("status.replicas",),
+    ("batch", "jobs"): ("status.successful",),
+}
+
+# the generateName suffix alphabet of apimachinery's util/rand.String (no vowels, no 0/1/3: no words, no look-alikes)
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
 REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
            406: "NotAcceptable", 409: "Conflict", 410: "Expired", 415: "UnsupportedMediaType", 422: "Invalid",
            429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}
@@ -94,6 +114,20 @@ def not_found(t: ResourceType, name: str) -> ApiError:
 
 def _gr(t: ResourceType) -> str:
     return f"{t.plural}.{t.group}" if t.group else t.plural
+
+
+def invalid(t: ResourceType, name: str, causes: list[tuple[str, str]]) -> ApiError:
+    """The 422 of a refused object: `Kind.group "name" is invalid: field: message` (several in brackets), as
+    apimachinery's errors.NewInvalid writes it."""
+    gk = f"{t.kind}.{t.group}" if t.group else t.kind
+    parts = [f"{f}: {m}" if f else m for f, m in causes]
+    text = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
+    kinds = {"Required": "FieldValueRequired", "Forbidden": "FieldValueForbidden",
+             "Unsupported": "FieldValueNotSupported", "Too long": "FieldValueTooLong"}
+    return ApiError(422, f'{gk} "{name}" is invalid: {text}', "Invalid", {
+        "name": name, "group": t.group, "kind": t.kind,
+        "causes": [{"reason": next((r for k, r in kinds.items() if m.startswith(k)), "FieldValueInvalid"),
+                    "message": m, "field": f} for f, m in causes]})
 
 
 def now_text(ts: float | None = None) -> str:
@@ -158,6 +192,17 @@ class Store:
     pending: dict[Key, float] = field(default_factory=dict)  # controller due times
     held: set[Key] = field(default_factory=set)
     clock: Callable[[], float] = time.time
+    crd_delay: float = 0.0  # seconds until a new CRD is Established (and its kind served)
+    namespace_delay: float = 0.0  # seconds a deleted namespace stays Terminating before its contents go
+    crd_due: dict[str, float] = field(default_factory=dict)  # CRD name → when it becomes Established
+    namespace_due: dict[str, float] = field(default_factory=dict)  # Terminating namespace → when it is emptied
+    created: dict[Key, int] = field(default_factory=dict)  # the resourceVersion each object was created at
+    deleted: collections.deque[tuple[int, Key, dict[str, Any]]] = field(
+        default_factory=lambda: collections.deque(maxlen=1000))  # recent deletions, for watches from an RV
+    foreground: set[Key] = field(default_factory=set)  # owners waiting for their dependents (foreground deletion)
+    kind_rules: bool = True  # defaults.py and rules.validate (off: a unit test of the merge model alone)
+    _request: threading.local = field(default_factory=threading.local)  # per-request: the warnings to send
+    _seeding: bool = False  # put_object: test setup skips the per-kind validation (a minimal object will do)
     # workloads whose pod template runs an image matching one of these globs never finish their
     # rollout (as with an image that cannot be pulled), until a change of image releases them
     held_images: tuple[str, ...] = ()
@@ -172,6 +217,11 @@ class Store:
             self.objects.clear()
             self.pending.clear()
             self.held.clear()
+            self.crd_due.clear()
+            self.namespace_due.clear()
+            self.foreground.clear()
+            self.created.clear()
+            self.deleted.clear()
             self.image_held.clear()
             ns = self.types.by_kind("v1", "Namespace")
             assert ns is not None
@@ -208,6 +258,12 @@ class Store:
             terms = parse_field_selector(field_selector)
         except SelectorError as e:
             raise ApiError(400, str(e)) from None
+        allowed = (*_FIELD_LABELS.get((t.group, t.plural), ()), "metadata.name", "metadata.namespace")
+        for path, _op, _value in terms:
+            if path not in allowed:
+                # each kind's registry declares its selectable fields (GetAttrs / selectableFields)
+                raise ApiError(400, f'"{path}" is not a known field selector: only "metadata.name", '
+                               '"metadata.namespace"' if t.crd else f"field label not supported: {path}")
         with self.lock:
             items = []
             for (g, p, ons, _), obj in sorted(self.objects.items()):
@@ -221,6 +277,44 @@ class Store:
                     items.append(item)
             return {"kind": t.kind + "List", "apiVersion": t.api_version,
                     "metadata": {"resourceVersion": str(self.rv)}, "items": items}
+
+    def created_at(self, t: ResourceType, ns: str, name: str) -> int:
+        """The resourceVersion an object was created at (0: before this store kept count)."""
+        with self.lock:
+            return self.created.get(self.key(t, ns, name), 0)
+
+    def deleted_since(self, t: ResourceType, ns: str, since: int, label_selector: str = "",
+                      field_selector: str = "") -> list[dict[str, Any]]:
+        """Objects of `t` deleted after resourceVersion `since` (the last 1,000 deletions are kept)."""
+        reqs, terms = parse_label_selector(label_selector), parse_field_selector(field_selector)
+        with self.lock:
+            out = []
+            for rv, key, obj in self.deleted:
+                if rv <= since or (key[0], key[1]) != t.storage_key or (ns and key[2] != ns):
+                    continue
+                labels = obj.get("metadata", {}).get("labels") or {}
+                if all(r.matches(labels) for r in reqs) and field_matches(obj, terms):
+                    out.append(self.serve(t, obj))
+            return out
+
+    def _crd_schema(self, t: ResourceType) -> dict[str, Any] | None:
+        """The structural schema of a custom resource's version (None: none given, so nothing is pruned)."""
+        crd = self.objects.get(("apiextensions.k8s.io", "customresourcedefinitions", "", t.crd))
+        for v in ((crd or {}).get("spec") or {}).get("versions") or []:
+            if v.get("name") == t.version:
+                schema = (v.get("schema") or {}).get("openAPIV3Schema")
+                return schema if isinstance(schema, dict) else None
+        return None
+
+    def collect_warnings(self) -> list[str]:
+        """Start collecting this thread's request warnings (the list fills as the request is served)."""
+        self._request.warnings = []
+        out: list[str] = self._request.warnings
+        return out
+
+    def exists(self, t: ResourceType, ns: str, name: str) -> bool:
+        with self.lock:
+            return self.key(t, ns, name) in self.objects
 
     def namespace_exists(self, ns: str) -> bool:
         return ("", "namespaces", "", ns) in self.objects
@@ -280,11 +374,91 @@ class Store:
                     base64.b64decode(str(v), validate=True)
                 except ValueError:
                     causes.append((f"data[{k}]", "Invalid value: <redacted>: not base64 data"))
+        if not t.crd and self.kind_rules and not self._seeding:
+            causes.extend(c for c in rules.validate(t.group, t.kind, obj) if c not in causes)
         if causes:
-            message = f'{t.kind} "{name}" is invalid: ' + ", ".join(f"{f}: {m}" for f, m in causes)
-            raise ApiError(422, message, "Invalid", {"name": name, "group": t.group, "kind": t.kind,
-                                                      "causes": [{"reason": "FieldValueInvalid", "message": m,
-                                                                  "field": f} for f, m in causes]})
+            raise invalid(t, name, causes)
+
+    def _canonical(self, t: ResourceType, obj: dict[str, Any]) -> None:
+        """What the server stores: canonical quantities, defaults, no empty maps (built-in kinds; defaults.py)."""
+        if t.crd:
+            schema = self._crd_schema(t)
+            if schema is not None:
+                body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
+                causes: list[tuple[str, str]] = []
+                rules.check_schema(body, schema, "", causes)
+                if causes:
+                    raise invalid(t, str(obj.get("metadata", {}).get("name", "")), causes)
+            return
+        if not self.kind_rules:
+            return
+        errors = canonicalize(t.group, t.kind, obj)
+        if errors:
+            raise invalid(t, str(obj.get("metadata", {}).get("name", "")), errors)
+        meta = obj.get("metadata") or {}
+        spec = obj.get("spec")
+        if (t.group, t.kind) == ("batch", "Job") and not meta.get("uid") and isinstance(spec, dict) \
+                and not spec.get("manualSelector"):
+            # the Job strategy's generateSelector: the new Job's uid selects its pods, and the template carries it
+            meta["uid"] = str(uuid.uuid4())
+            name = str(meta.get("name", ""))
+            spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": meta["uid"]}}
+            template = spec.setdefault("template", {})
+            if isinstance(template, dict):
+                labels = template.setdefault("metadata", {}).setdefault("labels", {})
+                labels.update({"batch.kubernetes.io/controller-uid": meta["uid"], "batch.kubernetes.io/job-name": name,
+                               "controller-uid": meta["uid"], "job-name": name})
+
+    def _fields(self, t: ResourceType, obj: dict[str, Any], validation: str, apply: bool) -> None:
+        """fieldValidation: Strict refuses a field the kind's schema does not declare (400); otherwise it is
+        dropped, as the server's decoder drops it (the Warn header is not sent)."""
+        if validation not in ("", "Strict", "Warn", "Ignore"):
+            raise ApiError(400, f'fieldValidation: Invalid value: "{validation}": must be one of "Ignore", '
+                           '"Warn", "Strict"')
+        if t.crd:
+            schema = self._crd_schema(t)
+            unknown: list[str] = []
+            if schema is not None:
+                body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
+                rules.prune(body, schema, "", unknown)
+                if validation != "Strict":
+                    for k in [k for k in obj if k not in ("apiVersion", "kind", "metadata") and k not in body]:
+                        del obj[k]
+        else:
+            unknown = rules.unknown_fields(t.api_version, t.kind, obj, prune=validation != "Strict") or []
+        if not unknown:
+            return
+        if validation in ("", "Warn"):  # the default since 1.23: dropped, with a warning header per field
+            warnings = getattr(self._request, "warnings", None)
+            if warnings is not None:
+                warnings.extend(f'unknown field "{u}"' for u in unknown)
+        if validation != "Strict":
+            return
+        if apply:
+            raise ApiError(400, "failed to create typed patch object "
+                           f"({(obj.get('metadata') or {}).get('namespace', '')}/"
+                           f"{(obj.get('metadata') or {}).get('name', '')}; {t.api_version}, Kind={t.kind}): "
+                           + "; ".join(f".{u}: field not declared in schema" for u in unknown))
+        raise ApiError(400, f'{t.kind} in version "{t.version}" cannot be handled as a {t.kind}: strict decoding '
+                       "error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
+
+    def _check_update(self, t: ResourceType, live: dict[str, Any], new: dict[str, Any]) -> None:
+        """Immutable fields and finalizers of an object being deleted (rules.immutable)."""
+        causes = rules.immutable(t.group if not t.crd else "~crd", t.kind, live, new)
+        if causes:
+            raise invalid(t, str(live["metadata"].get("name", "")), causes)
+
+    def _terminating(self, t: ResourceType, ns: str, name: str) -> None:
+        """NamespaceLifecycle admission: nothing new in a namespace that is being deleted (403)."""
+        if not t.namespaced:
+            return
+        owner = self.objects.get(("", "namespaces", "", ns))
+        if owner is not None and owner["metadata"].get("deletionTimestamp"):
+            raise ApiError(403, f'{_gr(t)} "{name}" is forbidden: unable to create new content in namespace {ns} '
+                           "because it is being terminated", "Forbidden",
+                           {"name": name, "group": t.group, "kind": t.plural,
+                            "causes": [{"reason": "NamespaceTerminating", "message": f"namespace {ns} is being "
+                                        "terminated", "field": "metadata.namespace"}]})
 
     def _view(self, t: ResourceType, obj: dict[str, Any], sub: str) -> dict[str, Any]:
         """The part of an object a write through the main resource or `status` may own."""
@@ -297,13 +471,14 @@ class Store:
     # ------------------------------------------------------------------------------------------
     # writes
 
-    def create(self, t: ResourceType, ns: str, body: Any, manager: str, dry_run: bool = False) -> dict[str, Any]:
+    def create(self, t: ResourceType, ns: str, body: Any, manager: str, dry_run: bool = False,
+               validation: str = "") -> dict[str, Any]:
         with self.lock:
             obj = self._check_identity(t, ns, "", copy.deepcopy(body))
+            self._fields(t, obj, validation, False)
             meta = obj["metadata"]
             if not meta.get("name") and meta.get("generateName"):
-                meta["name"] = str(meta["generateName"]) + "".join(
-                    random.choices(string.ascii_lowercase + string.digits, k=5))
+                meta["name"] = str(meta["generateName"]) + "".join(random.choices(_SUFFIX_ALPHABET, k=5))
             if t.namespaced:
                 meta["namespace"] = ns
             obj["apiVersion"], obj["kind"] = t.api_version, t.kind
@@ -312,32 +487,30 @@ class Store:
                 meta.pop(k, None)
             if t.status:
                 obj.pop("status", None)
+            self._secret_data(t, obj)
+            self._canonical(t, obj)
             self._validate(t, obj)
             key = self.key(t, ns, str(meta["name"]))
             if key in self.objects:
                 raise ApiError(409, f'{_gr(t)} "{meta["name"]}" already exists', "AlreadyExists",
                                {"name": meta["name"], "group": t.group, "kind": t.plural})
             self._need_namespace(t, ns)
-            self._secret_data(t, obj)
+            self._terminating(t, ns, str(meta["name"]))
             entries: list[Entry] = []
             self._own_update(t, entries, None, obj, manager, "")
             return self._commit(t, key, None, obj, entries, dry_run)
 
     def update(self, t: ResourceType, ns: str, name: str, body: Any, manager: str, dry_run: bool = False,
-               sub: str = "") -> dict[str, Any]:
+               sub: str = "", validation: str = "") -> dict[str, Any]:
         with self.lock:
             obj = self._check_identity(t, ns, name, copy.deepcopy(body))
+            self._fields(t, obj, validation, False)
             key = self.key(t, ns, name)
             live = self.objects.get(key)
             if live is None:
                 raise not_found(t, name)
-            rv = obj["metadata"].get("resourceVersion")
-            if not rv:
-                raise ApiError(422, f'{t.kind} "{name}" is invalid: metadata.resourceVersion: Invalid value: 0x0: '
-                               "must be specified for an update", "Invalid",
-                               {"name": name, "group": t.group, "kind": t.kind,
-                                "causes": [{"reason": "FieldValueInvalid", "field": "metadata.resourceVersion",
-                                            "message": "Invalid value: 0x0: must be specified for an update"}]})
+            # every built-in kind velapy handles and every custom resource allow an unconditional update (their
+            # strategies' AllowUnconditionalUpdate is true): a PUT without resourceVersion overwrites
             return self._replace(t, key, live, obj, manager, dry_run, sub)
 
     def _replace(self, t: ResourceType, key: Key, live: dict[str, Any], obj: dict[str, Any], manager: str,
@@ -369,8 +542,16 @@ class Store:
                 obj["status"] = copy.deepcopy(live["status"])
             else:
                 obj.pop("status", None)
-        self._validate(t, obj)
+        if t.kind == "Service" and not t.group and sub != "status":
+            spec, old_spec = obj.get("spec"), live.get("spec") or {}
+            if isinstance(spec, dict) and not spec.get("clusterIP") and old_spec.get("clusterIP"):
+                spec["clusterIP"] = old_spec["clusterIP"]  # PatchAllocatedValues: an update keeps the allocated IP
+                spec["clusterIPs"] = copy.deepcopy(old_spec.get("clusterIPs") or [old_spec["clusterIP"]])
         self._secret_data(t, obj)
+        self._canonical(t, obj)
+        self._validate(t, obj)
+        if sub != "status":
+            self._check_update(t, live, obj)
         entries = _entries(live)
         self._own_update(t, entries, live, obj, manager, sub)
         return self._commit(t, key, live, obj, entries, dry_run)
@@ -381,9 +562,11 @@ class Store:
                         {"name": name, "group": t.group, "kind": t.plural})
 
     def patch(self, t: ResourceType, ns: str, name: str, body: Any, content_type: str, manager: str, *,
-              force: bool = False, dry_run: bool = False, sub: str = "") -> tuple[dict[str, Any], int]:
+              force: bool = False, dry_run: bool = False, sub: str = "", validation: str = ""
+              ) -> tuple[dict[str, Any], int]:
         if content_type == APPLY:
-            return self.apply(t, ns, name, body, manager, force=force, dry_run=dry_run, sub=sub)
+            return self.apply(t, ns, name, body, manager, force=force, dry_run=dry_run, sub=sub,
+                              validation=validation)
         with self.lock:
             key = self.key(t, ns, name)
             live = self.objects.get(key)
@@ -409,13 +592,14 @@ class Store:
             except PatchError as e:
                 raise ApiError(422 if content_type == JSON_PATCH else 400, str(e)) from None
             new = self._check_identity(t, ns, name, new)
+            self._fields(t, new, validation, False)
             new["metadata"].setdefault("name", name)
             if new["metadata"].get("resourceVersion") == live["metadata"]["resourceVersion"]:
                 new["metadata"].pop("resourceVersion")
             return self._replace(t, key, live, new, manager, dry_run, sub), 200
 
     def apply(self, t: ResourceType, ns: str, name: str, body: Any, manager: str, *, force: bool = False,
-              dry_run: bool = False, sub: str = "") -> tuple[dict[str, Any], int]:
+              dry_run: bool = False, sub: str = "", validation: str = "") -> tuple[dict[str, Any], int]:
         """Server-side apply (PATCH application/apply-patch+yaml)."""
         if not manager:
             raise ApiError(400, "PATCH, application/apply-patch+yaml requires fieldManager to be set", "BadRequest")
@@ -423,6 +607,9 @@ class Store:
             applied = self._check_identity(t, ns, name, drop_nulls(copy.deepcopy(body)))
             if not body.get("apiVersion") or not body.get("kind"):
                 raise ApiError(400, "apiVersion and kind must be set in an apply configuration")
+            self._fields(t, applied, validation, True)
+            if not t.crd:
+                canonical_quantities(t.group, t.kind, applied)  # the typed value: 0.5 and 500m are one quantity
             meta = applied["metadata"]
             meta.pop("managedFields", None)
             key = self.key(t, ns, name)
@@ -438,6 +625,7 @@ class Store:
                 if sub:
                     raise not_found(t, name)
                 self._need_namespace(t, ns)
+                self._terminating(t, ns, name)
                 base: dict[str, Any] = {"apiVersion": t.api_version, "kind": t.kind,
                                         "metadata": {"name": name, **({"namespace": ns} if t.namespaced else {})}}
             else:
@@ -474,8 +662,12 @@ class Store:
             if live is None:
                 merged.setdefault("metadata", {})
                 merged["metadata"]["name"] = name
-            self._validate(t, merged)
             self._secret_data(t, merged)
+            if sub != "status":
+                self._canonical(t, merged)
+            self._validate(t, merged)
+            if live is not None and sub != "status":
+                self._check_update(t, live, merged)
             entries = [e for e in entries if e.paths]
             if live is not None:
                 before = [(e.manager, e.operation, e.subresource, e.paths) for e in _entries(live)]
@@ -549,7 +741,7 @@ class Store:
         now = self.clock()
         meta = new.setdefault("metadata", {})
         if old is None:
-            meta["uid"] = str(uuid.uuid4())
+            meta["uid"] = meta.get("uid") or str(uuid.uuid4())  # a Job's was chosen for its selector
             meta["creationTimestamp"] = now_text(now)
             if t.generation:
                 meta["generation"] = 1
@@ -568,18 +760,47 @@ class Store:
             if not meta["resourceVersion"]:
                 del meta["resourceVersion"]
             return self.serve(t, new)
-        if old is not None and old["metadata"].get("deletionTimestamp") and not meta.get("finalizers"):
+        if old is not None and old["metadata"].get("deletionTimestamp") and not meta.get("finalizers") \
+                and (t.group, t.plural) != ("", "namespaces"):
             self._remove_now(t, key, "Background")
             return self.serve(t, new)
         self.rv += 1
         meta["resourceVersion"] = str(self.rv)
         self.objects[key] = new
-        if t.group == "apiextensions.k8s.io" and t.plural == "customresourcedefinitions":
+        if old is None:
+            self.created[key] = self.rv
+        if t.group == "apiextensions.k8s.io" and t.plural == "customresourcedefinitions" and \
+                meta["name"] not in self.crd_due:
             self.types.register_crd(new)
         return self.serve(t, new)
 
+    def _establish(self, now: float) -> None:
+        for name, due in sorted(self.crd_due.items()):
+            if due > now:
+                continue
+            del self.crd_due[name]
+            crd_type = self.types.by_kind("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+            key = ("apiextensions.k8s.io", "customresourcedefinitions", "", name)
+            live = self.objects.get(key)
+            if live is None or crd_type is None:
+                continue
+            new = copy.deepcopy(live)
+            self._controllers(crd_type, key, live, new, now, False)  # established now
+            self.rv += 1
+            new["metadata"]["resourceVersion"] = str(self.rv)
+            self.objects[key] = new
+            self.types.register_crd(new)
+
     def delete(self, t: ResourceType, ns: str, name: str, options: dict[str, Any], dry_run: bool = False
                ) -> dict[str, Any]:
+        return self.delete_answer(t, ns, name, options, dry_run)[0]
+
+    def delete_answer(self, t: ResourceType, ns: str, name: str, options: dict[str, Any], dry_run: bool = False
+                      ) -> tuple[dict[str, Any], int]:
+        """A delete → (the answer, its HTTP code). An object that stays (finalizers, a Terminating namespace,
+        foreground deletion) is answered with itself: 200, or 202 when `orphanDependents: false` was asked for
+        (apiserver handlers/delete.go: "Return http.StatusAccepted if the resource was not deleted immediately
+        and user requested cascading deletion by setting OrphanDependents=false")."""
         with self.lock:
             key = self.key(t, ns, name)
             live = self.objects.get(key)
@@ -607,25 +828,112 @@ class Store:
             done = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                     "details": {"name": name, "group": t.group, "kind": t.plural, "uid": live["metadata"]["uid"]}}
             if dry_run:
-                return done
+                return done, 200
+            held = 202 if options.get("orphanDependents") is False else 200
+            if t.group == "" and t.plural == "namespaces":
+                # the namespace goes Terminating; the namespace controller empties it, then removes it (tick)
+                if not live["metadata"].get("deletionTimestamp"):
+                    new = self._mark_deleted(key, live)
+                    new["status"] = {"phase": "Terminating"}
+                    self.namespace_due[name] = self.clock() + self.namespace_delay
+                return self.serve(t, self.objects[key]), held
+            if policy == "Foreground" and self._dependents(live):
+                # the owner stays, with the foregroundDeletion finalizer, until its dependents are gone
+                new = self._mark_deleted(key, live)
+                if "foregroundDeletion" not in new["metadata"].setdefault("finalizers", []):
+                    new["metadata"]["finalizers"].append("foregroundDeletion")
+                self.foreground.add(key)
+                for k in self._dependents(new):
+                    dep = self.objects[k]
+                    dt = self.types.storage_types().get((k[0], k[1]))
+                    if dt is not None and not dep["metadata"].get("deletionTimestamp"):
+                        self.delete_answer(dt, k[2], k[3], {"propagationPolicy": "Foreground"})
+                self._finish_foreground()
+                out = self.objects.get(key)
+                return (self.serve(t, out), held) if out is not None else (done, 200)
             if live["metadata"].get("finalizers"):
                 if not live["metadata"].get("deletionTimestamp"):
-                    new = copy.deepcopy(live)
-                    new["metadata"]["deletionTimestamp"] = now_text(self.clock())
-                    new["metadata"]["deletionGracePeriodSeconds"] = 0
-                    self.rv += 1
-                    new["metadata"]["resourceVersion"] = str(self.rv)
-                    self.objects[key] = new
-                return self.serve(t, self.objects[key])
+                    self._mark_deleted(key, live)
+                return self.serve(t, self.objects[key]), held
             self._remove_now(t, key, policy)
-            return done
+            return done, 200
+
+    def _mark_deleted(self, key: Key, live: dict[str, Any]) -> dict[str, Any]:
+        new = copy.deepcopy(live)
+        if not new["metadata"].get("deletionTimestamp"):
+            new["metadata"]["deletionTimestamp"] = now_text(self.clock())
+            new["metadata"]["deletionGracePeriodSeconds"] = 0
+        self.rv += 1
+        new["metadata"]["resourceVersion"] = str(self.rv)
+        self.objects[key] = new
+        return new
+
+    def _dependents(self, owner: dict[str, Any], blocking: bool = False) -> list[Key]:
+        """Objects whose ownerReferences name `owner` (with `blocking`: only those with blockOwnerDeletion)."""
+        uid = owner["metadata"].get("uid")
+        return [k for k, o in self.objects.items()
+                if any(r.get("uid") == uid and (not blocking or r.get("blockOwnerDeletion") is True)
+                       for r in o.get("metadata", {}).get("ownerReferences") or [])]
+
+    def _finish_foreground(self) -> None:
+        """The garbage collector's foreground step: an owner whose dependents are all gone loses its
+        foregroundDeletion finalizer (and goes when no other finalizer holds it)."""
+        storage = self.types.storage_types()
+        for key in sorted(self.foreground):
+            obj = self.objects.get(key)
+            finalizers = obj["metadata"].get("finalizers") or [] if obj is not None else []
+            if obj is None or "foregroundDeletion" not in finalizers:
+                self.foreground.discard(key)
+                continue
+            if self._dependents(obj, blocking=True):
+                continue  # only dependents with blockOwnerDeletion hold their owner
+            self.foreground.discard(key)
+            rest = [f for f in finalizers if f != "foregroundDeletion"]
+            t = storage.get((key[0], key[1]))
+            if not rest and t is not None:
+                self._remove_now(t, key, "Background")
+                continue
+            new = copy.deepcopy(obj)
+            new["metadata"]["finalizers"] = rest
+            self.rv += 1
+            new["metadata"]["resourceVersion"] = str(self.rv)
+            self.objects[key] = new
+
+    def _finish_namespaces(self, now: float) -> None:
+        """The namespace controller: a Terminating namespace past its delay loses its contents (objects with
+        finalizers are marked deleted and hold it), then goes itself."""
+        storage = self.types.storage_types()
+        for name, due in sorted(self.namespace_due.items()):
+            if due > now:
+                continue
+            inside = [k for k in self.objects if k[2] == name]
+            for k in inside:
+                obj = self.objects.get(k)
+                t = storage.get((k[0], k[1]))
+                if obj is None or t is None:
+                    continue
+                if obj["metadata"].get("finalizers"):
+                    if not obj["metadata"].get("deletionTimestamp"):
+                        self._mark_deleted(k, obj)
+                else:
+                    self._remove_now(t, k, "Background")
+            if any(k[2] == name for k in self.objects):
+                continue
+            del self.namespace_due[name]
+            ns_type = storage.get(("", "namespaces"))
+            if ns_type is not None:
+                self._remove_now(ns_type, ("", "namespaces", "", name), "Background")
 
     def _remove_now(self, t: ResourceType, key: Key, policy: str) -> None:
         obj = self.objects.pop(key, None)
         self.pending.pop(key, None)
+        self.created.pop(key, None)
         if obj is None:
             return
         self.rv += 1
+        gone = copy.deepcopy(obj)
+        gone["metadata"]["resourceVersion"] = str(self.rv)
+        self.deleted.append((self.rv, key, gone))
         uid = obj["metadata"].get("uid")
         if t.group == "" and t.plural == "namespaces":
             for k in [k for k in self.objects if k[2] == key[3] and k[2]]:
@@ -635,6 +943,7 @@ class Store:
             spec = obj.get("spec") or {}
             group, plural = spec.get("group"), (spec.get("names") or {}).get("plural")
             self.types.unregister_crd(key[3])
+            self.crd_due.pop(key[3], None)
             for k in [k for k in self.objects if (k[0], k[1]) == (group, plural)]:
                 self.objects.pop(k, None)
         dependents = [k for k, o in self.objects.items()
@@ -670,6 +979,14 @@ class Store:
 
     def seed(self, t: ResourceType, obj: dict[str, Any], manager: str) -> dict[str, Any]:
         """Create or replace an object directly (test setup), recording ownership by `manager`."""
+        with self.lock:
+            self._seeding = True
+            try:
+                return self._seed(t, obj, manager)
+            finally:
+                self._seeding = False
+
+    def _seed(self, t: ResourceType, obj: dict[str, Any], manager: str) -> dict[str, Any]:
         with self.lock:
             ns = str(obj.get("metadata", {}).get("namespace") or "") if t.namespaced else ""
             if t.namespaced and not ns:
@@ -726,6 +1043,11 @@ class Store:
         """Let the simulated controllers finish what is due."""
         with self.lock:
             now = self.clock()
+            self._establish(now)
+            if self.namespace_due:
+                self._finish_namespaces(now)
+            if self.foreground:
+                self._finish_foreground()
             for key, due in sorted(self.pending.items()):
                 if due > now or key in self.held or key in self.image_held:
                     continue
@@ -752,6 +1074,18 @@ class Store:
                 spec["clusterIP"] = ip
                 spec["clusterIPs"] = [ip]
         if t.group == "apiextensions.k8s.io" and t.plural == "customresourcedefinitions":
+            crd = str(new["metadata"].get("name", ""))
+            if old is None and self.crd_delay > 0 and not self._seeding:
+                # the apiextensions controllers accept the names and establish the CRD a moment later; until
+                # then its kind is neither discovered nor served (tick → _establish)
+                new["status"] = {"acceptedNames": {"kind": "", "plural": ""}, "conditions": [],
+                                 "storedVersions": [v.get("name") for v in (new.get("spec") or {}).get("versions")
+                                                    or [] if v.get("storage")]}
+                if not dry_run:
+                    self.crd_due[crd] = now + self.crd_delay
+                return
+            if crd in self.crd_due:
+                return
             names = (new.get("spec") or {}).get("names") or {}
             new["status"] = {"acceptedNames": copy.deepcopy(names), "storedVersions": [
                 v.get("name") for v in (new.get("spec") or {}).get("versions") or [] if v.get("storage")],
