@@ -47,6 +47,7 @@ from velapy.errors import (
 from velapy.load.application import Application, Component, Trait
 from velapy.load.clusters import ClusterVersion
 from velapy.load.definitions import Definition, Registry
+from velapy.load.metadata import metadata_problems
 from velapy.load.refobjects import HubObjects, resolve_ref_objects
 from velapy.oam import (
     A_FILTER_ANNOTATIONS,
@@ -647,6 +648,8 @@ def _take_component(s: _State, r: Result, problems: list[Diagnostic]) -> None:
     for name, obj in (v.get("outputs") or {}).items():
         if isinstance(obj, dict):
             s.outputs.append(Output(obj, "auxiliary", AUXILIARY_WORKLOAD, name))
+    problems.extend(_shape_problems([s.workload, *(o.obj for o in s.outputs)], loc,
+                                    f"the {s.definition.name} template"))
 
 
 def _take_trait(s: _State, index: int, ttype: str, r: Result, problems: list[Diagnostic]) -> None:
@@ -660,9 +663,33 @@ def _take_trait(s: _State, index: int, ttype: str, r: Result, problems: list[Dia
                 problems[-1], hint=f"the trait comes from override policy {trait.origin.policy}, whose component "
                                    f"name matched {s.task.component.name}")
         return
+    before = (s.workload, [o.obj for o in s.outputs])
     for name, obj in (v.get("outputs") or {}).items():
         if isinstance(obj, dict):
             s.outputs.append(Output(obj, "trait", ttype, name))
+    _take_patches(s, ttype, v, r, loc, problems)
+    # what this trait made or changed is checked here, where the trait is known
+    changed = [s.workload] if s.workload is not before[0] else []
+    changed += [o.obj for o in s.outputs if not any(o.obj is b for b in before[1])]
+    problems.extend(_shape_problems(changed, loc, f"trait {ttype}"))
+
+
+def _shape_problems(objs: Sequence[dict[str, Any] | None], loc: Location, by: str) -> list[Diagnostic]:
+    """Rendered objects whose metadata Kubernetes could not read (velapy.load.metadata), located at
+    the component or trait that produced them; such an object goes no further."""
+    out: list[Diagnostic] = []
+    for obj in objs:
+        if obj is None:
+            continue
+        for _path, message in metadata_problems(obj):
+            out.append(Diagnostic(f"{by} rendered a {obj.get('kind')} whose {message}", loc,
+                                  "Kubernetes reads metadata as a mapping whose labels and annotations map names "
+                                  "to strings"))
+    return out
+
+
+def _take_patches(s: _State, ttype: str, v: dict[str, Any], r: Result, loc: Location,
+                  problems: list[Diagnostic]) -> None:
     if UNIFIED in v:
         # an untagged patch was unified with the opened base by CUE itself (exact KubeVela semantics,
         # including element constraints such as `containers: [...{...}]` that exported data cannot carry)
