@@ -402,7 +402,7 @@ spec:
     cue:
       template: |
         import (
-        	apps "kube/apps/v1"
+            apps "kube/apps/v1"
         )
         output: apps.#Deployment
         output: spec: replicas: 1
