@@ -407,6 +407,20 @@ spec:
         output: apps.#Deployment
         output: spec: replicas: 1
         parameter: image: string
+---
+apiVersion: core.oam.dev/v1beta1
+kind: TraitDefinition
+metadata:
+  name: myingress
+spec:
+  schematic:
+    cue:
+      template: |
+        import (
+            kube "kube/v1"
+        )
+        outputs: service: kube.#Service
+        parameter: {}
 """
 
 
@@ -418,12 +432,13 @@ def test_a_kube_package_import_needs_a_live_cluster(tmp_path: Path, evaluator: E
     (tmp_path / "myworker.yaml").write_text(KUBE_IMPORT_DEF)
     (tmp_path / "app.yaml").write_text("apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: a}\n"
                                        "spec:\n  components:\n    - name: web\n      type: myworker\n"
-                                       "      properties: {image: busybox}\n")
+                                       "      properties: {image: busybox}\n      traits: [{type: myingress}]\n")
     loaded = load(Inputs(str(tmp_path / "app.yaml"), definition_dirs=(str(tmp_path / "myworker.yaml"),)))
     with pytest.raises(InputError) as err:
         dry_run_blocks(loaded.app, loaded.registry, evaluator)
     text = err.value.render()
     assert "app.yaml:7:13: spec.components[0].type: component definition myworker imports kube/apps/v1, a package " \
            "KubeVela generates from a live cluster's OpenAPI schema" in text
+    assert "app.yaml:9:23: spec.components[0].traits[0].type: trait definition myingress imports kube/v1" in text
     assert "undefined" not in text
-    assert [d.reason for d in err.value.diagnostics] == [REASON_LIVE_CLUSTER]
+    assert [d.reason for d in err.value.diagnostics] == [REASON_LIVE_CLUSTER] * 2

@@ -161,11 +161,13 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
         elif d.template is None:
             problems.append(Diagnostic(f"component definition {d.name} has no CUE template", d.location()))
             continue
-        needs = [offline_blocker(d)] + [offline_blocker(registry.get("trait", t.type)) for t in comp.traits]
-        missing = [n for n in needs if n is not None]
+        # each at the type that names the definition: the component's, or the trait's
+        needs = [(offline_blocker(d), task.app.component_location(comp, "type"))] + \
+            [(offline_blocker(registry.get("trait", t.type)), task.app.trait_location(comp, t, "type"))
+             for t in comp.traits]
+        missing = [(n, at) for n, at in needs if n is not None]
         if missing:
-            problems.extend(Diagnostic(m, task.app.component_location(comp, "type"), reason=why)
-                            for m, why in dict.fromkeys(missing))
+            problems.extend(Diagnostic(m, at, reason=why) for (m, why), at in missing)
             continue
         states.append(_State(task, d, d.template, props, terraform=configuration))
     # no raise here: the components that could be set up are still evaluated, so that one run
