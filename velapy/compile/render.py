@@ -38,6 +38,7 @@ from velapy.cue.engine import (
 )
 from velapy.errors import (
     REASON_ENGINE_CRASH,
+    REASON_LIVE_CLUSTER,
     REASON_PROVIDER,
     Diagnostic,
     InputError,
@@ -161,11 +162,13 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
         elif d.template is None:
             problems.append(Diagnostic(f"component definition {d.name} has no CUE template", d.location()))
             continue
-        needs = [provider_import(d)] + [provider_import(registry.get("trait", t.type)) for t in comp.traits]
-        missing = [n for n in needs if n]
+        # each at the type that names the definition: the component's, or the trait's
+        needs = [(offline_blocker(d), task.app.component_location(comp, "type"))] + \
+            [(offline_blocker(registry.get("trait", t.type)), task.app.trait_location(comp, t, "type"))
+             for t in comp.traits]
+        missing = [(n, at) for n, at in needs if n is not None]
         if missing:
-            problems.extend(Diagnostic(m, task.app.component_location(comp, "type"), reason=REASON_PROVIDER)
-                            for m in dict.fromkeys(missing))
+            problems.extend(Diagnostic(m, at, reason=why) for (m, why), at in missing)
             continue
         states.append(_State(task, d, d.template, props, terraform=configuration))
     # no raise here: the components that could be set up are still evaluated, so that one run
@@ -578,16 +581,22 @@ def _render_key(s: _State, registry: Registry) -> str:
                        [(t.type, t.properties) for t in comp.traits], ctx], sort_keys=True, default=str)
 
 
-def provider_import(d: Definition | None) -> str:
-    """Why a definition cannot render offline: it imports a KubeVela provider package (`vela/...`)."""
+def offline_blocker(d: Definition | None) -> tuple[str, str] | None:
+    """Why a definition cannot render offline, and the reason code: it imports a KubeVela provider
+    package (`vela/...`, run inside the controller: REASON_PROVIDER), or a `kube/<group>/<version>`
+    package, which KubeVela generates from a live cluster's OpenAPI schema (REASON_LIVE_CLUSTER)."""
     if d is None or d.template is None:
-        return ""
+        return None
     for spec in d.template.imports:
         path = spec.split()[-1].strip('"')
         if path.startswith("vela/"):
             return (f"{d.kind} definition {d.name} imports {path}, a KubeVela provider that runs inside the "
-                    f"KubeVela controller; velapy cannot render it offline ({d.file})")
-    return ""
+                    f"KubeVela controller; velapy cannot render it offline ({d.file})", REASON_PROVIDER)
+        if path.startswith("kube/"):
+            return (f"{d.kind} definition {d.name} imports {path}, a package KubeVela generates from a live "
+                    f"cluster's OpenAPI schema (its API types and CRDs); velapy cannot render it offline "
+                    f"({d.file})", REASON_LIVE_CLUSTER)
+    return None
 
 
 def _crash_diagnostic(s: _State, trait: Trait | None, definition: Definition | None, panic: str) -> Diagnostic:
