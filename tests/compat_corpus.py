@@ -24,8 +24,11 @@ structured reasons of velapy's errors (`Diagnostic.reason`), not from message te
 - identical           renders with both definition sets, same objects
 - velapy only         renders with velapy's built-ins; KubeVela's own CUE fails on the CUE v0.4 engine
 - definition nowhere  needs a definition that neither set, the repository nor the catalog holds
-- controller          needs a KubeVela controller provider (`vela/kube`, `vela/helm`, ...)
-- live cluster        needs a cluster's live objects (ref-objects without --resources)
+- controller          needs a KubeVela controller provider (`vela/kube`, `vela/helm`, ...), or its
+                      dry-run stream renders but `render -o` refuses, located, a custom workflow step
+                      that deploys the components in a way only the controller runs
+- live cluster        needs a cluster's live objects (ref-objects without --resources) or a
+                      `kube/<group>/<version>` package KubeVela generates from a cluster's OpenAPI schema
 - more input          needs what the text around it provides (a -f Workflow document, ...)
 - invalid as written  rejected with both sets for its input (placeholders, fragments, on purpose)
 - definition found, still fails
@@ -64,6 +67,7 @@ from velapy.bundle.dryrun import dry_run_blocks  # noqa: E402
 from velapy.cue.engine import Evaluator  # noqa: E402
 from velapy.deflib import vet_files  # noqa: E402
 from velapy.errors import (  # noqa: E402
+    REASON_CONTROLLER_STEP,
     REASON_ENGINE_CRASH,
     REASON_LIVE_CLUSTER,
     REASON_NEEDS_INPUT,
@@ -339,29 +343,33 @@ def render_with(app_file: str, base: Sequence[str], extra: Sequence[Path], ev: E
 _DEPLOYING = re.compile(r"\.#(Deploy|ApplyComponent|ApplyApplication\w*|ApplyRemaining|ApplyComponentRemaining)\b")
 
 
-def empty_plan(app_file: str, registry: Registry, ev: Evaluator, streamed: Outcome) -> str:
-    """A message when `velapy render -o` would write a plan without objects for an app whose
-    dry-run stream shows some and whose workflow has a custom step that deploys components
-    (its template uses `op.#Deploy`, `op.#ApplyComponent`, ...); "" otherwise. A workflow of steps
-    that deploy nothing rightly plans nothing; a plan that fails to compile offline (clusters no
-    inventory names, ...) is not this check's business."""
+def plan_check(app_file: str, registry: Registry, ev: Evaluator, streamed: Outcome) -> tuple[str, str]:
+    """What `velapy render -o` makes of an app whose dry-run stream shows objects: ("", "") when its
+    plan places them (or it fails to compile offline for reasons not this check's business: clusters
+    no inventory names, ...); the controller cause when it refuses, located, a custom step that
+    deploys the components in a way only KubeVela's controller runs (`REASON_CONTROLLER_STEP`);
+    a velapy defect when it writes a plan without objects although a custom step of the workflow
+    deploys components (`op.#Deploy`, `op.#ApplyComponent`, ...). A workflow of steps that deploy
+    nothing rightly plans nothing."""
     shown = sum(len(objs) for _t, _c, objs in streamed.objects or [])
     if not shown:
-        return ""
+        return "", ""
     try:
         plan = compile_app(Inputs(app_file, allow_unknown_parameters=True), ev, registry)
-    except VelapyError:
-        return ""
+    except VelapyError as exc:
+        if any(d.reason == REASON_CONTROLLER_STEP for d in exc.diagnostics):
+            return PROVIDER, "render -o: " + exc.render()
+        return "", ""
     if any(plan.bundles().values()):
-        return ""
+        return "", ""
     steps = [x for top in plan.steps for x in (top, *top.sub_steps)]
     deploying = [f"{x.name} ({x.type})" for x in steps
                  if (d := registry.get("workflow-step", x.type)) is not None and d.template is not None
                  and _DEPLOYING.search(d.template.body)]
     if not deploying:
-        return ""
-    return (f"render -o: a plan without objects while the dry-run stream shows {shown}; the steps "
-            f"{', '.join(deploying)} deploy components")
+        return "", ""
+    return DEFECT, (f"render -o: a plan without objects while the dry-run stream shows {shown}; the steps "
+                    f"{', '.join(deploying)} deploy components")
 
 
 def classify(ours: Outcome, theirs: Outcome, found: bool = False) -> str:
@@ -461,9 +469,10 @@ def main(argv: list[str]) -> int:
                     a, b = render_with(str(app), [], found, ev), render_with(str(app), theirs_dirs, found, ev)
             cause = classify(a, b, bool(found))
             same += cause == IDENTICAL
-            if cause == IDENTICAL and (gap := empty_plan(str(app), load_registry(list(map(str, found))) if found
-                                                        else ours, ev, a)):
-                cause, a = DEFECT, Outcome(False, text=gap)
+            if cause == IDENTICAL:
+                planned, why = plan_check(str(app), load_registry(list(map(str, found))) if found else ours, ev, a)
+                if planned:  # the stream's objects still count as identical below
+                    cause, a = planned, Outcome(False, text=why)
             with_found += bool(found) and cause == IDENTICAL
             differ += a.ok and b.ok and cause == DEFECT
             strict += a.ok and strict_problems(str(app), load_registry(list(map(str, found))) if found else ours)

@@ -81,7 +81,7 @@ def test_unhealthy_canary_fails_before_the_gate(fleet: RunningFleet, kc: Path, t
     existing["metadata"]["labels"] = {"app.oam.dev/name": "app", "app.oam.dev/namespace": "shop"}
     fleet["a"].put_object(existing)
     plan = write_plan(tmp_path / "p", "app", "shop", [
-        {"name": "canary", "type": "deploy", "timeout": "300ms", "placements": {"a": [deployment("web", "shop")]}},
+        {"name": "canary", "type": "deploy", "timeout": "2s", "placements": {"a": [deployment("web", "shop")]}},
         {"name": "approve", "type": "suspend", "gate": {"type": "suspend"}},
         {"name": "prod", "type": "deploy", "placements": {"b": [deployment("web", "shop")]}}])
     report = apply(plan, kc, tmp_path / "st")

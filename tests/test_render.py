@@ -391,3 +391,54 @@ def test_conflicts_are_reported_as_one_trait_per_round_reports_them(
     assert grouped.value.render() == sequential.value.render()
     assert f"traits[{len(traits) - 1}]" in grouped.value.render() or "(component web, trait set-replicas)" in \
         grouped.value.render()
+
+
+KUBE_IMPORT_DEF = """apiVersion: core.oam.dev/v1beta1
+kind: ComponentDefinition
+metadata:
+  name: myworker
+spec:
+  schematic:
+    cue:
+      template: |
+        import (
+            apps "kube/apps/v1"
+        )
+        output: apps.#Deployment
+        output: spec: replicas: 1
+        parameter: image: string
+---
+apiVersion: core.oam.dev/v1beta1
+kind: TraitDefinition
+metadata:
+  name: myingress
+spec:
+  schematic:
+    cue:
+      template: |
+        import (
+            kube "kube/v1"
+        )
+        outputs: service: kube.#Service
+        parameter: {}
+"""
+
+
+def test_a_kube_package_import_needs_a_live_cluster(tmp_path: Path, evaluator: Evaluator) -> None:
+    """KubeVela generates `kube/<group>/<version>` packages from a cluster's OpenAPI schema (KubeVela's
+    docs/examples/dry-run): said so, at the component's type, as a live-cluster need, not as the
+    engine's raw `"kube/apps/v1".#Deployment undefined`."""
+    from velapy.errors import REASON_LIVE_CLUSTER
+    (tmp_path / "myworker.yaml").write_text(KUBE_IMPORT_DEF)
+    (tmp_path / "app.yaml").write_text("apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: a}\n"
+                                       "spec:\n  components:\n    - name: web\n      type: myworker\n"
+                                       "      properties: {image: busybox}\n      traits: [{type: myingress}]\n")
+    loaded = load(Inputs(str(tmp_path / "app.yaml"), definition_dirs=(str(tmp_path / "myworker.yaml"),)))
+    with pytest.raises(InputError) as err:
+        dry_run_blocks(loaded.app, loaded.registry, evaluator)
+    text = err.value.render()
+    assert "app.yaml:7:13: spec.components[0].type: component definition myworker imports kube/apps/v1, a package " \
+           "KubeVela generates from a live cluster's OpenAPI schema" in text
+    assert "app.yaml:9:23: spec.components[0].traits[0].type: trait definition myingress imports kube/v1" in text
+    assert "undefined" not in text
+    assert [d.reason for d in err.value.diagnostics] == [REASON_LIVE_CLUSTER] * 2

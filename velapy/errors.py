@@ -61,6 +61,7 @@ REASON_UNKNOWN_DEFINITION = "unknown-definition"  # a type no loaded definition 
 REASON_NEEDS_INPUT = "needs-input"  # needs more input offline: a -f file (a Workflow document, ...)
 REASON_LIVE_CLUSTER = "live-cluster"  # needs a cluster's live objects (ref-objects: --resources DIR offline)
 REASON_PROVIDER = "provider"  # needs a KubeVela controller provider (vela/kube, ...), not renderable offline
+REASON_CONTROLLER_STEP = "controller-step"  # a custom workflow step only the KubeVela controller runs (render -o)
 
 
 @dataclass(frozen=True)

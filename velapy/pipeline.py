@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
 from velapy.bundle import emit, outdir
-from velapy.bundle.dryrun import dry_run_blocks, format_blocks, one_object_per_document
+from velapy.bundle.dryrun import Block, dry_run_blocks, format_blocks, one_object_per_document
 from velapy.compile import k8snames
 from velapy.compile.placement import topology_placements, unchecked_cluster_names
 from velapy.compile.plan import Plan as Plan
-from velapy.compile.plan import PlanDraft, finish_plan, prepare_plan
+from velapy.compile.plan import PlanDraft, PlannedObject, finish_plan, prepare_plan
 from velapy.compile.policies import OVERRIDE, TOPOLOGY, override_name_warnings
 from velapy.compile.render import render, version_warning
 from velapy.compile.workflow import component_input_warnings
@@ -151,6 +151,8 @@ def validate(inputs: Inputs, evaluator: Evaluator | None = None, registry: Regis
     summary = validate_files(inputs.app, inputs.files, reg, evaluator,
                              ValidationOptions(inputs.allow_unknown_parameters))
     app = load_application(inputs.app, inputs.files, inputs.namespace)  # the model's own checks
+    if inputs.resources:  # the hub's objects, as render reads them
+        load_hub(inputs.resources)
     if inputs.clusters:  # the cluster names and selectors of topology policies, against the inventory
         inventory = load_inventory(inputs.clusters)
         problems: list[Diagnostic] = []
@@ -191,6 +193,7 @@ def dry_run_with_warnings(inputs: Inputs, evaluator: Evaluator,
     # with --clusters each block names its clusters; without, the bytes stay vela's
     inventory = load_clusters(inputs) if inputs.clusters else None
     warnings, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, loaded.hub, inventory)
+    stream_names_checked(blocks, loaded.app)
     text = format_blocks(warnings, blocks)
     app = loaded.app
     notes: list[Diagnostic] = [*loaded.registry.warnings, *app.doc.word_key_warnings(), *override_name_warnings(app),
@@ -299,6 +302,24 @@ def compile_apps(inputs: Sequence[Inputs], evaluator: Evaluator) -> list[Plan]:
 def names_checked(plan: Plan, app: Application) -> Plan:
     """`plan`, or an InputError naming every object name, namespace or label Kubernetes would
     reject (`velapy.compile.k8snames`), located at its component, before anything is written."""
+    problems = k8snames.check_plan(plan, _locator(app))
+    if problems:
+        raise InputError(problems)
+    return plan
+
+
+def stream_names_checked(blocks: Sequence[Block], app: Application) -> None:
+    """The same checks as `names_checked` for the objects of the `vela dry-run` stream (render
+    without -o), so that the stream never shows an object the output folder would refuse."""
+    objects = (PlannedObject("", o.obj, m.component, o.role, o.trait if o.role == "trait" else "", o.resource, "")
+               for b in blocks for m in b.manifests for o in m.objects())
+    problems = k8snames.check_objects(objects, _locator(app))
+    if problems:
+        raise InputError(problems)
+
+
+def _locator(app: Application) -> Callable[[str, str], Location]:
+    """(component, trait) → where that component (or its trait) is written in the app."""
 
     def locate(component: str, trait: str) -> Location:
         comp = next((c for c in app.components if c.name == component), None)
@@ -311,10 +332,7 @@ def names_checked(plan: Plan, app: Application) -> Plan:
                 return app.component_location(comp, "traits", index, trait=trait)
         return app.component_location(comp, trait=trait)
 
-    problems = k8snames.check_plan(plan, locate)
-    if problems:
-        raise InputError(problems)
-    return plan
+    return locate
 
 
 def output_files(plan: Plan, handoff: HandoffOptions | None = None) -> dict[str, str]:

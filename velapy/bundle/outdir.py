@@ -26,6 +26,10 @@ The rules (README "Safety"):
 - **Temporaries.** They live in a work folder `.velapy-work/` next to OUT (inside OUT when OUT
   holds user files) that carries a `.gitignore` of `*`, so a crash (kill -9) leaves nothing git
   would add; the next write of the same folder deletes what a dead writer left.
+- **Secret files** (an object file of a v1 Secret) are created 0600, readable by their owner only;
+  every write builds a new tree, so a Secret file an older velapy (or a git checkout) left 0644
+  is replaced by a 0600 one, and `tighten` makes those of a folder left as it was private again.
+  Modes are not compared by checks and diffs: git does not record them.
 - **Failures of the machine** (disk full, permissions, read-only file system) are
   EnvironmentFailure (exit 5), never "invalid input".
 """
@@ -399,6 +403,35 @@ def recover(real: str) -> None:
 # writing
 
 
+_SECRET_FILE = re.compile(r"(?m)^kind: Secret$")
+_CORE_V1 = re.compile(r"(?m)^apiVersion: v1$")
+PRIVATE_MODE = 0o600
+
+
+def private(rel: str, text: str) -> bool:
+    """Whether the file holds a Secret (an object file under clusters/ whose top level says `kind:
+    Secret`, `apiVersion: v1`): written readable by its owner only, like a kubeconfig."""
+    return rel.startswith("clusters/") and bool(_SECRET_FILE.search(text)) and bool(_CORE_V1.search(text))
+
+
+def tighten(out: str | os.PathLike[str], files: Mapping[str, str]) -> list[str]:
+    """Make the Secret files of an output folder that velapy did not rewrite (it was up to date)
+    private again (a git checkout writes every file 0644); the paths changed."""
+    changed: list[str] = []
+    for rel, text in files.items():
+        if not private(rel, text):
+            continue
+        path = os.path.join(out, rel)
+        try:
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) & 0o077:
+                os.chmod(path, PRIVATE_MODE)
+                changed.append(rel)
+        except OSError:
+            continue
+    return changed
+
+
 def _write_tree(base: str, files: Mapping[str, str]) -> None:
     made: set[str] = set()
     for rel, text in files.items():
@@ -408,7 +441,8 @@ def _write_tree(base: str, files: Mapping[str, str]) -> None:
             os.makedirs(parent, exist_ok=True)
             made.add(parent)
         data = text.encode("utf-8")  # os-level calls: a text file object per file cost more than the write
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        mode = PRIVATE_MODE if private(rel, text) else 0o666  # (a fresh tree: the mode is set at creation)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
         try:
             view = memoryview(data)
             while view:
@@ -558,5 +592,6 @@ def _write_per_entry(real: str, files: Mapping[str, str], tops: set[str], pause:
         _drop_work_area(real)
 
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "LOCK_TIMEOUT_ENV", "MANIFEST", "WORK_DIR", "exchange", "foreign_paths",
-           "lock_folder", "manifest_text", "read_manifest", "recover", "write_folder"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "LOCK_TIMEOUT_ENV", "MANIFEST", "PRIVATE_MODE", "WORK_DIR", "exchange",
+           "foreign_paths", "lock_folder", "manifest_text", "private", "read_manifest", "recover", "tighten",
+           "write_folder"]

@@ -22,7 +22,7 @@ from velapy.cli.base import (
     project_settings,
     unknown_parameters_option,
 )
-from velapy.errors import EXIT_DIFFERENT, EXIT_OK, InputError
+from velapy.errors import EXIT_DIFFERENT, EXIT_OK, InputError, VelapyError
 from velapy.review.diff import Comparison, format_json, format_markdown, format_text
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,8 +91,14 @@ def _execute(target: Any, resume: bool, dry_run: bool, take_over: bool, force_co
             cmp, notes = live_preview(session, create_namespaces=options.create_namespaces)
             return _print_live(cmp, session.plan.app_name, fmt, notes)
         command = _resume_command(target, session.plan.app_namespace, session.plan.app_name, flags)
-        report = run(session, options, reporter, resume=resume, resume_command=command,
-                     history=_history(history_limit))
+        try:
+            report = run(session, options, reporter, resume=resume, resume_command=command,
+                         history=_history(history_limit))
+        except VelapyError:
+            raise
+        except Exception as exc:  # a bug: said as base._run would, but through the run's redactor
+            raise VelapyError(f"internal error: {type(exc).__name__}: {reporter.redact(str(exc))} "
+                              "(please report this as a velapy bug)") from None
     finally:
         session.close()
         reporter.done()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from velapy.compile.plan import Plan, PlannedObject
@@ -121,17 +121,22 @@ def object_problems(o: PlannedObject) -> list[tuple[str, str]]:
 def check_plan(plan: Plan, locate: Callable[[str, str], Location]) -> list[Diagnostic]:
     """Every invalid name of every object of `plan`; `locate(component, trait)` says where the
     component (or its trait) is written. One diagnostic per problem, however many clusters."""
+    return check_objects((o for objs in plan.bundles().values() for o in objs), locate)
+
+
+def check_objects(objects: Iterable[PlannedObject], locate: Callable[[str, str], Location]) -> list[Diagnostic]:
+    """`check_plan` for any rendered objects (the `vela dry-run` stream's too): one diagnostic per
+    problem of a component or trait."""
     seen: dict[tuple[str, str, str], Diagnostic] = {}
-    for objs in plan.bundles().values():
-        for o in objs:
-            for path, message in object_problems(o):
-                key = (o.component, o.trait, message)
-                if key not in seen:
-                    loc = locate(o.component, o.trait)
-                    seen[key] = Diagnostic(f"{message} ({path} of the rendered object)", loc,
-                                           "Kubernetes would reject this object: shorten or fix the name")
+    for o in objects:
+        for path, message in object_problems(o):
+            key = (o.component, o.trait, message)
+            if key not in seen:
+                loc = locate(o.component, o.trait)
+                seen[key] = Diagnostic(f"{message} ({path} of the rendered object)", loc,
+                                       "Kubernetes would reject this object: shorten or fix the name")
     return list(seen.values())
 
 
-__all__ = ["check_plan", "label_problem", "label_value_problem", "name_problem", "object_problems",
+__all__ = ["check_objects", "check_plan", "label_problem", "label_value_problem", "name_problem", "object_problems",
            "subdomain_problem"]

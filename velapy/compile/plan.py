@@ -63,7 +63,7 @@ from velapy.compile.workflow import (
     resolve_workflow,
 )
 from velapy.cue.engine import Evaluator
-from velapy.errors import Diagnostic, InputError, Location, raise_problems
+from velapy.errors import REASON_CONTROLLER_STEP, Diagnostic, InputError, Location, raise_problems
 from velapy.load.application import Application, Component, Policy
 from velapy.load.clusters import HUB, Cluster, Identity, Inventory
 from velapy.load.definitions import Definition, Registry
@@ -533,10 +533,11 @@ def _custom_deploy_refused(step: Step, d: Definition, actions: list[str]) -> Dia
     else:
         why = "velapy cannot tell where that places each component"
     return Diagnostic(
-        f"workflow step {step.name} (type {step.type}) deploys the application's components with {ops}: {why}, "
-        "so the plan would leave them out", step.at("type"),
+        f"workflow step {step.name} (type {step.type}) deploys the application's components with {ops}: {why}; "
+        "KubeVela's controller runs such a step as it deploys, and a plan without it would leave them out",
+        step.at("type"),
         f"the step is defined at {d.file}:{d.line}; use the built-in deploy step with policies from spec.policies "
-        "(`velapy render` without -o still prints the dry-run stream)")
+        "(`velapy render` without -o still prints the dry-run stream)", reason=REASON_CONTROLLER_STEP)
 
 
 def _resolve_apply_component(app: Application, step: Step, inventory: Inventory,

@@ -38,6 +38,7 @@ from velapy.cue.engine import (
 )
 from velapy.errors import (
     REASON_ENGINE_CRASH,
+    REASON_LIVE_CLUSTER,
     REASON_PROVIDER,
     Diagnostic,
     InputError,
@@ -47,6 +48,7 @@ from velapy.errors import (
 from velapy.load.application import Application, Component, Trait
 from velapy.load.clusters import ClusterVersion
 from velapy.load.definitions import Definition, Registry
+from velapy.load.metadata import metadata_problems
 from velapy.load.refobjects import HubObjects, resolve_ref_objects
 from velapy.oam import (
     A_FILTER_ANNOTATIONS,
@@ -160,11 +162,13 @@ def render(tasks: Sequence[RenderTask], registry: Registry, evaluator: Evaluator
         elif d.template is None:
             problems.append(Diagnostic(f"component definition {d.name} has no CUE template", d.location()))
             continue
-        needs = [provider_import(d)] + [provider_import(registry.get("trait", t.type)) for t in comp.traits]
-        missing = [n for n in needs if n]
+        # each at the type that names the definition: the component's, or the trait's
+        needs = [(offline_blocker(d), task.app.component_location(comp, "type"))] + \
+            [(offline_blocker(registry.get("trait", t.type)), task.app.trait_location(comp, t, "type"))
+             for t in comp.traits]
+        missing = [(n, at) for n, at in needs if n is not None]
         if missing:
-            problems.extend(Diagnostic(m, task.app.component_location(comp, "type"), reason=REASON_PROVIDER)
-                            for m in dict.fromkeys(missing))
+            problems.extend(Diagnostic(m, at, reason=why) for (m, why), at in missing)
             continue
         states.append(_State(task, d, d.template, props, terraform=configuration))
     # no raise here: the components that could be set up are still evaluated, so that one run
@@ -577,16 +581,22 @@ def _render_key(s: _State, registry: Registry) -> str:
                        [(t.type, t.properties) for t in comp.traits], ctx], sort_keys=True, default=str)
 
 
-def provider_import(d: Definition | None) -> str:
-    """Why a definition cannot render offline: it imports a KubeVela provider package (`vela/...`)."""
+def offline_blocker(d: Definition | None) -> tuple[str, str] | None:
+    """Why a definition cannot render offline, and the reason code: it imports a KubeVela provider
+    package (`vela/...`, run inside the controller: REASON_PROVIDER), or a `kube/<group>/<version>`
+    package, which KubeVela generates from a live cluster's OpenAPI schema (REASON_LIVE_CLUSTER)."""
     if d is None or d.template is None:
-        return ""
+        return None
     for spec in d.template.imports:
         path = spec.split()[-1].strip('"')
         if path.startswith("vela/"):
             return (f"{d.kind} definition {d.name} imports {path}, a KubeVela provider that runs inside the "
-                    f"KubeVela controller; velapy cannot render it offline ({d.file})")
-    return ""
+                    f"KubeVela controller; velapy cannot render it offline ({d.file})", REASON_PROVIDER)
+        if path.startswith("kube/"):
+            return (f"{d.kind} definition {d.name} imports {path}, a package KubeVela generates from a live "
+                    f"cluster's OpenAPI schema (its API types and CRDs); velapy cannot render it offline "
+                    f"({d.file})", REASON_LIVE_CLUSTER)
+    return None
 
 
 def _crash_diagnostic(s: _State, trait: Trait | None, definition: Definition | None, panic: str) -> Diagnostic:
@@ -647,6 +657,8 @@ def _take_component(s: _State, r: Result, problems: list[Diagnostic]) -> None:
     for name, obj in (v.get("outputs") or {}).items():
         if isinstance(obj, dict):
             s.outputs.append(Output(obj, "auxiliary", AUXILIARY_WORKLOAD, name))
+    problems.extend(_shape_problems([s.workload, *(o.obj for o in s.outputs)], loc,
+                                    f"the {s.definition.name} template"))
 
 
 def _take_trait(s: _State, index: int, ttype: str, r: Result, problems: list[Diagnostic]) -> None:
@@ -660,9 +672,33 @@ def _take_trait(s: _State, index: int, ttype: str, r: Result, problems: list[Dia
                 problems[-1], hint=f"the trait comes from override policy {trait.origin.policy}, whose component "
                                    f"name matched {s.task.component.name}")
         return
+    before = (s.workload, [o.obj for o in s.outputs])
     for name, obj in (v.get("outputs") or {}).items():
         if isinstance(obj, dict):
             s.outputs.append(Output(obj, "trait", ttype, name))
+    _take_patches(s, ttype, v, r, loc, problems)
+    # what this trait made or changed is checked here, where the trait is known
+    changed = [s.workload] if s.workload is not before[0] else []
+    changed += [o.obj for o in s.outputs if not any(o.obj is b for b in before[1])]
+    problems.extend(_shape_problems(changed, loc, f"trait {ttype}"))
+
+
+def _shape_problems(objs: Sequence[dict[str, Any] | None], loc: Location, by: str) -> list[Diagnostic]:
+    """Rendered objects whose metadata Kubernetes could not read (velapy.load.metadata), located at
+    the component or trait that produced them; such an object goes no further."""
+    out: list[Diagnostic] = []
+    for obj in objs:
+        if obj is None:
+            continue
+        for _path, message in metadata_problems(obj):
+            out.append(Diagnostic(f"{by} rendered a {obj.get('kind')} whose {message}", loc,
+                                  "Kubernetes reads metadata as a mapping whose labels and annotations map names "
+                                  "to strings"))
+    return out
+
+
+def _take_patches(s: _State, ttype: str, v: dict[str, Any], r: Result, loc: Location,
+                  problems: list[Diagnostic]) -> None:
     if UNIFIED in v:
         # an untagged patch was unified with the opened base by CUE itself (exact KubeVela semantics,
         # including element constraints such as `containers: [...{...}]` that exported data cannot carry)

@@ -14,7 +14,7 @@ import functools
 import hashlib
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from velapy.bundle.layout import PLAN_FILE
 from velapy.compile.plan import ObjectKey, digest_of, group_of
 from velapy.errors import Diagnostic, InputError, Location, VelapyError
 from velapy.execute.conditions import Condition, ConditionError, parse_condition
+from velapy.execute.urls import spec_problem
 from velapy.load.clusters import Identity
 from velapy.load.yamlio import Document, load_documents
 from velapy.review.diff import read_folder
@@ -294,7 +295,7 @@ class _Loader:
         subs = tuple(self.step(s, [*path, "subSteps", k], names) for k, s in enumerate(data.get("subSteps") or []))
         props = dict(data.get("properties") or {})
         if stype in ("notification", "webhook"):
-            _check_http_step(name, stype, props, self.where([*path, "properties"]), self.problems)
+            _check_http_step(name, stype, props, lambda *sub: self.where([*path, "properties", *sub]), self.problems)
         return Step(name, stype, tuple(str(d) for d in data.get("dependsOn") or ()), cond, timeout,
                     str(data.get("timeout") or ""), gate, int(data.get("parallelism") or 5), tuple(placements),
                     str(data.get("mode") or "DAG"), subs, props,
@@ -354,15 +355,24 @@ class ObjectCache:
 OBJECT_CACHE_FORMAT = "2"
 
 
-def _check_http_step(name: str, stype: str, props: Mapping[str, Any], loc: Location,
+def _check_http_step(name: str, stype: str, props: Mapping[str, Any], where: Callable[..., Location],
                      problems: list[Diagnostic]) -> None:
-    """notification / webhook: refuse what velapy cannot send (email needs SMTP)."""
+    """notification / webhook: refuse what velapy cannot send (email needs SMTP, a URL that is not
+    one), never quoting a URL (it may hold a token). `where` is called only for a problem (it reads
+    plan.yaml with positions)."""
+    urls: list[tuple[tuple[str, ...], Any]] = [(("url",), props.get("url"))] if stype == "webhook" else \
+        [((ch, "url"), props[ch].get("url")) for ch in ("slack", "dingding", "lark")
+         if isinstance(props.get(ch), Mapping)]
+    for sub, spec in urls:
+        bad = spec_problem(spec)
+        if bad:
+            problems.append(Diagnostic(f"step {name}: {bad}", where(*sub)))
     if stype == "notification":
         if "email" in props:
             problems.append(Diagnostic(f"step {name}: notification by email is not sent by velapy apply "
-                                       "(it needs an SMTP relay)", loc, "use slack, dingding or lark"))
+                                       "(it needs an SMTP relay)", where(), "use slack, dingding or lark"))
         if not any(k in props for k in ("slack", "dingding", "lark", "email")):
-            problems.append(Diagnostic(f"step {name}: notification names no channel (slack, dingding, lark)", loc))
+            problems.append(Diagnostic(f"step {name}: notification names no channel (slack, dingding, lark)", where()))
 
 
 def load_plan_files(files: Mapping[str, str], origin: str = "") -> ExecPlan:

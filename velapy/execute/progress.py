@@ -31,6 +31,14 @@ class Reporter:
             self.stream.write("\r\x1b[K")
             self._status = ""
 
+    def learn_secret(self, value: str) -> None:
+        """A Secret value read during the run: mask it in everything said from now on."""
+        from velapy.execute.redact import Redactor
+
+        if not isinstance(self.redact, Redactor):
+            self.redact = Redactor(before=self.redact)
+        self.redact.add(value)
+
     def say(self, text: str) -> None:
         text = self.redact(text)
         with self._lock:

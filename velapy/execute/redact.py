@@ -5,7 +5,8 @@ API server may quote a value in an error (`Invalid value: "..."`), so masking at
 the values is the only safe place. A value is masked where it stands as a whole token, not
 inside an unrelated name (`velapy.load.redact.mask`: a Secret value `orders` leaves
 `shop/orders-api` as it is); values shorter than 4 characters and YAML words such as `true` are
-not searched for (they would mask ordinary words).
+not searched for (they would mask ordinary words). Values read during the run (a webhook URL
+from a hub Secret) join it with `add` before anything is done with them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import base64
 import binascii
 import contextlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from velapy.load.redact import mask, maskable
@@ -25,8 +26,13 @@ MIN_MASKED = 4
 
 
 class Redactor:
-    def __init__(self, values: Iterable[str] = ()) -> None:
+    def __init__(self, values: Iterable[str] = (), before: Callable[[str], str] | None = None) -> None:
         self.values = sorted({v for v in values if maskable(v, MIN_MASKED)}, key=len, reverse=True)
+        self.before = before  # another masking function applied first
+
+    def add(self, *values: str) -> None:
+        """Mask these too, from now on."""
+        self.values = sorted({*self.values, *(v for v in values if maskable(v, MIN_MASKED))}, key=len, reverse=True)
 
     @staticmethod
     def from_objects(objects: Iterable[Mapping[str, Any]]) -> Redactor:
@@ -44,6 +50,8 @@ class Redactor:
         return Redactor(values)
 
     def __call__(self, text: str) -> str:
+        if self.before is not None:
+            text = self.before(text)
         text = mask(text, self.values, MASK, MIN_MASKED)
         return _BEARER.sub(r"\1" + MASK, text)
 

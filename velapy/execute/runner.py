@@ -397,7 +397,7 @@ class Runner:
         if self.opts.dry_run:
             return "succeeded", "not sent (dry run)"
         try:
-            note = send_step(step, self.pool.hub, self.plan.app_namespace)
+            note = send_step(step, self.pool.hub, self.plan.app_namespace, self.rep.learn_secret)
         except ClusterError as exc:
             msg = exc.diagnostics[0].message
             self.report.problems.append(f"step {step.name}: {msg}")

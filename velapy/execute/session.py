@@ -9,6 +9,9 @@ from (a folder, or the app file and its render options).
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import os
 import re
 import shlex
@@ -21,7 +24,7 @@ from velapy.bundle.dryrun import dry_run_blocks, format_blocks
 from velapy.bundle.layout import PLAN_FILE
 from velapy.compile.plan import Plan, build_plan
 from velapy.cue.engine import Evaluator
-from velapy.errors import ClusterError, InputError, Location
+from velapy.errors import ClusterError, InputError, Location, VelapyError
 from velapy.execute.access import AccessOptions, ClientPool, check_claim, resolve
 from velapy.execute.hub import live_versions, read_hub_objects, uses_ref_objects
 from velapy.execute.identity import Caller, authenticated_caller
@@ -33,8 +36,10 @@ from velapy.execute.runner import Options, Report, Runner
 from velapy.execute.state import ConfigMapStore, FileStore, RunState, StateStore
 from velapy.kube import Access, ApiError, Client, KubeError, RetryPolicy, Unreachable
 from velapy.kube.kubeconfig import default_kubeconfig
+from velapy.load import redact
 from velapy.load.clusters import HUB, Identity, load_inventory
-from velapy.pipeline import Inputs, load, load_clusters, open_evaluator
+from velapy.load.refobjects import HubObjects
+from velapy.pipeline import Inputs, load, load_clusters, names_checked, open_evaluator, stream_names_checked
 
 ClientFactory = Callable[[Access], Client]
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")  # an Application's name (DNS-1123)
@@ -127,12 +132,27 @@ def compile_live(target: Target, evaluator: Evaluator, factory: ClientFactory | 
         inventory = live_versions(load_clusters(inputs), live.get, warn or (lambda _s: None))
     finally:
         live.close()
-    plan = build_plan(loaded.app, loaded.registry, evaluator, inventory, hub)
-    if not stream:
-        return plan, ""
-    warnings, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, hub,
-                                      inventory if inputs.clusters else None)
+    try:
+        plan = names_checked(build_plan(loaded.app, loaded.registry, evaluator, inventory, hub), loaded.app)
+        if not stream:
+            return plan, ""
+        warnings, blocks = dry_run_blocks(loaded.app, loaded.registry, evaluator, hub,
+                                          inventory if inputs.clusters else None)
+        stream_names_checked(blocks, loaded.app)
+    except VelapyError as exc:  # the Secrets read live are inputs too: no message may quote them
+        raise redact.scrub_error(exc, _hub_secret_values(hub)) from None
     return plan, format_blocks(warnings, blocks)
+
+
+def _hub_secret_values(hub: HubObjects | None) -> set[str]:
+    """The values of the Secrets among the hub objects read live (as stored, and decoded)."""
+    out: set[str] = set()
+    for obj in (o for objs in (hub.objects.values() if hub is not None else ()) for o in objs):
+        for v in redact.secret_strings(obj):
+            out.add(v)
+            with contextlib.suppress(binascii.Error, UnicodeDecodeError, ValueError):
+                out.add(base64.b64decode(v, validate=True).decode("utf-8"))
+    return out
 
 
 def _render(target: Target, reporter: Reporter | None = None, factory: ClientFactory | None = None) -> ExecPlan:

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from velapy.errors import REASON_LIVE_CLUSTER, Diagnostic, InputError, Location
+from velapy.errors import REASON_LIVE_CLUSTER, Diagnostic, InputError, Location, raise_problems
 from velapy.load.apiresources import ResourceTable
 from velapy.load.application import Application, Component
+from velapy.load.metadata import metadata_problems
 from velapy.load.yamlio import Document, load_file
 
 
@@ -69,12 +70,19 @@ def load_hub(root: str | os.PathLike[str]) -> HubObjects:
     if not base.is_dir():
         raise InputError([Diagnostic(f"--resources: {str(root)!r} is not a directory", Location(file=str(root)),
                                      "--resources names a folder of the manifests on the hub")])
+    problems: list[Diagnostic] = []
     for path in _walk(base):
         rel = path.relative_to(base).parts
         cluster = rel[1] if len(rel) > 2 and rel[0] == "clusters" else HUB
         for doc in load_file(path):
-            for obj in _objects(doc):
-                hub.add(cluster, obj)
+            for at, obj in _objects(doc):
+                bad = metadata_problems(obj)
+                problems.extend(Diagnostic(f"hub object {obj.get('kind')}: {message}", doc.location([*at, *sub]),
+                                           "a manifest's metadata is a mapping: name, namespace, labels, annotations")
+                                for sub, message in bad)
+                if not bad:
+                    hub.add(cluster, obj)
+    raise_problems(problems)
     return hub
 
 
@@ -86,16 +94,17 @@ def _walk(base: Path) -> Iterable[Path]:
                 yield Path(dirpath) / name
 
 
-def _objects(doc: Document) -> Iterable[dict[str, Any]]:
+def _objects(doc: Document) -> Iterable[tuple[list[str | int], dict[str, Any]]]:
+    """The objects of a document, each with its path in the document."""
     data = doc.data
     if not isinstance(data, dict):
         return
     if str(data.get("kind", "")).endswith("List") and isinstance(data.get("items"), list):
-        for item in data["items"]:
+        for i, item in enumerate(data["items"]):
             if isinstance(item, dict):
-                yield item
+                yield ["items", i], item
     elif data.get("kind"):
-        yield data
+        yield [], data
 
 
 def strip_server_fields(obj: dict[str, Any]) -> dict[str, Any]:

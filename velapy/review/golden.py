@@ -23,7 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from velapy.bundle.outdir import read_manifest, write_folder
+from velapy.bundle.outdir import read_manifest, tighten, write_folder
 from velapy.cue.engine import Evaluator
 from velapy.errors import Diagnostic, InputError, Location
 from velapy.handoff import Options as HandoffOptions
@@ -277,6 +277,8 @@ def update(apps: Sequence[GoldenApp], evaluator: Evaluator, *, force: bool = Fal
         adopt = force and Path(result.app.golden).is_dir() and read_manifest(result.app.golden) is None
         if result.stale or adopt:
             write_folder(result.app.golden, files, force=force, lock_timeout=lock_timeout)
+        elif Path(result.app.golden).is_dir():  # up to date: only its Secret files made private again
+            tighten(result.app.golden, files)
     return results
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from velapy.errors import REASON_UNKNOWN_DEFINITION, Diagnostic
 from velapy.load import redact
 from velapy.load.definitions import Registry
+from velapy.load.metadata import metadata_problems, object_mappings
 from velapy.load.yamlio import Document
 from velapy.validate import schemagen
 from velapy.validate.explain import JsonPath, explain_all
@@ -153,6 +155,7 @@ class Collector:
     def check_properties(self, doc: Document, base: JsonPath, kind: str, name: str, owner: dict[str, Any],
                          component: str = "", trait: str = "") -> None:
         """`owner`'s `properties` against its definition's parameter schema → problems (and the summary)."""
+        self.check_objects(doc, base, kind, name, owner.get("properties"), component, trait)
         validator = self.book.validator(kind, name)
         if validator is None:
             return
@@ -173,6 +176,27 @@ class Collector:
                 hint = f"{hint} (or pass {UNKNOWN_SWITCH} to accept it)" if hint else \
                     f"remove it, or pass {UNKNOWN_SWITCH} to accept it"
             self.add(doc, (*base, "properties", *path), message, hint, component, trait)
+
+
+    def check_objects(self, doc: Document, base: JsonPath, kind: str, name: str, props: Any,
+                      component: str, trait: str) -> None:
+        """Kubernetes objects written in `properties` (a `k8s-objects` object, any mapping with a
+        string apiVersion and kind) and the properties of a trait that merges them into the
+        workload as they are (`patch: parameter`, json-merge-patch): metadata shaped as Kubernetes
+        reads it (velapy.load.metadata), which no parameter schema (`{...}`) says."""
+        found = dict(object_mappings(props))
+        definition = self.registry.get(kind, name)
+        template = definition.template if definition is not None else None
+        if isinstance(props, dict) and template is not None and _MERGES_PARAMETER.search(template.body):
+            found.setdefault((), props)
+        for path, obj in found.items():
+            for sub, message in metadata_problems(obj):
+                self.add(doc, (*base, "properties", *path, *sub), message,
+                         "Kubernetes reads metadata as a mapping whose labels and annotations map names to strings",
+                         component, trait)
+
+
+_MERGES_PARAMETER = re.compile(r"(?m)^\s*patch\s*:\s*parameter\s*$")
 
 
 # --------------------------------------------------------------------------------------------

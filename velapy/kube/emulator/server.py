@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import secrets
 import socket
 import ssl
+import stat
 import threading
 import time
 import uuid
@@ -866,12 +868,19 @@ def _manager_from_agent(agent: str) -> str:
 
 
 class AuditLog:
-    """Appends audit events as JSON lines to a file (thread-safe)."""
+    """Appends audit events as JSON lines to a file (thread-safe). Events carry request bodies,
+    Secrets' among them: the file is readable by its owner only (0600, an existing one tightened)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._fh: IO[str] | None = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        try:
+            if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+                os.fchmod(fd, 0o600)
+        except OSError:  # someone else's file, or a device: it keeps its mode
+            pass
+        self._fh: IO[str] | None = os.fdopen(fd, "a", encoding="utf-8")  # closed by close()
 
     def __call__(self, event: dict[str, Any]) -> None:
         line = json.dumps(event, separators=(",", ":"))
