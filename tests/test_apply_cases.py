@@ -333,11 +333,10 @@ def test_case_08_timeouts_and_transient_errors(clean: RunningFleet, tmp_path: Pa
     a, b = clean["a"], clean["b"]
     for c in (a, b):
         ns_of(c, "shop")
+    # preflight dry-runs one object per (kind, namespace): `slow`, the first; the others' first PATCH is the apply
     faults = [a.add_fault(Fault(method="PATCH", path=r"/configmaps/slow$", delay=2.5, times=1, after=1)),
-              a.add_fault(Fault(method="PATCH", path=r"/configmaps/committed$", status=500, commit=True, times=1,
-                                after=1)),
-              a.add_fault(Fault(method="PATCH", path=r"/configmaps/busy$", status=429, retry_after=1, times=1,
-                                after=1))]
+              a.add_fault(Fault(method="PATCH", path=r"/configmaps/committed$", status=500, commit=True, times=1)),
+              a.add_fault(Fault(method="PATCH", path=r"/configmaps/busy$", status=429, retry_after=1, times=1))]
     pauses: list[float] = []
     policy = RetryPolicy(attempts=4, backoff=0.01, max_backoff=0.05, deadline=10.0, connect_timeout=1.0,
                          read_timeout=1.0)
@@ -502,8 +501,9 @@ def test_case_13_crash_consistency(clean: RunningFleet, tmp_path: Path) -> None:
     names = ["c1", "c2", "c3", "c4", "c5"]
     plan = write_plan(tmp_path / "v1", "shop", "shop", [{"name": "d", "type": "deploy", "placements": {
         "a": [configmap(n, "shop") for n in names]}}])
-    # 5 dry-run PATCHes (preflight), then 2 applies; the 3rd apply hangs and the process is killed
-    fault = a.add_fault(Fault(method="PATCH", path=r"/configmaps/c3$", after=1, delay=60, times=1))
+    # 1 dry-run PATCH (preflight: c1 proves access for the ConfigMaps of shop), then 2 applies; the 3rd apply
+    # hangs and the process is killed
+    fault = a.add_fault(Fault(method="PATCH", path=r"/configmaps/c3$", delay=60, times=1))
     state_dir = tmp_path / "st"
     proc = subprocess.Popen([*VELAPY, "apply", str(plan), "--kubeconfig", str(clean.kubeconfig_path),
                              "--state-dir", str(state_dir)], cwd=ROOT, stdout=subprocess.PIPE,

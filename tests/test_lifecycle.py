@@ -17,12 +17,14 @@ import click
 import pytest
 import yaml
 from click.testing import CliRunner
-from test_execute_support import configmap, deployment, namespace, write_plan
+from test_execute_support import FAST, configmap, deployment, namespace, write_plan
 
 from velapy.cli import fleet as fleet_cli
 from velapy.cli import main
 from velapy.execute.history import FileRevisions, Revision, prune
 from velapy.execute.tree import watch
+from velapy.kube import Access
+from velapy.kube.client import connect
 from velapy.resources import schemas_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -361,7 +363,17 @@ def test_reapplying_the_finished_plan_is_a_reapply_revision(fleet: Any, tmp_path
     plan = write_plan(tmp_path / "p", "cfg", "shop", [
         {"name": "one", "type": "deploy", "placements": {"a": [configmap("c", "shop")]}}])
     cli("apply", str(plan), *kc)
-    cli("apply", str(plan), *kc)
+    # a re-apply that finds no drift writes nothing (issue 23), so it leaves no revision either
+    assert cli("apply", str(plan), *kc).returncode == 0
+    hist = json.loads(cli("history", "cfg", "-n", "shop", *kc, "-o", "json").stdout)
+    assert [(h["number"], h["kind"]) for h in hist] == [(1, "apply")]
+    # drift (the object deleted by hand): the re-apply corrects it and is recorded as a reapply revision
+    client = connect(Access("a", str(fleet.kubeconfig_path), "a"), FAST)
+    try:
+        client.delete(client.resource("v1", "ConfigMap"), "shop", "c")
+    finally:
+        client.close()
+    assert cli("apply", str(plan), *kc).returncode == 0
     hist = json.loads(cli("history", "cfg", "-n", "shop", *kc, "-o", "json").stdout)
     assert [(h["number"], h["kind"], h["phase"]) for h in hist] == [(2, "reapply", "succeeded"),
                                                                       (1, "apply", "succeeded")]

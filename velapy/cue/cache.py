@@ -83,8 +83,9 @@ class RenderCache:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
             try:
+                text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))  # C encoder; dump() is not
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(data, fh, ensure_ascii=False, separators=(",", ":"))
+                    fh.write(text)
                 os.replace(tmp, path)
             except BaseException:
                 with contextlib.suppress(OSError):

@@ -41,7 +41,7 @@ from velapy.execute.objects import (
     stored_form,
     unchanged,
 )
-from velapy.execute.planfile import PlanObject
+from velapy.execute.planfile import ObjectRef, PlanObject
 from velapy.kube import FIELD_MANAGER, ApiError, Client, KubeError, NotServed, ResourceType, Unreachable
 from velapy.load.clusters import Identity
 
@@ -225,14 +225,8 @@ class ClusterRollout:
                 return self.out
         if not self.out.ok:
             return self.out
-        # live objects (one GET each); a namespace is looked up only when an object in it is missing
-        for it in self.items:
-            if it.rt is None:
-                continue
-            try:
-                it.live = c.get(it.rt, it.obj.namespace if it.rt.namespaced else "", it.obj.name)
-            except KubeError as exc:
-                self._error(exc, "get", it)
+        # live objects: one LIST per (kind, namespace) shared by several objects, a GET for the rest
+        self._read_live()
         if not self.out.ok:
             return self.out
         needed = sorted({it.obj.namespace for it in self.items if it.obj.namespace and it.live is None
@@ -308,12 +302,9 @@ class ClusterRollout:
                 it.action = "recreate"
         if not self.out.ok:
             return self.out
-        # may the identity write? a server-side dry-run of everything that will change
-        for it in self.items:
-            if it.action != "apply" or it.rt is None or it.want is None:
-                continue
-            if it.obj.namespace in missing and it.rt.namespaced:
-                continue  # its namespace is created first; the apply itself will tell
+        # may the identity write? server-side dry runs where they tell something (see `_probes`)
+        for it in self._probes(missing):
+            assert it.rt is not None and it.want is not None
             try:
                 trial = apply_as(c, it.rt, self._claimed(it), opts.manager, force=self._force(it), dry_run=True)
                 if it.probe and it.live is not None and same_object(trial, it.live):
@@ -327,6 +318,49 @@ class ClusterRollout:
             except KubeError as exc:
                 self._error(exc, "patch", it)
         return self.out
+
+    def _read_live(self) -> None:
+        """Each item's live object (None: not there): `read_live`'s LISTs, then a GET for what they left."""
+        c = self.client
+        wanted = [it for it in self.items if it.rt is not None]
+        known = read_live(c, [(it.obj.ref, it.obj.api_version) for it in wanted])
+        for it in wanted:
+            assert it.rt is not None
+            if it.obj.ref in known:
+                it.live = known[it.obj.ref]
+                continue
+            try:
+                it.live = c.get(it.rt, it.obj.namespace if it.rt.namespaced else "", it.obj.name)
+            except KubeError as exc:
+                self._error(exc, "get", it)
+
+    def _probes(self, missing: Sequence[str]) -> list[Item]:
+        """The items to dry-run before any write: every object applied from the same digest that the server
+        stores differently (`Item.probe`: its dry-run answer decides whether it is unchanged), every object
+        another field manager co-owns (a field conflict is possible: the dry run finds it, unless conflicts
+        are forced), and one object per (kind, namespace, create or update, forced or not) to prove the
+        identity may write there. An object velapy alone manages
+        cannot conflict, so a second one of the same kind and namespace would only repeat the same answer.
+        (RBAC rules narrowed by resourceNames and per-object admission refusals then show at the apply.)"""
+        out: list[Item] = []
+        proved: set[tuple[str, str, str, bool, bool]] = set()
+        for it in self.items:
+            if it.action != "apply" or it.rt is None or it.want is None:
+                continue
+            if it.obj.namespace in missing and it.rt.namespaced:
+                continue  # its namespace is created first; the apply itself will tell
+            force = self._force(it)
+            key = (it.rt.group, it.rt.plural, it.obj.namespace if it.rt.namespaced else "", it.live is None, force)
+            if it.probe or (it.live is not None and not force and foreign_managers(it.live, self.opts.manager)):
+                # same digest but stored differently (only its own dry run tells whether it changed), or a
+                # field conflict is possible; its dry run proves its group's write access too
+                out.append(it)
+                proved.add(key)
+                continue
+            if key not in proved:
+                proved.add(key)
+                out.append(it)
+        return out
 
     # ------------------------------------------------------------------------------------------
     def _levels(self) -> list[list[Item]]:
@@ -550,6 +584,42 @@ class ClusterRollout:
             pending = still
 
 
+LIST_MIN = 2  # objects of one kind in one namespace from which a LIST replaces their GETs
+
+
+def read_live(client: Client, wanted: Sequence[tuple[ObjectRef, str]]) -> dict[ObjectRef, dict[str, Any] | None]:
+    """(ref, apiVersion) pairs of one cluster → their live objects (None: not there), by one LIST per
+    (apiVersion, kind, namespace) that LIST_MIN or more of them share. Refs of smaller groups, and of groups
+    whose LIST failed (a kind not served, a 403 on list), are absent: the caller GETs them."""
+    groups: dict[tuple[str, str, str], list[ObjectRef]] = {}
+    for ref, api_version in wanted:
+        groups.setdefault((api_version, ref.kind, ref.namespace), []).append(ref)
+    out: dict[ObjectRef, dict[str, Any] | None] = {}
+    for (api_version, kind, ns), refs in groups.items():
+        if len(refs) < LIST_MIN:
+            continue
+        try:
+            rt = client.resource(api_version, kind)
+            items = client.list(rt, ns if rt.namespaced else "")
+        except KubeError:
+            continue
+        by_name = {str((i.get("metadata") or {}).get("name") or ""): i for i in items}
+        for ref in refs:
+            out[ref] = by_name.get(ref.name)
+    return out
+
+
+def foreign_managers(live: Mapping[str, Any], manager: str) -> list[str]:
+    """Field managers other than this app's (`manager`, or the legacy `velapy` every app used before managers
+    were per app: taking its fields over is a migration, see `apply_as`) that own fields of the object itself
+    (status writers excluded). Another app's `velapy/<ns>/<app>` is foreign."""
+    out: list[str] = []
+    for m in (live.get("metadata") or {}).get("managedFields") or []:
+        if isinstance(m, dict) and m.get("manager") not in (FIELD_MANAGER, manager) and not m.get("subresource"):
+            out.append(str(m.get("manager") or ""))
+    return out
+
+
 def _must_recreate(rules: Mapping[str, Any], want: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
     """resource-update `recreateFields`: does any listed path differ between what velapy applies and the live
     object (a field the API server will not change in place)?"""
@@ -583,4 +653,4 @@ def owner_patch(live: Mapping[str, Any], remaining: Sequence[str]) -> dict[str, 
 
 
 __all__ = ["ClusterRollout", "DeployOptions", "Item", "Outcome", "app_manager", "apply_as", "describe_error",
-           "own_conflict", "owner_patch", "who"]
+           "foreign_managers", "own_conflict", "owner_patch", "read_live", "who"]

@@ -96,6 +96,16 @@ def _set(obj: Any, path: list[str | int], value: Any) -> None:
             cur = cur[step]
 
 
+def json_copy(value: Any) -> Any:
+    """A deep copy of plain JSON data (dicts, lists, scalars): several times faster than copy.deepcopy, which
+    keeps a memo for shared and cyclic objects that such data never has."""
+    if isinstance(value, dict):
+        return {k: json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_copy(v) for v in value]
+    return value
+
+
 def apply_once_applies(rule: Mapping[str, Any] | None, keep: bool) -> bool:
     """Does an applyOnce rule act now (keep = re-applying the finished plan, else a new plan)?"""
     if not rule:
@@ -108,7 +118,7 @@ def desired(obj: Mapping[str, Any], *, app: str, namespace: str, digest: str, tr
             live: Mapping[str, Any] | None, rules: Mapping[str, Any], keep: bool,
             shared_by: str = "") -> dict[str, Any] | None:
     """The object velapy applies; None when apply-once `*` keeps the live object as it is."""
-    out = copy.deepcopy(dict(obj))
+    out: dict[str, Any] = json_copy(dict(obj))
     out.pop("status", None)
     meta = dict(out.get("metadata") or {})
     for f in SERVER_FIELDS:

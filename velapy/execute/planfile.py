@@ -10,6 +10,7 @@ The plan's identity for run state is the sha256 of plan.yaml's bytes (it holds e
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -17,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from velapy.bundle.emit import validate_plan_data
 from velapy.bundle.layout import PLAN_FILE
@@ -87,8 +90,8 @@ class PlanObject:
     def namespace(self) -> str:
         return str((self.obj.get("metadata") or {}).get("namespace") or "")
 
-    @property
-    def ref(self) -> ObjectRef:
+    @functools.cached_property
+    def ref(self) -> ObjectRef:  # computed once: the executor looks objects up by ref several times each
         return ObjectRef(self.cluster, group_of(self.api_version), self.kind, self.namespace, self.name)
 
 
@@ -159,15 +162,18 @@ class ExecPlan:
         return out
 
     def objects(self) -> list[PlanObject]:
-        """Every object once (the first step placing it wins), in step order."""
-        seen: set[ObjectRef] = set()
-        out: list[PlanObject] = []
-        for s in self.steps:
-            for o in s.objects():
-                if o.ref not in seen:
-                    seen.add(o.ref)
-                    out.append(o)
-        return out
+        """Every object once (the first step placing it wins), in step order (computed once; a new list)."""
+        cached: list[PlanObject] | None = self.__dict__.get("_objects")
+        if cached is None:
+            seen: set[ObjectRef] = set()
+            cached = []
+            for s in self.steps:
+                for o in s.objects():
+                    if o.ref not in seen:
+                        seen.add(o.ref)
+                        cached.append(o)
+            object.__setattr__(self, "_objects", cached)  # frozen: the plan never changes after loading
+        return list(cached)
 
 
 def _identity(data: Any) -> Identity | None:
@@ -177,15 +183,22 @@ def _identity(data: Any) -> Identity | None:
 
 
 class _Loader:
-    def __init__(self, files: Mapping[str, str], origin: str, doc: Document) -> None:
+    def __init__(self, files: Mapping[str, str], origin: str, doc: Document | None, plan_text: str = "",
+                 plan_file: str = "") -> None:
         self.files = files
         self.origin = origin
-        self.doc = doc
+        self._doc = doc  # None: the plan came from the cache; read with positions only to locate a problem
+        self._plan = (plan_text, plan_file)
         self.problems: list[Diagnostic] = []
         self.names: list[str] = []
+        self.cached: Mapping[str, Any] = {}  # rel → [sha256 of its text, the object] (see ObjectCache)
+        self.fresh: dict[str, Any] = {}  # what the cache holds after this load
+        self.misses = 0  # objects read from their file that the cache will hold
 
     def where(self, path: list[str | int]) -> Location:
-        return self.doc.location(path)
+        if self._doc is None:
+            self._doc = load_documents(*self._plan)[0]
+        return self._doc.location(path)
 
     def file_of(self, rel: str) -> str:
         return os.path.join(self.origin, rel) if self.origin else rel
@@ -198,16 +211,24 @@ class _Loader:
             self.problems.append(Diagnostic(f"{shown}: the plan names this file but it is missing",
                                             self.where([*path, "file"]), "render the folder again"))
             return None
-        try:
-            docs = load_documents(text, shown)
-        except InputError as exc:
-            self.problems.extend(exc.diagnostics)
-            return None
-        if len(docs) != 1 or not isinstance(docs[0].data, dict):
-            self.problems.append(Diagnostic("an object file holds exactly one object", Location(file=shown, line=1)))
-            return None
-        obj = docs[0].data
-        digest = digest_of(obj)
+        digest = str(data["digest"])
+        text_sha = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        hit = self.cached.get(rel)
+        obj = hit[1] if isinstance(hit, list) and len(hit) == 2 and hit[0] == text_sha and \
+            isinstance(hit[1], dict) else None
+        if obj is None:
+            obj = quick_object(text, digest)
+            if obj is not None and not _is_secret(obj):
+                self.fresh[rel] = [text_sha, obj]
+                self.misses += 1
+        else:
+            self.fresh[rel] = hit
+        if obj is None:  # not the object the plan names, read fast: the located reader says what is wrong
+            found = self._located(text, shown)
+            if found is None:
+                return None
+            obj = found
+            digest = digest_of(obj)
         if digest != data["digest"]:
             self.problems.append(Diagnostic(
                 f"{shown} changed after the plan was made (its digest is {digest[:19]}…, plan.yaml says "
@@ -222,6 +243,17 @@ class _Loader:
             return None
         return PlanObject(str(data.get("cluster") or cluster), rel, obj, digest, str(data.get("component") or ""),
                           str(data.get("role") or ""), str(data.get("trait") or ""), dict(data.get("rules") or {}))
+
+    def _located(self, text: str, shown: str) -> dict[str, Any] | None:
+        try:
+            docs = load_documents(text, shown)
+        except InputError as exc:
+            self.problems.extend(exc.diagnostics)
+            return None
+        if len(docs) != 1 or not isinstance(docs[0].data, dict):
+            self.problems.append(Diagnostic("an object file holds exactly one object", Location(file=shown, line=1)))
+            return None
+        return docs[0].data
 
     def step(self, data: dict[str, Any], path: list[str | int], names: Sequence[str]) -> Step:
         name, stype = str(data["name"]), str(data["type"])
@@ -270,11 +302,64 @@ class _Loader:
                     {k: tuple(v) for k, v in (data.get("componentDependsOn") or {}).items()})
 
 
+def quick_object(text: str, digest: str) -> dict[str, Any] | None:
+    """An object file read by libyaml's plain loader (no locations: several times faster than the located
+    reader), when what it reads has exactly the `digest` the plan records; None otherwise (a file that
+    changed, or one the plain loader reads differently, e.g. a YAML 1.1 date): the caller then reads it with
+    the located reader, which reports problems with their line. A match is the reviewed object itself."""
+    try:
+        data = yaml.load(text, Loader=_FAST_LOADER)
+        if not isinstance(data, dict) or digest_of(data) != digest:
+            return None
+    except (yaml.YAMLError, TypeError, ValueError, RecursionError):
+        return None
+    return data
+
+
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _is_secret(obj: Mapping[str, Any]) -> bool:
+    return obj.get("kind") == "Secret"
+
+
+class ObjectCache:
+    """plan.yaml's data as read and checked against its schema, and the checked objects of that plan, by the
+    sha256 of plan.yaml (which holds every object's digest), each object with the sha256 of its file's text;
+    in the user's cache folder (`velapy.cue.cache`), in a sub-folder `plans/` trimmed to the same limit on
+    its own. Loading the folder again then reads one JSON document instead of parsing plan.yaml and every
+    object file: a file whose text hashes as recorded holds the object recorded, which matched the plan's
+    digest when it was stored. A file that changed is read and checked as ever. Secrets are never stored
+    (the cache is another place on disk; plan files hold none); an unreadable cache is a miss."""
+
+    def __init__(self, plan_digest: str) -> None:
+        from velapy.cue.cache import RenderCache, cache_root, digest  # light: the standard library only
+
+        self.key = digest("velapy-plan-objects", OBJECT_CACHE_FORMAT, plan_digest)
+        # a folder of its own (same limit, trimmed apart): large plans never evict the render cache's entries
+        self.cache = RenderCache(cache_root() / "plans")
+
+    def load(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """(the plan's data, or None; rel → [text sha256, object])."""
+        data = self.cache.get(self.key)
+        if not isinstance(data, dict) or not isinstance(data.get("plan"), dict) or \
+                not isinstance(data.get("objects"), dict):
+            return None, {}
+        return data["plan"], data["objects"]
+
+    def store(self, plan: Mapping[str, Any], entries: Mapping[str, Any]) -> None:
+        self.cache.put(self.key, {"plan": plan, "objects": dict(entries)})
+        self.cache.close()
+
+
+OBJECT_CACHE_FORMAT = "2"
+
+
 def _check_http_step(name: str, stype: str, props: Mapping[str, Any], where: Callable[..., Location],
                      problems: list[Diagnostic]) -> None:
     """notification / webhook: refuse what velapy cannot send (email needs SMTP, a URL that is not
-    one), never quoting a URL (it may hold a token)."""
-    loc = where()
+    one), never quoting a URL (it may hold a token). `where` is called only for a problem (it reads
+    plan.yaml with positions)."""
     urls: list[tuple[tuple[str, ...], Any]] = [(("url",), props.get("url"))] if stype == "webhook" else \
         [((ch, "url"), props[ch].get("url")) for ch in ("slack", "dingding", "lark")
          if isinstance(props.get(ch), Mapping)]
@@ -285,9 +370,9 @@ def _check_http_step(name: str, stype: str, props: Mapping[str, Any], where: Cal
     if stype == "notification":
         if "email" in props:
             problems.append(Diagnostic(f"step {name}: notification by email is not sent by velapy apply "
-                                       "(it needs an SMTP relay)", loc, "use slack, dingding or lark"))
+                                       "(it needs an SMTP relay)", where(), "use slack, dingding or lark"))
         if not any(k in props for k in ("slack", "dingding", "lark", "email")):
-            problems.append(Diagnostic(f"step {name}: notification names no channel (slack, dingding, lark)", loc))
+            problems.append(Diagnostic(f"step {name}: notification names no channel (slack, dingding, lark)", where()))
 
 
 def load_plan_files(files: Mapping[str, str], origin: str = "") -> ExecPlan:
@@ -297,17 +382,25 @@ def load_plan_files(files: Mapping[str, str], origin: str = "") -> ExecPlan:
     if text is None:
         raise InputError(f"{plan_file}: no plan here: give a folder written by `velapy render -o DIR`",
                          Location(file=plan_file))
-    docs = load_documents(text, plan_file)
-    if len(docs) != 1:
-        raise InputError("plan.yaml holds one document", Location(file=plan_file, line=1))
-    doc = docs[0]
-    try:
-        validate_plan_data(doc.data)
-    except VelapyError as exc:
-        raise InputError([Diagnostic(d.message, Location(file=plan_file, path=d.location.path))
-                          for d in exc.diagnostics]) from None
-    data = doc.data
-    loader = _Loader(files, origin, doc)
+    digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    cache = ObjectCache(digest)
+    cached_plan, cached = cache.load()
+    doc: Document | None = None
+    if cached_plan is not None:  # this very plan.yaml was read and passed its schema before
+        data = cached_plan
+    else:
+        docs = load_documents(text, plan_file)
+        if len(docs) != 1:
+            raise InputError("plan.yaml holds one document", Location(file=plan_file, line=1))
+        doc = docs[0]
+        try:
+            validate_plan_data(doc.data)
+        except VelapyError as exc:
+            raise InputError([Diagnostic(d.message, Location(file=plan_file, path=d.location.path))
+                              for d in exc.diagnostics]) from None
+        data = doc.data
+    loader = _Loader(files, origin, doc, text, plan_file)
+    loader.cached = cached
     names: list[str] = []
     for s in data["steps"]:
         names.append(str(s["name"]))
@@ -315,14 +408,16 @@ def load_plan_files(files: Mapping[str, str], origin: str = "") -> ExecPlan:
     steps = tuple(loader.step(s, ["steps", i], names) for i, s in enumerate(data["steps"]))
     if loader.problems:
         raise InputError(loader.problems)
+    if cached_plan is None or loader.misses or len(loader.fresh) != len(loader.cached):
+        cache.store(data, loader.fresh)
     clusters = {str(c["name"]): ClusterEntry(str(c["name"]), str(c.get("kubeconfig") or ""),
                                              str(c.get("context") or ""), _identity(c.get("identity")),
                                              str(c.get("version") or ""))
                 for c in data["clusters"]}
     app = data["application"]
     return ExecPlan(str(app["name"]), str(app["namespace"]), _identity(app.get("identity")), clusters, steps,
-                    str(data["workflow"]["mode"]["steps"]), dict(data.get("resourcePolicies") or {}),
-                    "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest(), origin, dict(files))
+                    str(data["workflow"]["mode"]["steps"]), dict(data.get("resourcePolicies") or {}), digest, origin,
+                    dict(files))
 
 
 def load_plan_folder(folder: str) -> ExecPlan:

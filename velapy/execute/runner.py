@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import threading
 import time
@@ -37,7 +38,7 @@ from velapy import __version__
 from velapy.errors import EXIT_CLUSTER, EXIT_OK, ClusterError, InputError
 from velapy.execute.access import ClientPool
 from velapy.execute.conditions import StepStatus
-from velapy.execute.deploy import ClusterRollout, DeployOptions, Outcome, describe_error, owner_patch
+from velapy.execute.deploy import ClusterRollout, DeployOptions, Outcome, describe_error, owner_patch, read_live
 from velapy.execute.notify import send_step
 from velapy.execute.objects import apply_rank, owner, shared_by
 from velapy.execute.planfile import ExecPlan, ObjectRef, Step
@@ -47,6 +48,7 @@ from velapy.kube import ApiError, KubeError
 from velapy.oam import A_SHARED_BY
 
 FINISHED = ("succeeded", "failed", "skipped")
+REMOVE_PARALLELISM = 16  # clusters whose objects GC and `velapy delete` remove at the same time
 
 
 def now() -> str:
@@ -85,6 +87,24 @@ class Report:
         return EXIT_OK if self.phase in ("succeeded", "suspended") else EXIT_CLUSTER
 
 
+# rewritten by every run, so not a change of what the app owns: its id and times, the write's own id (see
+# ConfigMapStore.save), where the state lives (set by the store on write), and who asked (with the time it
+# asked; a run that changes something records its caller, and the revision history records every caller)
+_VOLATILE = frozenset({"runId", "startedAt", "finishedAt", "updatedAt", "generation", "mode", "executorVersion",
+                       "steps", "writeId", "store", "requestedBy"})
+
+
+def settled_signature(state: RunState) -> str:
+    """The state without what every run rewrites (its id, times, steps, generation, the resourceVersions it
+    last saw) and with a running or succeeded phase alike: two runs of one finished plan that changed nothing
+    have equal signatures; a failure, a new inventory entry, a new uid or a kept object changes it."""
+    data = state.to_dict()
+    sig = {k: v for k, v in data.items() if k not in _VOLATILE}
+    sig["phase"] = "succeeded" if state.phase in ("running", "succeeded") else state.phase
+    sig["inventory"] = [{k: v for k, v in e.items() if k != "resourceVersion"} for e in data["inventory"]]
+    return json.dumps(sig, sort_keys=True, separators=(",", ":"))
+
+
 class _Stop(Exception):
     """The run stops here (suspended at a gate)."""
 
@@ -104,6 +124,12 @@ class Runner:
         self.state: RunState = RunState(plan.app_name, plan.app_namespace)
         self.keep = False
         self._order = {o.ref: i for i, o in enumerate(plan.objects())}
+        # re-applying a finished plan: the state as loaded (see settled_signature); saves that would record
+        # nothing new are skipped, so a run that finds no drift writes nothing, its run state included
+        self._quiet: str | None = None
+        # called once, before the first state write of such a run (the revision history records a drift
+        # correction then: a re-apply that changed nothing leaves no revision, as it leaves no state write)
+        self.before_first_write: Callable[[], None] | None = None
         self.requested_by: dict[str, Any] = {}  # the authenticated caller, recorded in the state (audit)
         self.unreachable: dict[str, str] = {}  # inventory clusters without a client: why
         self._cancel = threading.Event()  # set on Ctrl-C: the cluster pipelines stop at their next wait
@@ -116,8 +142,19 @@ class Runner:
 
     def _save(self) -> None:
         with self._lock:
+            if self._quiet is not None:
+                if settled_signature(self.state) == self._quiet:
+                    return  # a drift-correcting run that has changed nothing so far: nothing to record
+                self._quiet = None  # from here on, every save writes
+                if self.before_first_write is not None:
+                    self.before_first_write()
             self.state.updatedAt = now()
             self.store.save(self.state)
+
+    @property
+    def quiet(self) -> bool:
+        """Re-applying a finished plan, and nothing recorded yet (see `_save`)."""
+        return self._quiet is not None
 
     def _new_state(self, old: RunState | None) -> RunState:
         st = RunState(self.plan.app_name, self.plan.app_namespace, planDigest=self.plan.digest,
@@ -188,6 +225,7 @@ class Runner:
                 self.rep.say(f"continuing the unfinished run of {ident} (finished steps are not run again)")
                 return True
             # the finished plan again: re-apply everything, gates do not stop it
+            self._quiet = settled_signature(old)
             self.state = self._new_state(old)
             self.state.mode = "keep"
             self.keep = True
@@ -463,7 +501,7 @@ class Runner:
         its intent entry goes (no state may list an object it does not own)."""
         e = self.state.entry(ref)
         if e is not None and not e.uid:
-            self.state.inventory.remove(e)
+            self.state.drop([e])
 
     def _intend(self, step: Step, o: Any) -> bool:
         """Record an object about to be applied; True when the inventory changed."""
@@ -471,7 +509,7 @@ class Runner:
         gc = dict(o.rules.get("garbageCollect") or {})
         if e is None:
             e = Entry(o.cluster, o.api_version, o.kind, o.namespace, o.name)
-            self.state.inventory.append(e)
+            self.state.add(e)
         before = (e.apiVersion, e.digest, e.step, e.component, e.gc, e.shared, e.readOnly, e.order, e.state)
         if e.state in ("kept", "orphaned"):
             e.state = "pending"
@@ -511,6 +549,7 @@ class Runner:
         gcp = self.plan.resource_policies.get("garbage-collect") or {}
         keep_legacy = bool(gcp.get("keepLegacyResource"))
         gone = [e for e in self.state.inventory if e.ref not in planned]
+        doomed: list[Entry] = []
         for e in self._gc_sorted(gone):
             strategy = e.gc.get("strategy", "onAppUpdate")
             if keep_legacy or strategy in ("never", "onAppDelete") or e.readOnly:
@@ -520,24 +559,60 @@ class Runner:
                     why = "keepLegacyResource" if keep_legacy else ("read-only" if e.readOnly else strategy)
                     self.rep.say(f"gc: kept {e.ref.text()} ({why})")
                 continue
-            self._remove(e, "gc")
+            doomed.append(e)
+        self._remove_all(doomed, "gc")
 
-    def _remove(self, e: Entry, verb: str) -> bool:
-        """Delete one inventory entry's object if it is still this app's; drop the entry when settled."""
+    def _remove_all(self, entries: Sequence[Entry], verb: str) -> None:
+        """`_remove` every entry: the clusters in parallel (up to REMOVE_PARALLELISM), each cluster's entries
+        in the given order; the live objects are read with one LIST per (cluster, kind, namespace) where
+        several share one. Settled entries leave the inventory in one pass at the end."""
+        by_cluster: dict[str, list[Entry]] = {}
+        for e in entries:
+            by_cluster.setdefault(e.cluster, []).append(e)
+        if not by_cluster:
+            return
+
+        def one(es: list[Entry]) -> list[Entry]:
+            live = self._prefetch(es)
+            return [e for e in es if self._remove(e, verb, live)]
+
+        workers = max(1, min(REMOVE_PARALLELISM, len(by_cluster)))
+        if workers == 1:
+            settled = [one(es) for es in by_cluster.values()]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as ex:
+                settled = list(ex.map(one, by_cluster.values()))
+        self.state.drop(e for es in settled for e in es)
+
+    def _prefetch(self, entries: Sequence[Entry]) -> dict[ObjectRef, dict[str, Any] | None]:
+        """One cluster's entries → their live objects, read by LIST where 2+ entries share a kind and namespace
+        (a failed LIST, e.g. a 403, leaves them to `_remove`'s own GET)."""
+        if not entries:
+            return {}
+        try:
+            client = self.pool[entries[0].cluster]
+        except KeyError:
+            return {}
+        return read_live(client, [(e.ref, e.apiVersion) for e in entries])
+
+    def _remove(self, e: Entry, verb: str, known: Mapping[ObjectRef, dict[str, Any] | None] | None = None) -> bool:
+        """Delete one inventory entry's object if it is still this app's; True when the entry is settled (the
+        caller drops it). `known`: live objects read before (a LIST); the delete then also names the listed
+        resourceVersion as precondition, and a 409 sends it back through a fresh GET."""
         me = (self.plan.app_namespace, self.plan.app_name)
         try:
             client = self.pool[e.cluster]
         except KeyError:
             why = self.unreachable.get(e.cluster, "no kubeconfig context for it")
-            self.report.problems.append(f"{verb}: cannot reach cluster {e.cluster} for {e.ref.describe()}: {why}; "
-                                        "it stays recorded for the next run")
+            self._problem(f"{verb}: cannot reach cluster {e.cluster} for {e.ref.describe()}: {why}; "
+                          "it stays recorded for the next run")
             return False
+        listed = known is not None and e.ref in known
         try:
             rt = client.resource(e.apiVersion, e.kind)
             ns = e.namespace if rt.namespaced else ""
-            live = client.get(rt, ns, e.name)
+            live = known[e.ref] if known is not None and listed else client.get(rt, ns, e.name)
             if live is None:
-                self.state.inventory.remove(e)
                 return True
             own = owner(live)
             if e.shared:
@@ -549,46 +624,60 @@ class Runner:
                             "metadata": {"resourceVersion": (live.get("metadata") or {}).get("resourceVersion"),
                                          "annotations": {A_SHARED_BY: ",".join(rest)}}}
                         client.merge_patch(rt, ns, e.name, patch)
-                    self.rep.say(f"{verb}: released shared {e.ref.text()} (still used by {', '.join(rest)})")
-                    self.state.inventory.remove(e)
+                    self._note(f"{verb}: released shared {e.ref.text()} (still used by {', '.join(rest)})")
                     return True
             if own != me:
                 who = f"{own[0]}/{own[1]}" if own else "no application"
-                msg = f"{verb}: skipped {e.ref.text()}: owned by {who}"
-                self.report.skipped_gc.append(msg)
-                self.rep.say(msg)
-                self.state.inventory.remove(e)
+                self._skipped(f"{verb}: skipped {e.ref.text()}: owned by {who}")
                 return True
-            uid = str((live.get("metadata") or {}).get("uid") or "")
+            meta = live.get("metadata") or {}
+            uid = str(meta.get("uid") or "")
             if e.uid and uid != e.uid:
                 # deleted and re-created by someone else since this app applied it: not this app's object
-                msg = f"kept {_where(e)}: re-created by someone else (uid changed)"
-                self.report.skipped_gc.append(msg)
-                self.rep.say(f"{verb}: {msg}")
-                self.state.inventory.remove(e)
+                self._kept(verb, f"kept {_where(e)}: re-created by someone else (uid changed)")
                 return True
             prop = {"orphan": "Orphan", "cascading": "Background"}.get(e.gc.get("propagation", ""), "")
-            # the recorded uid is the precondition: an object re-created between the read and the delete survives
-            client.delete(rt, ns, e.name, uid=e.uid or uid, propagation=prop)
+            # the recorded uid is the precondition: an object re-created between the read and the delete survives;
+            # a listed object also names the resourceVersion the LIST saw (changed since: decided again below)
+            client.delete(rt, ns, e.name, uid=e.uid or uid, propagation=prop,
+                          resource_version=str(meta.get("resourceVersion") or "") if listed else "")
         except ApiError as exc:
             if exc.status == 404:
-                self.state.inventory.remove(e)
                 return True
+            if exc.status == 409 and listed:
+                return self._remove(e, verb)  # changed since the LIST: decide again on a fresh GET
             if exc.status == 409:
                 msg = f"{verb}: kept {_where(e)}: re-created by someone else (uid changed)"
-                self.report.skipped_gc.append(msg)
+                with self._lock:
+                    self.report.skipped_gc.append(msg)
                 self.rep.say(msg)
-                self.state.inventory.remove(e)
                 return True
-            self.report.problems.append(describe_error(exc, client, "delete", None, e.namespace, e.name, e.kind))
+            self._problem(describe_error(exc, client, "delete", None, e.namespace, e.name, e.kind))
             return False
         except KubeError as exc:
-            self.report.problems.append(describe_error(exc, client, "delete", None, e.namespace, e.name, e.kind))
+            self._problem(describe_error(exc, client, "delete", None, e.namespace, e.name, e.kind))
             return False
-        self.report.deleted += 1
+        with self._lock:
+            self.report.deleted += 1
         self.rep.say(f"{verb}: deleted {e.ref.text()}")
-        self.state.inventory.remove(e)
         return True
+
+    def _problem(self, text: str) -> None:
+        with self._lock:
+            self.report.problems.append(text)
+
+    def _skipped(self, text: str) -> None:
+        with self._lock:
+            self.report.skipped_gc.append(text)
+        self.rep.say(text)
+
+    def _kept(self, verb: str, msg: str) -> None:
+        with self._lock:
+            self.report.skipped_gc.append(msg)
+        self.rep.say(f"{verb}: {msg}")
+
+    def _note(self, text: str) -> None:
+        self.rep.say(text)
 
     def delete_all(self) -> Report:
         """`velapy delete`: remove every object the app owns (garbage-collect strategy `never` excepted)."""
@@ -598,13 +687,17 @@ class Runner:
             raise InputError(f"app {ident} has no run state in {self.store.describe()}: velapy applied nothing "
                              "for it that it could delete")
         self.state = old
+        kept: list[Entry] = []
+        doomed: list[Entry] = []
         for e in self._gc_sorted(list(old.inventory)):
             if e.gc.get("strategy") == "never" or e.readOnly:
                 self.rep.say(f"delete: kept {e.ref.text()} ({'read-only' if e.readOnly else 'never'})")
                 self.report.kept += 1
-                self.state.inventory.remove(e)
+                kept.append(e)
                 continue
-            self._remove(e, "delete")
+            doomed.append(e)
+        self.state.drop(kept)
+        self._remove_all(doomed, "delete")
         self.report.phase = "deleted" if not self.report.problems else "failed"
         if self.state.inventory or self.report.problems:
             self.state.phase = "failed"

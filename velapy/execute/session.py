@@ -363,8 +363,10 @@ def session_for(plan: ExecPlan, target: Target, reporter: Reporter | None, facto
     """Clients for `plan`'s clusters (every kubeconfig checked first) + its state store."""
     factory = factory or default_factory()
     opts = target.access_options()
-    names = [n for n in plan.clusters if any(o.cluster == n for o in plan.objects())]
-    names += [o.cluster for o in plan.objects() if o.cluster not in names]
+    used = list(dict.fromkeys(o.cluster for o in plan.objects()))  # clusters with objects, in plan order
+    seen = set(used)
+    names = [n for n in plan.clusters if n in seen]
+    names += [n for n in used if n not in set(names)]
     accesses, hub_acc = resolve(names, plan.clusters, plan.identity, opts)
     # the app's claim against the identities the operator or the platform chose: no request yet
     check_claim(plan.identity, accesses, None, known_only=True)
@@ -437,7 +439,10 @@ def run(session: Session, options: Options, reporter: Reporter, *, resume: bool 
             runner.report.state = runner.state
             return runner.report
         rec = Recorder(session, history or RunHistory(), source, reporter)
-        rec.begin(runner.state)
+        if runner.quiet:  # the finished plan again: a revision only once it records something (drift corrected)
+            runner.before_first_write = lambda: rec.begin(runner.state)
+        else:
+            rec.begin(runner.state)
         try:
             return runner.proceed()
         finally:

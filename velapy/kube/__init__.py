@@ -150,7 +150,8 @@ class Client(Protocol):
     def merge_patch(self, rt: ResourceType, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]: ...
 
     def delete(self, rt: ResourceType, namespace: str, name: str, *, uid: str = "", propagation: str = "",
-               dry_run: bool = False) -> None: ...
+               dry_run: bool = False, resource_version: str = "") -> None:
+        """Preconditions: `uid` and `resource_version` (when given) must match the live object (else 409)."""
 
     def set_deadline(self, when: float | None) -> None:
         """No request (retries included) runs past `when` (time.monotonic()); None lifts the limit."""

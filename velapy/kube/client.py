@@ -73,6 +73,32 @@ def _describe_transport(exc: BaseException) -> str:
     return type(probe).__name__
 
 
+REFRESH_EVERY = 1.0  # seconds between two runs of the loader's credential refresh hook
+
+
+def _throttle_refresh(cfg: Any, clock: Callable[[], float] = time.monotonic) -> None:
+    """The kubeconfig loader installs a hook that runs before EVERY request: it checks whether an expiring
+    token (exec plugin, OIDC) is due and re-sets the whole configuration (host, CA, proxy...), which costs
+    more than the request's own headers. Run it at most once per REFRESH_EVERY seconds instead; a static
+    token never changes, an expiring one is refreshed well before it expires."""
+    if getattr(cfg, "refresh_api_key_hook", None) is None:
+        return
+    hook = [cfg.refresh_api_key_hook]
+    last = [-REFRESH_EVERY]
+
+    def throttled(c: Any) -> None:
+        now = clock()
+        if now - last[0] >= REFRESH_EVERY:
+            last[0] = now
+            hook[0](c)
+            again = getattr(c, "refresh_api_key_hook", None)
+            if again is not throttled and again is not None:  # the hook re-installs itself: keep it wrapped
+                hook[0] = again
+            c.refresh_api_key_hook = throttled
+
+    cfg.refresh_api_key_hook = throttled
+
+
 def _unquote(text: str) -> str:
     try:
         return str(json.loads(f'"{text}"'))
@@ -101,6 +127,7 @@ class KubeClient:
                              Location(file=ctx.file, cluster=access.cluster)) from None
         cfg.retries = 0  # this module retries (see the module docstring)
         cfg.debug = False
+        _throttle_refresh(cfg)
         self._api = kclient.ApiClient(configuration=cfg)
         self._lock = threading.Lock()
         self._until: float | None = None  # the caller's deadline for this cluster (see set_deadline)
@@ -131,9 +158,11 @@ class KubeClient:
 
     def _send(self, method: str, path: str, query: Iterable[tuple[str, str]], body: Any,
               content_type: str, timeout: tuple[float, float]) -> tuple[int, bytes, Mapping[str, str]]:
-        m, url, headers, sbody, _post = self._api.param_serialize(
+        # the body is plain JSON data already: it goes to the transport as is (the client's sanitizer would
+        # walk every field of it again, per request), which serialises it with json.dumps
+        m, url, headers, _none, _post = self._api.param_serialize(
             method, path, query_params=list(query), header_params={"Accept": JSON, "Content-Type": content_type},
-            body=body, auth_settings=["BearerToken"])
+            body=None, auth_settings=["BearerToken"])
         hdrs = urllib3.HTTPHeaderDict(headers or {})
         ident = self._identity
         if ident is not None:
@@ -141,7 +170,7 @@ class KubeClient:
                 hdrs["Impersonate-User"] = ident.user
             for g in ident.groups:  # one header per group: the API server reads them as a list
                 hdrs.add("Impersonate-Group", g)
-        resp = self._api.call_api(m, url, header_params=hdrs, body=sbody, _request_timeout=timeout)
+        resp = self._api.call_api(m, url, header_params=hdrs, body=body, _request_timeout=timeout)
         data = resp.read() or b""
         return int(resp.status), bytes(data), resp.headers
 
@@ -305,10 +334,11 @@ class KubeClient:
         return out if isinstance(out, dict) else {}
 
     def delete(self, rt: ResourceType, namespace: str, name: str, *, uid: str = "", propagation: str = "",
-               dry_run: bool = False) -> None:
+               dry_run: bool = False, resource_version: str = "") -> None:
         body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
-        if uid:
-            body["preconditions"] = {"uid": uid}
+        pre = {k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v}
+        if pre:
+            body["preconditions"] = pre
         if propagation:
             body["propagationPolicy"] = propagation
         query = [("dryRun", "All")] if dry_run else []

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from velapy.kube.emulator.auth import Authorizer
-from velapy.kube.emulator.server import CRD_DELAY, NAMESPACE_DELAY, AuditLog, Cluster
+from velapy.kube.emulator.server import CRD_DELAY, JOURNAL_LIMIT, NAMESPACE_DELAY, AuditLog, Cluster
 from velapy.kube.emulator.tls import certificate, server_context
 
 
@@ -30,7 +30,8 @@ class Fleet:
 
     def __init__(self, names: Sequence[str], rbac: str | Path | dict[str, Any] | None = None,
                  ready_after: float = 0.0, audit_log: str | Path | None = None,
-                 versions: Mapping[str, str] | None = None, tls: bool = True, crd_delay: float = CRD_DELAY,
+                 versions: Mapping[str, str] | None = None, tls: bool = True,
+                 journal_limit: int | None = JOURNAL_LIMIT, crd_delay: float = CRD_DELAY,
                  namespace_delay: float = NAMESPACE_DELAY, hold_images: Sequence[str] = ()) -> None:
         if len(set(names)) != len(names):
             raise ValueError(f"cluster names repeat: {', '.join(names)}")
@@ -40,7 +41,8 @@ class Fleet:
         self.ca = certificate() if tls else b""
         self.clusters: dict[str, Cluster] = {
             n: Cluster(n, authz=self.authz, ready_after=ready_after, version=(versions or {}).get(n, ""),
-                       audit=self.audit, tls=context, crd_delay=crd_delay, namespace_delay=namespace_delay)
+                       audit=self.audit, tls=context, journal_limit=journal_limit, crd_delay=crd_delay,
+                       namespace_delay=namespace_delay)
             for n in names}
         for c in self.clusters.values():
             c.store.held_images = tuple(hold_images)

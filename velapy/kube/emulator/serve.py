@@ -33,6 +33,9 @@ from velapy.kube.emulator.server import CRD_DELAY, NAMESPACE_DELAY, Fault
 from velapy.kube.emulator.tls import TlsError
 from velapy.load.clusters import load_inventory
 
+SERVE_JOURNAL = 1_000  # requests each served cluster remembers in memory (nobody reads them; see --audit-log)
+
+
 _FAULT_KEYS = ("cluster", "method", "path", "user", "after", "times", "status", "retry-after", "delay", "drop",
                "commit")
 
@@ -145,7 +148,7 @@ def serve(inventory: str, kubeconfig: str, out: TextIO, *, audit_log: str = "", 
             raise InputError(f"--down {name}: no cluster {name} in the inventory (clusters: {', '.join(inv.names())})")
     try:
         fleet = Fleet(inv.names(), rbac=rbac or None, ready_after=ready_after, audit_log=audit_log or None,
-                      crd_delay=crd_delay, namespace_delay=namespace_delay,
+                      crd_delay=crd_delay, namespace_delay=namespace_delay, journal_limit=SERVE_JOURNAL,
                       versions={c.name: c.version for c in inv.clusters if c.version}, hold_images=hold_images)
     except RbacError as e:
         raise InputError([Diagnostic(str(e), Location(file=rbac))]) from None

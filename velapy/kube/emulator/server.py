@@ -21,6 +21,7 @@ import stat
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -174,18 +175,22 @@ def _version_doc(version: str) -> dict[str, Any]:
             "platform": "linux/amd64"}
 
 
+JOURNAL_LIMIT = 50_000  # requests a cluster's journal keeps (each holds its body: a few KB)
+
+
 class Cluster:
     """One emulated cluster: a store, an HTTP server on 127.0.0.1, a journal and faults."""
 
     def __init__(self, name: str, *, authz: Authorizer | None = None, ready_after: float = 0.0,
                  version: str = "", audit: Callable[[dict[str, Any]], None] | None = None,
-                 token: str = "", tls: ssl.SSLContext | None = None, crd_delay: float = CRD_DELAY,
-                 namespace_delay: float = NAMESPACE_DELAY) -> None:
+                 token: str = "", tls: ssl.SSLContext | None = None, journal_limit: int | None = JOURNAL_LIMIT,
+                 crd_delay: float = CRD_DELAY, namespace_delay: float = NAMESPACE_DELAY) -> None:
         self.name = name
         self.authz = authz if authz is not None else Authorizer.load(None)
         self.version = version
         self.store = Store(ready_after=ready_after, crd_delay=crd_delay, namespace_delay=namespace_delay)
-        self.journal: list[Request] = []
+        # the latest requests (the oldest forgotten past `journal_limit`; the audit log keeps every one)
+        self.journal: deque[Request] = deque(maxlen=journal_limit)
         self.faults: list[Fault] = []
         self.lock = threading.Lock()
         self.port = 0
