@@ -67,18 +67,11 @@ def _skip_braces(src: str, i: int) -> int:
     """`src[i]` is `{`: the index after its matching `}`."""
     depth = 0
     while i < len(src):
-        j = _skip_trivia(src, i)
+        j = _skip_opaque(src, i)
         if j != i:
             i = j
             continue
         c = src[i]
-        if c == '"':
-            i = _skip_string(src, i)
-            continue
-        m = _HEREDOC.match(src, i)
-        if m:
-            i = _skip_heredoc(src, m)
-            continue
         if c in "{[(":
             depth += 1
         elif c in "}])":
@@ -87,6 +80,17 @@ def _skip_braces(src: str, i: int) -> int:
                 return i + 1
         i += 1
     raise HclError("unclosed `{`", src.count("\n", 0, i) + 1)
+
+
+def _skip_opaque(src: str, i: int) -> int:
+    """Past a comment, string or heredoc at `i` (or `i` itself): text whose braces do not count."""
+    j = _skip_trivia(src, i)
+    if j != i:
+        return j
+    if src.startswith('"', i):
+        return _skip_string(src, i)
+    m = _HEREDOC.match(src, i)
+    return _skip_heredoc(src, m) if m else i
 
 
 def _skip_heredoc(src: str, m: re.Match[str]) -> int:
@@ -114,18 +118,11 @@ def variables(src: str) -> list[Variable]:
     out: list[Variable] = []
     i = 0
     while i < len(src):
-        j = _skip_trivia(src, i)
+        j = _skip_opaque(src, i)
         if j != i:
             i = j
             continue
         c = src[i]
-        if c == '"':
-            i = _skip_string(src, i)
-            continue
-        m = _HEREDOC.match(src, i)
-        if m:
-            i = _skip_heredoc(src, m)
-            continue
         if c == "{":
             i = _skip_braces(src, i)
             continue
