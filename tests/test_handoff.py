@@ -20,6 +20,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 from crd_schema import convert, load_crd, problems, validators
+from gitops_models import generate
 from goldens import cases
 
 from velapy import cli
@@ -97,29 +98,6 @@ def emitted_objects() -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
-_PARAM = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
-
-
-def generated_applications(appset: dict[str, Any]) -> list[dict[str, Any]]:
-    """The Applications a list-generator ApplicationSet yields (Go template `{{.key}}` substitution)."""
-    template = appset["spec"]["template"]
-    out = []
-    for gen in appset["spec"]["generators"]:
-        for element in gen["list"]["elements"]:
-            def fill(value: Any, element: dict[str, Any] = element) -> Any:
-                if isinstance(value, str):
-                    return _PARAM.sub(lambda m: str(element[m.group(1)]), value)
-                if isinstance(value, dict):
-                    return {k: fill(v) for k, v in value.items()}
-                if isinstance(value, list):
-                    return [fill(v) for v in value]
-                return value
-
-            app = fill(copy.deepcopy(template))
-            app["apiVersion"], app["kind"] = appset["apiVersion"], "Application"
-            app["metadata"]["namespace"] = appset["metadata"]["namespace"]
-            out.append(app)
-    return out
 
 
 def test_every_emitted_object_matches_its_engines_crd(schemas: dict[tuple[str, str], Any]) -> None:
@@ -128,7 +106,7 @@ def test_every_emitted_object_matches_its_engines_crd(schemas: dict[tuple[str, s
     assert kinds == {("argoproj.io/v1alpha1", "AppProject"), ("argoproj.io/v1alpha1", "ApplicationSet"),
                      ("kustomize.toolkit.fluxcd.io/v1", "Kustomization")}
     apps = [(f"{where} → Application {a['metadata']['name']}", a)
-            for where, o in objects if o["kind"] == "ApplicationSet" for a in generated_applications(o)]
+            for where, o in objects if o["kind"] == "ApplicationSet" for a in generate(o)]
     assert len(apps) >= 8
     failures = []
     for where, obj in [*objects, *apps]:
